@@ -1,0 +1,227 @@
+"""The access model: who exists, what can be reached, who may ask for what.
+
+Pure, immutable values. `sekisho.model` builds an `AccessModel` from YAML and checks every
+cross-reference, so code here may assume references resolve.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+
+
+class GroupKind(StrEnum):
+    STANDING = "standing"  # holds people permanently
+    WORK = "work"  # empty by default; filled only by approved requests
+
+
+class TemplateAction(StrEnum):
+    GRANT = "grant"  # the seed's AddUserToGroup
+    REMOVE = "remove"  # the seed's RemoveUserFromGroup: leave a work group early
+
+
+class Verb(StrEnum):
+    """What a decision is asked about."""
+
+    ASSUME = "assume"  # switch into a role: ACCOUNT/ROLE
+    CONNECT = "connect"  # forward to a target through the gateway
+
+
+class Protocol(StrEnum):
+    HTTPS = "https"
+    HTTP = "http"
+    TCP = "tcp"
+
+
+@dataclass(frozen=True)
+class Role:
+    account: str
+    name: str
+    description: str = ""
+    max_session: timedelta = timedelta(hours=1)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.account}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    description: str = ""
+    aws_account_id: str | None = None
+    roles: tuple[Role, ...] = ()
+
+
+@dataclass(frozen=True)
+class Target:
+    """A network endpoint reachable only through the gateway."""
+
+    name: str
+    host: str
+    port: int
+    account: str | None = None
+    dns_name: str | None = None
+    protocol: Protocol = Protocol.TCP
+    description: str = ""
+    idle_timeout: timedelta = timedelta(minutes=15)
+    max_session: timedelta = timedelta(hours=8)
+
+
+@dataclass(frozen=True)
+class Permissions:
+    assume: frozenset[str] = frozenset()  # role refs "account/role"
+    connect: frozenset[str] = frozenset()  # target names
+    approve: frozenset[str] = frozenset()  # template names
+    audit: bool = False
+    admin: bool = False
+
+    def allows(self, verb: Verb, obj: str) -> bool:
+        granted = self.assume if verb is Verb.ASSUME else self.connect
+        return obj in granted
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    kind: GroupKind
+    description: str = ""
+    members: frozenset[str] = frozenset()
+    permissions: Permissions = field(default_factory=Permissions)
+
+    @property
+    def is_work(self) -> bool:
+        return self.kind is GroupKind.WORK
+
+
+@dataclass(frozen=True)
+class ApprovalLevel:
+    approvers: str  # group name
+    min_approvals: int = 1
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    """Members of `requesters` may request membership of `groups`."""
+
+    requesters: frozenset[str]
+    groups: frozenset[str]
+
+
+@dataclass(frozen=True)
+class ChangeSection:
+    """A free-text section of change information (the seed's target, impact, rollback...)."""
+
+    name: str
+    title: str
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """An extra named value a request must or may carry, e.g. a change ticket."""
+
+    name: str
+    description: str = ""
+    required: bool = False
+    pattern: str | None = None  # a full-match regular expression
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    action: TemplateAction
+    description: str = ""
+    eligibility: tuple[Eligibility, ...] = ()
+    approval: tuple[ApprovalLevel, ...] = ()
+    max_duration: timedelta = timedelta(hours=8)
+    auto_approve: bool = False
+    change_info: tuple[ChangeSection, ...] = ()
+    parameters: tuple[Parameter, ...] = ()
+
+    @property
+    def runbook(self) -> tuple[str, ...]:
+        """The ordered steps run after approval, named as in the seed."""
+        if self.action is TemplateAction.GRANT:
+            return ("add_user_to_group", "tag_user")
+        return ("remove_user_from_group", "untag_user")
+
+    def requestable_groups(self, user_groups: Iterable[str]) -> frozenset[str]:
+        """Work groups a person in `user_groups` may ask for with this template."""
+        mine = set(user_groups)
+        allowed: set[str] = set()
+        for rule in self.eligibility:
+            if rule.requesters & mine:
+                allowed |= rule.groups
+        return frozenset(allowed)
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    display_name: str = ""
+    email: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    timezone: str = "UTC"  # IANA name; how `YYYYMMDDhhmm` times are read
+    # A pending request nobody decides on expires at its start (or end); this caps the wait.
+    approval_timeout: timedelta = timedelta(days=3)
+
+
+@dataclass(frozen=True)
+class AccessModel:
+    accounts: tuple[Account, ...] = ()
+    targets: tuple[Target, ...] = ()
+    groups: tuple[Group, ...] = ()
+    templates: tuple[Template, ...] = ()
+    users: tuple[User, ...] = ()
+    settings: ModelSettings = field(default_factory=ModelSettings)
+
+    # Lookups. The model is small (hundreds of entries); linear scans keep it a plain value.
+
+    def user(self, name: str) -> User | None:
+        return next((u for u in self.users if u.name == name), None)
+
+    def group(self, name: str) -> Group | None:
+        return next((g for g in self.groups if g.name == name), None)
+
+    def template(self, name: str) -> Template | None:
+        return next((t for t in self.templates if t.name == name), None)
+
+    def target(self, name: str) -> Target | None:
+        return next((t for t in self.targets if t.name == name), None)
+
+    def account(self, name: str) -> Account | None:
+        return next((a for a in self.accounts if a.name == name), None)
+
+    def role(self, ref: str) -> Role | None:
+        return next((r for r in self.roles() if r.ref == ref), None)
+
+    def roles(self) -> Iterator[Role]:
+        for account in self.accounts:
+            yield from account.roles
+
+    def standing_groups_of(self, user: str) -> tuple[Group, ...]:
+        return tuple(g for g in self.groups if user in g.members)
+
+    def approver_groups(self, template: str) -> tuple[Group, ...]:
+        return tuple(g for g in self.groups if template in g.permissions.approve)
+
+    def is_admin(self, user: str) -> bool:
+        return any(g.permissions.admin for g in self.standing_groups_of(user))
+
+    def is_auditor(self, user: str) -> bool:
+        groups = self.standing_groups_of(user)
+        return any(g.permissions.audit or g.permissions.admin for g in groups)
+
+    def groups_allowing(self, verb: Verb, obj: str) -> tuple[Group, ...]:
+        return tuple(g for g in self.groups if g.permissions.allows(verb, obj))
+
+    def exists(self, verb: Verb, obj: str) -> bool:
+        if verb is Verb.ASSUME:
+            return self.role(obj) is not None
+        return self.target(obj) is not None

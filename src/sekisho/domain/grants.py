@@ -1,0 +1,68 @@
+"""Grants: user x group x [start, end). The one place that says whether a grant is active."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class GrantStatus(StrEnum):
+    ACTIVATING = "activating"  # the runbook is making it real; not yet usable
+    ACTIVE = "active"
+    ENDING = "ending"  # its end arrived; the provider has not yet confirmed the removal
+    EXPIRED = "expired"  # ended at its end time
+    REVOKED = "revoked"  # ended early: released, revoked, or a remove request
+    FAILED = "failed"  # the runbook failed; never became usable
+
+
+class EndReason(StrEnum):
+    EXPIRED = "expired"
+    RELEASED = "released"  # the holder said "I'm done"
+    REVOKED = "revoked"  # an admin
+    REMOVED = "removed"  # a RemoveUserFromGroup request
+
+
+ENDED = frozenset({GrantStatus.EXPIRED, GrantStatus.REVOKED, GrantStatus.FAILED})
+
+
+@dataclass(frozen=True)
+class GrantWindow:
+    """The part of a grant that decides whether it is usable."""
+
+    id: int
+    user: str
+    group: str
+    status: GrantStatus
+    start_at: datetime
+    end_at: datetime
+
+
+def is_active(grant: GrantWindow, at: datetime) -> bool:
+    """Usable at `at`: activated, not ended, and `at` inside [start, end).
+
+    The end bound is checked here as well as by the expiry scheduler, so access stops at the
+    end instant even when the scheduler is late, down, or on another node.
+    """
+    return grant.status is GrantStatus.ACTIVE and grant.start_at <= at < grant.end_at
+
+
+def holds_membership(grant: GrantWindow, at: datetime) -> bool:
+    """Whether the provider should keep the user in the group for this grant.
+
+    An activating grant counts too: its runbook has added (or is adding) the member, and ending
+    an overlapping grant must not pull the membership out from under it.
+    """
+    live = grant.status in (GrantStatus.ACTIVE, GrantStatus.ACTIVATING)
+    return live and at < grant.end_at
+
+
+def membership_end(grants: Iterable[GrantWindow], at: datetime) -> datetime | None:
+    """When the user's membership should end given all their grants for one group.
+
+    Overlapping grants never cut each other: access lasts until the last one ends.
+    None means no grant holds the membership any more: remove it.
+    """
+    ends = [g.end_at for g in grants if holds_membership(g, at)]
+    return max(ends) if ends else None

@@ -1,0 +1,87 @@
+"""Reading the times people type: ISO 8601, the seed's `YYYYMMDDhhmm`, and `2h30m`."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sekisho.domain.errors import InvalidInput
+
+_SEED_TTL = re.compile(r"\d{12}")  # YYYYMMDDhhmm, as the seed's TTL tag
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+_MAX_DURATION = timedelta(days=366)
+
+
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidInput.one("timezone", "iana_zone", f"unknown time zone {name!r}") from exc
+
+
+def parse_instant(text: str, field: str, tz: ZoneInfo) -> datetime:
+    """An absolute time. Times without an offset are read in `tz` (the model's zone)."""
+    value = text.strip()
+    if _SEED_TTL.fullmatch(value):
+        try:
+            naive = datetime.strptime(value, "%Y%m%d%H%M")  # noqa: DTZ007 - zone applied below
+        except ValueError as exc:
+            raise InvalidInput.one(
+                field, "time_format", f"{text!r} is not a valid YYYYMMDDhhmm time"
+            ) from exc
+        return naive.replace(tzinfo=tz).astimezone(UTC)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidInput.one(
+            field,
+            "time_format",
+            f"{text!r} is not a time: use ISO 8601 (2026-11-29T18:00+09:00) or YYYYMMDDhhmm",
+        ) from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=tz)
+    return parsed.astimezone(UTC)
+
+
+def parse_duration(text: str, field: str) -> timedelta:
+    """`2h30m`, `90m`, `1d`, `45s`: positive, at most a year."""
+    value = text.strip().lower()
+    match = _DURATION.fullmatch(value)
+    if not value or match is None or not any(match.groups()):
+        raise InvalidInput.one(
+            field, "duration_format", f"{text!r} is not a duration: use forms like 2h30m, 90m, 1d"
+        )
+    days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    try:
+        result = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    except OverflowError as exc:
+        raise InvalidInput.one(field, "duration_range", f"{text!r} is too long") from exc
+    if result <= timedelta(0):
+        raise InvalidInput.one(field, "duration_positive", "the duration must be positive")
+    if result > _MAX_DURATION:
+        raise InvalidInput.one(field, "duration_range", f"{text!r} is longer than a year")
+    return result
+
+
+def format_duration(delta: timedelta) -> str:
+    """The inverse of `parse_duration`, for messages: 2h30m, 45s, 1d2h."""
+    total = int(delta.total_seconds())
+    if total <= 0:
+        return "0s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        amount, total = divmod(total, size)
+        if amount:
+            parts.append(f"{amount}{unit}")
+    return "".join(parts)
+
+
+def seed_ttl(at: datetime, tz: ZoneInfo) -> str:
+    """The seed's TTL tag form of `at`, in the model's zone."""
+    return at.astimezone(tz).strftime("%Y%m%d%H%M")
+
+
+def iso(at: datetime) -> str:
+    """UTC ISO 8601 with a Z, to the second: the form sekisho writes everywhere."""
+    return at.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
