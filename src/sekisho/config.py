@@ -1,0 +1,55 @@
+"""Server settings, from `SEKISHO_*` environment variables.
+
+Defaults are safe for a laptop: SQLite in a private data directory, loopback only, short tokens.
+Anything that would be unsafe is refused, not defaulted.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_PORT = 8470
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "sekisho"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SEKISHO_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str | None = None  # default: SQLite in data_dir
+    # Where users reach the server; used for deep links in messages.
+    public_url: str = f"http://127.0.0.1:{DEFAULT_PORT}"
+
+    token_ttl: timedelta = timedelta(hours=1)
+    login_failure_delay: Annotated[float, Field(ge=0, le=10)] = 1.0
+    lockout_threshold: Annotated[int, Field(ge=1, le=100)] = 5
+    lockout_duration: timedelta = timedelta(minutes=15)
+
+    runbook_lease: timedelta = timedelta(seconds=60)
+    end_retry_first: timedelta = timedelta(seconds=2)
+    end_retry_max: timedelta = timedelta(minutes=5)
+
+    @field_validator("token_ttl")
+    @classmethod
+    def _token_ttl_bounded(cls, value: timedelta) -> timedelta:
+        if not timedelta(minutes=1) <= value <= timedelta(hours=12):
+            raise ValueError("token_ttl must be between 1 minute and 12 hours")
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'sekisho.db'}"
+
+    @property
+    def secret_key_file(self) -> Path:
+        return self.data_dir / "secret.key"

@@ -1,0 +1,69 @@
+"""The decision service: may USER assume ROLE / connect TARGET now, and why.
+
+One place for the gateway, switch-role and `sekisho can`. Every denial is audited.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sekisho.domain.access import Verb
+from sekisho.domain.actor import Actor
+from sekisho.domain.decisions import AccessDecision, decide_access
+from sekisho.domain.errors import Forbidden
+from sekisho.domain.grants import GrantStatus, GrantWindow
+from sekisho.services import policy
+from sekisho.services.audit import AuditEvent
+from sekisho.services.views import grant_window
+from sekisho.store.tables import GrantRow
+
+if TYPE_CHECKING:
+    from sekisho.services.core import Core
+
+
+def live_grants(session: Session, user: str) -> list[GrantWindow]:
+    """The user's grants that may be active; `is_active` decides for each instant."""
+    rows = session.scalars(
+        select(GrantRow).where(GrantRow.user == user, GrantRow.status == GrantStatus.ACTIVE)
+    )
+    return [grant_window(r) for r in rows]
+
+
+class Authorizer:
+    def __init__(self, core: Core) -> None:
+        self._core = core
+
+    def decide(self, user: str, verb: Verb, obj: str, at: datetime | None = None) -> AccessDecision:
+        """The decision alone, without recording it (for pages that show what a user can reach)."""
+        with self._core.db.read() as s:
+            model = self._core.models.model(s)
+            return decide_access(
+                model, user, verb, obj, live_grants(s, user), at or self._core.now()
+            )
+
+    def check(self, actor: Actor, user: str, verb: Verb, obj: str) -> AccessDecision:
+        """Decide for `user` on behalf of `actor`; a denial lands in the audit trail."""
+        with self._core.db.write() as s:
+            model = self._core.models.model(s)
+            if not policy.may_ask_about(model, actor, user):
+                raise Forbidden("you may ask only about yourself; auditors and admins about anyone")
+            decision = decide_access(model, user, verb, obj, live_grants(s, user), self._core.now())
+            if not decision.allowed:
+                self._core.audit(s, denial_event(actor, decision))
+            return decision
+
+
+def denial_event(actor: Actor, decision: AccessDecision) -> AuditEvent:
+    return AuditEvent(
+        "authz.denied",
+        actor.name,
+        actor.source,
+        outcome="denied",
+        subject=decision.user,
+        object=decision.object,
+        detail={"verb": decision.verb.value, "reason": decision.reason[:500]},
+    )

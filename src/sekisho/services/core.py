@@ -1,0 +1,97 @@
+"""The core: what every use case needs, wired once. Interfaces build one and call its services."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+
+from sqlalchemy.orm import Session
+
+from sekisho.clock import Clock, SystemClock
+from sekisho.config import Settings
+from sekisho.providers.base import Provider
+from sekisho.services import audit
+from sekisho.services.authz import Authorizer
+from sekisho.services.events import Event, EventBus
+from sekisho.services.grants import GrantService
+from sekisho.services.identity import IdentityService
+from sekisho.services.locks import DatabaseLocks
+from sekisho.services.models import ModelService
+from sekisho.services.runbook import RunbookService
+from sekisho.services.secretbox import SecretBox
+from sekisho.services.sweeper import Sweeper
+from sekisho.services.workflow import WorkflowService
+from sekisho.store.db import Database
+
+
+@dataclass
+class Core:
+    db: Database
+    settings: Settings
+    provider: Provider
+    secrets: SecretBox
+    clock: Clock = field(default_factory=SystemClock)
+    bus: EventBus = field(default_factory=EventBus)
+    sleep: Callable[[float], None] = time.sleep
+
+    @cached_property
+    def locks(self) -> DatabaseLocks:
+        return DatabaseLocks(self.db)
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def audit(self, session: Session, event: audit.AuditEvent) -> None:
+        audit.record(session, self.now(), event)
+
+    def publish(
+        self,
+        name: str,
+        *,
+        request_id: int | None = None,
+        grant_id: int | None = None,
+        user: str | None = None,
+        group: str | None = None,
+    ) -> None:
+        """Tell subscribers (scheduler, gateway, notifier) after the change has committed."""
+        self.bus.publish(Event(name, self.now(), request_id, grant_id, user, group))
+
+    # The use cases, one object per area. Each takes the core and nothing else.
+
+    @cached_property
+    def models(self) -> ModelService:
+
+        return ModelService(self)
+
+    @cached_property
+    def identity(self) -> IdentityService:
+
+        return IdentityService(self)
+
+    @cached_property
+    def authz(self) -> Authorizer:
+
+        return Authorizer(self)
+
+    @cached_property
+    def workflow(self) -> WorkflowService:
+
+        return WorkflowService(self)
+
+    @cached_property
+    def runbook(self) -> RunbookService:
+
+        return RunbookService(self)
+
+    @cached_property
+    def grants(self) -> GrantService:
+
+        return GrantService(self)
+
+    @cached_property
+    def sweeper(self) -> Sweeper:
+
+        return Sweeper(self)

@@ -1,0 +1,67 @@
+"""Make the provider match sekisho's grants for one (user, group). The only code that calls it.
+
+Activation, expiry, release, revoke, removal and rollback all come down to one question: given
+the user's grants for this group, should they be a member, and until when? The answer drives
+the seed's two runbook steps each way (add + tag, or remove + untag). Callers hold the
+(user, group) lock, so two changes for the same pair never interleave.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+
+from sekisho.domain.errors import ProviderFailure
+from sekisho.domain.grants import GrantStatus, membership_end
+from sekisho.domain.timespec import iso
+from sekisho.services.views import grant_window
+from sekisho.store.tables import GrantRow
+
+if TYPE_CHECKING:
+    from sekisho.services.core import Core
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    step: str
+    ok: bool
+    output: str
+
+
+OnStep = Callable[[StepOutcome], None]
+
+
+def converge(core: Core, user: str, group: str, on_step: OnStep) -> bool:
+    """Run the steps that bring the provider in line; stop at the first failure."""
+    with core.db.read() as s:
+        rows = s.scalars(
+            select(GrantRow).where(
+                GrantRow.user == user,
+                GrantRow.group_name == group,
+                GrantRow.status.in_((GrantStatus.ACTIVE, GrantStatus.ACTIVATING)),
+            )
+        )
+        end = membership_end([grant_window(r) for r in rows], core.now())
+    provider = core.provider
+    steps: list[tuple[str, Callable[[], str]]]
+    if end is None:
+        steps = [
+            ("remove_user_from_group", lambda: provider.remove_member(user, group)),
+            ("untag_user", lambda: provider.delete_tag(user, group)),
+        ]
+    else:
+        steps = [
+            ("add_user_to_group", lambda: provider.add_member(user, group)),
+            ("tag_user", lambda: provider.set_tag(user, group, iso(end))),
+        ]
+    for name, run in steps:
+        try:
+            output = run()
+        except ProviderFailure as exc:
+            on_step(StepOutcome(name, ok=False, output=str(exc)[:1000]))
+            return False
+        on_step(StepOutcome(name, ok=True, output=output))
+    return True

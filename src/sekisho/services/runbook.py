@@ -1,0 +1,316 @@
+"""The runbook: what happens after the last approval (or at the start time).
+
+A grant request adds the user to the work group and tags them with the end (the seed's two
+steps); a remove request ends their grants early. Steps are idempotent and each lands on the
+request's timeline. A failed step fails the request and is rolled back: no half-grant remains.
+A runner holds the request for a lease, so a crashed run is resumed by the sweeper.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sekisho.domain.access import TemplateAction
+from sekisho.domain.actor import Actor
+from sekisho.domain.grants import EndReason, GrantStatus
+from sekisho.domain.requests import RequestStatus, check_transition
+from sekisho.domain.timespec import iso
+from sekisho.services import membership, timeline
+from sekisho.services.audit import AuditEvent
+from sekisho.services.membership import StepOutcome
+from sekisho.store.tables import GrantRow, RequestRow
+
+if TYPE_CHECKING:
+    from sekisho.services.core import Core
+
+RUNNER = Actor.system("runbook")
+
+
+class Claim(Enum):
+    RUN = "run"
+    WAIT = "wait"  # scheduled for later, or another runner holds it
+    DONE = "done"  # nothing left to do
+
+
+@dataclass(frozen=True)
+class Job:
+    request_id: int
+    action: TemplateAction
+    user: str
+    group: str
+    grant_id: int | None
+    rollback: bool = False  # undo whatever an interrupted run did; the request fails
+
+
+class RunbookService:
+    def __init__(self, core: Core) -> None:
+        self._core = core
+
+    def execute(self, request_id: int) -> RequestStatus:
+        """Run (or resume) the request's runbook if it is due; return the request's status."""
+        claim, job, status = self._claim(request_id)
+        if claim is not Claim.RUN:
+            return status
+        assert job is not None
+        if job.action is TemplateAction.GRANT:
+            return self._grant(job)
+        return self._remove(job)
+
+    def _claim(self, request_id: int) -> tuple[Claim, Job | None, RequestStatus]:
+        core = self._core
+        now = core.now()
+        with core.db.write() as s:
+            row = s.execute(
+                select(RequestRow).where(RequestRow.id == request_id).with_for_update()
+            ).scalar_one()
+            status = RequestStatus(row.status)
+            runnable = status in (RequestStatus.APPROVED, RequestStatus.SCHEDULED)
+            resumable = status is RequestStatus.IN_PROGRESS and (
+                row.runner_until is None or row.runner_until <= now
+            )
+            if not (runnable or resumable):
+                return (Claim.DONE if status.is_final else Claim.WAIT), None, status
+            action = TemplateAction(row.action)
+            if action is TemplateAction.GRANT and row.start_at and row.start_at > now:
+                if status is not RequestStatus.SCHEDULED:
+                    check_transition(status, RequestStatus.SCHEDULED)
+                    row.status, row.updated_at = RequestStatus.SCHEDULED, now
+                    timeline.note(
+                        s,
+                        row.id,
+                        now,
+                        "scheduled",
+                        RUNNER.name,
+                        f"runbook will run at {iso(row.start_at)}",
+                    )
+                return Claim.WAIT, None, RequestStatus.SCHEDULED
+            existing = s.scalar(select(GrantRow).where(GrantRow.request_id == row.id))
+            too_late = row.end_at is not None and row.end_at <= now
+            if (
+                action is TemplateAction.GRANT
+                and existing is not None
+                and (too_late or existing.status == GrantStatus.FAILED)
+            ):
+                # An interrupted run may have changed the provider: undo it, then fail.
+                existing.status = GrantStatus.FAILED
+                row.runner_until = now + core.settings.runbook_lease
+                job = Job(row.id, action, row.subject, row.group_name, existing.id, rollback=True)
+                return Claim.RUN, job, status
+            if action is TemplateAction.GRANT and too_late:
+                check_transition(status, RequestStatus.FAILED)
+                row.status, row.updated_at = RequestStatus.FAILED, now
+                timeline.note(
+                    s,
+                    row.id,
+                    now,
+                    "failed",
+                    RUNNER.name,
+                    "the end time passed before the runbook could run",
+                    status="failed",
+                )
+                core.audit(s, _request_event("request.failed", row, error="end passed"))
+                return Claim.DONE, None, RequestStatus.FAILED
+            check_transition(status, RequestStatus.IN_PROGRESS)
+            row.status, row.updated_at = RequestStatus.IN_PROGRESS, now
+            row.runner_until = now + core.settings.runbook_lease
+            grant_id = None
+            if action is TemplateAction.GRANT:
+                grant_id = self._grant_row(s, row, now).id
+            verb = "resumed" if resumable else "started"
+            timeline.note(s, row.id, now, "runbook", RUNNER.name, f"runbook {verb}")
+            return Claim.RUN, Job(row.id, action, row.subject, row.group_name, grant_id), status
+
+    @staticmethod
+    def _grant_row(s: Session, row: RequestRow, now: datetime) -> GrantRow:
+        grant = s.scalar(select(GrantRow).where(GrantRow.request_id == row.id))
+        if grant is None:
+            assert row.end_at is not None
+            grant = GrantRow(
+                request_id=row.id,
+                user=row.subject,
+                group_name=row.group_name,
+                start_at=max(row.start_at or now, now),
+                end_at=row.end_at,
+                status=GrantStatus.ACTIVATING,
+                created_at=now,
+                end_attempts=0,
+            )
+            s.add(grant)
+            s.flush()
+        return grant
+
+    def _step_recorder(self, request_ids: list[int]) -> membership.OnStep:
+        core = self._core
+
+        def record(outcome: StepOutcome) -> None:
+            with core.db.write() as s:
+                for request_id in request_ids:
+                    timeline.note(
+                        s,
+                        request_id,
+                        core.now(),
+                        f"step:{outcome.step}",
+                        RUNNER.name,
+                        f"{outcome.step}: {outcome.output}",
+                        status="ok" if outcome.ok else "failed",
+                    )
+
+        return record
+
+    def _grant(self, job: Job) -> RequestStatus:
+        core = self._core
+        assert job.grant_id is not None
+        with core.locks.hold(job.user, job.group):
+            if job.rollback:
+                rolled_back = membership.converge(
+                    core, job.user, job.group, self._step_recorder([job.request_id])
+                )
+                return self._failed(job, "the run was interrupted or came too late", rolled_back)
+            errors: list[str] = []
+
+            def on_step(outcome: StepOutcome) -> None:
+                self._step_recorder([job.request_id])(outcome)
+                if not outcome.ok:
+                    errors.append(f"{outcome.step}: {outcome.output}")
+
+            if membership.converge(core, job.user, job.group, on_step):
+                return self._activated(job)
+            # Roll back: this grant no longer counts, so converging removes what it added
+            # (or keeps the membership an overlapping grant still needs).
+            self._set_grant_status(job.grant_id, GrantStatus.FAILED)
+            rolled_back = membership.converge(
+                core, job.user, job.group, self._step_recorder([job.request_id])
+            )
+        return self._failed(job, errors[0] if errors else "step failed", rolled_back)
+
+    def _set_grant_status(self, grant_id: int, status: GrantStatus) -> None:
+        with self._core.db.write() as s:
+            s.get_one(GrantRow, grant_id).status = status
+
+    def _activated(self, job: Job) -> RequestStatus:
+        core = self._core
+        now = core.now()
+        with core.db.write() as s:
+            grant = s.get_one(GrantRow, job.grant_id)
+            row = s.get_one(RequestRow, job.request_id)
+            grant.status, grant.activated_at = GrantStatus.ACTIVE, now
+            check_transition(RequestStatus(row.status), RequestStatus.SUCCEEDED)
+            row.status, row.updated_at, row.runner_until = RequestStatus.SUCCEEDED, now, None
+            timeline.note(
+                s,
+                row.id,
+                now,
+                "succeeded",
+                RUNNER.name,
+                f"grant #{grant.id} active until {iso(grant.end_at)}",
+            )
+            core.audit(
+                s,
+                AuditEvent(
+                    "grant.activated",
+                    RUNNER.name,
+                    RUNNER.source,
+                    subject=grant.user,
+                    request_id=row.id,
+                    grant_id=grant.id,
+                    detail={
+                        "group": grant.group_name,
+                        "start": iso(grant.start_at),
+                        "end": iso(grant.end_at),
+                        "template": row.template,
+                    },
+                ),
+            )
+            core.audit(s, _request_event("request.succeeded", row))
+        core.publish(
+            "grant.activated",
+            request_id=job.request_id,
+            grant_id=job.grant_id,
+            user=job.user,
+            group=job.group,
+        )
+        return RequestStatus.SUCCEEDED
+
+    def _failed(self, job: Job, error: str, rolled_back: bool) -> RequestStatus:
+        core = self._core
+        now = core.now()
+        with core.db.write() as s:
+            row = s.get_one(RequestRow, job.request_id)
+            check_transition(RequestStatus(row.status), RequestStatus.FAILED)
+            row.status, row.updated_at, row.runner_until = RequestStatus.FAILED, now, None
+            undo = "rolled back" if rolled_back else "ROLLBACK FAILED: check the provider"
+            timeline.note(
+                s,
+                row.id,
+                now,
+                "failed",
+                RUNNER.name,
+                f"runbook failed ({error}); {undo}",
+                status="failed",
+            )
+            core.audit(s, _request_event("request.failed", row, error=error[:500]))
+        core.publish("request.decided", request_id=job.request_id)
+        return RequestStatus.FAILED
+
+    def _remove(self, job: Job) -> RequestStatus:
+        core = self._core
+        with core.db.read() as s:
+            grant_ids = list(
+                s.scalars(
+                    select(GrantRow.id).where(
+                        GrantRow.user == job.user,
+                        GrantRow.group_name == job.group,
+                        GrantRow.status.in_((GrantStatus.ACTIVE, GrantStatus.ENDING)),
+                    )
+                )
+            )
+        result = core.grants.end(
+            grant_ids,
+            EndReason.REMOVED,
+            RUNNER,
+            note=f"removed by request #{job.request_id}",
+            also_on=job.request_id,
+        )
+        now = core.now()
+        with core.db.write() as s:
+            row = s.get_one(RequestRow, job.request_id)
+            done = not result.pending
+            new = RequestStatus.SUCCEEDED if done else RequestStatus.FAILED
+            row.status, row.updated_at, row.runner_until = new, now, None
+            if done:
+                message = f"removed {job.user} from {job.group} ({len(result.ended)} grant(s))"
+            else:
+                message = (
+                    "access ended in sekisho; the provider has not confirmed the removal and "
+                    "it will be retried"
+                )
+            timeline.note(
+                s,
+                row.id,
+                now,
+                new.value,
+                RUNNER.name,
+                message,
+                status="ok" if done else "failed",
+            )
+            core.audit(s, _request_event(f"request.{new.value}", row))
+        core.publish("request.decided", request_id=job.request_id)
+        return new
+
+
+def _request_event(action: str, row: RequestRow, **detail: str) -> AuditEvent:
+    return AuditEvent(
+        action,
+        RUNNER.name,
+        RUNNER.source,
+        outcome="failed" if "failed" in action else "ok",
+        subject=row.subject,
+        request_id=row.id,
+        detail={"template": row.template, "group": row.group_name, **detail},
+    )

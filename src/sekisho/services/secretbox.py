@@ -1,0 +1,44 @@
+"""Encryption at rest for the few secrets sekisho must be able to read back (TOTP seeds)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+ENV_KEY = "SEKISHO_SECRET_KEY"
+
+
+class SecretBox:
+    def __init__(self, key: bytes) -> None:
+        self._fernet = Fernet(key)
+
+    @classmethod
+    def from_environment(cls, key_file: Path) -> SecretBox:
+        """The key from SEKISHO_SECRET_KEY, else a private key file, created on first use.
+
+        Several nodes sharing one database must share this key (set SEKISHO_SECRET_KEY).
+        """
+        env = os.environ.get(ENV_KEY)
+        if env:
+            return cls(env.encode())
+        if key_file.exists():
+            return cls(key_file.read_bytes().strip())
+        key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        key = Fernet.generate_key()
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(key)
+        return cls(key)
+
+    def seal(self, plaintext: str) -> str:
+        return self._fernet.encrypt(plaintext.encode()).decode()
+
+    def open(self, sealed: str) -> str:
+        try:
+            return self._fernet.decrypt(sealed.encode()).decode()
+        except InvalidToken as exc:
+            raise RuntimeError(
+                "a stored secret cannot be decrypted: SEKISHO_SECRET_KEY or the key file changed"
+            ) from exc

@@ -1,0 +1,163 @@
+"""One pass over everything whose time has come, and when the next thing is due.
+
+Ends grants at their end (first, before anything else), retries endings the provider has not
+confirmed, expires requests nobody decided, starts scheduled runbooks, and resumes runbooks
+whose runner vanished. `sekisho sweep` runs one pass; the scheduler in `sekisho serve` runs a
+pass at every deadline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, select, update
+
+from sekisho.domain.actor import Actor
+from sekisho.domain.grants import EndReason, GrantStatus
+from sekisho.domain.requests import RequestStatus
+from sekisho.store.tables import GrantRow, RequestRow
+
+if TYPE_CHECKING:
+    from sekisho.services.core import Core
+
+SWEEPER = Actor.system("scheduler")
+_BATCH = 500
+
+
+@dataclass
+class SweepReport:
+    expired: list[int] = field(default_factory=list)  # grants ended at their end
+    retried: list[int] = field(default_factory=list)  # endings confirmed on a retry
+    still_failing: dict[int, str] = field(default_factory=dict)  # grant -> provider error
+    requests_expired: list[int] = field(default_factory=list)
+    runbooks_run: list[int] = field(default_factory=list)
+
+    @property
+    def anything(self) -> bool:
+        return bool(
+            self.expired
+            or self.retried
+            or self.still_failing
+            or self.requests_expired
+            or self.runbooks_run
+        )
+
+
+class Sweeper:
+    def __init__(self, core: Core) -> None:
+        self._core = core
+
+    def run_due(self) -> SweepReport:
+        report = SweepReport()
+        self._end_grants(report)
+        self._expire_requests(report)
+        self._run_runbooks(report)
+        return report
+
+    def recover(self) -> None:
+        """At start-up: nothing of this process is in flight, so every lease is stale."""
+        core = self._core
+        now = core.now()
+        with core.db.write() as s:
+            s.execute(
+                update(GrantRow)
+                .where(GrantRow.status == GrantStatus.ENDING, GrantRow.retry_at > now)
+                .values(retry_at=now)
+            )
+            s.execute(
+                update(RequestRow)
+                .where(RequestRow.status == RequestStatus.IN_PROGRESS)
+                .values(runner_until=now)
+            )
+
+    def _end_grants(self, report: SweepReport) -> None:
+        core = self._core
+        while True:
+            expiring, retries = core.grants.due(core.now(), _BATCH)
+            if not expiring and not retries:
+                return
+            if expiring:
+                result = core.grants.end(expiring, EndReason.EXPIRED, SWEEPER)
+                report.expired += result.ended
+                report.still_failing.update(result.errors)
+            if retries:
+                result = core.grants.end(retries, EndReason.EXPIRED, SWEEPER)
+                report.retried += result.ended
+                report.still_failing.update(result.errors)
+            if len(expiring) < _BATCH and len(retries) < _BATCH:
+                return
+
+    def _expire_requests(self, report: SweepReport) -> None:
+        core = self._core
+        with core.db.read() as s:
+            due = list(
+                s.scalars(
+                    select(RequestRow.id).where(
+                        RequestRow.status == RequestStatus.PENDING_APPROVAL,
+                        RequestRow.decide_by <= core.now(),
+                    )
+                )
+            )
+        report.requests_expired += [r for r in due if core.workflow.expire_undecided(r)]
+
+    def _run_runbooks(self, report: SweepReport) -> None:
+        core = self._core
+        now = core.now()
+        with core.db.read() as s:
+            due = list(
+                s.scalars(
+                    select(RequestRow.id)
+                    .where(
+                        (RequestRow.status == RequestStatus.APPROVED)
+                        | (
+                            (RequestRow.status == RequestStatus.SCHEDULED)
+                            & (RequestRow.start_at <= now)
+                        )
+                        | (
+                            (RequestRow.status == RequestStatus.IN_PROGRESS)
+                            & (RequestRow.runner_until <= now)
+                        )
+                    )
+                    .order_by(RequestRow.id)
+                )
+            )
+        for request_id in due:
+            core.runbook.execute(request_id)
+            report.runbooks_run.append(request_id)
+
+    def next_deadline(self) -> datetime | None:
+        """The earliest instant at which a pass would find something to do."""
+        with self._core.db.read() as s:
+            candidates = [
+                s.scalar(
+                    select(func.min(GrantRow.end_at)).where(GrantRow.status == GrantStatus.ACTIVE)
+                ),
+                s.scalar(
+                    select(func.min(GrantRow.retry_at)).where(GrantRow.status == GrantStatus.ENDING)
+                ),
+                s.scalar(
+                    select(func.min(RequestRow.decide_by)).where(
+                        RequestRow.status == RequestStatus.PENDING_APPROVAL
+                    )
+                ),
+                s.scalar(
+                    select(func.min(RequestRow.start_at)).where(
+                        RequestRow.status == RequestStatus.SCHEDULED
+                    )
+                ),
+                s.scalar(
+                    select(func.min(RequestRow.runner_until)).where(
+                        RequestRow.status == RequestStatus.IN_PROGRESS
+                    )
+                ),
+            ]
+            if s.scalar(select(RequestRow.id).where(RequestRow.status == RequestStatus.APPROVED)):
+                candidates.append(self._core.now())
+        found = [_aware(c) for c in candidates if c is not None]
+        return min(found) if found else None
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

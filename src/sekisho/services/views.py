@@ -1,0 +1,202 @@
+"""What the services hand back: plain Pydantic views, shared by the API, the CLI and the web UI."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+from sekisho.domain.access import AccessModel
+from sekisho.domain.grants import GrantStatus, GrantWindow, is_active
+from sekisho.store.tables import DecisionRow, GrantRow, RequestRow, TimelineRow
+
+
+class View(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class DecisionView(View):
+    level: int  # 1-based, as people count
+    approver: str
+    decision: str
+    comment: str
+    at: datetime
+
+    @classmethod
+    def of(cls, row: DecisionRow) -> DecisionView:
+        return cls(
+            level=row.level + 1,
+            approver=row.approver,
+            decision=row.decision,
+            comment=row.comment,
+            at=row.decided_at,
+        )
+
+
+class LevelView(View):
+    level: int
+    approvers: str
+    min_approvals: int
+    approvals: int
+    state: str  # waiting | approved | rejected | pending (not reached yet)
+
+
+class TimelineView(View):
+    at: datetime
+    kind: str
+    actor: str
+    status: str
+    message: str
+
+    @classmethod
+    def of(cls, row: TimelineRow) -> TimelineView:
+        return cls(
+            at=row.at, kind=row.kind, actor=row.actor, status=row.status, message=row.message
+        )
+
+
+def grant_window(row: GrantRow) -> GrantWindow:
+    return GrantWindow(
+        row.id, row.user, row.group_name, GrantStatus(row.status), row.start_at, row.end_at
+    )
+
+
+class GrantView(View):
+    id: int
+    request_id: int
+    user: str
+    group: str
+    start_at: datetime
+    end_at: datetime
+    status: str
+    active: bool
+    activated_at: datetime | None
+    ended_at: datetime | None
+    end_reason: str | None
+    ended_by: str | None
+    end_note: str | None
+    last_error: str | None
+
+    @classmethod
+    def of(cls, row: GrantRow, now: datetime) -> GrantView:
+        return cls(
+            id=row.id,
+            request_id=row.request_id,
+            user=row.user,
+            group=row.group_name,
+            start_at=row.start_at,
+            end_at=row.end_at,
+            status=row.status,
+            active=is_active(grant_window(row), now),
+            activated_at=row.activated_at,
+            ended_at=row.ended_at,
+            end_reason=row.end_reason,
+            ended_by=row.ended_by,
+            end_note=row.end_note,
+            last_error=row.last_error,
+        )
+
+
+class RequestSummary(View):
+    id: int
+    template: str
+    action: str
+    requester: str
+    user: str
+    group: str
+    start_at: datetime | None
+    end_at: datetime | None
+    reason: str
+    status: str
+    created_at: datetime
+    decide_by: datetime
+
+    @classmethod
+    def of(cls, row: RequestRow) -> RequestSummary:
+        return cls(**_summary_fields(row))
+
+
+def _summary_fields(row: RequestRow) -> dict[str, object]:
+    return {
+        "id": row.id,
+        "template": row.template,
+        "action": row.action,
+        "requester": row.requester,
+        "user": row.subject,
+        "group": row.group_name,
+        "start_at": row.start_at,
+        "end_at": row.end_at,
+        "reason": row.reason,
+        "status": row.status,
+        "created_at": row.created_at,
+        "decide_by": row.decide_by,
+    }
+
+
+class RequestView(RequestSummary):
+    change_info: dict[str, str]
+    params: dict[str, str]
+    updated_at: datetime
+    levels: list[LevelView]
+    decisions: list[DecisionView]
+    timeline: list[TimelineView]
+    grant: GrantView | None
+
+    @classmethod
+    def build(
+        cls,
+        row: RequestRow,
+        model: AccessModel,
+        timeline: list[TimelineRow],
+        grant: GrantRow | None,
+        now: datetime,
+    ) -> RequestView:
+        return cls(
+            **_summary_fields(row),
+            change_info=row.change_info,
+            params=row.params,
+            updated_at=row.updated_at,
+            levels=_levels(row, model),
+            decisions=[DecisionView.of(d) for d in row.decisions],
+            timeline=[TimelineView.of(t) for t in timeline],
+            grant=GrantView.of(grant, now) if grant else None,
+        )
+
+
+def _levels(row: RequestRow, model: AccessModel) -> list[LevelView]:
+    template = model.template(row.template)
+    if template is None:
+        return []
+    levels = []
+    rejected = any(d.decision == "reject" for d in row.decisions)
+    for index, level in enumerate(template.approval):
+        approvals = sum(1 for d in row.decisions if d.level == index and d.decision == "approve")
+        if approvals >= level.min_approvals:
+            state = "approved"
+        elif rejected and any(d.level == index and d.decision == "reject" for d in row.decisions):
+            state = "rejected"
+        elif index == row.level and row.status == "pending_approval":
+            state = "waiting"
+        else:
+            state = "pending"
+        levels.append(
+            LevelView(
+                level=index + 1,
+                approvers=level.approvers,
+                min_approvals=level.min_approvals,
+                approvals=approvals,
+                state=state,
+            )
+        )
+    return levels
+
+
+class WhoAmI(View):
+    user: str
+    display_name: str
+    email: str | None
+    groups: list[str]  # standing groups
+    admin: bool
+    auditor: bool
+    token_expires_at: datetime | None
+    grants: list[GrantView]  # active now

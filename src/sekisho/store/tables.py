@@ -1,0 +1,214 @@
+"""SQLAlchemy tables. Schema changes go through an Alembic migration (`store/migrations`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from sekisho.store.types import CanonicalJSON, UTCDateTime
+
+NAME = String(128)
+STATUS = String(32)
+
+# Stable constraint names so migrations are the same on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a bigint identity.
+ID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class AccessModelRow(Base):
+    """Every version of the access model ever loaded; the newest is in force."""
+
+    __tablename__ = "access_models"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    source_name: Mapped[str] = mapped_column(String(512))
+    source_text: Mapped[str] = mapped_column(Text)
+    loaded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    loaded_by: Mapped[str] = mapped_column(NAME)
+
+
+class UserRow(Base):
+    """Credentials and login state. Who a user is and their groups live in the access model."""
+
+    __tablename__ = "users"
+
+    name: Mapped[str] = mapped_column(NAME, primary_key=True)
+    password_hash: Mapped[str | None] = mapped_column(String(256))
+    totp_secret: Mapped[str | None] = mapped_column(Text)  # encrypted at rest (Fernet)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)  # refuses a replayed code
+    enrolled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class TokenRow(Base):
+    __tablename__ = "tokens"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the token
+    user: Mapped[str] = mapped_column(NAME, index=True)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    source: Mapped[str] = mapped_column(String(256))
+
+
+class RequestRow(Base):
+    __tablename__ = "requests"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    template: Mapped[str] = mapped_column(NAME)
+    action: Mapped[str] = mapped_column(STATUS)
+    requester: Mapped[str] = mapped_column(NAME, index=True)
+    subject: Mapped[str] = mapped_column(NAME, index=True)  # who gets (or loses) the access
+    group_name: Mapped[str] = mapped_column(NAME)
+    start_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    end_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reason: Mapped[str] = mapped_column(Text)
+    change_info: Mapped[dict[str, str]] = mapped_column(CanonicalJSON())
+    params: Mapped[dict[str, str]] = mapped_column(CanonicalJSON())
+    status: Mapped[str] = mapped_column(STATUS)
+    level: Mapped[int] = mapped_column(Integer, default=0)  # approval level now waiting
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decide_by: Mapped[datetime] = mapped_column(UTCDateTime())  # expires unapproved after this
+    # A runbook executor holds the request until this instant; after it, another may resume.
+    runner_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    model_id: Mapped[int] = mapped_column(ForeignKey("access_models.id"))
+
+    decisions: Mapped[list[DecisionRow]] = relationship(
+        order_by="DecisionRow.id", lazy="selectin", back_populates="request"
+    )
+
+    __table_args__ = (Index("ix_requests_status_decide_by", "status", "decide_by"),)
+
+
+class DecisionRow(Base):
+    __tablename__ = "decisions"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"), index=True)
+    level: Mapped[int] = mapped_column(Integer)
+    approver: Mapped[str] = mapped_column(NAME)
+    decision: Mapped[str] = mapped_column(STATUS)
+    comment: Mapped[str] = mapped_column(Text)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    request: Mapped[RequestRow] = relationship(back_populates="decisions")
+
+    # Each person decides a request once: a second decision is a conflict, not a second vote.
+    __table_args__ = (UniqueConstraint("request_id", "approver"),)
+
+
+class TimelineRow(Base):
+    """A request's timeline: every transition and runbook step, in order."""
+
+    __tablename__ = "timeline"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    kind: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(NAME)
+    status: Mapped[str] = mapped_column(STATUS)
+    message: Mapped[str] = mapped_column(Text)
+
+
+class GrantRow(Base):
+    __tablename__ = "grants"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id"), unique=True)
+    user: Mapped[str] = mapped_column(NAME)
+    group_name: Mapped[str] = mapped_column(NAME)
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    end_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(STATUS)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    end_reason: Mapped[str | None] = mapped_column(STATUS)
+    ended_by: Mapped[str | None] = mapped_column(NAME)
+    end_note: Mapped[str | None] = mapped_column(Text)
+    end_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_grants_status_end_at", "status", "end_at"),
+        Index("ix_grants_user_group", "user", "group_name"),
+    )
+
+
+class LocalMembershipRow(Base):
+    """The `local` provider's directory: sekisho's own groups, like IAM group membership."""
+
+    __tablename__ = "local_memberships"
+
+    user: Mapped[str] = mapped_column(NAME, primary_key=True)
+    group_name: Mapped[str] = mapped_column(NAME, primary_key=True)
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LocalTagRow(Base):
+    """The `local` provider's user tags, like the seed's IAM tag {GroupName: TTL}."""
+
+    __tablename__ = "local_tags"
+
+    user: Mapped[str] = mapped_column(NAME, primary_key=True)
+    key: Mapped[str] = mapped_column(NAME, primary_key=True)
+    value: Mapped[str] = mapped_column(String(256))
+
+
+class AuditRow(Base):
+    """Append-only, hash-chained. Columns are the allow-list: nothing else is ever recorded."""
+
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    outcome: Mapped[str] = mapped_column(STATUS)
+    actor: Mapped[str] = mapped_column(NAME, index=True)
+    subject: Mapped[str | None] = mapped_column(NAME, index=True)
+    request_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    grant_id: Mapped[int | None] = mapped_column(BigInteger)
+    object: Mapped[str | None] = mapped_column(String(256))
+    source: Mapped[str] = mapped_column(String(256))
+    detail: Mapped[dict[str, Any]] = mapped_column(CanonicalJSON())
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHeadRow(Base):
+    """The chain's head. Locked by every append, so appends from many nodes stay in one chain."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
