@@ -14,7 +14,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_PORT = 8470
+from sekisho.defaults import DEFAULT_PORT
 
 
 def default_data_dir() -> Path:

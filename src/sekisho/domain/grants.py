@@ -22,9 +22,19 @@ class EndReason(StrEnum):
     RELEASED = "released"  # the holder said "I'm done"
     REVOKED = "revoked"  # an admin
     REMOVED = "removed"  # a RemoveUserFromGroup request
+    FAILED = "failed"  # its runbook failed: what the run added is being undone
 
 
 ENDED = frozenset({GrantStatus.EXPIRED, GrantStatus.REVOKED, GrantStatus.FAILED})
+
+
+def ended_status(reason: EndReason) -> GrantStatus:
+    """Where an `ending` grant lands once the provider confirmed the removal."""
+    if reason is EndReason.EXPIRED:
+        return GrantStatus.EXPIRED
+    if reason is EndReason.FAILED:
+        return GrantStatus.FAILED  # it never became usable
+    return GrantStatus.REVOKED
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,18 @@ import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from sekisho.domain.actor import Actor
+from sekisho.services import policy
 from sekisho.store.tables import AuditHeadRow, AuditRow
 from sekisho.store.types import canonical_json
+
+if TYPE_CHECKING:
+    from sekisho.services.core import Core
 
 GENESIS = "0" * 64
 
@@ -205,3 +211,20 @@ def query(f: AuditFilter) -> Select[AuditRow]:
     if f.before_seq is not None:
         stmt = stmt.where(AuditRow.seq < f.before_seq)
     return stmt.order_by(AuditRow.seq.desc()).limit(f.limit)
+
+
+class AuditTrail:
+    """Reading the trail: for auditors and admins only."""
+
+    def __init__(self, core: Core) -> None:
+        self._core = core
+
+    def list_entries(self, actor: Actor, f: AuditFilter) -> list[AuditRow]:
+        with self._core.db.read() as s:
+            policy.require_auditor(self._core.models.model(s), actor, "read the audit trail")
+            return list(s.scalars(query(f)))
+
+    def verify(self, actor: Actor) -> VerifyReport:
+        with self._core.db.read() as s:
+            policy.require_auditor(self._core.models.model(s), actor, "verify the audit trail")
+            return verify(s)

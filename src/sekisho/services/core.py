@@ -14,6 +14,7 @@ from sekisho.clock import Clock, SystemClock
 from sekisho.config import Settings
 from sekisho.providers.base import Provider
 from sekisho.services import audit
+from sekisho.services.audit import AuditTrail
 from sekisho.services.authz import Authorizer
 from sekisho.services.events import Event, EventBus
 from sekisho.services.grants import GrantService
@@ -60,6 +61,10 @@ class Core:
         self.bus.publish(Event(name, self.now(), request_id, grant_id, user, group))
 
     # The use cases, one object per area. Each takes the core and nothing else.
+
+    @cached_property
+    def audit_trail(self) -> AuditTrail:
+        return AuditTrail(self)
 
     @cached_property
     def models(self) -> ModelService:

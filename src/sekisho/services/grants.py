@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from sekisho.domain.actor import Actor
 from sekisho.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
-from sekisho.domain.grants import EndReason, GrantStatus
+from sekisho.domain.grants import EndReason, GrantStatus, ended_status
 from sekisho.domain.text import LONG_TEXT, check_text
 from sekisho.domain.timespec import iso
 from sekisho.services import membership, policy, timeline
@@ -224,11 +224,7 @@ class GrantService:
                 if row.status != GrantStatus.ENDING:
                     continue  # another runner finished it meanwhile
                 if confirmed:
-                    row.status = (
-                        GrantStatus.EXPIRED
-                        if ending.reason is EndReason.EXPIRED
-                        else GrantStatus.REVOKED
-                    )
+                    row.status = ended_status(ending.reason)
                     row.ended_at, row.retry_at, row.last_error = now, None, None
                     result.ended.append(row.id)
                     timeline.note(
@@ -280,9 +276,8 @@ def _describe(reason: EndReason, note: str) -> str:
 
 
 def _ended_event(row: GrantRow, actor: Actor, output: str) -> AuditEvent:
-    action = "grant.expired" if row.status == GrantStatus.EXPIRED else "grant.revoked"
     return AuditEvent(
-        action,
+        f"grant.{row.status}",  # expired, revoked, or failed (a failed run's undo confirmed)
         actor.name,
         actor.source,
         subject=row.user,

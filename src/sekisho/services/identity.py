@@ -28,7 +28,7 @@ from sekisho.domain.text import check_name
 from sekisho.domain.timespec import iso
 from sekisho.services import policy
 from sekisho.services.audit import AuditEvent
-from sekisho.services.views import GrantView, WhoAmI
+from sekisho.services.views import DirectoryView, GrantView, WhoAmI
 from sekisho.store.tables import GrantRow, TokenRow, UserRow
 
 if TYPE_CHECKING:
@@ -227,8 +227,15 @@ class IdentityService:
     def whoami(self, actor: Actor, expires_at: datetime | None = None) -> WhoAmI:
         return self.describe(actor, actor.name, expires_at)
 
-    def describe(self, actor: Actor, name: str, expires_at: datetime | None = None) -> WhoAmI:
-        """A user's identity, groups, and live grants (`whoami`, `user show`)."""
+    def describe(
+        self,
+        actor: Actor,
+        name: str,
+        expires_at: datetime | None = None,
+        *,
+        directory: bool = False,
+    ) -> WhoAmI:
+        """A user's identity, groups, live grants and, on request, the provider's view."""
         core = self._core
         now = core.now()
         with core.db.read() as s:
@@ -244,16 +251,27 @@ class IdentityService:
                 .order_by(GrantRow.end_at)
             )
             grants = [v for v in (GrantView.of(r, now) for r in rows) if v.active]
-            return WhoAmI(
-                user=name,
-                display_name=user.display_name or name,
-                email=user.email,
-                groups=[g.name for g in model.standing_groups_of(name)],
-                admin=model.is_admin(name),
-                auditor=model.is_auditor(name),
-                token_expires_at=expires_at,
-                grants=grants,
-            )
+            work_groups = [g.name for g in model.groups if g.is_work]
+        seen = self._directory(name, work_groups) if directory else None
+        return WhoAmI(
+            user=name,
+            display_name=user.display_name or name,
+            email=user.email,
+            groups=[g.name for g in model.standing_groups_of(name)],
+            admin=model.is_admin(name),
+            auditor=model.is_auditor(name),
+            token_expires_at=expires_at,
+            grants=grants,
+            directory=seen,
+        )
+
+    def _directory(self, name: str, work_groups: list[str]) -> DirectoryView:
+        provider = self._core.provider
+        return DirectoryView(
+            provider=provider.name,
+            memberships=[g for g in work_groups if name in provider.members(g)],
+            tags=provider.tags(name),
+        )
 
 
 def _verify_password(stored: str, password: str) -> bool:

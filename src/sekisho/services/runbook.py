@@ -52,15 +52,17 @@ class RunbookService:
     def __init__(self, core: Core) -> None:
         self._core = core
 
-    def execute(self, request_id: int) -> RequestStatus:
-        """Run (or resume) the request's runbook if it is due; return the request's status."""
-        claim, job, status = self._claim(request_id)
+    def execute(self, request_id: int) -> bool:
+        """Run (or resume) the request's runbook if it is due and free. True if it ran."""
+        claim, job, _status = self._claim(request_id)
         if claim is not Claim.RUN:
-            return status
+            return False
         assert job is not None
         if job.action is TemplateAction.GRANT:
-            return self._grant(job)
-        return self._remove(job)
+            self._grant(job)
+        else:
+            self._remove(job)
+        return True
 
     def _claim(self, request_id: int) -> tuple[Claim, Job | None, RequestStatus]:
         core = self._core
@@ -95,10 +97,10 @@ class RunbookService:
             if (
                 action is TemplateAction.GRANT
                 and existing is not None
-                and (too_late or existing.status == GrantStatus.FAILED)
+                and (too_late or existing.status in (GrantStatus.ENDING, GrantStatus.FAILED))
             ):
                 # An interrupted run may have changed the provider: undo it, then fail.
-                existing.status = GrantStatus.FAILED
+                _mark_undo(existing, now + core.settings.runbook_lease)
                 row.runner_until = now + core.settings.runbook_lease
                 job = Job(row.id, action, row.subject, row.group_name, existing.id, rollback=True)
                 return Claim.RUN, job, status
@@ -166,32 +168,35 @@ class RunbookService:
     def _grant(self, job: Job) -> RequestStatus:
         core = self._core
         assert job.grant_id is not None
+        if job.rollback:
+            return self._failed(job, "the run was interrupted or came too late", self._undo(job))
+        errors: list[str] = []
+
+        def on_step(outcome: StepOutcome) -> None:
+            self._step_recorder([job.request_id])(outcome)
+            if not outcome.ok:
+                errors.append(f"{outcome.step}: {outcome.output}")
+
         with core.locks.hold(job.user, job.group):
-            if job.rollback:
-                rolled_back = membership.converge(
-                    core, job.user, job.group, self._step_recorder([job.request_id])
-                )
-                return self._failed(job, "the run was interrupted or came too late", rolled_back)
-            errors: list[str] = []
-
-            def on_step(outcome: StepOutcome) -> None:
-                self._step_recorder([job.request_id])(outcome)
-                if not outcome.ok:
-                    errors.append(f"{outcome.step}: {outcome.output}")
-
             if membership.converge(core, job.user, job.group, on_step):
                 return self._activated(job)
-            # Roll back: this grant no longer counts, so converging removes what it added
-            # (or keeps the membership an overlapping grant still needs).
-            self._set_grant_status(job.grant_id, GrantStatus.FAILED)
-            rolled_back = membership.converge(
-                core, job.user, job.group, self._step_recorder([job.request_id])
-            )
-        return self._failed(job, errors[0] if errors else "step failed", rolled_back)
+            # This grant no longer counts, so undoing it removes what the run added (or keeps
+            # the membership an overlapping grant still needs).
+            with core.db.write() as s:
+                _mark_undo(s.get_one(GrantRow, job.grant_id), core.now())
+        return self._failed(job, errors[0] if errors else "step failed", self._undo(job))
 
-    def _set_grant_status(self, grant_id: int, status: GrantStatus) -> None:
-        with self._core.db.write() as s:
-            s.get_one(GrantRow, grant_id).status = status
+    def _undo(self, job: Job) -> bool:
+        """Roll back through the one way grants end; True once the provider confirmed.
+
+        Unconfirmed, the grant stays `ending` and the sweeper retries it with backoff, so a
+        membership added by a failed run never stays behind.
+        """
+        assert job.grant_id is not None
+        result = self._core.grants.end(
+            [job.grant_id], EndReason.FAILED, RUNNER, note=f"request #{job.request_id} failed"
+        )
+        return not result.pending
 
     def _activated(self, job: Job) -> RequestStatus:
         core = self._core
@@ -244,7 +249,11 @@ class RunbookService:
             row = s.get_one(RequestRow, job.request_id)
             check_transition(RequestStatus(row.status), RequestStatus.FAILED)
             row.status, row.updated_at, row.runner_until = RequestStatus.FAILED, now, None
-            undo = "rolled back" if rolled_back else "ROLLBACK FAILED: check the provider"
+            undo = (
+                "rolled back"
+                if rolled_back
+                else "the provider has not confirmed the rollback; it is retried until it does"
+            )
             timeline.note(
                 s,
                 row.id,
@@ -302,6 +311,16 @@ class RunbookService:
             core.audit(s, _request_event(f"request.{new.value}", row))
         core.publish("request.decided", request_id=job.request_id)
         return new
+
+
+def _mark_undo(grant: GrantRow, retry_at: datetime) -> None:
+    """Hand a grant whose run failed to the end path. Never usable; its steps are undone."""
+    if grant.status != GrantStatus.ACTIVATING:
+        return  # already being undone, or undone
+    grant.status = GrantStatus.ENDING
+    grant.end_reason, grant.ended_by = EndReason.FAILED, RUNNER.name
+    grant.end_note = "the runbook failed; undoing its steps"
+    grant.retry_at = retry_at  # if this process dies now, the sweeper takes over
 
 
 def _request_event(action: str, row: RequestRow, **detail: str) -> AuditEvent:

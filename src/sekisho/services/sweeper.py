@@ -123,9 +123,7 @@ class Sweeper:
                     .order_by(RequestRow.id)
                 )
             )
-        for request_id in due:
-            core.runbook.execute(request_id)
-            report.runbooks_run.append(request_id)
+        report.runbooks_run += [r for r in due if core.runbook.execute(r)]
 
     def next_deadline(self) -> datetime | None:
         """The earliest instant at which a pass would find something to do."""

@@ -191,6 +191,14 @@ def _levels(row: RequestRow, model: AccessModel) -> list[LevelView]:
     return levels
 
 
+class DirectoryView(View):
+    """What the provider holds for a user: work-group memberships and TTL tags."""
+
+    provider: str
+    memberships: list[str]
+    tags: dict[str, str]
+
+
 class WhoAmI(View):
     user: str
     display_name: str
@@ -200,3 +208,4 @@ class WhoAmI(View):
     auditor: bool
     token_expires_at: datetime | None
     grants: list[GrantView]  # active now
+    directory: DirectoryView | None = None

@@ -205,7 +205,10 @@ class WorkflowService:
                 f"{template.name} grants at most {limit}; asked for "
                 f"{timespec.format_duration(end - start)}",
             )
-        return Window(start if draft.start else None, end)
+        # A start that is already here means "now", exactly as if none was given: a start
+        # decides when the request stops waiting for approval, so keeping it would make the
+        # request expire undecided the moment it was filed.
+        return Window(start if start > now else None, end)
 
     @staticmethod
     def _change_info(template: Template, given: Mapping[str, str]) -> dict[str, str]:
@@ -360,8 +363,10 @@ class WorkflowService:
             )
             verb = "approved" if decision is Decision.APPROVE else "rejected"
             said = f": {comment}" if comment else ""
+            # 1-based, as people count; taken before the outcome moves the request on a level.
+            decided_level = row.level + 1
             timeline.note(
-                s, row.id, now, verb, actor.name, f"{verb} at level {row.level + 1}{said}"
+                s, row.id, now, verb, actor.name, f"{verb} at level {decided_level}{said}"
             )
             if outcome.new_status is not status:
                 check_transition(status, outcome.new_status)
@@ -371,7 +376,7 @@ class WorkflowService:
             core.audit(
                 s,
                 self._event(
-                    f"request.{verb}", actor, row, comment=comment[:500], level=row.level + 1
+                    f"request.{verb}", actor, row, comment=comment[:500], level=decided_level
                 ),
             )
             approved = outcome.new_status is RequestStatus.APPROVED

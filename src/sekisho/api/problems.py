@@ -1,0 +1,114 @@
+"""Domain errors to RFC 9457 problem responses. The only place the API maps errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sekisho.domain import errors
+
+log = structlog.get_logger(__name__)
+
+MEDIA_TYPE = "application/problem+json"
+
+STATUS: list[tuple[type[errors.SekishoError], int]] = [
+    (errors.InvalidInput, 422),
+    (errors.InvalidModel, 422),
+    (errors.NotFound, 404),
+    (errors.AccountLocked, 429),
+    (errors.AuthenticationFailed, 401),
+    (errors.Forbidden, 403),
+    (errors.Conflict, 409),
+    (errors.RateLimited, 429),
+    (errors.ProviderFailure, 502),
+]
+
+
+def status_of(error: errors.SekishoError) -> int:
+    for kind, status in STATUS:
+        if isinstance(error, kind):
+            return status
+    return 400
+
+
+def problem(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    instance: str,
+    field_errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"urn:sekisho:problem:{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        "code": code,
+    }
+    if field_errors:
+        body["errors"] = field_errors
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(errors.SekishoError)
+    async def _domain(request: Request, exc: errors.SekishoError) -> JSONResponse:
+        status = status_of(exc)
+        field_errors = None
+        if isinstance(exc, errors.InvalidInput):
+            field_errors = [
+                {"field": p.field, "rule": p.rule, "message": p.message} for p in exc.problems
+            ]
+        if isinstance(exc, errors.InvalidModel):
+            field_errors = [
+                {"field": p.path or f"line {p.line}", "rule": p.rule, "message": str(p)}
+                for p in exc.problems
+            ]
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return problem(
+            status, exc.code, exc.title, exc.message, request.url.path, field_errors, headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _shape(request: Request, exc: RequestValidationError) -> JSONResponse:
+        field_errors = []
+        for error in exc.errors():
+            location = [str(part) for part in error.get("loc", ()) if part not in ("body",)]
+            field_errors.append(
+                {
+                    "field": ".".join(location) or "body",
+                    "rule": str(error.get("type", "invalid")),
+                    "message": str(error.get("msg", "invalid")),
+                }
+            )
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in field_errors)
+        return problem(
+            422, "invalid-input", "Invalid input", detail, request.url.path, field_errors
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not-found", 405: "method-not-allowed", 413: "too-large"}.get(
+            exc.status_code, "http-error"
+        )
+        return problem(exc.status_code, code, str(exc.detail), str(exc.detail), request.url.path)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", path=request.url.path)
+        return problem(
+            500,
+            "internal-error",
+            "Internal error",
+            "sekisho hit an unexpected error; nothing was changed by the failed step. "
+            "The server log has details.",
+            request.url.path,
+        )

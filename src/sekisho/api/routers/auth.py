@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, status
+
+from sekisho.api.deps import ActorDep, CoreDep, PrincipalDep, SourceDep
+from sekisho.api.schemas import LoginBody, TokenOut
+from sekisho.services.views import WhoAmI
+
+router = APIRouter(tags=["identity"])
+
+
+@router.post("/auth/login", response_model=TokenOut)
+def login(body: LoginBody, core: CoreDep, source: SourceDep) -> TokenOut:
+    """Password + TOTP code -> a short-lived bearer token."""
+    issued = core.identity.login(body.user, body.password, body.otp, source)
+    return TokenOut(token=issued.token, user=issued.user, expires_at=issued.expires_at)
+
+
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
+def logout(core: CoreDep, principal: PrincipalDep, source: SourceDep) -> None:
+    core.identity.logout(principal, source)
+
+
+@router.get("/me", response_model=WhoAmI)
+def whoami(core: CoreDep, actor: ActorDep, principal: PrincipalDep) -> WhoAmI:
+    return core.identity.whoami(actor, principal.expires_at)
+
+
+@router.get("/users/{name}", response_model=WhoAmI)
+def show_user(name: Annotated[str, Path(max_length=128)], core: CoreDep, actor: ActorDep) -> WhoAmI:
+    """A user's groups, active grants and the provider's directory (self, or auditors)."""
+    return core.identity.describe(actor, name, directory=True)

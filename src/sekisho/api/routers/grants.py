@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from sekisho.api.deps import ActorDep, CoreDep
+from sekisho.api.schemas import RevokeBody
+from sekisho.services.views import GrantView
+
+router = APIRouter(prefix="/grants", tags=["grants"])
+
+GrantId = Annotated[int, Path(ge=1, le=2**62)]
+
+
+@router.get("", response_model=list[GrantView])
+def list_grants(
+    core: CoreDep,
+    actor: ActorDep,
+    active: bool = False,
+    user: Annotated[str | None, Query(max_length=128)] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> list[GrantView]:
+    return core.grants.list_grants(actor, active_only=active, user=user, limit=limit)
+
+
+@router.get("/{grant_id}", response_model=GrantView)
+def show_grant(grant_id: GrantId, core: CoreDep, actor: ActorDep) -> GrantView:
+    return core.grants.get(actor, grant_id)
+
+
+@router.post("/{grant_id}/release", response_model=GrantView)
+def release(grant_id: GrantId, core: CoreDep, actor: ActorDep) -> GrantView:
+    """The holder is done: access ends now."""
+    return core.grants.release(actor, grant_id)
+
+
+@router.post("/{grant_id}/revoke", response_model=GrantView)
+def revoke(grant_id: GrantId, body: RevokeBody, core: CoreDep, actor: ActorDep) -> GrantView:
+    """An admin ends someone's access now, with a reason."""
+    return core.grants.revoke(actor, grant_id, body.reason)

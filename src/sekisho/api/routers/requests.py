@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, status
+
+from sekisho.api.deps import ActorDep, CoreDep
+from sekisho.api.schemas import DecisionBody, RequestCreate
+from sekisho.domain.requests import RequestStatus
+from sekisho.services.views import RequestSummary, RequestView
+from sekisho.services.workflow import RequestDraft, RequestQuery
+
+router = APIRouter(prefix="/requests", tags=["requests"])
+
+RequestId = Annotated[int, Path(ge=1, le=2**62, description="The request's number")]
+
+
+@router.post("", response_model=RequestView, status_code=status.HTTP_201_CREATED)
+def file_request(body: RequestCreate, core: CoreDep, actor: ActorDep) -> RequestView:
+    """File a request from a template. Auto-approvable templates run their runbook at once."""
+    draft = RequestDraft(
+        template=body.template,
+        group=body.group,
+        reason=body.reason,
+        user=body.user,
+        until=body.until,
+        duration=body.for_,
+        start=body.start,
+        info=body.info,
+        params=body.params,
+    )
+    return core.workflow.file(actor, draft)
+
+
+@router.get("", response_model=list[RequestSummary])
+def list_requests(
+    core: CoreDep,
+    actor: ActorDep,
+    mine: bool = False,
+    to_approve: bool = False,
+    status: RequestStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[RequestSummary]:
+    query = RequestQuery(mine=mine, to_approve=to_approve, status=status, limit=limit)
+    return core.workflow.list_requests(actor, query)
+
+
+@router.get("/{request_id}", response_model=RequestView)
+def show_request(request_id: RequestId, core: CoreDep, actor: ActorDep) -> RequestView:
+    return core.workflow.get(actor, request_id)
+
+
+@router.post("/{request_id}/approve", response_model=RequestView)
+def approve(
+    request_id: RequestId, core: CoreDep, actor: ActorDep, body: DecisionBody | None = None
+) -> RequestView:
+    return core.workflow.approve(actor, request_id, body.comment if body else "")
+
+
+@router.post("/{request_id}/reject", response_model=RequestView)
+def reject(
+    request_id: RequestId, body: DecisionBody, core: CoreDep, actor: ActorDep
+) -> RequestView:
+    return core.workflow.reject(actor, request_id, body.comment)
+
+
+@router.post("/{request_id}/cancel", response_model=RequestView)
+def cancel(request_id: RequestId, core: CoreDep, actor: ActorDep) -> RequestView:
+    return core.workflow.cancel(actor, request_id)

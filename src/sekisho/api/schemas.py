@@ -1,0 +1,96 @@
+"""Request bodies. Shape only (types, hard size caps); the services apply the rules."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sekisho.domain.access import Verb
+
+# Caps that bound memory before any rule runs; the services give the precise limits.
+Text = Annotated[str, Field(max_length=10_000)]
+Short = Annotated[str, Field(max_length=512)]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoginBody(Body):
+    user: Short
+    password: Short
+    otp: Annotated[str, Field(max_length=16)]
+
+
+class TokenOut(BaseModel):
+    token: str
+    user: str
+    expires_at: datetime
+
+
+class RequestCreate(Body):
+    template: Short
+    group: Short
+    reason: Text
+    user: Short | None = None
+    until: Short | None = None
+    for_: Short | None = Field(default=None, alias="for")
+    start: Short | None = None
+    info: Annotated[dict[Short, Text], Field(max_length=50)] = {}
+    params: Annotated[dict[Short, Short], Field(max_length=50)] = {}
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class DecisionBody(Body):
+    comment: Text = ""
+
+
+class RevokeBody(Body):
+    reason: Text
+
+
+class AccessQuery(Body):
+    user: Short
+    verb: Verb
+    object: Short
+
+
+class AccessOut(BaseModel):
+    allowed: bool
+    user: str
+    verb: Verb
+    object: str
+    reason: str
+    group: str | None
+    grant_id: int | None
+    grant_end: datetime | None
+    standing: bool
+    routes: list[dict[str, str]]
+
+
+class AuditEntryOut(BaseModel):
+    seq: int
+    at: datetime
+    action: str
+    outcome: str
+    actor: str
+    subject: str | None
+    request_id: int | None
+    grant_id: int | None
+    object: str | None
+    source: str
+    detail: dict[str, Any]
+    hash: str
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class VerifyOut(BaseModel):
+    ok: bool
+    entries: int
+    head_seq: int
+    head_hash: str
+    problems: list[str]

@@ -1,0 +1,403 @@
+"""Client commands: they talk to the server as the logged-in user."""
+
+from __future__ import annotations
+
+import getpass
+import re
+import sys
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from sekisho.cli.client import Client, SavedLogin, forget_login, load_login, save_login
+from sekisho.cli.render import (
+    audit_table,
+    err,
+    grants_table,
+    out,
+    print_json,
+    request_detail,
+    requests_table,
+    when,
+)
+from sekisho.domain.errors import InvalidInput
+from sekisho.domain.requests import RequestStatus
+from sekisho.domain.timespec import parse_duration
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+request_app = typer.Typer(help="File, decide and follow requests.", no_args_is_help=True)
+grant_app = typer.Typer(help="Grants: list, release yours, revoke (admins).", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit trail: list and verify.", no_args_is_help=True)
+can_app = typer.Typer(help="May USER assume a role / connect to a target now?")
+
+
+def client(ctx: typer.Context) -> Client:
+    return Client(ctx.obj.get("server") if ctx.obj else None)
+
+
+def pairs(values: list[str] | None, option: str) -> dict[str, str]:
+    """KEY=TEXT options into a dict; a malformed one is an input error naming the option."""
+    result: dict[str, str] = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidInput.one(option, "key_equals_value", f"{item!r} is not KEY=TEXT")
+        result[key.strip()] = value
+    return result
+
+
+def since_value(text: str | None, option: str) -> str | None:
+    """An ISO time, or a duration meaning that long ago (e.g. 2h)."""
+    if text is None:
+        return None
+    if re.fullmatch(r"\d+[dhms](\d+[hms])*", text.strip()):
+        return (datetime.now(UTC) - parse_duration(text, option)).isoformat()
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InvalidInput.one(option, "time_format", f"{text!r} is not ISO 8601 or 2h") from exc
+    return (at if at.tzinfo else at.astimezone()).isoformat()
+
+
+def login(
+    ctx: typer.Context,
+    user: Annotated[str, typer.Option("--user", "-u", help="Your user name.")],
+    otp: Annotated[
+        str | None, typer.Option("--otp", help="The 6-digit code from your app.")
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
+    ] = False,
+    print_env: Annotated[
+        bool,
+        typer.Option("--print-env", help="Print `export SEKISHO_TOKEN=...` instead of saving."),
+    ] = False,
+) -> None:
+    """Password + TOTP code -> a short-lived token (saved privately, or printed as env)."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("password: ")
+    code = otp or typer.prompt("TOTP code")
+    api = client(ctx)
+    data = api.post(
+        "/auth/login", auth=False, json={"user": user, "password": password, "otp": code}
+    )
+    if print_env:
+        print(f"export SEKISHO_TOKEN={data['token']}")
+        print(f"export SEKISHO_SERVER={api.server}")
+        return
+    path = save_login(SavedLogin(api.server, data["user"], data["token"], data["expires_at"]))
+    out.print(f"logged in as [bold]{data['user']}[/] until {when(data['expires_at'])}")
+    out.print(f"[dim]token saved to {path} (mode 0600)[/]")
+
+
+def logout(ctx: typer.Context) -> None:
+    """End this token now."""
+    api = client(ctx)
+    if api.token:
+        api.post("/auth/logout")
+    saved = load_login()
+    if saved is not None:
+        forget_login()
+    out.print("logged out")
+
+
+def whoami(ctx: typer.Context, json: JsonOpt = False) -> None:
+    """You, your groups, and your active grants."""
+    data = client(ctx).get("/me")
+    if json:
+        print_json(data)
+        return
+    out.print(f"[bold]{data['user']}[/] ({data['display_name']})")
+    out.print(f"groups: {', '.join(data['groups']) or 'none'}")
+    if data.get("token_expires_at"):
+        out.print(f"token valid until {when(data['token_expires_at'])}")
+    if data["grants"]:
+        out.print(grants_table(data["grants"]))
+    else:
+        out.print("no active grants")
+
+
+def can(
+    ctx: typer.Context,
+    user: Annotated[str, typer.Argument(help="Who is asking for access.")],
+    verb: Annotated[str, typer.Argument(help="assume | connect")],
+    obj: Annotated[str, typer.Argument(metavar="ACCOUNT/ROLE|TARGET")],
+    json: JsonOpt = False,
+) -> None:
+    """May USER assume ACCOUNT/ROLE or connect TARGET now? Exit 0 if allowed, 1 if not."""
+    if verb not in ("assume", "connect"):
+        raise typer.BadParameter("VERB is assume or connect", param_hint="VERB")
+    data = client(ctx).post("/decisions", json={"user": user, "verb": verb, "object": obj})
+    if json:
+        print_json(data)
+    elif data["allowed"]:
+        until = f" until {when(data['grant_end'])}" if data.get("grant_end") else ""
+        out.print(f"[green]ALLOWED[/] {user} {verb} {obj}: {data['reason']}{until}")
+    else:
+        out.print(f"[red]DENIED[/] {user} {verb} {obj}: {data['reason']}")
+    raise typer.Exit(0 if data["allowed"] else 1)
+
+
+@request_app.command("create")
+def create(
+    ctx: typer.Context,
+    template: Annotated[str, typer.Option("--template", "-t", help="e.g. AddUserToGroup")],
+    group: Annotated[str, typer.Option("--group", "-g", help="The work group to join.")],
+    reason: Annotated[str, typer.Option("--reason", "-r", help="Why you need access.")],
+    until: Annotated[
+        str | None,
+        typer.Option(help="End: ISO 8601, or YYYYMMDDhhmm in the model's time zone."),
+    ] = None,
+    for_: Annotated[str | None, typer.Option("--for", help="Duration, e.g. 2h30m.")] = None,
+    start: Annotated[str | None, typer.Option(help="Start later than now.")] = None,
+    user: Annotated[str | None, typer.Option(help="For someone else (admins).")] = None,
+    info: Annotated[
+        list[str] | None, typer.Option("--info", help="Change information KEY=TEXT.")
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", help="Template parameter KEY=VALUE.")
+    ] = None,
+    json: JsonOpt = False,
+) -> None:
+    """File a request from a template."""
+    body: dict[str, Any] = {
+        "template": template,
+        "group": group,
+        "reason": reason,
+        "until": until,
+        "for": for_,
+        "start": start,
+        "user": user,
+        "info": pairs(info, "info"),
+        "params": pairs(param, "param"),
+    }
+    data = client(ctx).post("/requests", json={k: v for k, v in body.items() if v is not None})
+    if json:
+        print_json(data)
+        return
+    out.print(f"request [bold]#{data['id']}[/] filed: {data['status']}")
+    if data["status"] == "pending_approval":
+        approvers = ", ".join(level["approvers"] for level in data["levels"])
+        out.print(f"waiting for approval by {approvers} (decide by {when(data['decide_by'])})")
+
+
+@request_app.command("list")
+def list_requests(
+    ctx: typer.Context,
+    mine: Annotated[bool, typer.Option("--mine", help="Filed by or for me.")] = False,
+    to_approve: Annotated[
+        bool, typer.Option("--to-approve", help="Waiting for my decision.")
+    ] = False,
+    status: Annotated[RequestStatus | None, typer.Option(help="Only this status.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    json: JsonOpt = False,
+) -> None:
+    """Requests you may see, newest first."""
+    params: dict[str, Any] = {"mine": mine, "to_approve": to_approve, "limit": limit}
+    if status is not None:
+        params["status"] = status.value
+    data = client(ctx).get("/requests", params=params)
+    if json:
+        print_json(data)
+    elif not data:
+        out.print("no requests")
+    else:
+        out.print(requests_table(data))
+
+
+@request_app.command("show")
+def show(
+    ctx: typer.Context,
+    request_id: Annotated[int, typer.Argument(metavar="ID", min=1)],
+    json: JsonOpt = False,
+) -> None:
+    """A request with its approvals and timeline."""
+    data = client(ctx).get(f"/requests/{request_id}")
+    if json:
+        print_json(data)
+    else:
+        out.print(request_detail(data))
+
+
+def decided(data: dict[str, Any], json: bool) -> None:
+    if json:
+        print_json(data)
+        return
+    out.print(f"request #{data['id']} is now [bold]{data['status']}[/]")
+    if data.get("grant"):
+        g = data["grant"]
+        out.print(f"grant #{g['id']}: {g['user']} in {g['group']} until {when(g['end_at'])}")
+
+
+@request_app.command("approve")
+def approve(
+    ctx: typer.Context,
+    request_id: Annotated[int, typer.Argument(metavar="ID", min=1)],
+    comment: Annotated[str, typer.Option(help="Shown on the timeline.")] = "",
+    json: JsonOpt = False,
+) -> None:
+    """Approve a request at its current level."""
+    decided(client(ctx).post(f"/requests/{request_id}/approve", json={"comment": comment}), json)
+
+
+@request_app.command("reject")
+def reject(
+    ctx: typer.Context,
+    request_id: Annotated[int, typer.Argument(metavar="ID", min=1)],
+    comment: Annotated[str, typer.Option(help="Why (required).")],
+    json: JsonOpt = False,
+) -> None:
+    """Reject a request; one rejection ends it."""
+    decided(client(ctx).post(f"/requests/{request_id}/reject", json={"comment": comment}), json)
+
+
+@request_app.command("cancel")
+def cancel(
+    ctx: typer.Context,
+    request_id: Annotated[int, typer.Argument(metavar="ID", min=1)],
+    json: JsonOpt = False,
+) -> None:
+    """Withdraw your pending request."""
+    decided(client(ctx).post(f"/requests/{request_id}/cancel"), json)
+
+
+@grant_app.command("list")
+def list_grants(
+    ctx: typer.Context,
+    active: Annotated[bool, typer.Option("--active", help="Only those active now.")] = False,
+    user: Annotated[str | None, typer.Option(help="Someone else's (auditors).")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Your grants (auditors: anyone's), newest first."""
+    params: dict[str, Any] = {"active": active}
+    if user:
+        params["user"] = user
+    data = client(ctx).get("/grants", params=params)
+    if json:
+        print_json(data)
+    elif not data:
+        out.print("no grants")
+    else:
+        out.print(grants_table(data))
+
+
+@grant_app.command("release")
+def release(
+    ctx: typer.Context,
+    grant_id: Annotated[int, typer.Argument(metavar="ID", min=1)],
+    json: JsonOpt = False,
+) -> None:
+    """I'm done: end my grant now."""
+    data = client(ctx).post(f"/grants/{grant_id}/release")
+    if json:
+        print_json(data)
+    else:
+        out.print(f"grant #{grant_id} {data['status']} ({data['end_reason']})")
+
+
+@grant_app.command("revoke")
+def revoke(
+    ctx: typer.Context,
+    grant_id: Annotated[int, typer.Argument(metavar="ID", min=1)],
+    reason: Annotated[str, typer.Option(help="Why (required, audited).")],
+    json: JsonOpt = False,
+) -> None:
+    """End someone's grant now (admins)."""
+    data = client(ctx).post(f"/grants/{grant_id}/revoke", json={"reason": reason})
+    if json:
+        print_json(data)
+    else:
+        out.print(f"grant #{grant_id} {data['status']} ({data['end_reason']})")
+
+
+@audit_app.command("list")
+def audit_list(
+    ctx: typer.Context,
+    user: Annotated[str | None, typer.Option(help="As actor or subject.")] = None,
+    request: Annotated[int | None, typer.Option(min=1, help="Request number.")] = None,
+    action: Annotated[
+        str | None, typer.Option(help="e.g. grant.expired, or a prefix like grant.")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="ISO 8601 time, or 2h for 2h ago.")] = None,
+    until: Annotated[str | None, typer.Option(help="ISO 8601 time, or 30m for 30m ago.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=5000)] = 100,
+    json: JsonOpt = False,
+) -> None:
+    """Who did what, when, for which request (auditors and admins)."""
+    params: dict[str, Any] = {"limit": limit}
+    for key, value in (
+        ("user", user),
+        ("request", request),
+        ("action", action),
+        ("since", since_value(since, "since")),
+        ("until", since_value(until, "until")),
+    ):
+        if value is not None:
+            params[key] = value
+    data = client(ctx).get("/audit", params=params)
+    if json:
+        print_json(data)
+    elif not data:
+        out.print("no entries")
+    else:
+        out.print(audit_table(data))
+
+
+@audit_app.command("verify")
+def audit_verify(ctx: typer.Context, json: JsonOpt = False) -> None:
+    """Prove the trail was not edited: walk the hash chain. Exit 1 if it is broken."""
+    data = client(ctx).get("/audit/verify")
+    if json:
+        print_json(data)
+    elif data["ok"]:
+        out.print(
+            f"[green]audit trail verified[/]: {data['entries']} entries, "
+            f"head {data['head_hash'][:16]}"
+        )
+    else:
+        err.print("[red bold]AUDIT TRAIL BROKEN[/]")
+        for problem in data["problems"]:
+            err.print(f"  {problem}")
+    raise typer.Exit(0 if data["ok"] else 1)
+
+
+def show_user(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="A user name (yours, or anyone's for auditors).")],
+    json: JsonOpt = False,
+) -> None:
+    """A user's groups, active grants, and the directory: work-group memberships, TTL tags."""
+    who = client(ctx).get(f"/users/{name}")
+    if json:
+        print_json(who)
+        return
+    out.print(f"[bold]{who['user']}[/] ({who['display_name']}) {who.get('email') or ''}")
+    out.print(f"standing groups: {', '.join(who['groups']) or 'none'}")
+    roles = [r for r in ("admin", "auditor") if who.get(r)]
+    if roles:
+        out.print(f"sekisho roles: {', '.join(roles)}")
+    directory = who.get("directory") or {"provider": "?", "memberships": [], "tags": {}}
+    table = Table(title=f"Directory ({directory['provider']} provider)", title_justify="left")
+    table.add_column("Work group membership")
+    table.add_column("TTL tag")
+    tags = directory["tags"]
+    for group in sorted(set(directory["memberships"]) | set(tags)):
+        member = group if group in directory["memberships"] else "-"
+        table.add_row(member, tags.get(group, "-"))
+    out.print(table)
+    out.print(grants_table(who["grants"]) if who["grants"] else "no active grants")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(request_app, name="request")
+    app.add_typer(grant_app, name="grant")
+    app.add_typer(audit_app, name="audit")
+    app.command()(login)
+    app.command()(logout)
+    app.command()(whoami)
+    app.command(name="can")(can)

@@ -1,0 +1,91 @@
+"""The `sekisho` command.
+
+Server-side commands (init, serve, sweep, user, model) act on the database named by
+SEKISHO_DATABASE_URL. Client commands talk to the server at --server / SEKISHO_SERVER as the
+logged-in user. Exit codes: 0 done, 1 refused or invalid input, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import click
+import typer
+
+from sekisho.cli import client_cmds, server_cmds
+from sekisho.cli import demo as demo_cmds
+from sekisho.cli.client import ApiError, Unreachable
+from sekisho.cli.render import err
+from sekisho.domain.errors import InvalidInput, InvalidModel, SekishoError
+
+app = typer.Typer(
+    name="sekisho",
+    help="Just-in-time production access: request, approve, grant for a bounded time, audit.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server", envvar="SEKISHO_SERVER", help="sekisho server URL for client commands."
+        ),
+    ] = None,
+) -> None:
+    ctx.obj = {"server": server}
+
+
+server_cmds.register(app)
+client_cmds.register(app)
+server_cmds.user_app.command("show")(client_cmds.show_user)
+demo_cmds.register(app)
+
+
+def report(error: BaseException) -> int:
+    """Say what went wrong in one place; return the exit code."""
+    if isinstance(error, ApiError):
+        problem = error.problem
+        items = problem.get("errors") or []
+        said = "" if items else f": {error}"
+        err.print(f"[red]error:[/red] {problem.get('title', 'refused')}{said}")
+        for item in items:
+            err.print(f"  {item.get('field')}: {item.get('message')} [dim]({item.get('rule')})[/]")
+        return 1
+    if isinstance(error, InvalidInput):
+        err.print("[red]error:[/red] invalid input")
+        for p in error.problems:
+            err.print(f"  {p.field}: {p.message} [dim]({p.rule})[/]")
+        return 1
+    if isinstance(error, InvalidModel):
+        err.print(f"[red]error:[/red] the access model has {len(error.problems)} problem(s)")
+        for problem_line in error.problems:
+            err.print(f"  {problem_line}", markup=False)
+        return 1
+    if isinstance(error, SekishoError):
+        err.print(f"[red]error:[/red] {error.title}: {error.message}")
+        return 1
+    if isinstance(error, Unreachable):
+        err.print(f"[red]error:[/red] {error}")
+        return 1
+    raise error
+
+
+def main() -> None:
+    try:
+        code = app(standalone_mode=False)
+    except click.exceptions.UsageError as usage:
+        usage.show()
+        sys.exit(2)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        sys.exit(1)
+    except (ApiError, SekishoError, Unreachable) as error:
+        sys.exit(report(error))
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,174 @@
+"""Server-side commands: they act on the database directly, as sekisho itself.
+
+The heavy imports (SQLAlchemy, Alembic, the services) happen inside the commands, so client
+commands start fast.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from sekisho.cli.render import out, print_json
+from sekisho.domain.actor import Actor
+from sekisho.domain.errors import InvalidModel, ModelProblem
+
+if TYPE_CHECKING:
+    from sekisho.services.core import Core
+
+CLI = Actor.system("cli")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+ModelOpt = Annotated[
+    Path | None, typer.Option("--model", help="Access model YAML to load (validated first).")
+]
+
+user_app = typer.Typer(
+    help="Users: enrol credentials (server side), show a user's access.", no_args_is_help=True
+)
+model_app = typer.Typer(help="The access model file: check it, picture it.", no_args_is_help=True)
+
+
+def open_core() -> Core:
+    from sekisho.bootstrap import build_core, ensure_schema
+    from sekisho.config import Settings
+
+    core = build_core(Settings())
+    ensure_schema(core)
+    return core
+
+
+def load_model(core: Core, path: Path) -> None:
+    text = _read_model(path)
+    loaded = core.models.load(text, str(path), CLI)
+    state = "loaded" if loaded.changed else "unchanged"
+    out.print(f"model {path} {state} (version {loaded.id}, sha256 {loaded.sha256[:12]})")
+
+
+def _read_model(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidModel([ModelProblem(str(path), 0, "file", f"cannot read: {exc}")]) from exc
+
+
+def init(model: ModelOpt = None) -> None:
+    """Create or upgrade the database, then load the access model."""
+    core = open_core()
+    out.print(f"database ready: {_safe_url(core.db.url)}")
+    if model is not None:
+        load_model(core, model)
+
+
+def serve(
+    model: ModelOpt = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8470,
+    json_logs: Annotated[bool, typer.Option("--json-logs", help="JSON log lines.")] = False,
+) -> None:
+    """Run the API and the expiry scheduler."""
+    from sekisho import logs
+    from sekisho.server import serve as run_server
+
+    logs.configure(json=json_logs)
+    core = open_core()
+    if model is not None:
+        load_model(core, model)
+    core.models.current()  # refuse to start without a model, with the reason
+    out.print(f"sekisho serving on http://{host}:{port} (database {_safe_url(core.db.url)})")
+    run_server(core, host, port)
+
+
+def sweep(json: JsonOpt = False) -> None:
+    """One expiry pass (for cron): end due grants, retry failed endings, expire requests."""
+    core = open_core()
+    report = core.sweeper.run_due()
+    data = {
+        "expired": report.expired,
+        "retried": report.retried,
+        "still_failing": report.still_failing,
+        "requests_expired": report.requests_expired,
+        "runbooks_run": report.runbooks_run,
+    }
+    if json:
+        print_json(data)
+    else:
+        out.print(
+            f"ended {len(report.expired)} grant(s), confirmed {len(report.retried)} retried "
+            f"ending(s), expired {len(report.requests_expired)} undecided request(s), "
+            f"ran {len(report.runbooks_run)} runbook(s)"
+        )
+        for grant_id, error in report.still_failing.items():
+            out.print(f"[red]grant #{grant_id} not yet removed by the provider:[/] {error}")
+    if report.still_failing:
+        raise typer.Exit(1)
+
+
+@user_app.command("enroll")
+def enroll(
+    name: Annotated[str, typer.Argument(help="A user named in the access model.")],
+    json: JsonOpt = False,
+) -> None:
+    """Give a user a new password and TOTP secret. Shown once; old sessions end."""
+    core = open_core()
+    e = core.identity.enroll(CLI, name)
+    if json:
+        print_json(
+            {
+                "user": e.user,
+                "password": e.password,
+                "totp_secret": e.totp_secret,
+                "otpauth_uri": e.otpauth_uri,
+            }
+        )
+        return
+    out.print(f"[bold]{e.user}[/] enrolled. These are shown once; hand them over privately.")
+    out.print(f"  password:    {e.password}")
+    out.print(f"  TOTP secret: {e.totp_secret}")
+    out.print(f"  otpauth URI: {e.otpauth_uri}")
+    import segno
+
+    out.print("Scan this with an authenticator app:")
+    buffer = io.StringIO()
+    segno.make(e.otpauth_uri, error="m").terminal(out=buffer, compact=True)
+    print(buffer.getvalue())
+
+
+@model_app.command("check")
+def check(file: Path) -> None:
+    """Report every problem in a model file, with its line and the rule broken."""
+    from sekisho.model import check_text
+
+    problems = check_text(_read_model(file), str(file))
+    if problems:
+        raise InvalidModel(problems)
+    out.print(f"[green]{file}: ok[/]")
+
+
+@model_app.command("show")
+def show(file: Path, json: JsonOpt = False) -> None:
+    """Who can reach what: standing access vs only through an approved request."""
+    from sekisho.model import load_file, reachability_json, render_reachability
+
+    model = load_file(file)
+    if json:
+        print_json(reachability_json(model))
+    else:
+        out.print(render_reachability(model))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(user_app, name="user")
+    app.add_typer(model_app, name="model")
+    app.command()(init)
+    app.command()(serve)
+    app.command()(sweep)
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

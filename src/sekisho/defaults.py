@@ -1,0 +1,3 @@
+"""Constants shared by the light client and the server."""
+
+DEFAULT_PORT = 8470

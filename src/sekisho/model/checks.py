@@ -1,0 +1,360 @@
+"""Cross-reference and access rules: the checks no single entry can make on its own.
+
+Names are collected from the raw data, so an entry with a shape problem still counts as
+defined (one typo in a user's e-mail must not also report every group naming that user).
+The deeper rules look only at entries that passed shape validation.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sekisho.domain.text import ROLE_REF
+from sekisho.model.schema import GroupDoc, TemplateDoc
+from sekisho.model.shape import Entry, Shaped
+from sekisho.model.source import Parsed, Path
+
+
+@dataclass
+class Names:
+    """Every name the file defines, pointing at its first definition."""
+
+    accounts: dict[str, Path] = field(default_factory=dict)
+    roles: dict[str, Path] = field(default_factory=dict)  # "account/role"
+    targets: dict[str, Path] = field(default_factory=dict)
+    users: dict[str, Path] = field(default_factory=dict)
+    groups: dict[str, Path] = field(default_factory=dict)
+    templates: dict[str, Path] = field(default_factory=dict)
+    group_kinds: dict[str, str] = field(default_factory=dict)
+
+
+def check(parsed: Parsed, shaped: Shaped) -> None:
+    """Append every cross-reference problem to `parsed.problems`."""
+    names = collect_names(parsed)
+    groups: dict[str, Entry[GroupDoc]] = {}
+    for entry in shaped.groups:
+        groups.setdefault(entry.doc.name, entry)
+    for account in shaped.accounts:
+        for index, role in enumerate(account.doc.roles):
+            ref = f"{account.doc.name}/{role.name}"
+            if not ROLE_REF.fullmatch(ref):
+                parsed.add(
+                    (*account.path, "roles", index, "name"),
+                    "role_ref_format",
+                    f"{ref!r} cannot be written as a role reference: account names may use "
+                    "letters, digits and ._- (up to 64), role names letters, digits and "
+                    "._+=,@- (up to 64)",
+                )
+    for target in shaped.targets:
+        account_name = target.doc.account
+        if account_name is not None and account_name not in names.accounts:
+            parsed.add(
+                (*target.path, "account"),
+                "unknown_account",
+                f"no account named {account_name!r} is defined"
+                f"{_suggest(account_name, names.accounts)}",
+            )
+    for group in shaped.groups:
+        _check_group(parsed, names, group)
+    for template in shaped.templates:
+        _check_template(parsed, names, groups, template)
+
+
+def collect_names(parsed: Parsed) -> Names:
+    """Gather defined names from the raw data, reporting names defined twice."""
+    names = Names()
+    data = parsed.data if isinstance(parsed.data, dict) else {}
+    sections: list[tuple[str, str, dict[str, Path]]] = [
+        ("accounts", "account", names.accounts),
+        ("targets", "target", names.targets),
+        ("users", "user", names.users),
+        ("groups", "group", names.groups),
+        ("templates", "template", names.templates),
+    ]
+    for section, noun, seen in sections:
+        for index, item in _items(data.get(section)):
+            path: Path = (section, index)
+            _define(parsed, item, path, noun, seen)
+            raw_name = item.get("name")
+            name = raw_name if isinstance(raw_name, str) else None
+            if section == "accounts":
+                in_account: dict[str, Path] = {}
+                for role_index, role in _items(item.get("roles")):
+                    role_path: Path = (*path, "roles", role_index)
+                    role_name = _define(
+                        parsed, role, role_path, "role", in_account, f"account {name}"
+                    )
+                    if name is not None and role_name is not None:
+                        names.roles.setdefault(f"{name}/{role_name}", role_path)
+            elif section == "templates":
+                for key, noun_in in (("change_info", "change_info"), ("parameters", "parameter")):
+                    inner: dict[str, Path] = {}
+                    for inner_index, inner_item in _items(item.get(key)):
+                        _define(parsed, inner_item, (*path, key, inner_index), noun_in, inner)
+            elif section == "groups" and name is not None:
+                kind = item.get("kind")
+                if isinstance(kind, str) and kind in ("standing", "work"):
+                    names.group_kinds.setdefault(name, kind)
+    return names
+
+
+def _items(value: Any) -> Iterable[tuple[int, dict[str, Any]]]:
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            if isinstance(item, dict):
+                yield index, item
+
+
+def _define(
+    parsed: Parsed,
+    item: dict[str, Any],
+    path: Path,
+    noun: str,
+    seen: dict[str, Path],
+    scope: str | None = None,
+) -> str | None:
+    name = item.get("name")
+    if not isinstance(name, str):
+        return None
+    first = seen.get(name)
+    if first is None:
+        seen[name] = path
+        return name
+    within = f" in {scope}" if scope else ""
+    label = "change_info section" if noun == "change_info" else noun
+    article = "an" if noun[0] in "aeiou" else "a"
+    parsed.add(
+        (*path, "name"),
+        f"duplicate_{noun}",
+        f"{article} {label} named {name!r} is already defined{within} on line "
+        f"{parsed.line_of((*first, 'name'))}; names must be unique",
+    )
+    return None
+
+
+def _suggest(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _check_group(parsed: Parsed, names: Names, entry: Entry[GroupDoc]) -> None:
+    group, path = entry.doc, entry.path
+    perms = group.permissions
+    for index, member in enumerate(group.members):
+        if member not in names.users:
+            parsed.add(
+                (*path, "members", index),
+                "unknown_user",
+                f"no user named {member!r} is defined{_suggest(member, names.users)}",
+            )
+    if group.kind == "work" and group.members:
+        parsed.add(
+            (*path, "members"),
+            "work_group_members",
+            f"{group.name} is a work group: only approved requests fill it, for a bounded "
+            "time. Remove its members, or make it kind: standing",
+        )
+    for index, ref in enumerate(perms.assume):
+        if ref not in names.roles:
+            parsed.add(
+                (*path, "permissions", "assume", index), "unknown_role", _unknown_role(names, ref)
+            )
+    for index, target in enumerate(perms.connect):
+        if target not in names.targets:
+            parsed.add(
+                (*path, "permissions", "connect", index),
+                "unknown_target",
+                f"no target named {target!r} is defined{_suggest(target, names.targets)}",
+            )
+    for index, template in enumerate(perms.approve):
+        if template not in names.templates:
+            parsed.add(
+                (*path, "permissions", "approve", index),
+                "unknown_template",
+                f"no template named {template!r} is defined{_suggest(template, names.templates)}",
+            )
+    if group.kind == "work":
+        privileges = [
+            ("approve", bool(perms.approve)),
+            ("audit", perms.audit),
+            ("admin", perms.admin),
+        ]
+        for key, present in privileges:
+            if present:
+                parsed.add(
+                    (*path, "permissions", key),
+                    "work_group_privilege",
+                    f"{group.name} is a work group, and a request may only grant assume and "
+                    f"connect; give {key} to a standing group instead",
+                )
+
+
+def _unknown_role(names: Names, ref: str) -> str:
+    account, _, role = ref.partition("/")
+    if account not in names.accounts:
+        return f"no account named {account!r} is defined{_suggest(account, names.accounts)}"
+    defined = sorted(r.split("/", 1)[1] for r in names.roles if r.split("/", 1)[0] == account)
+    if not defined:
+        return f"account {account!r} defines no roles; add {role!r} under its roles"
+    return f"account {account!r} has no role {role!r}{_suggest(role, defined)}"
+
+
+def _check_template(
+    parsed: Parsed, names: Names, groups: dict[str, Entry[GroupDoc]], entry: Entry[TemplateDoc]
+) -> None:
+    template, path = entry.doc, entry.path
+    for index, rule in enumerate(template.eligibility):
+        rule_path: Path = (*path, "eligibility", index)
+        for at, name in enumerate(rule.requesters):
+            kind = _group_kind(parsed, names, name, (*rule_path, "requesters", at))
+            if kind == "work":
+                parsed.add(
+                    (*rule_path, "requesters", at),
+                    "eligibility_requester_work",
+                    f"{name} is a work group; requesters must be standing groups, whose "
+                    "members are the people allowed to ask",
+                )
+        for at, name in enumerate(rule.groups):
+            kind = _group_kind(parsed, names, name, (*rule_path, "groups", at))
+            if kind == "standing":
+                parsed.add(
+                    (*rule_path, "groups", at),
+                    "eligibility_target_standing",
+                    f"{name} is a standing group; a request may only fill a work group. Name a "
+                    "work group here, or make this one kind: work",
+                )
+    if not entry.whole:
+        # Fields may have been left out of a broken entry: judge only what is present.
+        _check_levels(parsed, names, groups, entry)
+        return
+    if not template.approval and not template.auto_approve:
+        parsed.add(
+            path,
+            "template_without_approvers",
+            f"template {template.name} has no approval levels, so no request made with it "
+            "could be approved; add approval, or set auto_approve: true",
+        )
+    if template.action == "grant" and not template.eligibility:
+        parsed.add(
+            path,
+            "template_without_eligibility",
+            f"grant template {template.name} has no eligibility, so nobody may use it; add "
+            "eligibility with requesters and groups",
+        )
+    if _check_levels(parsed, names, groups, entry) and not template.auto_approve:
+        _check_feasible(parsed, groups, entry)
+
+
+def _group_kind(parsed: Parsed, names: Names, name: str, path: Path) -> str | None:
+    if name not in names.groups:
+        parsed.add(
+            path,
+            "unknown_group",
+            f"no group named {name!r} is defined{_suggest(name, names.groups)}",
+        )
+        return None
+    return names.group_kinds.get(name)
+
+
+def _check_levels(
+    parsed: Parsed, names: Names, groups: dict[str, Entry[GroupDoc]], entry: Entry[TemplateDoc]
+) -> bool:
+    """Check each approval level; True when every level's group is known and sound."""
+    template, path = entry.doc, entry.path
+    sound = True
+    for index, level in enumerate(template.approval):
+        level_path: Path = (*path, "approval", index)
+        kind = _group_kind(parsed, names, level.approvers, (*level_path, "approvers"))
+        group = groups.get(level.approvers)
+        if kind is None:
+            sound = False
+            continue
+        if kind == "work":
+            parsed.add(
+                (*level_path, "approvers"),
+                "approver_lacks_permission",
+                f"{level.approvers} is a work group; approvers must be a standing group with "
+                f"approve: [{template.name}]",
+            )
+            sound = False
+        elif group is None or not group.whole:
+            sound = False  # its approve list or members may have been left out
+        elif template.name not in group.doc.permissions.approve:
+            parsed.add(
+                (*level_path, "approvers"),
+                "approver_lacks_permission",
+                f"{level.approvers} may not approve {template.name}: add {template.name} to "
+                f"its permissions.approve (line {parsed.line_of(group.path)})",
+            )
+            sound = False
+        elif len(group.doc.members) < level.min_approvals:
+            parsed.add(
+                (*level_path, "min_approvals"),
+                "approvers_too_few",
+                f"level {index + 1} needs {level.min_approvals} approvals but "
+                f"{level.approvers} has {len(group.doc.members)} member(s)",
+            )
+            sound = False
+    return sound
+
+
+def _check_feasible(
+    parsed: Parsed, groups: dict[str, Entry[GroupDoc]], entry: Entry[TemplateDoc]
+) -> None:
+    """Report requesters whose requests could never collect every approval."""
+    template = entry.doc
+    if not template.approval:
+        return
+    requesters: set[str] = set()
+    for rule in template.eligibility:
+        for name in rule.requesters:
+            group = groups.get(name)
+            if group is None or not group.whole:
+                return  # who may ask is not fully known
+            if group.doc.kind == "standing":
+                requesters.update(group.doc.members)
+    pools = [frozenset(groups[level.approvers].doc.members) for level in template.approval]
+    slots = [
+        pool
+        for level, pool in zip(template.approval, pools, strict=True)
+        for _ in range(level.min_approvals)
+    ]
+    if _max_matching(slots) < len(slots):
+        stuck = sorted(requesters)  # levels share people: too few even with nobody excluded
+    else:
+        # Only a requester who is also an approver takes someone out of the pools.
+        approvers = frozenset().union(*pools)
+        stuck = sorted(
+            r
+            for r in requesters & approvers
+            if _max_matching([s - {r} for s in slots]) < len(slots)
+        )
+    if stuck:
+        who = ", ".join(stuck[:5]) + (f" and {len(stuck) - 5} more" if len(stuck) > 5 else "")
+        parsed.add(
+            (*entry.path, "approval"),
+            "approval_impossible",
+            f"{who} may request with {template.name} but could never be approved: nobody "
+            f"approves their own request and each person decides once, so the levels need "
+            f"{len(slots)} other approvers. Add approvers or lower min_approvals",
+        )
+
+
+def _max_matching(slots: list[frozenset[str]]) -> int:
+    """Most slots that distinct people can fill (augmenting paths; the sets are small)."""
+    holder: dict[str, int] = {}
+
+    def place(slot: int, visited: set[str]) -> bool:
+        for person in sorted(slots[slot]):
+            if person in visited:
+                continue
+            visited.add(person)
+            if person not in holder or place(holder[person], visited):
+                holder[person] = slot
+                return True
+        return False
+
+    return sum(1 for slot in range(len(slots)) if place(slot, set()))

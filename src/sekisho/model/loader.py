@@ -1,0 +1,164 @@
+"""Load an access-model file: parse, check the shape, check the references, build the value."""
+
+from __future__ import annotations
+
+import pathlib
+
+from sekisho.domain.access import (
+    AccessModel,
+    Account,
+    ApprovalLevel,
+    ChangeSection,
+    Eligibility,
+    Group,
+    GroupKind,
+    ModelSettings,
+    Parameter,
+    Permissions,
+    Protocol,
+    Role,
+    Target,
+    Template,
+    TemplateAction,
+    User,
+)
+from sekisho.domain.errors import InvalidModel, ModelProblem
+from sekisho.model.checks import check
+from sekisho.model.schema import AccountDoc, GroupDoc, ModelDoc, TargetDoc, TemplateDoc, UserDoc
+from sekisho.model.shape import Shaped, validate
+from sekisho.model.source import MAX_BYTES, parse
+
+
+def _analyse(text: str, filename: str) -> tuple[list[ModelProblem], Shaped | None]:
+    parsed = parse(text, filename)
+    if parsed.problems and parsed.data is None:
+        return _sorted(parsed.problems), None
+    shaped = validate(parsed)
+    check(parsed, shaped)
+    return _sorted(parsed.problems), shaped
+
+
+def _sorted(problems: list[ModelProblem]) -> list[ModelProblem]:
+    unique = list(dict.fromkeys(problems))
+    return sorted(unique, key=lambda p: (p.line, p.path, p.rule))
+
+
+def check_text(text: str, filename: str = "<model>") -> list[ModelProblem]:
+    """Every problem in `text`, sorted by line; `[]` when the model is valid."""
+    problems, _ = _analyse(text, filename)
+    return problems
+
+
+def load_text(text: str, filename: str = "<model>") -> AccessModel:
+    """The access model in `text`, or `InvalidModel` listing every problem found."""
+    problems, shaped = _analyse(text, filename)
+    if problems or shaped is None or shaped.top is None or not shaped.complete:
+        raise InvalidModel(problems or [ModelProblem(filename, 1, "invalid_value", "not valid")])
+    return build(shaped.top, shaped)
+
+
+def load_file(path: str | pathlib.Path) -> AccessModel:
+    """Read a UTF-8 model file and load it; an unreadable file is one problem on line 0."""
+    filename = str(path)
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise InvalidModel(
+            [ModelProblem(filename, 0, "file", f"cannot read {filename}: {reason}")]
+        ) from exc
+    if len(raw) > MAX_BYTES:
+        raise InvalidModel(
+            [
+                ModelProblem(
+                    filename,
+                    0,
+                    "file_too_large",
+                    f"the file is larger than {MAX_BYTES} bytes; an access model is far smaller",
+                )
+            ]
+        )
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise InvalidModel(
+            [ModelProblem(filename, 0, "file", f"line {line} is not UTF-8 text: save as UTF-8")]
+        ) from exc
+    return load_text(text, filename)
+
+
+def build(top: ModelDoc, shaped: Shaped) -> AccessModel:
+    """The domain value from fully validated entries."""
+    return AccessModel(
+        accounts=tuple(_account(e.doc) for e in shaped.accounts),
+        targets=tuple(_target(e.doc) for e in shaped.targets),
+        groups=tuple(_group(e.doc) for e in shaped.groups),
+        templates=tuple(_template(e.doc) for e in shaped.templates),
+        users=tuple(_user(e.doc) for e in shaped.users),
+        settings=ModelSettings(
+            timezone=top.settings.timezone, approval_timeout=top.settings.approval_timeout
+        ),
+    )
+
+
+def _account(doc: AccountDoc) -> Account:
+    roles = tuple(
+        Role(doc.name, r.name, description=r.description, max_session=r.max_session)
+        for r in doc.roles
+    )
+    return Account(doc.name, doc.description, doc.aws_account_id, roles)
+
+
+def _target(doc: TargetDoc) -> Target:
+    return Target(
+        name=doc.name,
+        host=doc.host,
+        port=doc.port,
+        account=doc.account,
+        dns_name=doc.dns_name,
+        protocol=Protocol(doc.protocol),
+        description=doc.description,
+        idle_timeout=doc.idle_timeout,
+        max_session=doc.max_session,
+    )
+
+
+def _user(doc: UserDoc) -> User:
+    return User(doc.name, doc.display_name, doc.email)
+
+
+def _group(doc: GroupDoc) -> Group:
+    perms = doc.permissions
+    return Group(
+        name=doc.name,
+        kind=GroupKind(doc.kind),
+        description=doc.description,
+        members=frozenset(doc.members),
+        permissions=Permissions(
+            assume=frozenset(perms.assume),
+            connect=frozenset(perms.connect),
+            approve=frozenset(perms.approve),
+            audit=perms.audit,
+            admin=perms.admin,
+        ),
+    )
+
+
+def _template(doc: TemplateDoc) -> Template:
+    return Template(
+        name=doc.name,
+        action=TemplateAction(doc.action),
+        description=doc.description,
+        eligibility=tuple(
+            Eligibility(frozenset(e.requesters), frozenset(e.groups)) for e in doc.eligibility
+        ),
+        approval=tuple(ApprovalLevel(a.approvers, a.min_approvals) for a in doc.approval),
+        max_duration=doc.max_duration,
+        auto_approve=doc.auto_approve,
+        change_info=tuple(ChangeSection(c.name, c.title, c.required) for c in doc.change_info),
+        parameters=tuple(
+            Parameter(p.name, p.description, p.required, p.pattern) for p in doc.parameters
+        ),
+    )

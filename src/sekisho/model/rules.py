@@ -1,0 +1,72 @@
+"""Every rule id an access-model problem can carry, with what it means.
+
+The ids are stable: scripts and CI filter on them. `docs/model.md` lists the same ids, and a
+test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+RULES: dict[str, str] = {
+    # Reading the file
+    "file": "the file could not be read, or is not UTF-8 text",
+    "file_too_large": "the file is larger than 1 MiB",
+    "yaml_syntax": "the text is not valid YAML, or holds more than one document",
+    "yaml_tag": "an explicit YAML tag (!!python/..., !custom) that a model does not use",
+    "yaml_too_complex": "aliases expand to too many values, refer to themselves, or nest too deep",
+    "duplicate_key": "the same key twice in one mapping",
+    # Shape of each entry
+    "unknown_field": "a field this kind of entry does not have (often a typo)",
+    "wrong_type": "a value of the wrong type (text, number, true/false, list, mapping)",
+    "required": "a required field is missing or empty",
+    "invalid_choice": "a value outside a fixed set (kind, action, protocol)",
+    "invalid_value": "a value Pydantic rejected for another reason",
+    # Values
+    "unsupported_version": "version is not 1",
+    "name_format": "a name with characters other than letters, digits and ._@+-, or too long",
+    "max_length": "a text longer than allowed",
+    "no_control_characters": "a text with control or bidi-override characters",
+    "duration_format": "a duration not written like 2h30m, 90m, 1d",
+    "duration_range": "a duration longer than a year",
+    "duration_positive": "a duration of zero",
+    "iana_zone": "settings.timezone is not an IANA time zone",
+    "role_session_range": "a role's max_session outside 15m..12h",
+    "aws_account_id_format": "aws_account_id is not 12 digits",
+    "host_format": "a target's host is neither an IP address nor a DNS host name",
+    "dns_name_format": "a target's dns_name is not a DNS host name",
+    "port_range": "a target's port outside 1..65535",
+    "email_format": "a user's email is not an e-mail address",
+    "role_ref_format": "a role reference not written ACCOUNT/ROLE",
+    "invalid_pattern": "a parameter's pattern is not a regular expression",
+    "min_approvals_range": "min_approvals below 1",
+    # Names defined twice
+    "duplicate_account": "two accounts with one name",
+    "duplicate_role": "two roles with one name in one account",
+    "duplicate_target": "two targets with one name",
+    "duplicate_user": "two users with one name",
+    "duplicate_group": "two groups with one name",
+    "duplicate_template": "two templates with one name",
+    "duplicate_change_info": "two change_info sections with one name in one template",
+    "duplicate_parameter": "two parameters with one name in one template",
+    # References
+    "unknown_account": "a target names an account that is not defined",
+    "unknown_role": "assume names a role that is not defined",
+    "unknown_target": "connect names a target that is not defined",
+    "unknown_template": "approve names a template that is not defined",
+    "unknown_user": "members names a user that is not defined",
+    "unknown_group": "eligibility or approval names a group that is not defined",
+    # Access rules
+    "work_group_members": "a work group lists members (only approved requests fill it)",
+    "work_group_privilege": "a work group carries approve, audit or admin",
+    "eligibility_target_standing": "eligibility groups names a standing group",
+    "eligibility_requester_work": "eligibility requesters names a work group",
+    "template_without_approvers": "a template with no approval level that is not auto_approve",
+    "template_without_eligibility": "a grant template nobody is eligible to use",
+    "approver_lacks_permission": (
+        "an approval level's group is a work group or lacks approve for the template"
+    ),
+    "approvers_too_few": "an approver group has fewer members than min_approvals",
+    "approval_impossible": (
+        "an eligible requester's request could never collect its approvals, since nobody "
+        "approves their own request and each person decides once"
+    ),
+}

@@ -1,0 +1,312 @@
+"""The shape of an access-model file, as Pydantic models.
+
+These check one entry at a time (types, formats, ranges, unknown fields). Whether names
+refer to things that exist is `sekisho.model.checks`. Every value rule raises a
+`PydanticCustomError` whose type is the stable rule id reported to the user.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, model_validator
+from pydantic_core import PydanticCustomError
+
+from sekisho.domain.errors import InvalidInput
+from sekisho.domain.text import LONG_TEXT, ROLE_REF, SHORT_TEXT, check_name, check_text
+from sekisho.domain.timespec import format_duration, parse_duration, zone
+
+T = TypeVar("T")
+
+SUPPORTED_VERSION = 1
+ROLE_SESSION_MIN = timedelta(minutes=15)
+ROLE_SESSION_MAX = timedelta(hours=12)
+
+_AWS_ACCOUNT_ID = re.compile(r"\d{12}")
+_DNS_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+_EMAIL = re.compile(r"[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+
+
+def rule_error(rule: str, message: str) -> PydanticCustomError:
+    # The message goes through the context so braces in user input are not format fields.
+    return PydanticCustomError(rule, "{message}", {"message": message})
+
+
+def _domain(call: Callable[[], T]) -> T:
+    """Run a domain check; its rule id and sentence become the Pydantic error."""
+    try:
+        return call()
+    except InvalidInput as exc:
+        problem = exc.problems[0]
+        raise rule_error(problem.rule, problem.message) from exc
+
+
+def _name(value: str) -> str:
+    return _domain(lambda: check_name("name", value))
+
+
+def _short_text(value: str) -> str:
+    return _domain(lambda: check_text("text", value, max_length=SHORT_TEXT))
+
+
+def _long_text(value: str) -> str:
+    return _domain(lambda: check_text("text", value, max_length=LONG_TEXT, multiline=True))
+
+
+def _duration(value: object) -> object:
+    if isinstance(value, str):
+        return _domain(lambda: parse_duration(value, "duration"))
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise rule_error(
+            "duration_format", f"{value} has no unit: write a duration like {value}m or 1h"
+        )
+    raise rule_error("wrong_type", "must be a duration like 2h30m, 90m or 1d")
+
+
+def _role_session(value: timedelta) -> timedelta:
+    if not ROLE_SESSION_MIN <= value <= ROLE_SESSION_MAX:
+        raise rule_error(
+            "role_session_range",
+            f"a role session lasts {format_duration(ROLE_SESSION_MIN)} to "
+            f"{format_duration(ROLE_SESSION_MAX)} (as AWS allows), not {format_duration(value)}",
+        )
+    return value
+
+
+def _timezone(value: str) -> str:
+    _domain(lambda: zone(value))
+    return value
+
+
+def _version(value: int) -> int:
+    if value != SUPPORTED_VERSION:
+        raise rule_error(
+            "unsupported_version",
+            f"this sekisho reads access models of version {SUPPORTED_VERSION}, not {value}",
+        )
+    return value
+
+
+def _aws_account_id(value: str) -> str:
+    if not _AWS_ACCOUNT_ID.fullmatch(value):
+        raise rule_error(
+            "aws_account_id_format", f"{value[:40]!r} is not an AWS account id: use 12 digits"
+        )
+    return value
+
+
+def is_dns_name(value: str) -> bool:
+    name = value[:-1] if value.endswith(".") else value
+    if not name or len(name) > 253:
+        return False
+    return all(_DNS_LABEL.fullmatch(label) for label in name.split("."))
+
+
+def _dns_name(value: str) -> str:
+    if not is_dns_name(value):
+        raise rule_error(
+            "dns_name_format",
+            f"{value[:60]!r} is not a DNS host name: dot-separated labels of letters, digits "
+            "and hyphens, each at most 63 characters",
+        )
+    return value
+
+
+def _host(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        if not is_dns_name(value):
+            raise rule_error(
+                "host_format", f"{value[:60]!r} is neither an IP address nor a DNS host name"
+            ) from None
+    return value
+
+
+def _port(value: int) -> int:
+    if not 1 <= value <= 65535:
+        raise rule_error("port_range", f"{value} is out of range: use 1 to 65535")
+    return value
+
+
+def _email(value: str) -> str:
+    if len(value) > 254 or not _EMAIL.fullmatch(value):
+        raise rule_error("email_format", f"{value[:60]!r} is not an e-mail address")
+    return value
+
+
+def _role_ref(value: str) -> str:
+    if not ROLE_REF.fullmatch(value):
+        raise rule_error(
+            "role_ref_format",
+            f"{value[:80]!r} is not a role reference: "
+            "write ACCOUNT/ROLE, e.g. prod/Prod_MemberRole",
+        )
+    return value
+
+
+def _pattern(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise rule_error(
+            "invalid_pattern", f"{value[:80]!r} is not a regular expression: {exc}"
+        ) from None
+    return value
+
+
+def _min_approvals(value: int) -> int:
+    if value < 1:
+        raise rule_error("min_approvals_range", f"must be at least 1, not {value}")
+    return value
+
+
+def _non_empty(value: list[T]) -> list[T]:
+    if not value:
+        raise rule_error("required", "list at least one group")
+    return value
+
+
+Name = Annotated[str, AfterValidator(_name)]
+ShortText = Annotated[str, AfterValidator(_short_text)]
+LongText = Annotated[str, AfterValidator(_long_text)]
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+RoleSession = Annotated[timedelta, BeforeValidator(_duration), AfterValidator(_role_session)]
+TimeZone = Annotated[str, AfterValidator(_timezone)]
+Version = Annotated[int, AfterValidator(_version)]
+AwsAccountId = Annotated[str, AfterValidator(_aws_account_id)]
+DnsName = Annotated[str, AfterValidator(_dns_name)]
+Host = Annotated[str, AfterValidator(_host)]
+Port = Annotated[int, AfterValidator(_port)]
+Email = Annotated[str, AfterValidator(_email)]
+RoleRef = Annotated[str, AfterValidator(_role_ref)]
+Pattern = Annotated[str, AfterValidator(_pattern)]
+MinApprovals = Annotated[int, AfterValidator(_min_approvals)]
+GroupNames = Annotated[list[Name], AfterValidator(_non_empty)]
+
+
+class Doc(BaseModel):
+    """Strict (no coercion: `"5"` is not 5, `yes` is not a name), closed (typos are errors)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_means_default(cls, data: Any) -> Any:
+        # `roles:` with nothing after it reads as null; take it as "not given".
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if value is not None}
+        return data
+
+
+class SettingsDoc(Doc):
+    timezone: TimeZone = "UTC"
+    approval_timeout: Duration = timedelta(days=3)
+
+
+class RoleDoc(Doc):
+    name: Name
+    description: LongText = ""
+    max_session: RoleSession = timedelta(hours=1)
+
+
+class AccountDoc(Doc):
+    name: Name
+    description: LongText = ""
+    aws_account_id: AwsAccountId | None = None
+    roles: list[RoleDoc] = []
+
+
+class TargetDoc(Doc):
+    name: Name
+    host: Host
+    port: Port
+    account: Name | None = None
+    dns_name: DnsName | None = None
+    protocol: Literal["https", "http", "tcp"] = "tcp"
+    description: LongText = ""
+    idle_timeout: Duration = timedelta(minutes=15)
+    max_session: Duration = timedelta(hours=8)
+
+
+class UserDoc(Doc):
+    name: Name
+    display_name: ShortText = ""
+    email: Email | None = None
+
+
+class PermissionsDoc(Doc):
+    assume: list[RoleRef] = []
+    connect: list[Name] = []
+    approve: list[Name] = []
+    audit: bool = False
+    admin: bool = False
+
+
+class GroupDoc(Doc):
+    name: Name
+    kind: Literal["standing", "work"]
+    description: LongText = ""
+    members: list[Name] = []
+    permissions: PermissionsDoc = PermissionsDoc()
+
+
+class EligibilityDoc(Doc):
+    requesters: GroupNames
+    groups: GroupNames
+
+
+class ApprovalDoc(Doc):
+    approvers: Name
+    min_approvals: MinApprovals = 1
+
+
+class ChangeSectionDoc(Doc):
+    name: Name
+    title: ShortText
+    required: bool = True
+
+
+class ParameterDoc(Doc):
+    name: Name
+    description: LongText = ""
+    required: bool = False
+    pattern: Pattern | None = None
+
+
+class TemplateDoc(Doc):
+    name: Name
+    action: Literal["grant", "remove"]
+    description: LongText = ""
+    eligibility: list[EligibilityDoc] = []
+    approval: list[ApprovalDoc] = []
+    max_duration: Duration = timedelta(hours=8)
+    auto_approve: bool = False
+    change_info: list[ChangeSectionDoc] = []
+    parameters: list[ParameterDoc] = []
+
+
+class ModelDoc(Doc):
+    """The top level. Sections stay raw here and are validated entry by entry, so one broken
+    entry does not hide the cross-reference problems of all the others."""
+
+    version: Version
+    settings: SettingsDoc = SettingsDoc()
+    accounts: list[Any] = []
+    targets: list[Any] = []
+    users: list[Any] = []
+    groups: list[Any] = []
+    templates: list[Any] = []
+
+
+SECTIONS: dict[str, type[Doc]] = {
+    "accounts": AccountDoc,
+    "targets": TargetDoc,
+    "users": UserDoc,
+    "groups": GroupDoc,
+    "templates": TemplateDoc,
+}
