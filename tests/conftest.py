@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -32,6 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_MODEL = ROOT / "examples" / "jump-account.yaml"
 POSTGRES_ENV = "SEKISHO_TEST_POSTGRES_URL"
 ADMIN = Actor("admin01", "test")
+# Argon2id at its cheapest: the tests check behaviour, not the hash's cost.
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 
 def postgres_url() -> str | None:
@@ -77,7 +80,9 @@ def _reset_postgres(url: str) -> None:
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with db.engine.begin() as connection:
         connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        connection.execute(text("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, :h)"), {"h": "0" * 64})
+        connection.execute(
+            text("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, :h)"), {"h": "0" * 64}
+        )
     db.dispose()
 
 
@@ -112,7 +117,9 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def core(db_url: str, clock: ManualClock, provider: MemoryProvider, settings: Settings) -> Iterator[Core]:
+def core(
+    db_url: str, clock: ManualClock, provider: MemoryProvider, settings: Settings
+) -> Iterator[Core]:
     db = Database(db_url)
     sleeps: list[float] = []
     built = Core(
@@ -122,6 +129,7 @@ def core(db_url: str, clock: ManualClock, provider: MemoryProvider, settings: Se
         secrets=SecretBox(Fernet.generate_key()),
         clock=clock,
         sleep=sleeps.append,
+        password_hasher=CHEAP_HASHER,
     )
     built.models.load(EXAMPLE_MODEL.read_text(), str(EXAMPLE_MODEL), Actor.system("test"))
     yield built

@@ -39,3 +39,28 @@ def draft(**overrides: object) -> RequestDraft:
 def code_for(core: Core, secret: str, offset_steps: int = 0) -> str:
     totp = pyotp.TOTP(secret)
     return totp.generate_otp(totp.timecode(core.now()) + offset_steps)
+
+
+class People:
+    """Enrols and logs in users of the example model once each, on demand."""
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self.secrets: dict[str, tuple[str, str]] = {}
+        self.tokens: dict[str, str] = {}
+
+    def enroll(self, name: str) -> tuple[str, str]:
+        if name not in self.secrets:
+            e = self.core.identity.enroll(ADMIN, name)
+            self.secrets[name] = (e.password, e.totp_secret)
+        return self.secrets[name]
+
+    def token(self, name: str) -> str:
+        if name not in self.tokens:
+            password, secret = self.enroll(name)
+            issued = self.core.identity.login(name, password, code_for(self.core, secret), "test")
+            self.tokens[name] = issued.token
+        return self.tokens[name]
+
+    def headers(self, name: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(name)}"}

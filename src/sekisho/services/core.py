@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 
+from argon2 import PasswordHasher
 from sqlalchemy.orm import Session
 
 from sekisho.clock import Clock, SystemClock
@@ -37,6 +38,9 @@ class Core:
     clock: Clock = field(default_factory=SystemClock)
     bus: EventBus = field(default_factory=EventBus)
     sleep: Callable[[float], None] = time.sleep
+    # Argon2id with RFC 9106 parameters. Tests pass a cheap one; verification always uses
+    # the parameters stored in each hash.
+    password_hasher: PasswordHasher = field(default_factory=PasswordHasher)
 
     @cached_property
     def locks(self) -> DatabaseLocks:

@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 import pyotp
-from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -36,9 +35,6 @@ if TYPE_CHECKING:
 
 TOKEN_PREFIX = "sks_"
 ISSUER = "sekisho"
-_hasher = PasswordHasher()  # Argon2id, RFC 9106 parameters
-# Verifying against this when the user is unknown keeps the timing of both refusals alike.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 
 @dataclass(frozen=True)
@@ -72,6 +68,9 @@ def token_id(token: str) -> str:
 class IdentityService:
     def __init__(self, core: Core) -> None:
         self._core = core
+        self._hasher = core.password_hasher
+        # Verifying against this when the user is unknown keeps both refusals' timing alike.
+        self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
 
     # -- enrolment ------------------------------------------------------------------------
 
@@ -92,7 +91,7 @@ class IdentityService:
             if row is None:
                 row = UserRow(name=name, failed_logins=0)
                 s.add(row)
-            row.password_hash = _hasher.hash(password)
+            row.password_hash = self._hasher.hash(password)
             row.totp_secret = core.secrets.seal(seed)
             row.totp_last_step, row.enrolled_at = None, now
             row.failed_logins, row.locked_until = 0, None
@@ -130,7 +129,7 @@ class IdentityService:
                     f"too many failed attempts; try again after {iso(row.locked_until)}"
                 )
             elif not known or row is None:
-                _verify_password(_DUMMY_HASH, password)
+                self._verify_password(self._dummy_hash, password)
                 core.audit(s, _login_event("auth.login_failed", None, source, "unknown user"))
                 refusal = AuthenticationFailed("wrong user, password or code")
             else:
@@ -156,7 +155,7 @@ class IdentityService:
         self, row: UserRow, password: str, code: str, now: datetime
     ) -> int | None:
         """The accepted TOTP time step, or None. A code is good once (no replay)."""
-        password_ok = row.password_hash is not None and _verify_password(
+        password_ok = row.password_hash is not None and self._verify_password(
             row.password_hash, password
         )
         if row.totp_secret is None or not code.isdigit() or len(code) != 6:
@@ -196,6 +195,12 @@ class IdentityService:
             ),
         )
         return IssuedToken(token, name, expires)
+
+    def _verify_password(self, stored: str, password: str) -> bool:
+        try:
+            return self._hasher.verify(stored, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
 
     # -- tokens ---------------------------------------------------------------------------
 
@@ -272,13 +277,6 @@ class IdentityService:
             memberships=[g for g in work_groups if name in provider.members(g)],
             tags=provider.tags(name),
         )
-
-
-def _verify_password(stored: str, password: str) -> bool:
-    try:
-        return _hasher.verify(stored, password)
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        return False
 
 
 def _login_event(action: str, name: str | None, source: str, why: str) -> AuditEvent:
