@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 from typing import Annotated
 
-import click
 import typer
 
 from sekisho.cli import client_cmds, server_cmds
@@ -80,12 +79,16 @@ def report(error: BaseException) -> int:
 def main() -> None:
     try:
         code = app(standalone_mode=False)
-    except click.exceptions.UsageError as usage:
-        usage.show()
-        sys.exit(2)
-    except click.exceptions.Abort:
+    except typer.Abort:
         err.print("aborted")
         sys.exit(1)
+    except typer.TyperException as usage:  # the command line itself was wrong: exit 2
+        show = getattr(usage, "show", None)
+        if callable(show):
+            show()
+        else:
+            err.print(f"error: {usage}")
+        sys.exit(int(getattr(usage, "exit_code", 2)))
     except (ApiError, SekishoError, Unreachable) as error:
         sys.exit(report(error))
     sys.exit(code if isinstance(code, int) else 0)

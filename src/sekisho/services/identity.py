@@ -84,6 +84,8 @@ class IdentityService:
         now = core.now()
         with core.db.write() as s:
             model = core.models.model(s)
+            # Enrolling hands over the user's credentials: only admins (and sekisho itself).
+            policy.require_admin(model, actor, "enroll users")
             if model.user(name) is None:
                 raise InvalidInput.one("user", "unknown_user", f"{name!r} is not in the model")
             row = s.get(UserRow, name)

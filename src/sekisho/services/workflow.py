@@ -126,9 +126,10 @@ class WorkflowService:
                 core.audit(s, self._event("request.approved", Actor.system("workflow"), row))
             request_id, approved = row.id, row.status == RequestStatus.APPROVED
 
-        core.publish("request.filed", request_id=request_id, user=subject, group=group.name)
+        # Run first, tell after: the scheduler, woken by the event, would race for the runbook.
         if approved:
             core.runbook.execute(request_id)
+        core.publish("request.filed", request_id=request_id, user=subject, group=group.name)
         return self.get(actor, request_id)
 
     def _resolve(
@@ -382,9 +383,9 @@ class WorkflowService:
             approved = outcome.new_status is RequestStatus.APPROVED
             subject, group = row.subject, row.group_name
 
-        core.publish("request.decided", request_id=request_id, user=subject, group=group)
-        if approved:
+        if approved:  # before the event, as in `file`
             core.runbook.execute(request_id)
+        core.publish("request.decided", request_id=request_id, user=subject, group=group)
         return self.get(actor, request_id)
 
     def cancel(self, actor: Actor, request_id: int) -> RequestView:
