@@ -1,0 +1,129 @@
+"""The scheduler in `sekisho serve`: ends grants at their end, wakes on events, recovers."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from sekisho.clock import ManualClock, SystemClock
+from sekisho.domain.access import Verb
+from sekisho.providers.memory import MemoryProvider
+from sekisho.services.core import Core
+from sekisho.services.scheduler import Scheduler
+from sekisho.store.tables import GrantRow
+from support import LEADER, MEMBER, draft
+
+
+def grant_status(core: Core, grant_id: int) -> str:
+    with core.db.read() as s:
+        return s.get_one(GrantRow, grant_id).status
+
+
+async def until(predicate, seconds: float = 10) -> None:  # type: ignore[no-untyped-def]
+    """Give the scheduler's threads time to act; the clock itself never sleeps here."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("the scheduler did not act in time")
+        await asyncio.sleep(0.01)
+
+
+def test_a_grant_ends_when_the_clock_reaches_its_end(
+    core: Core, clock: ManualClock, provider: MemoryProvider
+) -> None:
+    async def scenario() -> None:
+        scheduler = Scheduler(core)
+        task = asyncio.create_task(scheduler.run())
+        await until(lambda: scheduler.passes >= 1)
+        request = await asyncio.to_thread(core.workflow.file, MEMBER, draft(duration="30m"))
+        approved = await asyncio.to_thread(core.workflow.approve, LEADER, request.id, "ok")
+        assert approved.grant is not None
+        grant_id = approved.grant.id
+
+        clock.advance(timedelta(minutes=29, seconds=59))
+        await asyncio.sleep(0.1)
+        assert grant_status(core, grant_id) == "active"  # one second early: untouched
+
+        clock.advance(timedelta(seconds=1))
+        await until(lambda: grant_status(core, grant_id) == "expired")
+        assert provider.members("ProdMemberWorkGroup") == frozenset()
+        assert provider.tags("member01") == {}
+        scheduler.stop()
+        await task
+
+    asyncio.run(scenario())
+
+
+def test_at_start_up_everything_past_its_end_is_ended_first(
+    core: Core, clock: ManualClock, provider: MemoryProvider
+) -> None:
+    request = core.workflow.file(MEMBER, draft(duration="1h"))
+    grant = core.workflow.approve(LEADER, request.id, "ok").grant
+    assert grant is not None
+    clock.advance(timedelta(hours=5))  # sekisho was down past the grant's end
+    assert not core.authz.decide("member01", Verb.ASSUME, "prod/Prod_MemberRole").allowed
+
+    async def scenario() -> None:
+        scheduler = Scheduler(core)
+        task = asyncio.create_task(scheduler.run())
+        await until(lambda: scheduler.passes >= 1)
+        assert grant_status(core, grant.id) == "expired"
+        assert "member01" not in provider.members("ProdMemberWorkGroup")
+        scheduler.stop()
+        await task
+
+    asyncio.run(scenario())
+
+
+def test_a_provider_outage_at_the_end_is_retried_until_confirmed(
+    core: Core, clock: ManualClock, provider: MemoryProvider
+) -> None:
+    request = core.workflow.file(MEMBER, draft(duration="1h"))
+    grant = core.workflow.approve(LEADER, request.id, "ok").grant
+    assert grant is not None
+    provider.fail("remove_member", times=2)
+
+    async def scenario() -> None:
+        scheduler = Scheduler(core)
+        task = asyncio.create_task(scheduler.run())
+        clock.advance(timedelta(hours=1))
+        await until(lambda: grant_status(core, grant.id) == "ending")
+        assert not core.authz.decide("member01", Verb.ASSUME, "prod/Prod_MemberRole").allowed
+        for _ in range(4):  # backoff: each retry is scheduled, and the clock moves past it
+            clock.advance(timedelta(minutes=1))
+            await asyncio.sleep(0.05)
+        await until(lambda: grant_status(core, grant.id) == "expired")
+        assert "member01" not in provider.members("ProdMemberWorkGroup")
+        scheduler.stop()
+        await task
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.realtime
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_on_the_wall_clock_the_end_is_kept_to_the_second(core: Core) -> None:
+    core.clock = SystemClock()
+
+    async def scenario() -> float:
+        scheduler = Scheduler(core)
+        task = asyncio.create_task(scheduler.run())
+        request = await asyncio.to_thread(core.workflow.file, MEMBER, draft(duration="2s"))
+        approved = await asyncio.to_thread(core.workflow.approve, LEADER, request.id, "ok")
+        assert approved.grant is not None
+        end = approved.grant.end_at
+        with core.db.read() as s:
+            assert s.scalar(select(GrantRow.status)) == "active"
+        await until(lambda: grant_status(core, approved.grant.id) == "expired", seconds=30)  # type: ignore[union-attr]
+        lag = (datetime.now(UTC) - end).total_seconds()
+        scheduler.stop()
+        await task
+        return lag
+
+    lag = asyncio.run(scenario())
+    # Deadline-driven, not a cron beat: ended within seconds of the end, not minutes.
+    assert lag < 5, f"ended {lag:.2f}s after its end"
