@@ -107,7 +107,14 @@ def test_example_templates(example: AccessModel) -> None:
     assert not add.auto_approve
     assert [(a.approvers, a.min_approvals) for a in add.approval] == [("ChangeApprovalGroup", 1)]
     assert [c.name for c in add.change_info] == ["target", "change", "impact", "plan", "rollback"]
-    assert all(c.required for c in add.change_info)
+    required = {c.name: c.required for c in add.change_info}
+    assert required == {
+        "target": True,
+        "change": True,
+        "impact": False,
+        "plan": False,
+        "rollback": True,
+    }
     (ticket,) = add.parameters
     assert (ticket.name, ticket.required, ticket.pattern) == ("ticket", False, "[A-Z]+-[0-9]+")
     assert add.requestable_groups({"MemberGroup"}) == {"ProdMemberWorkGroup"}

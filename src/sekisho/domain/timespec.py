@@ -11,6 +11,10 @@ from sekisho.domain.errors import InvalidInput
 _SEED_TTL = re.compile(r"\d{12}")  # YYYYMMDDhhmm, as the seed's TTL tag
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 _MAX_DURATION = timedelta(days=366)
+# The instants a person may name. Far from datetime's own limits, so moving an instant to UTC
+# or adding any duration `parse_duration` accepts cannot overflow.
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 def zone(name: str) -> ZoneInfo:
@@ -30,7 +34,7 @@ def parse_instant(text: str, field: str, tz: ZoneInfo) -> datetime:
             raise InvalidInput.one(
                 field, "time_format", f"{text!r} is not a valid YYYYMMDDhhmm time"
             ) from exc
-        return naive.replace(tzinfo=tz).astimezone(UTC)
+        return _in_range(naive.replace(tzinfo=tz), text, field)
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
@@ -41,7 +45,20 @@ def parse_instant(text: str, field: str, tz: ZoneInfo) -> datetime:
         ) from exc
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
-    return parsed.astimezone(UTC)
+    return _in_range(parsed, text, field)
+
+
+def _in_range(parsed: datetime, text: str, field: str) -> datetime:
+    """`parsed` in UTC, or a refusal naming the field (never an OverflowError)."""
+    try:
+        at: datetime | None = parsed.astimezone(UTC)
+    except OverflowError:
+        at = None  # year 1 or 9999 pushed past datetime's range by the offset
+    if at is None or not _EARLIEST <= at < _LATEST:
+        raise InvalidInput.one(
+            field, "time_range", f"{text[:40]!r} is not a time between the years 1970 and 9998"
+        )
+    return at
 
 
 def parse_duration(text: str, field: str) -> timedelta:

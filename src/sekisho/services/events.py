@@ -49,4 +49,6 @@ class EventBus:
             try:
                 subscriber(event)
             except Exception:  # one broken subscriber must not stop the others
-                log.exception("event subscriber failed", event=event.name)
+                # Not `event=`: structlog's message parameter has that name, and the clash
+                # would raise from here, breaking the publisher after all.
+                log.exception("event subscriber failed", event_name=event.name)

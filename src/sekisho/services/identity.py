@@ -160,7 +160,10 @@ class IdentityService:
         password_ok = row.password_hash is not None and self._verify_password(
             row.password_hash, password
         )
-        if row.totp_secret is None or not code.isdigit() or len(code) != 6:
+        # ASCII only: str.isdigit() accepts other scripts' digits (full-width from an IME),
+        # which hmac.compare_digest refuses with a TypeError instead of a wrong-code refusal.
+        well_formed = code.isascii() and code.isdigit() and len(code) == 6
+        if row.totp_secret is None or not well_formed:
             return None
         totp = pyotp.TOTP(self._core.secrets.open(row.totp_secret))
         current = totp.timecode(now)
