@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
@@ -35,6 +36,20 @@ POSTGRES_ENV = "SEKISHO_TEST_POSTGRES_URL"
 ADMIN = Actor("admin01", "test")
 # Argon2id at its cheapest: the tests check behaviour, not the hash's cost.
 CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    url = os.environ.get(POSTGRES_ENV)
+    if url:
+        return f"PostgreSQL cases: on, at {make_url(url).render_as_string(hide_password=True)}"
+    return f"PostgreSQL cases: SKIPPED (set {POSTGRES_ENV} to run them)"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not os.environ.get(POSTGRES_ENV):
+        terminalreporter.write_line(
+            f"PostgreSQL cases were skipped: set {POSTGRES_ENV} to run them", yellow=True
+        )
 
 
 def postgres_url() -> str | None:

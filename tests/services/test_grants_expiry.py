@@ -127,11 +127,22 @@ def test_a_start_that_is_already_here_means_now(core: Core, start: str) -> None:
         start = "2026-11-29T09:00:00Z"
     request = file(core, start=start, duration="1h")
     assert request.start_at is None
-    assert request.decide_by == NOW + timedelta(hours=1)
+    assert request.end_at is None  # a duration counts from the activation
+    assert request.decide_by == NOW + timedelta(days=3)  # the model's approval timeout
     done = core.workflow.approve(LEADER, request.id, "ok")
     assert done.status == RequestStatus.SUCCEEDED
     assert done.grant is not None
     assert done.grant.end_at == NOW + timedelta(hours=1)
+
+
+def test_a_duration_counts_from_the_approval_not_the_filing(core: Core, clock: ManualClock) -> None:
+    request = file(core, duration="1h")
+    clock.advance(timedelta(minutes=40))  # the approver was in a meeting
+    done = core.workflow.approve(LEADER, request.id, "ok")
+    assert done.grant is not None
+    assert done.grant.start_at == NOW + timedelta(minutes=40)
+    assert done.grant.end_at == NOW + timedelta(minutes=100)
+    assert done.end_at == done.grant.end_at  # the request shows the end once it is known
 
 
 # -- the provider fails at the end ------------------------------------------------------------

@@ -33,7 +33,7 @@ def expires_at(core: Core, clock: ManualClock, request_id: int, at: datetime) ->
 def test_pending_request_expires_at_its_end(
     core: Core, clock: ManualClock, provider: MemoryProvider
 ) -> None:
-    request = file(core, duration="2h")
+    request = file(core, duration=None, until="2026-11-29T11:00:00Z")
     assert request.decide_by == NOW + timedelta(hours=2)
     expires_at(core, clock, request.id, NOW + timedelta(hours=2))
     with pytest.raises(AlreadyDecided):
@@ -69,7 +69,7 @@ def test_next_deadline_is_the_earliest_thing_due(
     assert sweeper.next_deadline() is None
 
     # A pending request: its decision deadline.
-    first = file(core, duration="3h")
+    first = file(core, duration=None, until="2026-11-29T12:00:00Z")
     assert sweeper.next_deadline() == NOW + timedelta(hours=3)
 
     # A scheduled start, earlier than that.
@@ -102,7 +102,7 @@ def test_next_deadline_is_the_earliest_thing_due(
 
 def test_a_sweep_is_idempotent(core: Core, clock: ManualClock) -> None:
     request = granted(core)
-    file(core, MEMBER2, duration="1h")
+    file(core, MEMBER2, duration=None, until="2026-11-29T10:00:00Z")
     clock.set(NOW + timedelta(hours=2))
     first = core.sweeper.run_due()
     assert first.expired

@@ -39,10 +39,10 @@ END = datetime(2026, 11, 29, 11, 0, tzinfo=UTC)  # 20:00 in Tokyo
         {"until": "2026-11-29T20:00"},  # ISO 8601 without an offset: the model's zone too
         {"until": "2026-11-29T20:00:00+09:00"},
         {"until": "2026-11-29T11:00:00Z"},
-        {"duration": "2h"},
-        {"duration": "1h60m"},
+        {"start": "2026-11-29T09:30:00Z", "duration": "1h30m"},
+        {"start": "2026-11-29T09:30:00Z", "duration": "90m"},
     ],
-    ids=["seed-ttl", "iso-local", "iso-offset", "iso-z", "for-2h", "for-1h60m"],
+    ids=["seed-ttl", "iso-local", "iso-offset", "iso-z", "start-for", "start-for-minutes"],
 )
 def test_every_way_of_saying_the_end_means_the_same_instant(
     core: Core, when: dict[str, str]
@@ -50,14 +50,22 @@ def test_every_way_of_saying_the_end_means_the_same_instant(
     fields: dict[str, object] = {"duration": None, **when}
     request = file(core, **fields)
     assert request.end_at == END
-    assert request.start_at is None
+    assert request.start_at == (START + timedelta(minutes=30) if "start" in when else None)
     assert request.status == RequestStatus.PENDING_APPROVAL
     assert request.timeline[0].message == f"filed: member01 in {WORK} until 2026-11-29T11:00:00Z"
 
 
-def test_duration_with_minutes(core: Core) -> None:
-    request = file(core, duration="2h30m")
-    assert request.end_at == START + timedelta(hours=2, minutes=30)
+@pytest.mark.parametrize("duration", ["2h30m", "150m", "2h30m0s"])
+def test_a_duration_without_a_start_counts_from_the_approval(
+    core: Core, clock: ManualClock, duration: str
+) -> None:
+    request = file(core, duration=duration)
+    assert request.end_at is None
+    assert request.duration_seconds == 9000
+    assert request.timeline[0].message == f"filed: member01 in {WORK} for 2h30m after approval"
+    clock.advance(timedelta(minutes=10))
+    done = core.workflow.approve(LEADER, request.id, "ok")
+    assert done.end_at == START + timedelta(minutes=10, hours=2, seconds=1800)
 
 
 def test_the_seed_scenario(core: Core, clock: ManualClock, provider: MemoryProvider) -> None:

@@ -155,7 +155,7 @@ In a second terminal, from this directory ([dim]. .venv/bin/activate[/] first):
   as member01 whoami
   as member01 user show member01                            [dim]# membership + TTL tag[/]
 
-  [bold]5. two minutes later the grant ends by itself[/]
+  [bold]5. two minutes after the approval the grant ends by itself[/]
   as member01 can member01 assume prod/Prod_MemberRole      [dim]# DENIED again[/]
   as member01 grant list
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
+
+from sekisho.domain.timespec import format_duration
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -49,6 +51,14 @@ def when(value: str | datetime | None) -> str:
     return at.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
+def until(request: dict[str, Any]) -> str:
+    """A request's end, or how long after approval it will be."""
+    if request.get("end_at"):
+        return when(request["end_at"])
+    seconds = request.get("duration_seconds")
+    return f"{format_duration(timedelta(seconds=seconds))} after approval" if seconds else "-"
+
+
 def status(value: str | None) -> Text:
     text = value or "-"
     return Text(text, style=STATUS_STYLE.get(text, ""))
@@ -65,7 +75,7 @@ def requests_table(rows: list[dict[str, Any]]) -> Table:
             r["template"],
             r["user"],
             r["group"],
-            when(r["end_at"]),
+            until(r),
             r["requester"],
             (r["reason"] or "")[:60],
         )
@@ -107,8 +117,8 @@ def request_detail(r: dict[str, Any]) -> Group:
     head.add_row("Requested by", f"{r['requester']} at {when(r['created_at'])}")
     if r.get("start_at"):
         head.add_row("Start", when(r["start_at"]))
-    if r.get("end_at"):
-        head.add_row("Until", when(r["end_at"]))
+    if r.get("end_at") or r.get("duration_seconds"):
+        head.add_row("Until", until(r))
     head.add_row("Reason", r["reason"])
     for key, value in (r.get("change_info") or {}).items():
         head.add_row(f"  {key}", value)

@@ -34,6 +34,7 @@ DETAIL_KEYS = frozenset(
         "comment",
         "count",
         "decision",
+        "duration",
         "end",
         "error",
         "expires",

@@ -9,7 +9,7 @@ A runner holds the request for a lease, so a crashed run is resumed by the sweep
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING
 
@@ -132,12 +132,15 @@ class RunbookService:
     def _grant_row(s: Session, row: RequestRow, now: datetime) -> GrantRow:
         grant = s.scalar(select(GrantRow).where(GrantRow.request_id == row.id))
         if grant is None:
-            assert row.end_at is not None
+            start = max(row.start_at or now, now)
+            if row.end_at is None:  # a duration: it counts from now, the activation
+                assert row.duration_s is not None
+                row.end_at = start + timedelta(seconds=row.duration_s)
             grant = GrantRow(
                 request_id=row.id,
                 user=row.subject,
                 group_name=row.group_name,
-                start_at=max(row.start_at or now, now),
+                start_at=start,
                 end_at=row.end_at,
                 status=GrantStatus.ACTIVATING,
                 created_at=now,

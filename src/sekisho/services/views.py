@@ -106,6 +106,7 @@ class RequestSummary(View):
     group: str
     start_at: datetime | None
     end_at: datetime | None
+    duration_seconds: int | None  # set while the end waits for the activation
     reason: str
     status: str
     created_at: datetime
@@ -126,6 +127,7 @@ def _summary_fields(row: RequestRow) -> dict[str, object]:
         "group": row.group_name,
         "start_at": row.start_at,
         "end_at": row.end_at,
+        "duration_seconds": row.duration_s,
         "reason": row.reason,
         "status": row.status,
         "created_at": row.created_at,

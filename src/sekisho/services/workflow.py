@@ -60,8 +60,11 @@ class RequestDraft:
 
 @dataclass(frozen=True)
 class Window:
+    """When access would hold. Without a start, a duration counts from the activation."""
+
     start_at: datetime | None
     end_at: datetime | None
+    duration: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,7 @@ class WorkflowService:
                 group_name=group.name,
                 start_at=window.start_at,
                 end_at=window.end_at,
+                duration_s=int(window.duration.total_seconds()) if window.duration else None,
                 reason=reason,
                 change_info=info,
                 params=params,
@@ -118,6 +122,8 @@ class WorkflowService:
             what = f"{subject} in {group.name}"
             if window.end_at:
                 what += f" until {timespec.iso(window.end_at)}"
+            elif window.duration:
+                what += f" for {timespec.format_duration(window.duration)} after approval"
             timeline.note(s, row.id, now, "filed", actor.name, f"filed: {what}")
             core.audit(s, self._event("request.filed", actor, row))
             if template.auto_approve:
@@ -186,11 +192,13 @@ class WorkflowService:
             if start < now - START_SKEW:
                 raise InvalidInput.one("start", "in_future", "the start is in the past")
             start = max(start, now)
+        duration = None
         if draft.until:
             end = timespec.parse_instant(draft.until, "until", tz)
             field_name = "until"
         else:
-            end = start + timespec.parse_duration(draft.duration or "", "for")
+            duration = timespec.parse_duration(draft.duration or "", "for")
+            end = start + duration
             field_name = "for"
         if end <= now:
             raise InvalidInput.one(
@@ -209,6 +217,10 @@ class WorkflowService:
         # A start that is already here means "now", exactly as if none was given: a start
         # decides when the request stops waiting for approval, so keeping it would make the
         # request expire undecided the moment it was filed.
+        if start <= now and duration is not None:
+            # "--for 2h" asks for two hours of access: they count from the activation, not
+            # from the filing, so time spent waiting for an approver is not lost.
+            return Window(None, None, duration)
         return Window(start if start > now else None, end)
 
     @staticmethod
@@ -504,6 +516,8 @@ class WorkflowService:
         }
         if row.end_at is not None:
             base["end"] = timespec.iso(row.end_at)
+        elif row.duration_s:
+            base["duration"] = timespec.format_duration(timedelta(seconds=row.duration_s))
         if row.start_at is not None:
             base["start"] = timespec.iso(row.start_at)
         base.update(detail)

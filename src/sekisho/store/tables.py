@@ -88,6 +88,8 @@ class RequestRow(Base):
     group_name: Mapped[str] = mapped_column(NAME)
     start_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     end_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # "--for 2h" without a start: the end is set at activation, this long after it.
+    duration_s: Mapped[int | None] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(Text)
     change_info: Mapped[dict[str, str]] = mapped_column(CanonicalJSON())
     params: Mapped[dict[str, str]] = mapped_column(CanonicalJSON())

@@ -118,6 +118,7 @@ def upgrade() -> None:
         sa.Column("group_name", sa.String(length=128), nullable=False),
         sa.Column("start_at", sekisho.store.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("end_at", sekisho.store.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("duration_s", sa.Integer(), nullable=True),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("change_info", sekisho.store.types.CanonicalJSON(), nullable=False),
         sa.Column("params", sekisho.store.types.CanonicalJSON(), nullable=False),

@@ -1,0 +1,88 @@
+"""The README's walkthrough, run as a new user would: `sekisho demo`, then the script."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.mark.realtime
+def test_demo_and_walkthrough_reproduce_the_seed(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "SEKISHO_DEMO_DIR": str(tmp_path / ".demo"),
+        "SEKISHO_SERVER": f"http://127.0.0.1:{port}",
+        "DURATION": "6s",
+        "COLUMNS": "160",
+    }
+    env.pop("SEKISHO_DATABASE_URL", None)
+    demo = subprocess.Popen(
+        [str(BIN / "sekisho"), "demo", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/v1/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert demo.poll() is None, demo.stdout.read() if demo.stdout else ""
+            assert time.monotonic() < deadline, "the demo did not start"
+            time.sleep(0.2)
+
+        walk = subprocess.run(
+            ["bash", "examples/walkthrough.sh"],
+            check=False,
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        output = walk.stdout + walk.stderr
+        assert walk.returncode == 0, output
+        for expected in (
+            "DENIED member01 assume prod/Prod_MemberRole",
+            "approved at level 1: OK, go ahead",
+            "add_user_to_group: added member01 to ProdMemberWorkGroup",
+            "ALLOWED member01 assume prod/Prod_MemberRole",
+            "audit trail verified",
+        ):
+            assert expected in output, expected
+        # Denied before, allowed during, denied again after the end.
+        assert output.count("DENIED member01 assume prod/Prod_MemberRole") == 2
+    finally:
+        demo.terminate()
+        try:
+            printed, _ = demo.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            demo.kill()
+            printed, _ = demo.communicate()
+    assert "sekisho demo" in printed
+    assert "as leader01 request approve 1" in printed
