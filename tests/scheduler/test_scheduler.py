@@ -11,6 +11,7 @@ from sekisho.clock import ManualClock, SystemClock
 from sekisho.domain.access import Verb
 from sekisho.providers.memory import MemoryProvider
 from sekisho.services.core import Core
+from sekisho.services.lease import SCHEDULER, Leases
 from sekisho.services.scheduler import Scheduler
 from sekisho.store.tables import GrantRow
 from support import LEADER, MEMBER, draft
@@ -124,3 +125,37 @@ def test_on_the_wall_clock_the_end_is_kept_to_the_second(core: Core) -> None:
     lag = asyncio.run(scenario())
     # Deadline-driven, not a cron beat: ended within seconds of the end, not minutes.
     assert lag < 5, f"ended {lag:.2f}s after its end"
+
+
+def test_with_two_nodes_only_the_lease_holder_sweeps_and_the_other_takes_over(
+    core: Core, clock: ManualClock
+) -> None:
+    async def scenario() -> None:
+        first = Scheduler(core, Leases(core, "node-a"))
+        second = Scheduler(core, Leases(core, "node-b"))
+        task_a = asyncio.create_task(first.run())
+        await until(lambda: first.passes >= 1)
+        task_b = asyncio.create_task(second.run())
+        await asyncio.sleep(0.2)
+        assert first.holding
+        assert not second.holding
+        assert second.passes == 0
+
+        first.stop()  # node A shuts down and hands the lease back
+        await task_a
+        clock.advance(timedelta(seconds=6))  # node B looks again at its next renewal
+        await until(lambda: second.holding and second.passes >= 1)
+        second.stop()
+        await task_b
+
+    asyncio.run(scenario())
+
+
+def test_a_dead_holder_loses_the_lease_when_it_runs_out(core: Core, clock: ManualClock) -> None:
+    dead = Leases(core, "node-dead")
+    alive = Leases(core, "node-alive")
+    assert dead.acquire(SCHEDULER, timedelta(seconds=15))
+    assert not alive.acquire(SCHEDULER, timedelta(seconds=15))
+    clock.advance(timedelta(seconds=16))  # node-dead never renewed
+    assert alive.acquire(SCHEDULER, timedelta(seconds=15))
+    assert not dead.acquire(SCHEDULER, timedelta(seconds=15))
