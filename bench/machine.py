@@ -1,0 +1,79 @@
+"""What the numbers were measured on: printed at the top of RESULTS.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sqlite3
+import sys
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def cpu_counts() -> str:
+    logical = os.cpu_count() or 0
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else logical
+    return f"{logical} logical, {usable} usable by this process"
+
+
+def filesystem_of(path: Path) -> str:
+    """The mount (type and device) holding `path`, from /proc/mounts."""
+    try:
+        mounts = [line.split() for line in Path("/proc/mounts").read_text().splitlines()]
+    except OSError:
+        return "unknown"
+    resolved = str(path.resolve())
+    best: list[str] | None = None
+    for entry in mounts:
+        if len(entry) < 3:
+            continue
+        point = entry[1]
+        inside = resolved == point or resolved.startswith(point.rstrip("/") + "/")
+        if inside and (best is None or len(point) > len(best[1])):
+            best = entry
+    return f"{best[2]} ({best[0]} on {best[1]})" if best else "unknown"
+
+
+def package_versions(names: list[str]) -> str:
+    found = []
+    for name in names:
+        try:
+            found.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            found.append(f"{name} (not installed)")
+    return ", ".join(found)
+
+
+def facts(data_dir: Path, postgres: str | None, started: datetime) -> list[tuple[str, str]]:
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
+    return [
+        ("date (UTC)", started.astimezone(UTC).strftime("%Y-%m-%d %H:%M")),
+        ("CPU", f"{cpu_model()}; {cpu_counts()}"),
+        ("load average at start (1/5/15 min)", " / ".join(f"{x:.2f}" for x in load)),
+        ("OS", f"{platform.system()} {platform.release()} ({platform.machine()})"),
+        ("Python", f"{platform.python_implementation()} {sys.version.split()[0]}"),
+        ("SQLite", f"{sqlite3.sqlite_version} (WAL, synchronous=FULL, as sekisho opens it)"),
+        ("SQLite file on", filesystem_of(data_dir)),
+        ("PostgreSQL", postgres or "not measured (SEKISHO_BENCH_POSTGRES_URL not set)"),
+        (
+            "packages",
+            package_versions(
+                ["sekisho", "fastapi", "starlette", "uvicorn", "sqlalchemy", "psycopg", "httpx"]
+            ),
+        ),
+    ]
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
