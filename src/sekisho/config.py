@@ -35,7 +35,9 @@ class Settings(BaseSettings):
     lockout_threshold: Annotated[int, Field(ge=1, le=100)] = 5
     lockout_duration: timedelta = timedelta(minutes=15)
 
+    # How long a runner holds work before another may take it over (it may have died).
     runbook_lease: timedelta = timedelta(seconds=60)
+    ending_lease: timedelta = timedelta(seconds=10)
     end_retry_first: timedelta = timedelta(seconds=2)
     end_retry_max: timedelta = timedelta(minutes=5)
 

@@ -229,17 +229,23 @@ def test_failing_untag_is_retried_too(
     assert provider.tags("member01") == {}
 
 
-def test_recovery_retries_stuck_endings_at_once(
-    core: Core, clock: ManualClock, provider: MemoryProvider
+def test_an_ending_interrupted_mid_flight_is_retried_after_a_short_lease(
+    core: Core, clock: ManualClock, provider: MemoryProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The process died while the provider removed the member: a restart picks it up."""
     request = granted(core)
     assert request.grant is not None
-    provider.fail("remove_member")
+    monkeypatch.setattr(core.grants, "_finish", lambda *_args: None)  # dies after access ended
     clock.set(END)
     core.sweeper.run_due()
-    core.sweeper.recover()  # a restart: no backoff is honoured
-    assert core.sweeper.next_deadline() == END
+    monkeypatch.undo()
+    assert grant_row(core, request.grant.id).status == GrantStatus.ENDING
+    assert not can_assume(core)
+    retry = END + core.settings.ending_lease
+    assert core.sweeper.next_deadline() == retry
+    clock.set(retry)
     assert core.sweeper.run_due().retried == [request.grant.id]
+    assert provider.members(WORK) == frozenset()
 
 
 # -- listing grants ---------------------------------------------------------------------------

@@ -137,7 +137,7 @@ def test_rollback_keeps_the_membership_an_overlapping_grant_needs(
 # -- a runner that dies ------------------------------------------------------------------------
 
 
-def test_a_run_killed_mid_step_is_resumed_after_recovery(
+def test_a_run_killed_mid_step_is_resumed_when_its_lease_runs_out(
     core: Core, clock: ManualClock, provider: MemoryProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     request = file(core)
@@ -152,8 +152,8 @@ def test_a_run_killed_mid_step_is_resumed_after_recovery(
     assert core.sweeper.run_due().runbooks_run == []
     assert core.sweeper.next_deadline() == row.runner_until
 
-    # ... and after a restart, recovery resumes it at once.
-    core.sweeper.recover()
+    # ... and once the lease runs out (the process died), the sweeper resumes it.
+    clock.set(row.runner_until)
     assert core.sweeper.run_due().runbooks_run == [request.id]
     done = core.workflow.get(MEMBER, request.id)
     assert done.status == RequestStatus.SUCCEEDED
@@ -172,7 +172,6 @@ def test_a_run_resumed_after_its_end_is_rolled_back(
     end = core.workflow.get(MEMBER, request.id).end_at  # set when the run took the request
     assert end is not None
     clock.set(end + timedelta(minutes=1))
-    core.sweeper.recover()
     core.sweeper.run_due()
     done = core.workflow.get(MEMBER, request.id)
     assert done.status == RequestStatus.FAILED
@@ -187,7 +186,7 @@ def test_in_progress_request_whose_runner_vanished(
 ) -> None:
     """The runner took the request (in_progress, lease) and died before any step."""
     request = file(core)
-    monkeypatch.setattr(core.runbook, "execute", lambda _id: False)
+    monkeypatch.setattr(core.runbook, "run", lambda _job: None)
     core.workflow.approve(LEADER, request.id, "ok")
     monkeypatch.undo()
     lease_end = clock.now() + timedelta(minutes=1)
@@ -196,17 +195,17 @@ def test_in_progress_request_whose_runner_vanished(
     assert request_row(core, request.id).status == RequestStatus.IN_PROGRESS
     assert provider.calls == []
 
-    core.sweeper.recover()
+    clock.set(lease_end)
     assert core.sweeper.run_due().runbooks_run == [request.id]
     done = core.workflow.get(MEMBER, request.id)
     assert done.status == RequestStatus.SUCCEEDED
     assert can_assume(core)
 
 
-def test_lease_runs_out_without_recovery(
+def test_another_node_takes_over_when_the_lease_runs_out(
     core: Core, clock: ManualClock, provider: MemoryProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On another node (no restart here), the sweeper takes over when the lease runs out."""
+    """The sweeper (here or on another node) takes over exactly when the lease runs out."""
     request = file(core, MEMBER2)
     die_while_tagging(core, provider, monkeypatch, request.id)
     clock.advance(core.settings.runbook_lease)

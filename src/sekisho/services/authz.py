@@ -46,15 +46,21 @@ class Authorizer:
             )
 
     def check(self, actor: Actor, user: str, verb: Verb, obj: str) -> AccessDecision:
-        """Decide for `user` on behalf of `actor`; a denial lands in the audit trail."""
-        with self._core.db.write() as s:
-            model = self._core.models.model(s)
+        """Decide for `user` on behalf of `actor`; a denial lands in the audit trail.
+
+        Decided in a read transaction: allowing writes nothing, so decisions never queue
+        behind the writers; only a denial takes a write transaction, for its audit entry.
+        """
+        core = self._core
+        with core.db.read() as s:
+            model = core.models.model(s)
             if not policy.may_ask_about(model, actor, user):
                 raise Forbidden("you may ask only about yourself; auditors and admins about anyone")
-            decision = decide_access(model, user, verb, obj, live_grants(s, user), self._core.now())
-            if not decision.allowed:
-                self._core.audit(s, denial_event(actor, decision))
-            return decision
+            decision = decide_access(model, user, verb, obj, live_grants(s, user), core.now())
+        if not decision.allowed:
+            with core.db.write() as s:
+                core.audit(s, denial_event(actor, decision))
+        return decision
 
 
 def denial_event(actor: Actor, decision: AccessDecision) -> AuditEvent:

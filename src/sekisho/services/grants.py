@@ -166,7 +166,7 @@ class GrantService:
                         f"access to {row.group_name} ended ({_describe(reason, note)})",
                     )
                 # In flight: if this process dies here, the sweeper takes over after the lease.
-                row.retry_at = now + core.settings.runbook_lease
+                row.retry_at = now + core.settings.ending_lease
                 ending = _Ending(
                     row.id,
                     row.request_id,
@@ -197,28 +197,29 @@ class GrantService:
         result: EndResult,
     ) -> None:
         core = self._core
-        failures: list[str] = []
-        outputs: list[str] = []
-
-        def on_step(outcome: StepOutcome) -> None:
-            (outputs if outcome.ok else failures).append(f"{outcome.step}: {outcome.output}")
-            with core.db.write() as s:
-                targets = {e.request_id for e in batch} | ({also_on} if also_on else set())
+        steps: list[tuple[StepOutcome, datetime]] = []
+        with core.locks.hold(user, group):
+            confirmed = membership.converge(
+                core, user, group, lambda outcome: steps.append((outcome, core.now()))
+            )
+        outputs = [f"{o.step}: {o.output}" for o, _ in steps if o.ok]
+        failures = [f"{o.step}: {o.output}" for o, _ in steps if not o.ok]
+        # The steps' timeline entries and the outcome land in one transaction: an ending
+        # costs one commit here, not one per step (a mass expiry ends thousands at once).
+        now = core.now()
+        with core.db.write() as s:
+            targets = {e.request_id for e in batch} | ({also_on} if also_on else set())
+            for outcome, at in steps:
                 for request_id in sorted(targets):
                     timeline.note(
                         s,
                         request_id,
-                        core.now(),
+                        at,
                         f"step:{outcome.step}",
                         actor.name,
                         f"{outcome.step}: {outcome.output}",
                         status="ok" if outcome.ok else "failed",
                     )
-
-        with core.locks.hold(user, group):
-            confirmed = membership.converge(core, user, group, on_step)
-        now = core.now()
-        with core.db.write() as s:
             for ending in batch:
                 row = s.get_one(GrantRow, ending.id, with_for_update=True)
                 if row.status != GrantStatus.ENDING:

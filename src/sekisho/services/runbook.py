@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import Enum
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
@@ -32,12 +31,6 @@ if TYPE_CHECKING:
 RUNNER = Actor.system("runbook")
 
 
-class Claim(Enum):
-    RUN = "run"
-    WAIT = "wait"  # scheduled for later, or another runner holds it
-    DONE = "done"  # nothing left to do
-
-
 @dataclass(frozen=True)
 class Job:
     request_id: int
@@ -54,79 +47,87 @@ class RunbookService:
 
     def execute(self, request_id: int) -> bool:
         """Run (or resume) the request's runbook if it is due and free. True if it ran."""
-        claim, job, _status = self._claim(request_id)
-        if claim is not Claim.RUN:
+        with self._core.db.write() as s:
+            row = s.execute(
+                select(RequestRow).where(RequestRow.id == request_id).with_for_update()
+            ).scalar_one()
+            job = self.claim(s, row)
+        if job is None:
             return False
-        assert job is not None
+        self.run(job)
+        return True
+
+    def run(self, job: Job) -> None:
+        """Run a claimed job's steps. The claim (its lease) keeps other runners away."""
         if job.action is TemplateAction.GRANT:
             self._grant(job)
         else:
             self._remove(job)
-        return True
 
-    def _claim(self, request_id: int) -> tuple[Claim, Job | None, RequestStatus]:
+    def claim(self, s: Session, row: RequestRow) -> Job | None:
+        """Take a locked request for running, in the caller's transaction, if it is due.
+
+        The approval that completes a request claims it in the same transaction, so the
+        scheduler never sees it approved-but-unclaimed and never races the approver for it.
+        None: nothing to run now (scheduled for later, held by another runner, or final).
+        """
         core = self._core
         now = core.now()
-        with core.db.write() as s:
-            row = s.execute(
-                select(RequestRow).where(RequestRow.id == request_id).with_for_update()
-            ).scalar_one()
-            status = RequestStatus(row.status)
-            runnable = status in (RequestStatus.APPROVED, RequestStatus.SCHEDULED)
-            resumable = status is RequestStatus.IN_PROGRESS and (
-                row.runner_until is None or row.runner_until <= now
-            )
-            if not (runnable or resumable):
-                return (Claim.DONE if status.is_final else Claim.WAIT), None, status
-            action = TemplateAction(row.action)
-            if action is TemplateAction.GRANT and row.start_at and row.start_at > now:
-                if status is not RequestStatus.SCHEDULED:
-                    check_transition(status, RequestStatus.SCHEDULED)
-                    row.status, row.updated_at = RequestStatus.SCHEDULED, now
-                    timeline.note(
-                        s,
-                        row.id,
-                        now,
-                        "scheduled",
-                        RUNNER.name,
-                        f"runbook will run at {iso(row.start_at)}",
-                    )
-                return Claim.WAIT, None, RequestStatus.SCHEDULED
-            existing = s.scalar(select(GrantRow).where(GrantRow.request_id == row.id))
-            too_late = row.end_at is not None and row.end_at <= now
-            if (
-                action is TemplateAction.GRANT
-                and existing is not None
-                and (too_late or existing.status in (GrantStatus.ENDING, GrantStatus.FAILED))
-            ):
-                # An interrupted run may have changed the provider: undo it, then fail.
-                _mark_undo(existing, now + core.settings.runbook_lease)
-                row.runner_until = now + core.settings.runbook_lease
-                job = Job(row.id, action, row.subject, row.group_name, existing.id, rollback=True)
-                return Claim.RUN, job, status
-            if action is TemplateAction.GRANT and too_late:
-                check_transition(status, RequestStatus.FAILED)
-                row.status, row.updated_at = RequestStatus.FAILED, now
+        status = RequestStatus(row.status)
+        runnable = status in (RequestStatus.APPROVED, RequestStatus.SCHEDULED)
+        resumable = status is RequestStatus.IN_PROGRESS and (
+            row.runner_until is None or row.runner_until <= now
+        )
+        if not (runnable or resumable):
+            return None
+        action = TemplateAction(row.action)
+        if action is TemplateAction.GRANT and row.start_at and row.start_at > now:
+            if status is not RequestStatus.SCHEDULED:
+                check_transition(status, RequestStatus.SCHEDULED)
+                row.status, row.updated_at = RequestStatus.SCHEDULED, now
                 timeline.note(
                     s,
                     row.id,
                     now,
-                    "failed",
+                    "scheduled",
                     RUNNER.name,
-                    "the end time passed before the runbook could run",
-                    status="failed",
+                    f"runbook will run at {iso(row.start_at)}",
                 )
-                core.audit(s, _request_event("request.failed", row, error="end passed"))
-                return Claim.DONE, None, RequestStatus.FAILED
-            check_transition(status, RequestStatus.IN_PROGRESS)
-            row.status, row.updated_at = RequestStatus.IN_PROGRESS, now
+            return None
+        existing = s.scalar(select(GrantRow).where(GrantRow.request_id == row.id))
+        too_late = row.end_at is not None and row.end_at <= now
+        if (
+            action is TemplateAction.GRANT
+            and existing is not None
+            and (too_late or existing.status in (GrantStatus.ENDING, GrantStatus.FAILED))
+        ):
+            # An interrupted run may have changed the provider: undo it, then fail.
+            _mark_undo(existing, now + core.settings.runbook_lease)
             row.runner_until = now + core.settings.runbook_lease
-            grant_id = None
-            if action is TemplateAction.GRANT:
-                grant_id = self._grant_row(s, row, now).id
-            verb = "resumed" if resumable else "started"
-            timeline.note(s, row.id, now, "runbook", RUNNER.name, f"runbook {verb}")
-            return Claim.RUN, Job(row.id, action, row.subject, row.group_name, grant_id), status
+            return Job(row.id, action, row.subject, row.group_name, existing.id, rollback=True)
+        if action is TemplateAction.GRANT and too_late:
+            check_transition(status, RequestStatus.FAILED)
+            row.status, row.updated_at = RequestStatus.FAILED, now
+            timeline.note(
+                s,
+                row.id,
+                now,
+                "failed",
+                RUNNER.name,
+                "the end time passed before the runbook could run",
+                status="failed",
+            )
+            core.audit(s, _request_event("request.failed", row, error="end passed"))
+            return None
+        check_transition(status, RequestStatus.IN_PROGRESS)
+        row.status, row.updated_at = RequestStatus.IN_PROGRESS, now
+        row.runner_until = now + core.settings.runbook_lease
+        grant_id = None
+        if action is TemplateAction.GRANT:
+            grant_id = self._grant_row(s, row, now).id
+        verb = "resumed" if resumable else "started"
+        timeline.note(s, row.id, now, "runbook", RUNNER.name, f"runbook {verb}")
+        return Job(row.id, action, row.subject, row.group_name, grant_id)
 
     @staticmethod
     def _grant_row(s: Session, row: RequestRow, now: datetime) -> GrantRow:

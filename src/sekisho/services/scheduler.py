@@ -37,6 +37,7 @@ class Scheduler:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
         self.holding = False
+        self._renew_at = core.now()
         self.passes = 0
 
     def _on_event(self, _event: Event) -> None:
@@ -49,7 +50,11 @@ class Scheduler:
         self._on_event(Event("scheduler.stop", self._core.now()))
 
     async def run(self) -> None:
-        """Hold the lease; on taking it, recover and end everything already past its end."""
+        """Hold the lease; sweep at every deadline, first of all what is already past its end.
+
+        Work a dead process left in flight (a runbook, a provider removal) is taken over when
+        its own short lease runs out: no node can tell a dead runner from a slow one sooner.
+        """
         core = self._core
         self._loop = asyncio.get_running_loop()
         unsubscribe = core.bus.subscribe(self._on_event)
@@ -68,20 +73,32 @@ class Scheduler:
                 await asyncio.to_thread(self._leases.release, SCHEDULER)
 
     async def _turn(self) -> datetime:
-        """One pass if this node holds the lease; return when to look again."""
+        """Look at the deadlines; sweep only if something is due. Return when to look again.
+
+        Woken by an event, this is a few indexed reads: a full pass runs only when a deadline
+        has come, or when this node has just taken the lease (start-up, or a take-over).
+        """
         core = self._core
-        held = await asyncio.to_thread(self._leases.acquire, SCHEDULER, LEASE_TTL)
-        renew_by = core.now() + RENEW_EVERY
-        if not held:
-            if self.holding:
-                log.warning("scheduler lease lost to another node")
-            self.holding = False
-            return renew_by
-        if not self.holding:
-            log.info("scheduler lease taken", holder=self._leases.holder)
-            self.holding = True
-            await asyncio.to_thread(core.sweeper.recover)
-        report = await asyncio.to_thread(core.sweeper.run_due)
+        taken = False
+        if not self.holding or core.now() >= self._renew_at:
+            held = await asyncio.to_thread(self._leases.acquire, SCHEDULER, LEASE_TTL)
+            self._renew_at = core.now() + RENEW_EVERY
+            if not held:
+                if self.holding:
+                    log.warning("scheduler lease lost to another node")
+                self.holding = False
+                return self._renew_at
+            if not self.holding:
+                log.info("scheduler lease taken", holder=self._leases.holder)
+                self.holding = taken = True
+        deadline = await asyncio.to_thread(core.sweeper.next_deadline)
+        if taken or (deadline is not None and deadline <= core.now()):
+            await asyncio.to_thread(self._pass)
+            deadline = await asyncio.to_thread(core.sweeper.next_deadline)
+        return min(deadline, self._renew_at) if deadline else self._renew_at
+
+    def _pass(self) -> None:
+        report = self._core.sweeper.run_due()
         self.passes += 1
         if report.anything:
             log.info(
@@ -92,5 +109,3 @@ class Scheduler:
                 requests_expired=report.requests_expired,
                 runbooks=report.runbooks_run,
             )
-        deadline = await asyncio.to_thread(core.sweeper.next_deadline)
-        return min(deadline, renew_by) if deadline else renew_by

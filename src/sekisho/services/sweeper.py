@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from sekisho.domain.actor import Actor
 from sekisho.domain.grants import EndReason, GrantStatus
@@ -55,22 +55,6 @@ class Sweeper:
         self._expire_requests(report)
         self._run_runbooks(report)
         return report
-
-    def recover(self) -> None:
-        """At start-up: nothing of this process is in flight, so every lease is stale."""
-        core = self._core
-        now = core.now()
-        with core.db.write() as s:
-            s.execute(
-                update(GrantRow)
-                .where(GrantRow.status == GrantStatus.ENDING, GrantRow.retry_at > now)
-                .values(retry_at=now)
-            )
-            s.execute(
-                update(RequestRow)
-                .where(RequestRow.status == RequestStatus.IN_PROGRESS)
-                .values(runner_until=now)
-            )
 
     def _end_grants(self, report: SweepReport) -> None:
         core = self._core

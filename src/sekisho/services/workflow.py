@@ -126,15 +126,16 @@ class WorkflowService:
                 what += f" for {timespec.format_duration(window.duration)} after approval"
             timeline.note(s, row.id, now, "filed", actor.name, f"filed: {what}")
             core.audit(s, self._event("request.filed", actor, row))
+            job = None
             if template.auto_approve:
                 row.status = RequestStatus.APPROVED
                 timeline.note(s, row.id, now, "approved", "sekisho", "auto-approved by template")
                 core.audit(s, self._event("request.approved", Actor.system("workflow"), row))
-            request_id, approved = row.id, row.status == RequestStatus.APPROVED
+                job = core.runbook.claim(s, row)
+            request_id = row.id
 
-        # Run first, tell after: the scheduler, woken by the event, would race for the runbook.
-        if approved:
-            core.runbook.execute(request_id)
+        if job is not None:
+            core.runbook.run(job)
         core.publish("request.filed", request_id=request_id, user=subject, group=group.name)
         return self.get(actor, request_id)
 
@@ -392,11 +393,12 @@ class WorkflowService:
                     f"request.{verb}", actor, row, comment=comment[:500], level=decided_level
                 ),
             )
-            approved = outcome.new_status is RequestStatus.APPROVED
+            # Claimed in this transaction: nobody else can run it, and nobody sees it waiting.
+            job = core.runbook.claim(s, row) if row.status == RequestStatus.APPROVED else None
             subject, group = row.subject, row.group_name
 
-        if approved:  # before the event, as in `file`
-            core.runbook.execute(request_id)
+        if job is not None:
+            core.runbook.run(job)
         core.publish("request.decided", request_id=request_id, user=subject, group=group)
         return self.get(actor, request_id)
 

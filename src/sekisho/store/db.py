@@ -2,12 +2,15 @@
 
 Two kinds of unit of work: `read()` and `write()`. On SQLite a write transaction starts with
 BEGIN IMMEDIATE, so writers queue for the lock up front instead of failing half-way with
-"database is locked"; reads run beside them (WAL). On PostgreSQL both are plain transactions
-and code that needs a row lock asks for it (`SELECT ... FOR UPDATE`).
+"database is locked"; reads run beside them (WAL). Writers of this process also queue on a
+lock first: SQLite's own busy handler sleeps and retries, which starves unlucky writers for
+seconds under load. On PostgreSQL both are plain transactions and code that needs a row lock
+asks for it (`SELECT ... FOR UPDATE`).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +19,6 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import NullPool
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -35,6 +37,7 @@ class Database:
             self._writer = self._reader = engine
         else:
             raise ValueError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
+        self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
         self._write_sessions = sessionmaker(self._writer, expire_on_commit=False)
         self._read_sessions = sessionmaker(self._reader, expire_on_commit=False)
 
@@ -49,7 +52,11 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A transaction that may change data: committed on success, rolled back on error."""
-        with self._write_sessions() as session, session.begin():
+        if self._write_lock is None:
+            with self._write_sessions() as session, session.begin():
+                yield session
+            return
+        with self._write_lock, self._write_sessions() as session, session.begin():
             yield session
 
     @contextmanager
@@ -72,11 +79,13 @@ class Database:
 
     @staticmethod
     def _sqlite_engine(url: str, begin: str, echo: bool) -> Engine:
-        # NullPool: SQLite connections are cheap, and a pool would pin them to threads.
+        # Pooled: closing the last connection makes SQLite checkpoint and delete the WAL, so
+        # a connection per transaction would cost an open, a checkpoint and extra fsyncs.
         engine = create_engine(
             url,
             echo=echo,
-            poolclass=NullPool,
+            pool_size=8,
+            max_overflow=8,
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
         )
 
