@@ -14,6 +14,7 @@ from rich.table import Table
 from sekisho.cli.client import Client, SavedLogin, forget_login, load_login, save_login
 from sekisho.cli.render import (
     audit_table,
+    emit,
     err,
     grants_table,
     out,
@@ -201,13 +202,7 @@ def list_requests(
     params: dict[str, Any] = {"mine": mine, "to_approve": to_approve, "limit": limit}
     if status is not None:
         params["status"] = status.value
-    data = client(ctx).get("/requests", params=params)
-    if json:
-        print_json(data)
-    elif not data:
-        out.print("no requests")
-    else:
-        out.print(requests_table(data))
+    emit(client(ctx).get("/requests", params=params), json, requests_table, empty="no requests")
 
 
 @request_app.command("show")
@@ -217,11 +212,7 @@ def show(
     json: JsonOpt = False,
 ) -> None:
     """A request with its approvals and timeline."""
-    data = client(ctx).get(f"/requests/{request_id}")
-    if json:
-        print_json(data)
-    else:
-        out.print(request_detail(data))
+    emit(client(ctx).get(f"/requests/{request_id}"), json, request_detail)
 
 
 def decided(data: dict[str, Any], json: bool) -> None:
@@ -277,13 +268,7 @@ def list_grants(
     params: dict[str, Any] = {"active": active}
     if user:
         params["user"] = user
-    data = client(ctx).get("/grants", params=params)
-    if json:
-        print_json(data)
-    elif not data:
-        out.print("no grants")
-    else:
-        out.print(grants_table(data))
+    emit(client(ctx).get("/grants", params=params), json, grants_table, empty="no grants")
 
 
 @grant_app.command("release")
@@ -293,11 +278,7 @@ def release(
     json: JsonOpt = False,
 ) -> None:
     """I'm done: end my grant now."""
-    data = client(ctx).post(f"/grants/{grant_id}/release")
-    if json:
-        print_json(data)
-    else:
-        out.print(f"grant #{grant_id} {data['status']} ({data['end_reason']})")
+    emit(client(ctx).post(f"/grants/{grant_id}/release"), json, ended)
 
 
 @grant_app.command("revoke")
@@ -308,11 +289,7 @@ def revoke(
     json: JsonOpt = False,
 ) -> None:
     """End someone's grant now (admins)."""
-    data = client(ctx).post(f"/grants/{grant_id}/revoke", json={"reason": reason})
-    if json:
-        print_json(data)
-    else:
-        out.print(f"grant #{grant_id} {data['status']} ({data['end_reason']})")
+    emit(client(ctx).post(f"/grants/{grant_id}/revoke", json={"reason": reason}), json, ended)
 
 
 @audit_app.command("list")
@@ -339,13 +316,7 @@ def audit_list(
     ):
         if value is not None:
             params[key] = value
-    data = client(ctx).get("/audit", params=params)
-    if json:
-        print_json(data)
-    elif not data:
-        out.print("no entries")
-    else:
-        out.print(audit_table(data))
+    emit(client(ctx).get("/audit", params=params), json, audit_table, empty="no entries")
 
 
 @audit_app.command("verify")
@@ -391,6 +362,10 @@ def show_user(
         table.add_row(member, tags.get(group, "-"))
     out.print(table)
     out.print(grants_table(who["grants"]) if who["grants"] else "no active grants")
+
+
+def ended(grant: dict[str, Any]) -> str:
+    return f"grant #{grant['id']} {grant['status']} ({grant['end_reason']})"
 
 
 def register(app: typer.Typer) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,6 +40,16 @@ STATUS_STYLE = {
 def print_json(data: Any) -> None:
     # Plain print: machine output must not be wrapped or styled.
     print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def emit(data: Any, json: bool, render: Callable[[Any], Any], empty: str | None = None) -> None:
+    """JSON for scripts, or the human rendering (or `empty` when there is nothing)."""
+    if json:
+        print_json(data)
+    elif empty is not None and not data:
+        out.print(empty)
+    else:
+        out.print(render(data))
 
 
 def when(value: str | datetime | None) -> str:
