@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pyotp
 
 from sekisho.domain.actor import Actor
 from sekisho.services.core import Core
 from sekisho.services.workflow import RequestDraft
+
+EXAMPLE_MODEL = Path(__file__).resolve().parent.parent / "examples" / "jump-account.yaml"
+EXAMPLE_TEXT = EXAMPLE_MODEL.read_text()
 
 MEMBER = Actor("member01", "198.51.100.7")
 MEMBER2 = Actor("member02", "198.51.100.8")

@@ -30,6 +30,15 @@ class Settings(BaseSettings):
     # Where users reach the server; used for deep links in messages.
     public_url: str = f"http://127.0.0.1:{DEFAULT_PORT}"
 
+    # The gateway: TLS on its own port. Its certificate comes from sekisho's own CA (created
+    # on first start) unless the operator brings one.
+    gateway_host: str = "127.0.0.1"
+    gateway_port: Annotated[int, Field(ge=0, le=65535)] = 8471
+    gateway_public_address: str | None = None  # host:port clients dial; default host:port
+    gateway_cert: Path | None = None
+    gateway_key: Path | None = None
+    gateway_ca: Path | None = None  # with a brought certificate: the CA clients should trust
+
     token_ttl: timedelta = timedelta(hours=1)
     login_failure_delay: Annotated[float, Field(ge=0, le=10)] = 1.0
     lockout_threshold: Annotated[int, Field(ge=1, le=100)] = 5
@@ -51,6 +60,10 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'sekisho.db'}"
+
+    @property
+    def gateway_address(self) -> str:
+        return self.gateway_public_address or f"{self.gateway_host}:{self.gateway_port}"
 
     @property
     def secret_key_file(self) -> Path:

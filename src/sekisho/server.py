@@ -1,45 +1,72 @@
-"""`sekisho serve`: the API and the expiry scheduler in one process."""
+"""`sekisho serve`: the API, the expiry scheduler and the gateway in one process."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from enum import StrEnum
 
+import structlog
 import uvicorn
 from fastapi import FastAPI
 
 from sekisho.api.app import create_app
+from sekisho.gateway.server import Gateway
 from sekisho.services.core import Core
 from sekisho.services.scheduler import Scheduler
 
+log = structlog.get_logger(__name__)
 
-def build_app(core: Core, *, scheduler: bool = True) -> FastAPI:
+
+class Part(StrEnum):
+    API = "api"  # the REST API (and the scheduler, which runs where the API runs)
+    GATEWAY = "gateway"
+
+
+def build_app(core: Core, *, scheduler: bool = True, gateway: Gateway | None = None) -> FastAPI:
     app = create_app(core)
-    if not scheduler:
-        return app
+    app.state.gateway = gateway
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        sched = Scheduler(core)
-        task = asyncio.create_task(sched.run(), name="sekisho-scheduler")
-        app.state.scheduler = sched
+        task = None
+        if gateway is not None:
+            await asyncio.to_thread(gateway.start)
+        if scheduler:
+            sched = Scheduler(core)
+            task = asyncio.create_task(sched.run(), name="sekisho-scheduler")
+            app.state.scheduler = sched
         try:
             yield
         finally:
-            sched.stop()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            if task is not None:
+                app.state.scheduler.stop()
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if gateway is not None:
+                await asyncio.to_thread(gateway.stop)
 
     app.router.lifespan_context = lifespan
     return app
 
 
-def serve(core: Core, host: str, port: int) -> None:
+def serve(core: Core, host: str, port: int, parts: frozenset[Part] = frozenset(Part)) -> None:
+    gateway = None
+    if Part.GATEWAY in parts:
+        from sekisho.gateway.setup import build_gateway
+
+        gateway = build_gateway(core)
+    if Part.API not in parts:
+        assert gateway is not None
+        serve_gateway_only(gateway)
+        return
     config = uvicorn.Config(
-        build_app(core),
+        build_app(core, gateway=gateway),
         host=host,
         port=port,
         log_level="warning",
@@ -47,3 +74,15 @@ def serve(core: Core, host: str, port: int) -> None:
         server_header=False,
     )
     uvicorn.Server(config).run()
+
+
+def serve_gateway_only(gateway: Gateway) -> None:
+    """Just the gateway, until SIGINT or SIGTERM (revocations arrive as events)."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    gateway.start()
+    try:
+        stop.wait()
+    finally:
+        gateway.stop()

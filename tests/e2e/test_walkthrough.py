@@ -26,18 +26,31 @@ def free_port() -> int:
 
 @pytest.mark.realtime
 def test_demo_and_walkthrough_reproduce_the_seed(tmp_path: Path) -> None:
-    port = free_port()
+    port, gateway_port, console_port = free_port(), free_port(), free_port()
+    model = tmp_path / "jump-account.yaml"
+    example = (ROOT / "examples" / "jump-account.yaml").read_text()
+    model.write_text(example.replace("port: 8643", f"port: {console_port}"))
     env = {
         **os.environ,
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
         "SEKISHO_DEMO_DIR": str(tmp_path / ".demo"),
         "SEKISHO_SERVER": f"http://127.0.0.1:{port}",
         "DURATION": "6s",
+        "LOCAL_PORT": str(free_port()),
         "COLUMNS": "160",
     }
     env.pop("SEKISHO_DATABASE_URL", None)
     demo = subprocess.Popen(
-        [str(BIN / "sekisho"), "demo", "--port", str(port)],
+        [
+            str(BIN / "sekisho"),
+            "demo",
+            "--port",
+            str(port),
+            "--gateway-port",
+            str(gateway_port),
+            "--model",
+            str(model),
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -72,6 +85,10 @@ def test_demo_and_walkthrough_reproduce_the_seed(tmp_path: Path) -> None:
             "approved at level 1: OK, go ahead",
             "add_user_to_group: added member01 to ProdMemberWorkGroup",
             "ALLOWED member01 assume prod/Prod_MemberRole",
+            "<title>Payment admin console</title>",
+            "access ended at",
+            "grant #1 ended (expired)",
+            "the console is no longer reachable",
             "audit trail verified",
         ):
             assert expected in output, expected

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,10 +16,12 @@ from sekisho.services.core import Core
 from sekisho.services.views import RequestView
 from sekisho.services.workflow import RequestDraft
 from sekisho.store.tables import AuditRow, Base, GrantRow, RequestRow
-from support import LEADER, MEMBER, draft
+from support import EXAMPLE_TEXT, LEADER, MEMBER, draft
+
+__all__ = ["EXAMPLE_TEXT"]
 
 SYSTEM = Actor.system("test")
-EXAMPLE_TEXT = (Path(__file__).resolve().parents[2] / "examples" / "jump-account.yaml").read_text()
+
 PROD_MEMBER_ROLE = "prod/Prod_MemberRole"
 WORK = "ProdMemberWorkGroup"
 

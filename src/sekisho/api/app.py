@@ -8,7 +8,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 
 from sekisho import __version__
 from sekisho.api import problems
-from sekisho.api.routers import audit, auth, decisions, grants, requests
+from sekisho.api.routers import audit, auth, decisions, grants, requests, sessions
 from sekisho.services.core import Core
 
 MAX_BODY = 64 * 1024  # no legitimate request is larger; refuse before parsing
@@ -47,7 +47,7 @@ def create_app(core: Core) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    for module in (auth, requests, grants, decisions, audit):
+    for module in (auth, requests, grants, decisions, audit, sessions):
         v1.include_router(module.router)
     app.include_router(v1)
     return app

@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pyotp
 import typer
@@ -66,15 +66,17 @@ def demo(
     ctx: typer.Context,
     directory: DirOpt = Path(".demo"),
     model: Annotated[Path | None, typer.Option(help="Model file (default: the example).")] = None,
-    port: Annotated[int, typer.Option(min=1, max=65535)] = DEFAULT_PORT,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="The API's port.")] = DEFAULT_PORT,
+    gateway_port: Annotated[int, typer.Option(min=1, max=65535)] = DEFAULT_PORT + 1,
     keep: Annotated[bool, typer.Option(help="Keep the previous demo's data.")] = False,
 ) -> None:
-    """Start a fresh demo server and print the walkthrough."""
+    """Start a fresh demo (API, scheduler, gateway, a production console) and guide you."""
     if ctx.invoked_subcommand is not None:
         return
     from sekisho import logs
     from sekisho.bootstrap import build_core, ensure_schema
     from sekisho.config import Settings
+    from sekisho.demo_console import DemoConsole
     from sekisho.server import serve
 
     model = model or find_example_model()
@@ -83,7 +85,11 @@ def demo(
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.environ.pop("SEKISHO_DATABASE_URL", None)  # the demo is SQLite in its own directory
     settings = Settings(
-        data_dir=directory.resolve(), public_url=f"http://127.0.0.1:{port}", database_url=None
+        data_dir=directory.resolve(),
+        public_url=f"http://127.0.0.1:{port}",
+        database_url=None,
+        gateway_host="127.0.0.1",
+        gateway_port=gateway_port,
     )
     logs.configure()
     core = build_core(settings)
@@ -98,8 +104,24 @@ def demo(
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump(creds, handle, indent=2)
+    console = _production_console(core.models.model(), directory.resolve(), DemoConsole)
     out.print(walkthrough(port, directory))
-    serve(core, "127.0.0.1", port)
+    try:
+        serve(core, "127.0.0.1", port)
+    finally:
+        if console is not None:
+            console.stop()
+
+
+def _production_console(model: Any, data_dir: Path, console_class: Any) -> Any:
+    """The seed's production admin console, as the model's HTTPS target (only via the gateway
+    in real life; on one laptop it is a local port)."""
+    target = model.target("prod-admin-console")
+    if target is None:
+        return None
+    console = console_class(data_dir, host=target.host, port=target.port)
+    console.start()
+    return console
 
 
 @demo_app.command("password")
@@ -155,7 +177,13 @@ In a second terminal, from this directory ([dim]. .venv/bin/activate[/] first):
   as member01 whoami
   as member01 user show member01                            [dim]# membership + TTL tag[/]
 
+  [bold]4b. member01 opens the production admin console in their own browser[/]
+  as member01 forward prod-admin-console --local-port 18443   [dim]# keep it running[/]
+  [dim]# then open https://localhost:18443/ (trust the CA: sekisho ca export, or accept the
+  # warning); from a shell: curl --cacert {dir}/pki/ca.crt https://localhost:18443/[/]
+
   [bold]5. two minutes after the approval the grant ends by itself[/]
+  [dim]# the forward prints "access ended ..." and the console page stops working[/]
   as member01 can member01 assume prod/Prod_MemberRole      [dim]# DENIED again[/]
   as member01 grant list
 

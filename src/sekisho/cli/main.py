@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from sekisho.cli import client_cmds, server_cmds
+from sekisho.cli import client_cmds, forward_cmds, server_cmds
 from sekisho.cli import demo as demo_cmds
 from sekisho.cli.client import ApiError, Unreachable
 from sekisho.cli.render import err
@@ -44,6 +44,7 @@ def _root(
 server_cmds.register(app)
 client_cmds.register(app)
 server_cmds.user_app.command("show")(client_cmds.show_user)
+forward_cmds.register(app)
 demo_cmds.register(app)
 
 

@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from sekisho.cli.render import out, print_json
+from sekisho.cli.render import err, out, print_json
 from sekisho.domain.actor import Actor
 from sekisho.domain.errors import InvalidModel, ModelProblem
 
 if TYPE_CHECKING:
+    from sekisho.config import Settings
     from sekisho.services.core import Core
 
 CLI = Actor.system("cli")
@@ -32,11 +33,11 @@ user_app = typer.Typer(
 model_app = typer.Typer(help="The access model file: check it, picture it.", no_args_is_help=True)
 
 
-def open_core() -> Core:
+def open_core(settings: Settings | None = None) -> Core:
     from sekisho.bootstrap import build_core, ensure_schema
     from sekisho.config import Settings
 
-    core = build_core(Settings())
+    core = build_core(settings or Settings())
     ensure_schema(core)
     return core
 
@@ -65,21 +66,38 @@ def init(model: ModelOpt = None) -> None:
 
 def serve(
     model: ModelOpt = None,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535)] = 8470,
+    host: Annotated[str, typer.Option(help="Address the API listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="The API's port.")] = 8470,
+    gateway_port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="The gateway's TLS port (SEKISHO_GATEWAY_PORT)."),
+    ] = None,
+    only: Annotated[
+        str | None, typer.Option(help="Run just one part: api (with the scheduler) or gateway.")
+    ] = None,
     json_logs: Annotated[bool, typer.Option("--json-logs", help="JSON log lines.")] = False,
 ) -> None:
-    """Run the API and the expiry scheduler."""
+    """Run the API, the expiry scheduler and the gateway."""
     from sekisho import logs
+    from sekisho.config import Settings
+    from sekisho.server import Part
     from sekisho.server import serve as run_server
 
+    if only is not None and only not in {p.value for p in Part}:
+        raise typer.BadParameter("api or gateway", param_hint="--only")
+    parts = frozenset({Part(only)}) if only else frozenset(Part)
     logs.configure(json=json_logs)
-    core = open_core()
+    core = open_core(
+        Settings(gateway_port=gateway_port) if gateway_port is not None else Settings()
+    )
     if model is not None:
         load_model(core, model)
     core.models.current()  # refuse to start without a model, with the reason
-    out.print(f"sekisho serving on http://{host}:{port} (database {_safe_url(core.db.url)})")
-    run_server(core, host, port)
+    if Part.API in parts:
+        out.print(f"sekisho API on http://{host}:{port} (database {_safe_url(core.db.url)})")
+    if Part.GATEWAY in parts:
+        out.print(f"sekisho gateway on {core.settings.gateway_address} (TLS)")
+    run_server(core, host, port, parts)
 
 
 def sweep(json: JsonOpt = False) -> None:
@@ -160,7 +178,39 @@ def show(file: Path, json: JsonOpt = False) -> None:
         out.print(render_reachability(model))
 
 
+ca_app = typer.Typer(help="The gateway's certificate authority.", no_args_is_help=True)
+
+
+@ca_app.command("export")
+def export_ca(
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write to this file instead of stdout.")
+    ] = None,
+) -> None:
+    """Print the CA certificate clients use to verify the gateway (safe to distribute)."""
+    from sekisho.config import Settings
+    from sekisho.gateway.pki import PkiError, ensure_ca
+    from sekisho.gateway.setup import published_ca
+
+    settings = Settings()
+    if settings.gateway_cert is None:
+        try:
+            ensure_ca(settings.data_dir)
+        except PkiError as exc:
+            err.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(1) from None
+    pem = published_ca(settings)
+    if pem is None:
+        raise typer.BadParameter("the gateway uses a brought certificate: set SEKISHO_GATEWAY_CA")
+    if out_file is None:
+        print(pem, end="")
+    else:
+        out_file.write_text(pem)
+        out.print(f"wrote {out_file}")
+
+
 def register(app: typer.Typer) -> None:
+    app.add_typer(ca_app, name="ca")
     app.add_typer(user_app, name="user")
     app.add_typer(model_app, name="model")
     app.command()(init)

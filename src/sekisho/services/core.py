@@ -24,6 +24,7 @@ from sekisho.services.locks import DatabaseLocks
 from sekisho.services.models import ModelService
 from sekisho.services.runbook import RunbookService
 from sekisho.services.secretbox import SecretBox
+from sekisho.services.sessions import SessionService
 from sekisho.services.sweeper import Sweeper
 from sekisho.services.workflow import WorkflowService
 from sekisho.store.db import Database
@@ -60,9 +61,10 @@ class Core:
         grant_id: int | None = None,
         user: str | None = None,
         group: str | None = None,
+        data: dict[str, str] | None = None,
     ) -> None:
         """Tell subscribers (scheduler, gateway, notifier) after the change has committed."""
-        self.bus.publish(Event(name, self.now(), request_id, grant_id, user, group))
+        self.bus.publish(Event(name, self.now(), request_id, grant_id, user, group, data or {}))
 
     # The use cases, one object per area. Each takes the core and nothing else.
 
@@ -99,6 +101,10 @@ class Core:
     def grants(self) -> GrantService:
 
         return GrantService(self)
+
+    @cached_property
+    def sessions(self) -> SessionService:
+        return SessionService(self)
 
     @cached_property
     def sweeper(self) -> Sweeper:

@@ -184,6 +184,7 @@ class GrantService:
                 grant_id=ending.id,
                 user=ending.user,
                 group=ending.group,
+                data={"reason": _describe(reason, note)[:300]},
             )
         return started
 

@@ -113,6 +113,8 @@ class IdentityService:
                     detail={"status": "re-enrolled" if again else "enrolled"},
                 ),
             )
+        if again:  # live gateway sessions opened with the old credentials end too
+            core.publish("tokens.revoked", user=name, data={"reason": "credentials re-issued"})
         return Enrolment(name, password, seed, uri)
 
     # -- login ----------------------------------------------------------------------------
@@ -228,9 +230,15 @@ class IdentityService:
         core = self._core
         with core.db.write() as s:
             row = s.get(TokenRow, principal.token_id)
-            if row is not None and row.revoked_at is None:
-                row.revoked_at = core.now()
-                core.audit(s, AuditEvent("auth.logout", principal.name, source, subject=row.user))
+            if row is None or row.revoked_at is not None:
+                return
+            row.revoked_at = core.now()
+            core.audit(s, AuditEvent("auth.logout", principal.name, source, subject=row.user))
+        core.publish(
+            "tokens.revoked",
+            user=principal.name,
+            data={"token_id": principal.token_id, "reason": "logged out"},
+        )
 
     # -- who -----------------------------------------------------------------------------
 

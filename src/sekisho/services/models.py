@@ -64,7 +64,9 @@ class ModelService:
                     detail={"sha256": digest, "source_name": source_name[:200]},
                 ),
             )
-            return LoadedModel(row.id, digest, changed=True)
+            loaded = LoadedModel(row.id, digest, changed=True)
+        self._core.publish("model.loaded", data={"sha256": digest})  # decisions may change
+        return loaded
 
     def current(self, session: Session | None = None) -> tuple[int, AccessModel]:
         if session is None:

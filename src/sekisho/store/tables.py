@@ -224,3 +224,32 @@ class LeaseRow(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(256))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SessionRow(Base):
+    """A forwarding session: one `sekisho forward` run through the gateway, and what it did."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    user: Mapped[str] = mapped_column(NAME, index=True)
+    target: Mapped[str] = mapped_column(NAME)
+    grant_id: Mapped[int | None] = mapped_column(BigInteger)  # None: standing access
+    request_id: Mapped[int | None] = mapped_column(BigInteger)
+    via: Mapped[str] = mapped_column(String(256))  # what allowed it, as the decision said
+    token_id: Mapped[str] = mapped_column(String(64))
+    client_addr: Mapped[str] = mapped_column(String(128))  # the forwarder, as the gateway saw it
+    local_addr: Mapped[str] = mapped_column(String(128))  # where the forwarder listens
+    target_addr: Mapped[str] = mapped_column(String(300))
+    node: Mapped[str] = mapped_column(String(256))  # the gateway process carrying it
+    status: Mapped[str] = mapped_column(STATUS)  # active | ended | failed
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())  # the latest it may last
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime())  # the gateway's heartbeat
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    end_reason: Mapped[str | None] = mapped_column(String(300))
+    bytes_up: Mapped[int] = mapped_column(BigInteger, default=0)  # client -> target
+    bytes_down: Mapped[int] = mapped_column(BigInteger, default=0)  # target -> client
+    connections: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (Index("ix_sessions_status_last_seen", "status", "last_seen"),)

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel
+
+from sekisho.api.deps import ActorDep, CoreDep
+from sekisho.gateway.setup import published_ca
+from sekisho.services.sessions import SessionView
+
+router = APIRouter(tags=["gateway"])
+
+SessionId = Annotated[int, Path(ge=1, le=2**62)]
+
+
+class GatewayInfo(BaseModel):
+    address: str  # host:port that `sekisho forward` dials
+    ca_pem: str | None  # the CA that signs the gateway's certificate, when sekisho knows it
+
+
+@router.get("/gateway", response_model=GatewayInfo)
+def gateway_info(core: CoreDep, _actor: ActorDep) -> GatewayInfo:
+    """Where the gateway listens, and the CA to verify it with."""
+    return GatewayInfo(address=core.settings.gateway_address, ca_pem=published_ca(core.settings))
+
+
+@router.get("/sessions", response_model=list[SessionView])
+def list_sessions(
+    core: CoreDep,
+    actor: ActorDep,
+    active: bool = False,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 200,
+) -> list[SessionView]:
+    """Forwarding sessions, newest first: yours, or everyone's for auditors."""
+    return core.sessions.list_sessions(actor, active_only=active, limit=limit)
+
+
+@router.get("/sessions/{session_id}", response_model=SessionView)
+def show_session(session_id: SessionId, core: CoreDep, actor: ActorDep) -> SessionView:
+    return core.sessions.get(actor, session_id)
+
+
+@router.post("/sessions/{session_id}/kill", response_model=SessionView)
+def kill_session(session_id: SessionId, core: CoreDep, actor: ActorDep) -> SessionView:
+    """End a live session now (admins, or its own user); the gateway cuts it at once."""
+    return core.sessions.kill(actor, session_id)

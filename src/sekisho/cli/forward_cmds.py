@@ -1,0 +1,193 @@
+"""`sekisho forward` and `sekisho session`: governed port forwarding, from the user's side."""
+
+from __future__ import annotations
+
+import ipaddress
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlparse
+
+import typer
+from rich.table import Table
+
+from sekisho.cli.client import Client
+from sekisho.cli.render import emit, err, out, status, when
+from sekisho.domain.errors import InvalidInput
+
+session_app = typer.Typer(help="Forwarding sessions: list them, kill one.", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def _client(ctx: typer.Context) -> Client:
+    return Client(ctx.obj.get("server") if ctx.obj else None)
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlparse(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _gateway_and_ca(
+    api: Client, gateway: str | None, ca: Path | None
+) -> tuple[tuple[str, int], str, Path | str]:
+    info = api.get("/gateway")
+    address = gateway or info["address"]
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise InvalidInput.one("gateway", "host_port", f"{address!r} is not HOST:PORT")
+    host = host.strip("[]")
+    if ca is not None:
+        return (host, int(port)), host, ca
+    if info.get("ca_pem") and _is_loopback(api.server):
+        return (host, int(port)), host, str(info["ca_pem"])  # fetched over loopback: safe
+    raise InvalidInput.one(
+        "ca",
+        "required",
+        "pass --ca FILE with the gateway's CA (your admin runs `sekisho ca export`)",
+    )
+
+
+def forward(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(help="A target in the access model.")],
+    local_port: Annotated[
+        int, typer.Option("--local-port", min=0, max=65535, help="0: any free port.")
+    ] = 0,
+    bind: Annotated[str, typer.Option(help="Local address to listen on.")] = "127.0.0.1",
+    gateway: Annotated[
+        str | None, typer.Option(envvar="SEKISHO_GATEWAY", help="HOST:PORT (default: ask)")
+    ] = None,
+    ca: Annotated[
+        Path | None,
+        typer.Option(envvar="SEKISHO_CA", help="CA certificate to verify the gateway with."),
+    ] = None,
+) -> None:
+    """Carry a local port to TARGET through the gateway, while your access lasts."""
+    from sekisho.gateway.client import Forwarder, GatewayUnreachable, Refused
+    from sekisho.gateway.pki import client_context
+
+    api = _client(ctx)
+    address, server_name, ca_source = _gateway_and_ca(api, gateway, ca)
+    if not api.token:
+        raise InvalidInput.one("token", "required", "log in first: sekisho login --user NAME")
+    forwarder = Forwarder(
+        address,
+        client_context(ca_source),
+        api.token,
+        target,
+        server_hostname=server_name,
+        bind=bind,
+        local_port=local_port,
+        notice=lambda message: err.print(f"[yellow]{message}[/]"),
+    )
+    try:
+        session = forwarder.open()
+    except Refused as refused:
+        err.print(f"[red]refused:[/] {refused.reason}")
+        for route in refused.routes:
+            err.print(
+                f"  request access: sekisho request create --template {route['template']} "
+                f"--group {route['group']} --for 2h --reason ..."
+            )
+        raise typer.Exit(1) from None
+    except GatewayUnreachable as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    host, port = forwarder.start()
+    _announce(session.__dict__, target, host, port, address)
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        while not forwarder.wait(0.2):
+            if stop.is_set():
+                forwarder.close()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if forwarder.ended_by_gateway:
+        at = when(forwarder.ended_at) if forwarder.ended_at else "now"
+        out.print(f"[bold red]access ended[/] at {at}: {forwarder.end_reason}")
+    else:
+        out.print(f"forward stopped ({forwarder.end_reason})")
+
+
+def _announce(
+    session: dict[str, Any], target: str, host: str, port: int, gateway: tuple[str, int]
+) -> None:
+    info = session["target"]
+    name = info.get("dns_name") or target
+    out.print(
+        f"Forwarding [bold]{host}:{port}[/] -> {target} ({name}:{info.get('port')}) "
+        f"through the gateway at {gateway[0]}:{gateway[1]}"
+    )
+    out.print(
+        f"Access: {session['via']}, until {when(session['expires_at'])} "
+        f"(session #{session['id']}; it ends then: {session['ends_because']})"
+    )
+    if info.get("protocol") in ("https", "http"):
+        scheme = info["protocol"]
+        local = "localhost" if host in ("127.0.0.1", "::1") else host
+        out.print(f"Open [bold]{scheme}://{local}:{port}/[/] in your browser")
+        if info.get("dns_name"):
+            out.print(
+                f"  or {scheme}://{info['dns_name']}:{port}/ with "
+                f"`{host} {info['dns_name']}` in /etc/hosts"
+            )
+        if scheme == "https":
+            out.print("  (its certificate comes from the sekisho CA: `sekisho ca export`)")
+    out.print("Press Ctrl-C to stop.")
+
+
+@session_app.command("list")
+def list_sessions(
+    ctx: typer.Context,
+    active: Annotated[bool, typer.Option("--active", help="Only live sessions.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Forwarding sessions, newest first (auditors: everyone's)."""
+    data = _client(ctx).get("/sessions", params={"active": active})
+    emit(data, json, sessions_table, empty="no sessions")
+
+
+@session_app.command("kill")
+def kill(
+    ctx: typer.Context,
+    session_id: Annotated[int, typer.Argument(metavar="ID", min=1)],
+    json: JsonOpt = False,
+) -> None:
+    """End a live session now (admins; or your own)."""
+    data = _client(ctx).post(f"/sessions/{session_id}/kill")
+    emit(data, json, lambda s: f"session #{s['id']} of {s['user']}: cut by the gateway")
+
+
+def sessions_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="Sessions", title_justify="left")
+    for column in ("ID", "Status", "User", "Target", "Via", "Started", "Ended", "Bytes up/down"):
+        table.add_column(column, overflow="fold")
+    for s in rows:
+        ended = when(s["ended_at"]) if s["ended_at"] else "-"
+        if s.get("end_reason"):
+            ended += f" ({s['end_reason']})"
+        table.add_row(
+            str(s["id"]),
+            status(s["status"]),
+            s["user"],
+            s["target"],
+            s["via"],
+            when(s["started_at"]),
+            ended,
+            f"{s['bytes_up']:,} / {s['bytes_down']:,} in {s['connections']} conn.",
+        )
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(forward)
+    app.add_typer(session_app, name="session")

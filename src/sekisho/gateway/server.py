@@ -1,0 +1,422 @@
+"""The gateway: governed port forwarding over TLS, cut the moment access ends.
+
+Every connection is authorised when it opens (a valid login token, and the decision service
+saying the user may `connect` to that target now), and relayed only to the target's address
+in the access model, never to an address a client names. When a grant ends, the grant-ended
+event cuts every session it carried at once; a timer at each session's own end is the safety
+net should an event be missed.
+
+Threads: one accepts; one per connection does the TLS handshake, the hello, then relays (see
+`relay.py` for why one thread owns each TLS socket); one per session owns its control
+channel; one watches deadlines and records heartbeats.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import selectors
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from sekisho.domain.access import Verb
+from sekisho.domain.actor import Actor
+from sekisho.domain.decisions import AccessDecision
+from sekisho.domain.errors import AuthenticationFailed, Forbidden
+from sekisho.domain.timespec import iso
+from sekisho.gateway import protocol
+from sekisho.gateway.limits import RateLimiter
+from sekisho.gateway.live import LiveSession, Registry
+from sekisho.gateway.relay import Cut, Meter, relay
+from sekisho.services.core import Core
+from sekisho.services.events import Event
+from sekisho.services.identity import Principal
+from sekisho.services.lease import node_id
+from sekisho.services.sessions import Opening
+
+log = structlog.get_logger(__name__)
+
+HEARTBEAT_EVERY = 5.0
+REAP_EVERY = 30.0
+
+
+@dataclass(frozen=True)
+class GatewayLimits:
+    new_connections_per_ip: float = 50.0  # per second, before any authentication
+    new_connections_burst: float = 200.0
+    connects_per_user: float = 100.0  # forwarded connections per second per user
+    connects_burst: float = 400.0
+    opens_per_user: float = 2.0  # sessions per second per user
+    opens_burst: float = 10.0
+    handshakes: int = 256  # TLS handshakes and hellos under way at once
+    target_timeout: float = 5.0
+
+
+class Gateway:
+    def __init__(
+        self,
+        core: Core,
+        tls: ssl.SSLContext,
+        host: str = "127.0.0.1",
+        port: int = 8471,
+        limits: GatewayLimits | None = None,
+    ) -> None:
+        self._core = core
+        self._tls = tls
+        self._bind = (host, port)
+        self.limits = limits or GatewayLimits()
+        self.node = node_id()
+        self.sessions = Registry()
+        self._per_ip = RateLimiter(
+            self.limits.new_connections_per_ip, self.limits.new_connections_burst
+        )
+        self._per_user = RateLimiter(self.limits.connects_per_user, self.limits.connects_burst)
+        self._opens = RateLimiter(self.limits.opens_per_user, self.limits.opens_burst)
+        self._handshakes = threading.BoundedSemaphore(self.limits.handshakes)
+        self._listener: socket.socket | None = None
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._unsubscribe: Any = None
+        self.refused_floods = 0
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def address(self) -> tuple[str, int]:
+        assert self._listener is not None, "the gateway has not started"
+        host, port = self._listener.getsockname()[:2]
+        return host, port
+
+    def start(self) -> None:
+        listener = socket.create_server(self._bind, reuse_port=False, backlog=1024)
+        self._listener = listener
+        self._unsubscribe = self._core.bus.subscribe(self._on_event)
+        for target, name in ((self._accept_loop, "accept"), (self._watch, "watch")):
+            thread = threading.Thread(target=target, name=f"gateway-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self._core.sessions.reap_stale()
+        log.info("gateway listening", address=f"{self.address[0]}:{self.address[1]}")
+
+    def stop(self, reason: str = "the gateway is stopping") -> None:
+        self._stopping.set()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
+            self._listener.close()
+        for live in self.sessions.all():
+            live.end(reason, retry=True)
+        deadline = time.monotonic() + 5
+        while self.sessions.all() and time.monotonic() < deadline:
+            time.sleep(0.01)  # control threads record each session's end
+        for thread in self._threads:
+            thread.join(timeout=2)
+
+    # -- accepting ------------------------------------------------------------------------
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        while not self._stopping.is_set():
+            try:
+                raw, peer = self._listener.accept()
+            except OSError:
+                return
+            # Flood control before any work: no thread, no TLS for a client over its rate.
+            if not self._per_ip.allow(peer[0]) or not self._handshakes.acquire(blocking=False):
+                self.refused_floods += 1
+                raw.close()
+                continue
+            threading.Thread(
+                target=self._serve, args=(raw, peer), name="gateway-conn", daemon=True
+            ).start()
+
+    def _serve(self, raw: socket.socket, peer: tuple[str, int]) -> None:
+        source = f"{peer[0]}:{peer[1]}"
+        tls: ssl.SSLSocket | None = None
+        handshaking = True
+        try:
+            raw.settimeout(protocol.HELLO_TIMEOUT)
+            tls = self._tls.wrap_socket(raw, server_side=True)
+            hello = protocol.read_line(tls)
+            self._handshakes.release()
+            handshaking = False
+            self._dispatch(tls, hello, source)
+        except (OSError, protocol.ProtocolError, ssl.SSLError) as exc:
+            log.debug("connection dropped", peer=source, error=str(exc))
+        except Exception:
+            log.exception("gateway connection failed", peer=source)
+        finally:
+            if handshaking:
+                self._handshakes.release()
+            (tls or raw).close()
+
+    def _dispatch(self, tls: ssl.SSLSocket, hello: dict[str, Any], source: str) -> None:
+        op = hello.get("op")
+        try:
+            if hello.get("v") != protocol.VERSION:
+                raise protocol.ProtocolError(f"unsupported protocol version {hello.get('v')!r}")
+            if op == "open":
+                self._open(tls, hello, source)
+            elif op == "connect":
+                self._connect(tls, hello, source)
+            else:
+                raise protocol.ProtocolError(f"unknown op {str(op)[:20]!r}")
+        except protocol.ProtocolError as exc:
+            protocol.send_line(tls, protocol.refusal("bad-request", str(exc)))
+
+    # -- opening a session ----------------------------------------------------------------
+
+    def _open(self, tls: ssl.SSLSocket, hello: dict[str, Any], source: str) -> None:
+        core = self._core
+        token, target_name = _text(hello, "token", 256), _text(hello, "target", 128)
+        principal = self._authenticate(tls, token)
+        if principal is None:
+            return
+        if not self._opens.allow(principal.name):
+            protocol.send_line(tls, protocol.refusal("rate-limited", "too many sessions opened"))
+            return
+        try:
+            decision = core.authz.check(
+                Actor(principal.name, source), principal.name, Verb.CONNECT, target_name
+            )
+        except Forbidden as exc:
+            protocol.send_line(tls, protocol.refusal("denied", exc.message))
+            return
+        if not decision.allowed:
+            routes = [{"template": r.template, "group": r.group} for r in decision.routes]
+            protocol.send_line(tls, protocol.refusal("denied", decision.reason, routes=routes))
+            return
+        target = core.models.model().target(target_name)
+        assert target is not None  # the decision allowed it, so the model has it
+        limits = [  # what bounds the session whatever carries it
+            (principal.expires_at, "your login expired; log in again"),
+            (core.now() + target.max_session, "the maximum session length was reached"),
+        ]
+        expires_at, expiry_reason = _session_end(decision, limits)
+        opening = Opening(
+            user=principal.name,
+            target=target_name,
+            token_id=principal.token_id,
+            client_addr=source,
+            local_addr=_text(hello, "local", 128, required=False),
+            target_addr=f"{target.host}:{target.port}",
+            node=self.node,
+            expires_at=expires_at,
+        )
+        try:  # a target that is down fails the session now, with the reason, on record
+            socket.create_connection(
+                (target.host, target.port), timeout=self.limits.target_timeout
+            ).close()
+        except OSError as exc:
+            reason = f"{target_name} ({target.host}:{target.port}) is not answering: {exc}"
+            core.sessions.refuse(opening, reason)
+            protocol.send_line(tls, protocol.refusal("target-unreachable", reason))
+            return
+        view = core.sessions.open(opening, decision)
+        wake_read, wake_write = socket.socketpair()
+        live = LiveSession(
+            id=view.id,
+            user=principal.name,
+            target=target_name,
+            token_id=principal.token_id,
+            grant_id=decision.grant_id,
+            expires_at=expires_at,
+            expiry_reason=expiry_reason,
+            limits=limits,
+            idle_timeout=target.idle_timeout.total_seconds(),
+            wake=wake_write,
+        )
+        self.sessions.add(live)
+        try:
+            protocol.send_line(
+                tls,
+                {
+                    "ok": True,
+                    "session": view.id,
+                    "via": decision.reason,
+                    "expires_at": iso(expires_at),
+                    "ends_because": expiry_reason,
+                    "target": {
+                        "name": target.name,
+                        "protocol": target.protocol.value,
+                        "dns_name": target.dns_name,
+                        "port": target.port,
+                    },
+                },
+            )
+            self._hold_control(tls, live, wake_read)
+        finally:
+            live.end(live.ended or "the forwarder disconnected")
+            self.sessions.discard(live)
+            wake_read.close()
+            wake_write.close()
+            core.sessions.end(live.counters(), live.ended or "closed")
+
+    def _hold_control(self, tls: ssl.SSLSocket, live: LiveSession, wake: socket.socket) -> None:
+        """Own the control channel until the session ends; then say why, on it."""
+        tls.setblocking(False)
+        said_close = False
+        with selectors.DefaultSelector() as sel:
+            sel.register(tls, selectors.EVENT_READ)
+            sel.register(wake, selectors.EVENT_READ)
+            while True:
+                sel.select(timeout=None)
+                if live.ended is not None:
+                    break
+                try:
+                    data = tls.recv(1024)
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    continue
+                except (OSError, ssl.SSLError):
+                    data = b""
+                said_close = said_close or b'"close"' in data
+                if not data:  # a goodbye first: stopped; none: the forwarder vanished
+                    live.end(
+                        "the forwarder stopped the session"
+                        if said_close
+                        else "the forwarder disconnected"
+                    )
+        tls.setblocking(True)
+        tls.settimeout(2)
+        ended = {
+            "event": "ended",
+            "reason": live.ended,
+            "at": iso(self._core.now()),
+            "retry": live.retry,
+        }
+        with contextlib.suppress(OSError, ssl.SSLError):  # the forwarder may be gone already
+            protocol.send_line(tls, ended)
+
+    # -- one forwarded connection ---------------------------------------------------------
+
+    def _connect(self, tls: ssl.SSLSocket, hello: dict[str, Any], source: str) -> None:
+        core = self._core
+        token = _text(hello, "token", 256)
+        session_id = hello.get("session")
+        live = self.sessions.get(session_id) if isinstance(session_id, int) else None
+        token_id = hashlib.sha256(token.encode()).hexdigest()
+        if live is None or live.ended is not None or live.token_id != token_id:
+            protocol.send_line(tls, protocol.refusal("no-session", "no such live session"))
+            return
+        if not self._per_user.allow(live.user):
+            protocol.send_line(tls, protocol.refusal("rate-limited", "too many connections"))
+            return
+        decision = core.authz.decide(live.user, Verb.CONNECT, live.target)
+        if not decision.allowed:
+            live.end(f"denied: {decision.reason}")
+            protocol.send_line(tls, protocol.refusal("denied", decision.reason))
+            return
+        target = core.models.model().target(live.target)
+        assert target is not None
+        try:
+            upstream = socket.create_connection(
+                (target.host, target.port), timeout=self.limits.target_timeout
+            )
+        except OSError as exc:
+            reason = f"{target.name} ({target.host}:{target.port}) is not answering: {exc}"
+            protocol.send_line(tls, protocol.refusal("target-unreachable", reason))
+            return
+        upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        tls.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        meter, cut = Meter(), Cut()
+        try:
+            if not live.add(cut, meter):
+                return
+            cut.attach(tls, upstream)
+            protocol.send_line(tls, {"ok": True})
+            relay(tls, upstream, meter, up_is_plain=False)
+        finally:
+            live.remove(cut)
+            upstream.close()
+
+    def _authenticate(self, tls: ssl.SSLSocket, token: str) -> Principal | None:
+        try:
+            return self._core.identity.authenticate(token)
+        except AuthenticationFailed as exc:
+            protocol.send_line(tls, protocol.refusal("unauthenticated", exc.message))
+            return None
+
+    # -- ending sessions ------------------------------------------------------------------
+
+    def _on_event(self, event: Event) -> None:
+        """Pushed by the services as soon as access changes; never polled."""
+        reason = event.data.get("reason", "")
+        if event.name == "grant.ended" and event.grant_id is not None:
+            for live in self.sessions.carried_by(event.grant_id):
+                self._recheck(live, f"grant #{event.grant_id} ended ({reason})")
+        elif event.name == "tokens.revoked" and event.user:
+            token_id = event.data.get("token_id")
+            for live in self.sessions.of_user(event.user):
+                if not token_id or live.token_id == token_id:
+                    live.end(f"the login that opened it ended: {reason}")
+        elif event.name == "session.kill":
+            killed = self.sessions.get(int(event.data.get("session_id", "0")))
+            if killed is not None:
+                killed.end(reason or "killed")
+        elif event.name == "model.loaded":
+            for live in self.sessions.all():
+                self._recheck(live, "the access model changed")
+
+    def _recheck(self, live: LiveSession, why: str) -> None:
+        """Access changed under a session: carry on under what still allows it, or end."""
+        decision = self._core.authz.decide(live.user, Verb.CONNECT, live.target)
+        if not decision.allowed:
+            live.end(why)
+            return
+        # Another grant (or standing access) still allows it: overlapping grants never cut
+        # each other. The session now lasts as long as what carries it.
+        live.grant_id = decision.grant_id
+        live.expires_at, live.expiry_reason = _session_end(decision, live.limits)
+        if self._core.now() >= live.expires_at:  # the login's end or the length cap
+            live.end(live.expiry_reason)
+
+    def _watch(self) -> None:
+        """Deadlines (a session's end, idleness), heartbeats, and reaping dead gateways' rows."""
+        last_beat = last_reap = time.monotonic()
+        while not self._stopping.wait(0.2):
+            try:
+                self.check_deadlines()
+                now = time.monotonic()
+                if now - last_beat >= HEARTBEAT_EVERY:
+                    self._core.sessions.heartbeat([s.counters() for s in self.sessions.all()])
+                    last_beat = now
+                if now - last_reap >= REAP_EVERY:
+                    self._core.sessions.reap_stale()
+                    last_reap = now
+            except Exception:
+                log.exception("gateway watch failed")
+
+    def check_deadlines(self) -> None:
+        now, mono = self._core.now(), time.monotonic()
+        for live in self.sessions.all():
+            if now >= live.expires_at:
+                # Ask again rather than end outright: an overlapping grant may carry it on.
+                self._recheck(live, live.expiry_reason)
+            elif live.idle_for(mono) >= live.idle_timeout:
+                live.end(f"idle for {int(live.idle_timeout)}s (the target's idle timeout)")
+
+
+def _session_end(
+    decision: AccessDecision, limits: list[tuple[datetime, str]]
+) -> tuple[datetime, str]:
+    """The earliest of the grant's end and the session's own limits, and why it is that."""
+    candidates = list(limits)
+    if decision.grant_end is not None:
+        candidates.append((decision.grant_end, f"grant #{decision.grant_id} ended (expired)"))
+    return min(candidates, key=lambda c: c[0])
+
+
+def _text(hello: dict[str, Any], key: str, limit: int, *, required: bool = True) -> str:
+    value = hello.get(key, "")
+    if not isinstance(value, str) or len(value) > limit or (required and not value):
+        raise protocol.ProtocolError(f"{key}: a string of at most {limit} characters")
+    return value

@@ -1,0 +1,445 @@
+"""The gateway with real sockets on 127.0.0.1: authorised per connection, cut when access ends."""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from gateway_support import EchoTarget, wait_for
+from sqlalchemy import select
+
+from sekisho.clock import ManualClock
+from sekisho.domain.grants import EndReason
+from sekisho.gateway import pki, protocol
+from sekisho.gateway.client import Forwarder, Refused
+from sekisho.gateway.server import Gateway, GatewayLimits
+from sekisho.services.core import Core
+from sekisho.store.tables import AuditRow, SessionRow
+from support import ADMIN, LEADER, LEADER2, MEMBER, People, draft
+
+MakeForwarder = Callable[..., Forwarder]
+
+
+def grant(core: Core, duration: str = "1h", actor=MEMBER, approver=LEADER) -> int:  # type: ignore[no-untyped-def]
+    request = core.workflow.file(actor, draft(duration=duration))
+    done = core.workflow.approve(approver, request.id, "ok")
+    assert done.grant is not None
+    return done.grant.id
+
+
+def start(make: MakeForwarder, **kw: object) -> tuple[Forwarder, tuple[str, int]]:
+    f = make(**kw)
+    f.open()
+    return f, f.start()
+
+
+def talk(address: tuple[str, int], payload: bytes = b"hello") -> socket.socket:
+    """A local client through the forward: send, and read the echo back."""
+    sock = socket.create_connection(address, timeout=5)
+    sock.sendall(payload)
+    got = b""
+    while len(got) < len(payload):
+        chunk = sock.recv(65536)
+        assert chunk, "the connection closed before the echo came back"
+        got += chunk
+    assert got == payload
+    return sock
+
+
+def closed(sock: socket.socket) -> bool:
+    """True when the peer has closed (or reset) this connection."""
+    sock.settimeout(5)
+    try:
+        return sock.recv(1) == b""
+    except OSError:
+        return True
+
+
+def session_rows(core: Core) -> list[SessionRow]:
+    with core.db.read() as s:
+        return list(s.scalars(select(SessionRow).order_by(SessionRow.id)))
+
+
+def audit_actions(core: Core) -> list[str]:
+    with core.db.read() as s:
+        return list(s.scalars(select(AuditRow.action).order_by(AuditRow.seq)))
+
+
+# -- authorised when it opens -----------------------------------------------------------------
+
+
+def test_with_a_grant_bytes_flow_and_the_session_is_on_record(
+    core: Core, forwarder: MakeForwarder, echo: EchoTarget
+) -> None:
+    grant_id = grant(core)
+    f, address = start(forwarder)
+    assert f.session is not None
+    assert f.session.via == f"active grant #{grant_id} in ProdMemberWorkGroup"
+    assert f.session.target["dns_name"] == "admin.prod.internal"
+
+    connections = [talk(address, b"x" * 100_000) for _ in range(5)]  # a browser opens many
+    for c in connections:
+        c.close()
+    f.close()
+    wait_for(lambda: session_rows(core)[0].status == "ended")
+    row = session_rows(core)[0]
+    assert (row.user, row.target, row.grant_id) == ("member01", "prod-admin-console", grant_id)
+    assert row.connections == 5
+    assert row.bytes_up == row.bytes_down == 500_000
+    assert row.local_addr.startswith("127.0.0.1:")
+    assert row.target_addr == f"127.0.0.1:{echo.port}"
+    assert "session.started" in audit_actions(core)
+    assert "session.ended" in audit_actions(core)
+
+
+def test_without_a_grant_the_forward_is_refused_with_the_way_in(
+    core: Core, forwarder: MakeForwarder
+) -> None:
+    f = forwarder()
+    with pytest.raises(Refused) as refused:
+        f.open()
+    assert refused.value.code == "denied"
+    assert "no active grant" in refused.value.reason
+    assert refused.value.routes == [{"template": "AddUserToGroup", "group": "ProdMemberWorkGroup"}]
+    assert session_rows(core) == []
+    assert "authz.denied" in audit_actions(core)
+
+
+def test_only_targets_in_the_model_can_be_reached(
+    core: Core, forwarder: MakeForwarder, echo: EchoTarget
+) -> None:
+    grant(core)
+    for name in (f"127.0.0.1:{echo.port}", "localhost", "prod-admin-console.evil"):
+        with pytest.raises(Refused) as refused:
+            forwarder(target=name).open()
+        assert "unknown target" in refused.value.reason
+
+
+def test_forged_and_expired_tokens_are_refused(
+    core: Core,
+    forwarder: MakeForwarder,
+    people: People,
+    clock: ManualClock,
+    gateway: Gateway,
+    tls_dir: Path,
+) -> None:
+    grant(core)
+    forged = Forwarder(
+        gateway.address,
+        pki.client_context(pki.ensure_ca(tls_dir).cert),
+        "sks_" + "A" * 43,
+        "prod-admin-console",
+        server_hostname="localhost",
+    )
+    with pytest.raises(Refused) as refused:
+        forged.open()
+    assert refused.value.code == "unauthenticated"
+
+    people.token("member01")
+    clock.advance(timedelta(hours=1, seconds=1))
+    with pytest.raises(Refused) as refused:
+        forwarder().open()
+    assert refused.value.code == "unauthenticated"
+    assert "expired" in refused.value.reason
+
+
+def test_another_users_token_cannot_ride_a_session(
+    core: Core, forwarder: MakeForwarder, people: People, gateway: Gateway, tls_dir: Path
+) -> None:
+    grant(core)
+    f, _ = start(forwarder)
+    assert f.session is not None
+    context = pki.client_context(pki.ensure_ca(tls_dir).cert)
+    raw = socket.create_connection(gateway.address)
+    with context.wrap_socket(raw, server_hostname="localhost") as tls:
+        hello = {"v": 1, "op": "connect", "token": people.token("member02")}
+        protocol.send_line(tls, {**hello, "session": f.session.id})
+        reply = protocol.read_line(tls)
+    assert reply == {"ok": False, "code": "no-session", "reason": "no such live session"}
+
+
+def test_a_target_that_is_down_fails_the_session_on_record(
+    core: Core, forwarder: MakeForwarder
+) -> None:
+    grant(core)  # ProdMemberWorkGroup may also connect to the bastion, which is down here
+    with pytest.raises(Refused) as refused:
+        forwarder(target="prod-bastion").open()
+    assert refused.value.code == "target-unreachable"
+    (row,) = session_rows(core)
+    assert row.status == "failed"
+    assert "is not answering" in (row.end_reason or "")
+    assert "session.failed" in audit_actions(core)
+
+
+def test_garbage_hellos_get_a_clear_refusal(gateway: Gateway, tls_dir: Path) -> None:
+    context = pki.client_context(pki.ensure_ca(tls_dir).cert)
+    for line in (b"not json\n", b'{"v": 1, "op": "dance"}\n', b'{"v": 2, "op": "open"}\n'):
+        with context.wrap_socket(
+            socket.create_connection(gateway.address), server_hostname="localhost"
+        ) as tls:
+            tls.sendall(line)
+            data = tls.recv(4096)
+            if data:  # a malformed line may just be dropped; a parsed one gets a reason
+                assert json.loads(data)["ok"] is False
+    # A client without TLS gets no answer at all, only the end of the connection.
+    with socket.create_connection(gateway.address) as plain:
+        plain.sendall(b'{"v": 1, "op": "open"}\n')
+        plain.settimeout(5)
+        try:
+            answer = plain.recv(100)
+        except OSError:
+            answer = b""
+        assert not answer.startswith(b"{")
+
+
+# -- cut the moment access ends ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["expired", "released", "revoked", "removed"])
+def test_every_way_a_grant_ends_cuts_live_connections_at_once(
+    core: Core, forwarder: MakeForwarder, clock: ManualClock, how: str
+) -> None:
+    grant_id = grant(core, duration="30m")
+    f, address = start(forwarder)
+    live = [talk(address) for _ in range(3)]
+
+    if how == "expired":
+        clock.advance(timedelta(minutes=30))
+        core.sweeper.run_due()
+    elif how == "released":
+        core.grants.release(MEMBER, grant_id)
+    elif how == "revoked":
+        core.grants.revoke(ADMIN, grant_id, "incident 42")
+    else:
+        request = core.workflow.file(
+            MEMBER, draft(template="RemoveUserFromGroup", duration=None, info={})
+        )
+        core.workflow.approve(LEADER, request.id, "done early")
+
+    for sock in live:
+        assert closed(sock)
+    assert f.wait(5)
+    assert f.ended_by_gateway
+    assert f"grant #{grant_id} ended" in (f.end_reason or "")
+    reason = {"expired": EndReason.EXPIRED, "released": "released", "revoked": "incident 42"}
+    if how in reason:
+        assert str(reason[how]) in (f.end_reason or "")
+    with pytest.raises(ConnectionRefusedError):
+        talk(address)  # the local listener is gone too
+    wait_for(lambda: session_rows(core)[0].status == "ended")
+    assert f"grant #{grant_id} ended" in (session_rows(core)[0].end_reason or "")
+
+
+def test_the_session_timer_cuts_even_if_no_event_arrives(
+    core: Core, forwarder: MakeForwarder, clock: ManualClock, gateway: Gateway
+) -> None:
+    grant(core, duration="30m")
+    f, address = start(forwarder)
+    sock = talk(address)
+    clock.advance(timedelta(minutes=30))  # no sweep ran: only the gateway's own deadline
+    gateway.check_deadlines()
+    assert closed(sock)
+    assert f.wait(5)
+    assert "ended" in (f.end_reason or "")
+
+
+def test_an_overlapping_grant_keeps_the_session_alive(
+    core: Core, forwarder: MakeForwarder, clock: ManualClock
+) -> None:
+    grant(core, duration="30m")
+    f, address = start(forwarder)  # carried by the first grant, which ends at 09:30
+    sock = talk(address)
+    clock.advance(timedelta(minutes=10))
+    grant(core, duration="30m", approver=LEADER2)  # a second one, until 09:40
+    clock.advance(timedelta(minutes=20))
+    core.sweeper.run_due()  # the first grant expires: the second still allows access
+    sock.sendall(b"still here")
+    assert sock.recv(100) == b"still here"
+    assert not f.wait(0.3)
+    clock.advance(timedelta(minutes=10))  # the second one's end: now it is over
+    assert closed(sock)
+    assert f.wait(5)
+    assert "grant #2 ended" in (f.end_reason or "")
+
+
+def test_a_forward_ends_with_the_login_that_opened_it(
+    core: Core, forwarder: MakeForwarder, clock: ManualClock
+) -> None:
+    grant(core, duration="4h")
+    f, address = start(forwarder)
+    sock = talk(address)
+    clock.advance(timedelta(hours=1))  # tokens last an hour here
+    assert closed(sock)
+    assert f.wait(5)
+    assert f.end_reason == "your login expired; log in again"
+
+
+def test_logging_out_ends_the_sessions_it_opened(
+    core: Core, forwarder: MakeForwarder, people: People
+) -> None:
+    grant(core)
+    f, address = start(forwarder)
+    sock = talk(address)
+    core.identity.logout(core.identity.authenticate(people.token("member01")), "test")
+    assert closed(sock)
+    assert f.wait(5)
+    assert "logged out" in (f.end_reason or "")
+
+
+def test_an_admin_kills_a_session(core: Core, forwarder: MakeForwarder) -> None:
+    grant(core)
+    f, address = start(forwarder)
+    sock = talk(address)
+    assert f.session is not None
+    core.sessions.kill(ADMIN, f.session.id)
+    assert closed(sock)
+    assert f.wait(5)
+    assert f.end_reason == "killed by admin01"
+
+
+def test_an_idle_session_ends(core: Core, forwarder: MakeForwarder, gateway: Gateway) -> None:
+    grant(core)
+    f, address = start(forwarder)
+    talk(address).close()
+    assert f.session is not None
+    live = gateway.sessions.get(f.session.id)
+    assert live is not None
+    live.opened -= 10_000  # as if nothing had moved for hours
+    for _cut, meter in list(live._relays.values()):
+        meter.last_activity -= 10_000
+    gateway.check_deadlines()
+    assert f.wait(5)
+    assert "idle" in (f.end_reason or "")
+
+
+def test_a_forwarder_that_vanishes_ends_its_session(
+    core: Core, gateway: Gateway, people: People, tls_dir: Path
+) -> None:
+    grant(core)
+    context = pki.client_context(pki.ensure_ca(tls_dir).cert)
+    tls = context.wrap_socket(
+        socket.create_connection(gateway.address), server_hostname="localhost"
+    )
+    hello = {"v": 1, "op": "open", "token": people.token("member01")}
+    protocol.send_line(tls, {**hello, "target": "prod-admin-console"})
+    assert protocol.read_line(tls)["ok"] is True
+    socket.socket.shutdown(tls, socket.SHUT_RDWR)  # the process died: no goodbye
+    tls.close()
+    wait_for(lambda: session_rows(core)[0].status == "ended")
+    assert session_rows(core)[0].end_reason == "the forwarder disconnected"
+    assert gateway.sessions.all() == []
+
+
+# -- faults -----------------------------------------------------------------------------------
+
+
+def test_a_slow_reader_does_not_balloon_memory(
+    core: Core, forwarder: MakeForwarder, gateway: Gateway
+) -> None:
+    """Back-pressure: a client that stops reading stops the target's sending too."""
+    grant(core)
+    f, address = start(forwarder)
+    sock = socket.create_connection(address)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    sent = 0
+    blob = b"y" * (1 << 20)
+    sock.settimeout(0.5)
+    try:  # the echo target sends back what we send: we never read it
+        while sent < 256 << 20:
+            sent += sock.send(blob)
+    except (TimeoutError, BlockingIOError):
+        pass
+    assert f.session is not None
+    live = gateway.sessions.get(f.session.id)
+    assert live is not None
+    counters = live.counters()
+    # Everything in flight sits in bounded places: kernel buffers and one buffer per
+    # direction per relay. Far less than what we tried to push.
+    assert sent < 64 << 20, f"{sent} bytes were accepted without anyone reading"
+    assert counters.bytes_up < 64 << 20
+
+
+def test_a_flood_of_connections_from_one_address_is_rate_limited(
+    core: Core, echo: EchoTarget, gateway_model: None, tls_dir: Path, people: People
+) -> None:
+    _ca, leaf = pki.ensure_gateway_certificate(tls_dir, [])
+    limits = GatewayLimits(new_connections_per_ip=5, new_connections_burst=10)
+    gw = Gateway(core, pki.server_context(leaf), "127.0.0.1", 0, limits)
+    gw.start()
+    try:
+        socks = [socket.create_connection(gw.address) for _ in range(50)]
+        wait_for(lambda: gw.refused_floods >= 30)
+        for s in socks:
+            s.close()
+    finally:
+        gw.stop()
+
+
+def test_the_gateway_going_away_is_survived_only_while_access_holds(
+    core: Core, echo: EchoTarget, gateway_model: None, tls_dir: Path, people: People
+) -> None:
+    _ca, leaf = pki.ensure_gateway_certificate(tls_dir, [])
+    context = pki.server_context(leaf)
+    first = Gateway(core, context, "127.0.0.1", 0)
+    first.start()
+    port = first.address[1]
+    grant_id = grant(core)
+    notices: list[str] = []
+    f = Forwarder(
+        ("127.0.0.1", port),
+        pki.client_context(pki.ensure_ca(tls_dir).cert),
+        people.token("member01"),
+        "prod-admin-console",
+        server_hostname="localhost",
+        reconnect_for=20,
+        notice=notices.append,
+    )
+    f.open()
+    address = f.start()
+    first_session = f.session
+    first.stop()  # a restart: clients see a clear error ...
+    wait_for(lambda: any("reconnecting" in n for n in notices))
+    second = Gateway(core, context, "127.0.0.1", port)
+    second.start()
+    try:  # ... and reconnect, because access still holds
+        wait_for(lambda: any("reconnected" in n for n in notices))
+        assert f.session is not None
+        assert first_session is not None
+        assert f.session.id != first_session.id
+        talk(address).close()
+        core.grants.release(MEMBER, grant_id)  # and once access ends, so does the forward
+        assert f.wait(5)
+        assert "ended" in (f.end_reason or "")
+    finally:
+        f.close()
+        second.stop()
+
+
+def test_the_gateway_verifies_as_the_client_expects(gateway: Gateway, tmp_path: Path) -> None:
+    """A forwarder trusting another CA refuses to talk to this gateway."""
+    other = pki.client_context(pki.ensure_ca(tmp_path / "other").cert)
+    with pytest.raises(ssl.SSLCertVerificationError):
+        other.wrap_socket(socket.create_connection(gateway.address), server_hostname="localhost")
+
+
+def test_many_connections_at_once(core: Core, forwarder: MakeForwarder) -> None:
+    grant(core)
+    _f, address = start(forwarder)
+    results: list[bool] = []
+
+    def one() -> None:
+        with talk(address, b"z" * 10_000):
+            results.append(True)
+
+    threads = [threading.Thread(target=one) for _ in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(results) == 40
