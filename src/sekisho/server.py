@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import signal
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from enum import StrEnum
 
@@ -61,19 +61,42 @@ def serve(core: Core, host: str, port: int, parts: frozenset[Part] = frozenset(P
         from sekisho.gateway.setup import build_gateway
 
         gateway = build_gateway(core)
-    if Part.API not in parts:
-        assert gateway is not None
-        serve_gateway_only(gateway)
+    with cluster_events(core):
+        if Part.API not in parts:
+            assert gateway is not None
+            if not core.db.is_postgres:
+                log.warning(
+                    "gateway without the API on SQLite: no events reach it from other "
+                    "processes, so live sessions are re-checked every second instead"
+                )
+                gateway.recheck_every = 1.0
+            serve_gateway_only(gateway)
+            return
+        config = uvicorn.Config(
+            build_app(core, gateway=gateway),
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            server_header=False,
+        )
+        uvicorn.Server(config).run()
+
+
+@contextlib.contextmanager
+def cluster_events(core: Core) -> Iterator[None]:
+    """On PostgreSQL, share events with the other nodes (a revocation here cuts there)."""
+    if not core.db.is_postgres:
+        yield
         return
-    config = uvicorn.Config(
-        build_app(core, gateway=gateway),
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-        server_header=False,
-    )
-    uvicorn.Server(config).run()
+    from sekisho.services.pgbus import PostgresEventBridge
+
+    bridge = PostgresEventBridge(core.db.url, core.bus)
+    bridge.start()
+    try:
+        yield
+    finally:
+        bridge.stop()
 
 
 def serve_gateway_only(gateway: Gateway) -> None:

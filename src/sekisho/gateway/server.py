@@ -85,6 +85,9 @@ class Gateway:
         self._threads: list[threading.Thread] = []
         self._unsubscribe: Any = None
         self.refused_floods = 0
+        # Without events from the process that changes access (a gateway alone on SQLite,
+        # where no LISTEN/NOTIFY exists), re-ask the decision service this often instead.
+        self.recheck_every: float | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -381,11 +384,15 @@ class Gateway:
 
     def _watch(self) -> None:
         """Deadlines (a session's end, idleness), heartbeats, and reaping dead gateways' rows."""
-        last_beat = last_reap = time.monotonic()
+        last_beat = last_reap = last_recheck = time.monotonic()
         while not self._stopping.wait(0.2):
             try:
                 self.check_deadlines()
                 now = time.monotonic()
+                if self.recheck_every is not None and now - last_recheck >= self.recheck_every:
+                    for live in self.sessions.all():
+                        self._recheck(live, "access was withdrawn")
+                    last_recheck = now
                 if now - last_beat >= HEARTBEAT_EVERY:
                     self._core.sessions.heartbeat([s.counters() for s in self.sessions.all()])
                     last_beat = now

@@ -1,0 +1,119 @@
+"""Several nodes on one PostgreSQL: a revocation on node A cuts a session on node B."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from gateway_support import EchoTarget, wait_for
+
+from sekisho.clock import ManualClock
+from sekisho.gateway import pki
+from sekisho.gateway.client import Forwarder
+from sekisho.gateway.server import Gateway
+from sekisho.providers.memory import MemoryProvider
+from sekisho.services.core import Core
+from sekisho.services.events import Event
+from sekisho.services.pgbus import ORIGIN, PostgresEventBridge, decode, encode
+from sekisho.store.db import Database
+from support import ADMIN, LEADER, MEMBER, People, draft
+
+pytestmark = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+
+
+@pytest.fixture
+def node_b(core: Core, db_url: str, clock: ManualClock, provider: MemoryProvider) -> Iterator[Core]:
+    """A second sekisho process on the same database: its own bus, same keys and clock."""
+    other = Core(
+        db=Database(db_url),
+        settings=core.settings,
+        provider=provider,
+        secrets=core.secrets,
+        clock=clock,
+        password_hasher=core.password_hasher,
+    )
+    yield other
+    other.db.dispose()
+
+
+@pytest.fixture
+def bridges(core: Core, node_b: Core, db_url: str) -> Iterator[None]:
+    a = PostgresEventBridge(db_url, core.bus, node="node-a")
+    b = PostgresEventBridge(db_url, node_b.bus, node="node-b")
+    a.start()
+    b.start()
+    yield
+    a.stop()
+    b.stop()
+
+
+def test_events_cross_nodes_once_and_do_not_loop(core: Core, node_b: Core, bridges: None) -> None:
+    seen_a: list[Event] = []
+    seen_b: list[Event] = []
+    core.bus.subscribe(seen_a.append)
+    node_b.bus.subscribe(seen_b.append)
+    core.publish("grant.ended", grant_id=7, user="member01", data={"reason": "revoked"})
+    core.publish("scheduler.stop")  # local only: not carried
+    wait_for(lambda: len(seen_b) == 1)
+    (carried,) = seen_b
+    assert (carried.name, carried.grant_id, carried.user) == ("grant.ended", 7, "member01")
+    assert carried.data["reason"] == "revoked"
+    assert carried.data[ORIGIN] == "node-a"
+    wait_for(lambda: len(seen_a) == 2)  # its own two; nothing echoed back
+    assert [e.name for e in seen_a] == ["grant.ended", "scheduler.stop"]
+
+
+def test_a_revocation_on_node_a_cuts_a_session_on_node_b(
+    core: Core,
+    node_b: Core,
+    bridges: None,
+    gateway_model: None,
+    echo: EchoTarget,
+    tmp_path: Path,
+) -> None:
+    _ca, leaf = pki.ensure_gateway_certificate(tmp_path, [])
+    gateway_b = Gateway(node_b, pki.server_context(leaf), "127.0.0.1", 0)
+    gateway_b.start()
+    try:
+        request = core.workflow.file(MEMBER, draft(duration="1h"))
+        grant = core.workflow.approve(LEADER, request.id, "ok").grant
+        assert grant is not None
+        forward = Forwarder(
+            gateway_b.address,
+            pki.client_context(pki.ensure_ca(tmp_path).cert),
+            People(core).token("member01"),
+            "prod-admin-console",
+            server_hostname="localhost",
+        )
+        forward.open()
+        local = socket.create_connection(forward.start())
+        local.sendall(b"ping")
+        assert local.recv(10) == b"ping"
+
+        core.grants.revoke(ADMIN, grant.id, "incident on node A")  # API on node A
+
+        local.settimeout(5)
+        assert local.recv(10) == b""  # cut on node B
+        assert forward.wait(5)
+        assert "incident on node A" in (forward.end_reason or "")
+        forward.close()
+    finally:
+        gateway_b.stop()
+
+
+def test_a_malformed_notification_is_ignored(core: Core, db_url: str) -> None:
+    seen: list[Event] = []
+    core.bus.subscribe(seen.append)
+    bridge = PostgresEventBridge(db_url, core.bus, node="node-a")
+    bridge._receive("{not json")
+    bridge._receive('{"origin": "node-b"}')
+    assert seen == []
+    event = Event("grant.ended", datetime.now().astimezone(), grant_id=3)
+    bridge._receive(encode(event, "node-a"))  # our own, come back: dropped
+    assert seen == []
+    bridge._receive(encode(event, "node-b"))
+    assert [e.grant_id for e in seen] == [3]
+    assert decode(encode(event, "node-b"))[1].data[ORIGIN] == "node-b"
