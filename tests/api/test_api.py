@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from sekisho.clock import ManualClock
+from sekisho.gateway.pki import ensure_ca
 from sekisho.services.core import Core
 from sekisho.store.tables import AuditRow, RequestRow
 from support import INFO, People, code_for
@@ -313,3 +314,17 @@ def test_openapi_schema_documents_the_api(api: TestClient) -> None:
         "/api/v1/audit/verify",
     } <= paths
     assert "HTTPBearer" in schema["components"]["securitySchemes"]
+
+
+def test_gateway_info_and_sessions_need_a_login(
+    api: TestClient, people: People, core: Core
+) -> None:
+    assert_problem(api.get("/api/v1/gateway"), 401, "authentication-failed")
+    info = api.get("/api/v1/gateway", headers=people.headers("member01")).json()
+    assert info == {"address": "127.0.0.1:8471", "ca_pem": None}  # no CA made yet
+    ensure_ca(core.settings.data_dir)
+    info = api.get("/api/v1/gateway", headers=people.headers("member01")).json()
+    assert info["ca_pem"].startswith("-----BEGIN CERTIFICATE-----")
+    assert api.get("/api/v1/sessions", headers=people.headers("member01")).json() == []
+    missing = api.post("/api/v1/sessions/99/kill", headers=people.headers("admin01"))
+    assert_problem(missing, 404, "not-found")

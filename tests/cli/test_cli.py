@@ -253,3 +253,27 @@ def test_server_side_commands_on_the_configured_database(
     finally:
         for key in env:
             os.environ.pop(key, None)
+
+
+def test_forward_without_a_grant_is_refused_with_the_way_in(
+    cli: Run, core: Core, server: str
+) -> None:
+    login(cli, core, server, "member01")
+    refused = cli("forward", "prod-admin-console", who="member01")
+    # The gateway is not running in this test server: the CLI says so, clearly.
+    assert refused.code == 1
+    assert "gateway" in refused.err
+
+
+def test_ca_export_prints_the_gateway_ca(cli: Run, tmp_path: Path) -> None:
+    os.environ["SEKISHO_DATA_DIR"] = str(tmp_path / "data")
+    try:
+        first = cli("ca", "export")
+        assert first.code == 0
+        assert first.out.startswith("-----BEGIN CERTIFICATE-----")
+        assert cli("ca", "export").out == first.out  # the same CA every time
+        target = tmp_path / "ca.pem"
+        assert cli("ca", "export", "--out", str(target)).code == 0
+        assert target.read_text() == first.out
+    finally:
+        os.environ.pop("SEKISHO_DATA_DIR", None)
