@@ -16,7 +16,7 @@ from typing import TypeVar
 
 import httpx
 
-from bench import approval, expiry, machine, report, sweep, throughput
+from bench import approval, expiry, gateway, machine, report, sweep, throughput
 from bench.api import People
 from bench.backends import Backend, enroll, load_bench_model, open_core, postgres_version
 from bench.report import Section
@@ -24,7 +24,8 @@ from bench.server import ServerProcess
 
 HERE = Path(__file__).resolve().parent
 POSTGRES_ENV = "SEKISHO_BENCH_POSTGRES_URL"
-MEASUREMENTS = ("approval", "expiry", "throughput", "sweep")
+CORE = ("approval", "expiry", "throughput", "sweep")
+MEASUREMENTS = (*CORE, gateway.KEY)
 T = TypeVar("T")
 
 
@@ -112,13 +113,14 @@ def split_doc(module: ModuleType) -> tuple[str, str]:
 def main() -> None:
     args = parse_args()
     plan = QUICK if args.quick else FULL
-    wanted = set(args.only or MEASUREMENTS)
+    wanted = [m for m in MEASUREMENTS if m in set(args.only or MEASUREMENTS)]
+    core_wanted = [m for m in wanted if m in CORE]
     output = args.output or HERE / ("RESULTS-quick.md" if args.quick else "RESULTS.md")
-    started_at, t_start = machine.now(), time.perf_counter()
+    started_at, load, t_start = machine.now(), machine.load_average(), time.perf_counter()
     backends = [] if args.no_sqlite else [Backend("SQLite")]
     if args.postgres_url:
         backends.append(Backend("PostgreSQL", args.postgres_url))
-    if not backends:
+    if core_wanted and not backends:
         raise SystemExit("nothing to measure: --no-sqlite without a PostgreSQL URL")
     workdir = Path(tempfile.mkdtemp(prefix="sekisho-bench-"))
     print(f"sekisho bench ({'quick' if args.quick else 'full'}), working in {workdir}")
@@ -128,14 +130,17 @@ def main() -> None:
     rates: dict[str, throughput.ThroughputResult] = {}
     sweeps: dict[str, sweep.SweepResult] = {}
     timers = expiry.TimerResult()
+    gateway_result: gateway.GatewayResult | None = None
     try:
         if "expiry" in wanted:
             timers = timed("timer precision (peer)", lambda: expiry.timer_precision(plan.timer_n))
-        for backend in backends:
+        for backend in backends if core_wanted else []:
             print(f"{backend.name}:", flush=True)
             data_dir = workdir / backend.name.lower()
-            if wanted & {"approval", "expiry", "throughput"}:
-                server_measurements(backend, data_dir, plan, wanted, approvals, expiries, rates)
+            if set(wanted) & {"approval", "expiry", "throughput"}:
+                server_measurements(
+                    backend, data_dir, plan, set(wanted), approvals, expiries, rates
+                )
             if "sweep" in wanted:
                 sweeps[backend.name] = timed(
                     "sweep",
@@ -148,8 +153,19 @@ def main() -> None:
                         plan.sweep_runs,
                     ),
                 )
-        postgres = postgres_version(args.postgres_url) if args.postgres_url else None
-        facts = machine.facts(workdir, postgres, started_at)
+        if gateway.KEY in wanted:
+            print("gateway:", flush=True)
+            gateway_plan = gateway.QUICK if args.quick else gateway.FULL
+            gateway_result = timed(
+                "gateway, all of it",
+                lambda: gateway.run(gateway_plan, workdir / "gateway", timed),
+            )
+        postgres = None  # None: the row stays as the run whose sections are kept wrote it
+        if core_wanted and args.postgres_url:
+            postgres = postgres_version(args.postgres_url)
+        elif set(CORE) <= set(wanted):
+            postgres = f"not measured ({POSTGRES_ENV} not set)"
+        facts = machine.facts(workdir, postgres)
     finally:
         if args.keep:
             print(f"kept {workdir}")
@@ -157,16 +173,36 @@ def main() -> None:
             shutil.rmtree(workdir, ignore_errors=True)
 
     elapsed = time.perf_counter() - t_start
-    facts.append(("run", f"{'quick' if args.quick else 'full'}; took {elapsed / 60:.1f} min"))
+    summary = machine.run_summary(args.quick, started_at, load, elapsed)
     sections = build_sections(plan, approvals, expiries, timers, rates, sweeps)
+    if gateway_result is not None:
+        facts += gateway_result.facts()
+        sections += gateway.sections(gateway_result)
     report.write(
         output,
-        title="sekisho benchmarks: the core's yardsticks",
+        title="sekisho benchmarks: the core's and the gateway's yardsticks",
         preface=PREFACE,
-        facts=facts,
+        facts=[*facts, report.run_fact(wanted, summary)],
         sections=sections,
+        measured=wanted,
+        order=list(MEASUREMENTS),
+        legacy_key=legacy_key,
     )
     print(f"wrote {output} ({elapsed:.0f} s)")
+
+
+def legacy_key(heading: str) -> str | None:
+    """The measurement of a section in a file written before sections carried markers."""
+    titles = {
+        split_doc(module)[0]: name
+        for name, module in (
+            ("approval", approval),
+            ("expiry", expiry),
+            ("throughput", throughput),
+            ("sweep", sweep),
+        )
+    }
+    return titles.get(heading)
 
 
 def server_measurements(
@@ -217,6 +253,10 @@ compare across machines: the absolute numbers move with the machine and its neig
 server under test is what `sekisho serve` runs (`sekisho.server.serve`: the API and the expiry
 scheduler, uvicorn on 127.0.0.1) in a child process, on a fresh database per backend, with the
 local provider and the system clock; the load comes from this process over real HTTP.
+Sections 5-8 measure the gateway: a real `sekisho serve` (API, scheduler and gateway) and a
+real `sekisho forward` as child processes, against socat, `ssh -L` and the direct connection.
+`--only NAME` re-measures some parts and keeps the other sections as they were; the machine
+table's `run:` rows say which run measured which sections, and when.
 """
 
 
@@ -244,7 +284,7 @@ def build_sections(
                     f"claimed the runbook first); {r.extra_tries} decisions after an approval "
                     "answer still said denied. Those requests count until access was usable."
                 )
-        sections.append(Section(title, method, [approval.table(approvals)], notes))
+        sections.append(Section(title, method, [approval.table(approvals)], notes, key="approval"))
     if expiries:
         title, method = split_doc(expiry)
         notes = [
@@ -272,6 +312,7 @@ def build_sections(
                 method,
                 [expiry.table(expiries, timers), expiry.peer_table(timers, expiries)],
                 notes,
+                key="expiry",
             )
         )
     if rates:
@@ -283,7 +324,7 @@ def build_sections(
             "the limit of that phase, so its peer rate is a lower bound and the ratio an "
             "underestimate; server CPU per operation is unaffected by that.",
         ]
-        sections.append(Section(title, method, [throughput.table(rates)], notes))
+        sections.append(Section(title, method, [throughput.table(rates)], notes, key="throughput"))
     if sweeps:
         title, method = split_doc(sweep)
         mix = ", ".join(f"{k} {share:.0%}" for k, share in sweep.MIX)
@@ -298,7 +339,7 @@ def build_sections(
         ]
         tables = [sweep.table(sweeps), sweep.deadline_table(sweeps)]
         profile_tables = [t for name, r in sweeps.items() for t in sweep.profile_tables(name, r)]
-        sections.append(Section(title, method, tables, notes))
+        sections.append(Section(title, method, tables, notes, key="sweep"))
         if profile_tables:
             sections.append(
                 Section(
@@ -308,6 +349,7 @@ def build_sections(
                     "full store) under cProfile. Profiling slows Python code, not the waiting "
                     "on the database and the disk, so the shares are indicative.",
                     profile_tables,
+                    key="sweep",
                 )
             )
     return sections

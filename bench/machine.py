@@ -55,17 +55,19 @@ def package_versions(names: list[str]) -> str:
     return ", ".join(found)
 
 
-def facts(data_dir: Path, postgres: str | None, started: datetime) -> list[tuple[str, str]]:
+def load_average() -> str:
     load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
-    return [
-        ("date (UTC)", started.astimezone(UTC).strftime("%Y-%m-%d %H:%M")),
+    return " / ".join(f"{x:.2f}" for x in load)
+
+
+def facts(data_dir: Path, postgres: str | None) -> list[tuple[str, str]]:
+    """The machine and the software; None for `postgres`: not measured in this run."""
+    found = [
         ("CPU", f"{cpu_model()}; {cpu_counts()}"),
-        ("load average at start (1/5/15 min)", " / ".join(f"{x:.2f}" for x in load)),
         ("OS", f"{platform.system()} {platform.release()} ({platform.machine()})"),
         ("Python", f"{platform.python_implementation()} {sys.version.split()[0]}"),
         ("SQLite", f"{sqlite3.sqlite_version} (WAL, synchronous=FULL, as sekisho opens it)"),
         ("SQLite file on", filesystem_of(data_dir)),
-        ("PostgreSQL", postgres or "not measured (SEKISHO_BENCH_POSTGRES_URL not set)"),
         (
             "packages",
             package_versions(
@@ -73,6 +75,16 @@ def facts(data_dir: Path, postgres: str | None, started: datetime) -> list[tuple
             ),
         ),
     ]
+    if postgres is not None:
+        found.insert(5, ("PostgreSQL", postgres))
+    return found
+
+
+def run_summary(quick: bool, started: datetime, load: str, elapsed_s: float) -> str:
+    """The value of a run's row: what kind of run, when, the load then, how long it took."""
+    stamp = started.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+    kind = "quick" if quick else "full"
+    return f"{kind}; started {stamp} UTC; load average {load}; took {elapsed_s / 60:.1f} min"
 
 
 def now() -> datetime:
