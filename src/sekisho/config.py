@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     gateway_cert: Path | None = None
     gateway_key: Path | None = None
     gateway_ca: Path | None = None  # with a brought certificate: the CA clients should trust
+    gateway_connections_per_ip: Annotated[float, Field(gt=0)] = 200.0  # per second
+    gateway_connections_burst: Annotated[float, Field(ge=1)] = 1000.0
+    gateway_connects_per_user: Annotated[float, Field(gt=0)] = 100.0  # per second
+    gateway_connects_burst: Annotated[float, Field(ge=1)] = 400.0
 
     token_ttl: timedelta = timedelta(hours=1)
     login_failure_delay: Annotated[float, Field(ge=0, le=10)] = 1.0

@@ -443,3 +443,56 @@ def test_many_connections_at_once(core: Core, forwarder: MakeForwarder) -> None:
     for t in threads:
         t.join(10)
     assert len(results) == 40
+
+
+def test_standby_connections_carry_new_connections_and_end_with_the_session(
+    core: Core, forwarder: MakeForwarder, gateway: Gateway
+) -> None:
+    grant_id = grant(core)
+    f, address = start(forwarder)
+    assert f.session is not None
+    wait_for(lambda: len(f._spares) == 2)  # ready ahead of need
+    live = gateway.sessions.get(f.session.id)
+    assert live is not None
+    wait_for(lambda: len(live._standby) == 2)
+    talk(address).close()  # carried by a standby connection ...
+    wait_for(lambda: len(f._spares) == 2)  # ... which is replaced
+    core.grants.release(MEMBER, grant_id)
+    assert f.wait(5)
+    assert f._spares == []
+    wait_for(lambda: live._standby == {})
+
+
+def test_the_gateway_keeps_accepting_after_a_passing_accept_failure(
+    core: Core, forwarder: MakeForwarder, gateway: Gateway
+) -> None:
+    real = gateway._listener
+    assert real is not None
+
+    class Flaky:
+        """The listener, failing once as when the process runs out of descriptors."""
+
+        failed = False
+
+        def accept(self) -> tuple[socket.socket, tuple[str, int]]:
+            if not Flaky.failed:
+                Flaky.failed = True
+                raise OSError(24, "Too many open files")
+            assert real is not None
+            return real.accept()
+
+        def fileno(self) -> int:
+            assert real is not None
+            return real.fileno()
+
+        def getsockname(self) -> tuple[str, int]:
+            assert real is not None
+            return real.getsockname()  # type: ignore[no-any-return]
+
+    gateway._listener = Flaky()  # type: ignore[assignment]
+    try:
+        grant(core)
+        _f, address = start(forwarder)  # the accept loop picks up the flaky one on its next turn
+        talk(address).close()
+    finally:
+        gateway._listener = real

@@ -21,8 +21,10 @@ from typing import Any
 
 from sekisho.gateway import protocol
 from sekisho.gateway.relay import Cut, Meter, relay
+from sekisho.gateway.rlimit import raise_open_files
 
 CONNECT_TIMEOUT = 10.0
+SPARE_MAX_AGE = 20.0  # the gateway drops a standby connection unused for 30 s
 
 
 class Refused(Exception):
@@ -58,6 +60,7 @@ class Forwarder:
         bind: str = "127.0.0.1",
         local_port: int = 0,
         reconnect_for: float = 30.0,
+        spares: int = 2,
         notice: Callable[[str], None] = lambda _message: None,
     ) -> None:
         self._gateway, self._tls = gateway, tls
@@ -70,6 +73,10 @@ class Forwarder:
         self._control: ssl.SSLSocket | None = None
         self._wake_read, self._wake_write = socket.socketpair()
         self._cuts: set[Cut] = set()
+        # Standby connections to the gateway, TLS and check done, for the next local ones.
+        self._spare_target = spares
+        self._spares: list[tuple[ssl.SSLSocket, int, float]] = []  # socket, session, made at
+        self._spare_wanted = threading.Event()
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._closing = False
@@ -110,9 +117,13 @@ class Forwarder:
 
     def start(self) -> tuple[str, int]:
         """Listen locally and carry connections; returns the local address."""
+        raise_open_files()
         listener = socket.create_server(self._bind, backlog=256)
         self._listener = listener
-        for target, name in ((self._accept_loop, "accept"), (self._hold_control, "control")):
+        workers = [(self._accept_loop, "accept"), (self._hold_control, "control")]
+        if self._spare_target:
+            workers.append((self._keep_spares, "spares"))
+        for target, name in workers:
             threading.Thread(target=target, name=f"forward-{name}", daemon=True).start()
         host, port = listener.getsockname()[:2]
         return host, port
@@ -204,7 +215,11 @@ class Forwarder:
                 return
             self.end_reason, self.ended_by_gateway = reason, by_gateway
             cuts = list(self._cuts)
+            spares, self._spares = self._spares, []
             self._done.set()
+        self._spare_wanted.set()
+        for spare, _session, _made in spares:
+            spare.close()
         if self._listener is not None:
             with contextlib.suppress(OSError):
                 self._listener.shutdown(socket.SHUT_RDWR)
@@ -219,8 +234,12 @@ class Forwarder:
         while not self._done.is_set():
             try:
                 local, _ = self._listener.accept()
-            except OSError:
-                return
+            except OSError as exc:
+                if self._done.is_set() or self._listener.fileno() < 0:
+                    return
+                self._notice(f"accept failed ({exc}); retrying")  # out of descriptors: wait
+                self._done.wait(0.1)
+                continue
             threading.Thread(
                 target=self._carry, args=(local,), name="forward-conn", daemon=True
             ).start()
@@ -231,13 +250,9 @@ class Forwarder:
             self._cuts.add(cut)
         tls: ssl.SSLSocket | None = None
         try:
-            session = self.session
-            if session is None or self._done.is_set():
+            if self.session is None or self._done.is_set():
                 return
-            tls = self._dial()
-            hello = {"v": protocol.VERSION, "op": "connect", "token": self._token}
-            protocol.send_line(tls, {**hello, "session": session.id})
-            reply = protocol.read_line(tls, timeout=CONNECT_TIMEOUT)
+            tls, reply = self._go()
             if not reply.get("ok"):
                 self._notice(f"connection refused: {reply.get('reason', 'refused')}")
                 return
@@ -252,6 +267,74 @@ class Forwarder:
             local.close()
             if tls is not None:
                 tls.close()
+
+    def _go(self) -> tuple[ssl.SSLSocket, dict[str, Any]]:
+        """A gateway connection for one local connection: a standby one if ready, else new."""
+        spare = self._take_spare()
+        if spare is not None:
+            try:
+                protocol.send_line(spare, {"op": "go"})
+                return spare, protocol.read_line(spare, timeout=CONNECT_TIMEOUT)
+            except (OSError, protocol.ProtocolError):
+                spare.close()  # it went stale on the gateway's side: dial afresh
+        session = self.session
+        assert session is not None
+        tls = self._dial()
+        hello = {"v": protocol.VERSION, "op": "connect", "token": self._token}
+        protocol.send_line(tls, {**hello, "session": session.id})
+        return tls, protocol.read_line(tls, timeout=CONNECT_TIMEOUT)
+
+    def _take_spare(self) -> ssl.SSLSocket | None:
+        session = self.session
+        with self._lock:
+            while self._spares:
+                spare, for_session, made = self._spares.pop(0)
+                fresh = time.monotonic() - made < SPARE_MAX_AGE
+                if fresh and session is not None and for_session == session.id:
+                    self._spare_wanted.set()
+                    return spare
+                spare.close()
+        self._spare_wanted.set()
+        return None
+
+    def _keep_spares(self) -> None:
+        """Keep a few standby connections ready, so a new local connection skips the TLS
+        handshake and the session check: they were done ahead of need."""
+        while not self._done.is_set():
+            self._spare_wanted.wait(timeout=1.0)
+            self._spare_wanted.clear()
+            with self._lock:
+                now = time.monotonic()
+                stale = [s for s in self._spares if now - s[2] >= SPARE_MAX_AGE]
+                self._spares = [s for s in self._spares if now - s[2] < SPARE_MAX_AGE]
+                missing = self._spare_target - len(self._spares)
+            for spare, _session, _made in stale:
+                spare.close()
+            for _ in range(max(0, missing)):
+                made = self._standby()
+                if made is None:
+                    break
+                with self._lock:
+                    if self._done.is_set():
+                        made[0].close()
+                        return
+                    self._spares.append(made)
+
+    def _standby(self) -> tuple[ssl.SSLSocket, int, float] | None:
+        session = self.session
+        if session is None:
+            return None
+        try:
+            tls = self._dial()
+            hello = {"v": protocol.VERSION, "op": "standby", "token": self._token}
+            protocol.send_line(tls, {**hello, "session": session.id})
+            reply = protocol.read_line(tls, timeout=CONNECT_TIMEOUT)
+        except (OSError, protocol.ProtocolError, GatewayUnreachable):
+            return None
+        if not reply.get("standby"):
+            tls.close()
+            return None
+        return tls, session.id, time.monotonic()
 
     def _dial(self) -> ssl.SSLSocket:
         try:

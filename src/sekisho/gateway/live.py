@@ -25,6 +25,8 @@ class LiveSession:
     idle_timeout: float  # seconds
     wake: socket.socket  # written to when the session ends, to wake its control thread
     limits: list[tuple[datetime, str]]  # the login's end, the length cap: whatever carries it
+    target_addr: tuple[str, int]  # from the model; refreshed whenever the session is re-decided
+    decided_at: float = field(default_factory=time.monotonic)  # last decision that allowed it
     opened: float = field(default_factory=time.monotonic)
     ended: str | None = None  # the reason, once it ended
     retry: bool = False  # ended by the gateway stopping, not by access: forwarders come back
@@ -32,6 +34,7 @@ class LiveSession:
     _closed_up: int = 0
     _closed_down: int = 0
     _relays: dict[int, tuple[Cut, Meter]] = field(default_factory=dict)
+    _standby: dict[int, Cut] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, cut: Cut, meter: Meter) -> bool:
@@ -44,6 +47,17 @@ class LiveSession:
             reason = self.ended
         cut(reason)
         return False
+
+    def add_standby(self, cut: Cut) -> bool:
+        with self._lock:
+            if self.ended is None:
+                self._standby[id(cut)] = cut
+                return True
+        return False
+
+    def remove_standby(self, cut: Cut) -> None:
+        with self._lock:
+            self._standby.pop(id(cut), None)
 
     def remove(self, cut: Cut) -> None:
         with self._lock:
@@ -58,7 +72,7 @@ class LiveSession:
             if self.ended is not None:
                 return False
             self.ended, self.retry = reason, retry
-            cuts = [cut for cut, _ in self._relays.values()]
+            cuts = [cut for cut, _ in self._relays.values()] + list(self._standby.values())
         for cut in cuts:
             cut(reason)
         with contextlib.suppress(OSError):

@@ -6,6 +6,9 @@ A TLS connection to the gateway starts with a hello line from the client:
       later sends {"event": "ended", "reason": ..., "at": ...}.
   {"v": 1, "op": "connect", "token": ..., "session": ID}
       one forwarded connection inside the session; after an ok reply, raw bytes both ways.
+  {"v": 1, "op": "standby", "token": ..., "session": ID}
+      the same, made ready ahead of need: answered {"ok": true, "standby": true}; the client
+      later sends {"op": "go"} and it goes on as a `connect`.
 The gateway answers {"ok": true, ...} or {"ok": false, "code": ..., "reason": ...}.
 """
 
@@ -19,6 +22,7 @@ from typing import Any
 VERSION = 1
 MAX_LINE = 4096
 HELLO_TIMEOUT = 10.0
+STANDBY_TIMEOUT = 30.0  # a standby connection unused this long is closed
 
 
 class ProtocolError(Exception):

@@ -4,7 +4,8 @@ OpenSSL objects must not be driven from two threads at once (reading in one whil
 the other corrupts the TLS state), so a single thread moves both directions, with
 non-blocking sockets and a selector. Each direction holds at most one buffer of data: a slow
 reader stops the relay from reading more on the other side (back-pressure), so memory per
-connection is bounded by two buffers whatever the peers do.
+connection is bounded by two buffers whatever the peers do. The buffers are anonymous
+mappings: an idle connection costs no memory for them, and closing returns it.
 
 Half-close: a plain socket's write side is shut down when its peer finished sending; the TLS
 side cannot be half-closed with Python's ssl module, so an end of data from the plain side
@@ -14,6 +15,7 @@ ends the whole connection.
 from __future__ import annotations
 
 import contextlib
+import mmap
 import selectors
 import socket
 import ssl
@@ -22,15 +24,15 @@ import time
 from dataclasses import dataclass, field
 
 BUFFER = 256 * 1024
-IDLE_POLL = 30.0  # the relay re-checks its cut flag at least this often
+IDLE_POLL = 30.0  # the relay re-checks its sockets at least this often
 
 
 @dataclass
 class Meter:
     """Bytes moved and the last moment anything moved. Written by one relay thread each."""
 
-    up: int = 0  # plain -> TLS for the client, TLS -> plain at the gateway: toward the target
-    down: int = 0
+    up: int = 0  # toward the target
+    down: int = 0  # toward the user
     last_activity: float = field(default_factory=time.monotonic)
 
 
@@ -70,6 +72,23 @@ class Cut:
                 socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
+class _Direction:
+    """One way through the relay: read from `source` into a buffer, write it to `sink`."""
+
+    def __init__(self, source: socket.socket, sink: socket.socket, counts_up: bool) -> None:
+        self.source, self.sink, self.counts_up = source, sink, counts_up
+        self.buffer = mmap.mmap(-1, BUFFER)
+        self.view = memoryview(self.buffer)
+        self.pending: memoryview | None = None  # read, not yet written
+        self.done = False  # the source has no more data
+
+    def close(self) -> None:
+        self.pending = None
+        with contextlib.suppress(BufferError):  # a slice still alive: the GC frees it later
+            self.view.release()
+            self.buffer.close()
+
+
 def relay(tls: ssl.SSLSocket, plain: socket.socket, meter: Meter, up_is_plain: bool) -> None:
     """Move bytes both ways until either side is done (or a Cut shuts the sockets).
 
@@ -78,97 +97,86 @@ def relay(tls: ssl.SSLSocket, plain: socket.socket, meter: Meter, up_is_plain: b
     """
     tls.setblocking(False)
     plain.setblocking(False)
+    to_plain = _Direction(tls, plain, counts_up=not up_is_plain)
+    to_tls = _Direction(plain, tls, counts_up=up_is_plain)
     sel = selectors.DefaultSelector()
-    from_tls, from_plain = bytearray(BUFFER), bytearray(BUFFER)
-    tls_view, plain_view = memoryview(from_tls), memoryview(from_plain)
-    to_plain: memoryview | None = None  # read from TLS, not yet written to plain
-    to_tls: memoryview | None = None
-    tls_done = plain_done = False
     sel.register(tls, selectors.EVENT_READ)
     sel.register(plain, selectors.EVENT_READ)
+    readable = {tls, plain}  # try both once before the first wait
+    writable: set[socket.socket] = set()
     try:
         while True:
-            moved = True
-            while moved:
-                moved = False
-                if to_plain is None and not tls_done:
-                    filled, tls_done = _read_tls(tls, tls_view)
-                    if filled:
-                        to_plain, moved = tls_view[:filled], True
-                        _count(meter, filled, from_plain_side=False, up_is_plain=up_is_plain)
-                if to_plain is not None:
-                    to_plain, sent = _write(plain, to_plain)
-                    moved = moved or sent > 0
-                if to_tls is None and not plain_done:
-                    filled, plain_done = _read_plain(plain, plain_view)
-                    if filled:
-                        to_tls, moved = plain_view[:filled], True
-                        _count(meter, filled, from_plain_side=True, up_is_plain=up_is_plain)
-                if to_tls is not None:
-                    to_tls, sent = _write_tls(tls, to_tls)
-                    moved = moved or sent > 0
-            if plain_done and to_tls is None:
-                return  # the plain side finished: TLS cannot be half-closed, so we end
-            if tls_done and to_plain is None:
-                return
-            sel.modify(plain, _events(to_tls is None and not plain_done, to_plain is not None))
-            sel.modify(tls, _events(to_plain is None and not tls_done, to_tls is not None))
-            if not sel.select(IDLE_POLL):
+            for way in (to_plain, to_tls):
+                filled = False
+                if way.pending is None and not way.done and way.source in readable:
+                    filled = _fill(way, meter)
+                if way.pending is not None and (filled or way.sink in writable):
+                    _drain(way)  # right after a read too: a socket is usually writable
+            # TLS may hold decrypted bytes that select cannot see: read them first.
+            if to_plain.pending is None and not to_plain.done and tls.pending():
+                readable = {tls}
+                writable = set()
                 continue
+            if (to_tls.done and to_tls.pending is None) or (
+                to_plain.done and to_plain.pending is None
+            ):
+                return
+            sel.modify(plain, _events(to_tls, to_plain))
+            sel.modify(tls, _events(to_plain, to_tls))
+            ready = sel.select(IDLE_POLL)
+            readable = {key.fileobj for key, ev in ready if ev & selectors.EVENT_READ}  # type: ignore[misc]
+            writable = {key.fileobj for key, ev in ready if ev & selectors.EVENT_WRITE}  # type: ignore[misc]
     except OSError:
         return  # reset by a peer, or shut down by a Cut
     finally:
         sel.close()
+        to_plain.close()
+        to_tls.close()
 
 
-def _events(read: bool, write: bool) -> int:
-    events = (selectors.EVENT_READ if read else 0) | (selectors.EVENT_WRITE if write else 0)
+def _events(reading: _Direction, writing: _Direction) -> int:
+    """What to wait for on the socket that `reading` reads from and `writing` writes to."""
+    events = selectors.EVENT_READ if reading.pending is None and not reading.done else 0
+    if writing.pending is not None:
+        events |= selectors.EVENT_WRITE
     return events or selectors.EVENT_READ  # always watch for a reset or a Cut
 
 
-def _count(meter: Meter, n: int, *, from_plain_side: bool, up_is_plain: bool) -> None:
-    if from_plain_side == up_is_plain:
-        meter.up += n
-    else:
-        meter.down += n
-    meter.last_activity = time.monotonic()
-
-
-def _read_tls(tls: ssl.SSLSocket, view: memoryview) -> tuple[int, bool]:
-    """Read as many TLS records as fit; (bytes read, peer finished)."""
+def _fill(way: _Direction, meter: Meter) -> bool:
+    """Read what is there (up to a buffer) from the source; True if anything came."""
     filled = 0
+    source = way.source
     try:
-        while filled < len(view):
-            n = tls.recv_into(view[filled:])
-            if n == 0:
-                return filled, True
-            filled += n
-    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        if isinstance(source, ssl.SSLSocket):
+            while filled < BUFFER:  # a TLS record at a time, until none is complete
+                n = source.recv_into(way.view[filled:])
+                if n == 0:
+                    way.done = True
+                    break
+                filled += n
+        else:
+            n = source.recv_into(way.view)
+            way.done, filled = n == 0, n
+    except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
         pass
     except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
-        return filled, True
-    return filled, False
+        way.done = True
+    if not filled:
+        return False
+    way.pending = way.view[:filled]
+    if way.counts_up:
+        meter.up += filled
+    else:
+        meter.down += filled
+    meter.last_activity = time.monotonic()
+    return True
 
 
-def _read_plain(plain: socket.socket, view: memoryview) -> tuple[int, bool]:
+def _drain(way: _Direction) -> None:
+    """Write as much of the pending data as the sink takes now."""
+    assert way.pending is not None
     try:
-        n = plain.recv_into(view)
-    except BlockingIOError:
-        return 0, False
-    return n, n == 0
-
-
-def _write(plain: socket.socket, data: memoryview) -> tuple[memoryview | None, int]:
-    try:
-        n = plain.send(data)
-    except BlockingIOError:
-        return data, 0
-    return (data[n:] if n < len(data) else None), n
-
-
-def _write_tls(tls: ssl.SSLSocket, data: memoryview) -> tuple[memoryview | None, int]:
-    try:
-        n = tls.send(data)
-    except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
-        return data, 0
-    return (data[n:] if n < len(data) else None), n
+        n = way.sink.send(way.pending)
+    except (ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError):
+        return
+    way.pending = way.pending[n:] if n < len(way.pending) else None

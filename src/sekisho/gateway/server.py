@@ -35,6 +35,7 @@ from sekisho.gateway import protocol
 from sekisho.gateway.limits import RateLimiter
 from sekisho.gateway.live import LiveSession, Registry
 from sekisho.gateway.relay import Cut, Meter, relay
+from sekisho.gateway.rlimit import raise_open_files
 from sekisho.services.core import Core
 from sekisho.services.events import Event
 from sekisho.services.identity import Principal
@@ -45,12 +46,13 @@ log = structlog.get_logger(__name__)
 
 HEARTBEAT_EVERY = 5.0
 REAP_EVERY = 30.0
+DECISION_FRESH = 0.5  # seconds a session's last decision stands for its new connections
 
 
 @dataclass(frozen=True)
 class GatewayLimits:
-    new_connections_per_ip: float = 50.0  # per second, before any authentication
-    new_connections_burst: float = 200.0
+    new_connections_per_ip: float = 200.0  # per second, before any authentication
+    new_connections_burst: float = 1000.0
     connects_per_user: float = 100.0  # forwarded connections per second per user
     connects_burst: float = 400.0
     opens_per_user: float = 2.0  # sessions per second per user
@@ -98,6 +100,7 @@ class Gateway:
         return host, port
 
     def start(self) -> None:
+        raise_open_files()
         listener = socket.create_server(self._bind, reuse_port=False, backlog=1024)
         self._listener = listener
         self._unsubscribe = self._core.bus.subscribe(self._on_event)
@@ -131,8 +134,14 @@ class Gateway:
         while not self._stopping.is_set():
             try:
                 raw, peer = self._listener.accept()
-            except OSError:
-                return
+            except OSError as exc:
+                if self._stopping.is_set() or self._listener.fileno() < 0:
+                    return
+                # Out of file descriptors or memory, or a connection aborted while queued:
+                # passing troubles. Never stop accepting because of one.
+                log.warning("accept failed; retrying", error=str(exc))
+                self._stopping.wait(0.1)
+                continue
             # Flood control before any work: no thread, no TLS for a client over its rate.
             if not self._per_ip.allow(peer[0]) or not self._handshakes.acquire(blocking=False):
                 self.refused_floods += 1
@@ -169,7 +178,7 @@ class Gateway:
                 raise protocol.ProtocolError(f"unsupported protocol version {hello.get('v')!r}")
             if op == "open":
                 self._open(tls, hello, source)
-            elif op == "connect":
+            elif op in ("connect", "standby"):
                 self._connect(tls, hello, source)
             else:
                 raise protocol.ProtocolError(f"unknown op {str(op)[:20]!r}")
@@ -237,6 +246,7 @@ class Gateway:
             limits=limits,
             idle_timeout=target.idle_timeout.total_seconds(),
             wake=wake_write,
+            target_addr=(target.host, target.port),
         )
         self.sessions.add(live)
         try:
@@ -302,30 +312,36 @@ class Gateway:
     # -- one forwarded connection ---------------------------------------------------------
 
     def _connect(self, tls: ssl.SSLSocket, hello: dict[str, Any], source: str) -> None:
-        core = self._core
-        token = _text(hello, "token", 256)
-        session_id = hello.get("session")
-        live = self.sessions.get(session_id) if isinstance(session_id, int) else None
-        token_id = hashlib.sha256(token.encode()).hexdigest()
-        if live is None or live.ended is not None or live.token_id != token_id:
-            protocol.send_line(tls, protocol.refusal("no-session", "no such live session"))
+        """One forwarded connection, at once (`connect`) or from a standby (`standby`)."""
+        live = self._session_for(tls, hello)
+        if live is None:
             return
+        if hello.get("op") == "standby":
+            # Ready ahead of need: the TLS handshake and this check are off the critical
+            # path. The session's end cuts it like any connection of the session.
+            standby = Cut()
+            if not live.add_standby(standby):
+                return
+            standby.attach(tls)
+            try:
+                protocol.send_line(tls, {"ok": True, "standby": True})
+                go = protocol.read_line(tls, timeout=protocol.STANDBY_TIMEOUT)
+            finally:
+                live.remove_standby(standby)
+            if go.get("op") != "go":
+                raise protocol.ProtocolError("a standby connection expects go")
         if not self._per_user.allow(live.user):
             protocol.send_line(tls, protocol.refusal("rate-limited", "too many connections"))
             return
-        decision = core.authz.decide(live.user, Verb.CONNECT, live.target)
-        if not decision.allowed:
-            live.end(f"denied: {decision.reason}")
-            protocol.send_line(tls, protocol.refusal("denied", decision.reason))
+        refusal = self._still_allowed(live)
+        if refusal is not None:
+            protocol.send_line(tls, refusal)
             return
-        target = core.models.model().target(live.target)
-        assert target is not None
+        host, port = live.target_addr
         try:
-            upstream = socket.create_connection(
-                (target.host, target.port), timeout=self.limits.target_timeout
-            )
+            upstream = socket.create_connection((host, port), timeout=self.limits.target_timeout)
         except OSError as exc:
-            reason = f"{target.name} ({target.host}:{target.port}) is not answering: {exc}"
+            reason = f"{live.target} ({host}:{port}) is not answering: {exc}"
             protocol.send_line(tls, protocol.refusal("target-unreachable", reason))
             return
         upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -340,6 +356,32 @@ class Gateway:
         finally:
             live.remove(cut)
             upstream.close()
+
+    def _session_for(self, tls: ssl.SSLSocket, hello: dict[str, Any]) -> LiveSession | None:
+        """The live session this connection belongs to, if its token is the session's."""
+        token = _text(hello, "token", 256)
+        session_id = hello.get("session")
+        live = self.sessions.get(session_id) if isinstance(session_id, int) else None
+        token_id = hashlib.sha256(token.encode()).hexdigest()
+        if live is None or live.ended is not None or live.token_id != token_id:
+            protocol.send_line(tls, protocol.refusal("no-session", "no such live session"))
+            return None
+        return live
+
+    def _still_allowed(self, live: LiveSession) -> dict[str, Any] | None:
+        """Authorise a connection as it opens; a refusal line if access is gone.
+
+        The decision service is asked again unless it answered for this session within
+        DECISION_FRESH: every change of access reaches the session as an event at once (and
+        re-decides it), so a decision that fresh is the decision now; a browser opening
+        twenty connections in a burst costs one database read, not twenty.
+        """
+        expired = self._core.now() >= live.expires_at
+        if expired or time.monotonic() - live.decided_at > DECISION_FRESH:
+            self._recheck(live, live.expiry_reason if expired else "access was withdrawn")
+        if live.ended is not None:
+            return protocol.refusal("denied", live.ended)
+        return None
 
     def _authenticate(self, tls: ssl.SSLSocket, token: str) -> Principal | None:
         try:
@@ -375,6 +417,10 @@ class Gateway:
         if not decision.allowed:
             live.end(why)
             return
+        target = self._core.models.model().target(live.target)
+        if target is not None:  # the model may have moved it
+            live.target_addr = (target.host, target.port)
+        live.decided_at = time.monotonic()
         # Another grant (or standing access) still allows it: overlapping grants never cut
         # each other. The session now lasts as long as what carries it.
         live.grant_id = decision.grant_id

@@ -6,7 +6,7 @@ import ssl
 
 from sekisho.config import Settings
 from sekisho.gateway import pki
-from sekisho.gateway.server import Gateway
+from sekisho.gateway.server import Gateway, GatewayLimits
 from sekisho.services.core import Core
 
 
@@ -21,7 +21,14 @@ def gateway_tls(settings: Settings) -> ssl.SSLContext:
 
 def build_gateway(core: Core) -> Gateway:
     settings = core.settings
-    return Gateway(core, gateway_tls(settings), settings.gateway_host, settings.gateway_port)
+    limits = GatewayLimits(
+        new_connections_per_ip=settings.gateway_connections_per_ip,
+        new_connections_burst=settings.gateway_connections_burst,
+        connects_per_user=settings.gateway_connects_per_user,
+        connects_burst=settings.gateway_connects_burst,
+    )
+    tls = gateway_tls(settings)
+    return Gateway(core, tls, settings.gateway_host, settings.gateway_port, limits)
 
 
 def published_ca(settings: Settings) -> str | None:
