@@ -211,6 +211,48 @@ CASES: list[tuple[str, str]] = [
         ),
     ),
     (
+        "aws_region_format",
+        model(head="version: 1\nprovider:\n  type: aws_iam\n  region: Tokyo  # <-\n"),
+    ),
+    (
+        "url_format",
+        model(
+            head="version: 1\nprovider:\n  region: us-east-1\n  endpoint_url: ftp://x  # <-\n"
+        ),
+    ),
+    (
+        "role_arn_format",
+        model(head="version: 1\nprovider:\n  role_arn: arn:aws:iam::1:user/x  # <-\n"),
+    ),
+    (
+        "policy_arn_format",
+        model(
+            accounts="""\
+            accounts:
+              - name: prod
+                aws_account_id: "444444444444"
+                roles:
+                  - name: Admin
+                    managed_policies: [ReadOnlyAccess]  # <-
+            """
+        ),
+    ),
+    (
+        "provider_region_required",
+        model(head="version: 1\nprovider:\n  type: aws_iam  # <-\n"),
+    ),
+    (
+        "aws_account_id_required",
+        model(
+            head="version: 1\nprovider:\n  type: aws_iam\n  region: us-east-1\n",
+            accounts="""\
+            accounts:
+              - name: prod  # <-
+                roles: [{name: Admin}]
+            """,
+        ),
+    ),
+    (
         "host_format",
         model(
             targets="""\

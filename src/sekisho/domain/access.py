@@ -41,6 +41,8 @@ class Role:
     name: str
     description: str = ""
     max_session: timedelta = timedelta(hours=1)
+    console: bool = False  # `sekisho assume-role --console` may sign in to the AWS console
+    managed_policies: tuple[str, ...] = ()  # policy ARNs, for `sekisho model export`
 
     @property
     def ref(self) -> str:
@@ -165,6 +167,23 @@ class User:
     email: str | None = None
 
 
+class ProviderKind(StrEnum):
+    LOCAL = "local"  # sekisho's own directory
+    AWS_IAM = "aws_iam"  # IAM groups and user tags, as the seed's runbook
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    """Where grants become real, and how to reach it."""
+
+    kind: ProviderKind = ProviderKind.LOCAL
+    region: str | None = None
+    endpoint_url: str | None = None  # an AWS-compatible endpoint (tests, LocalStack)
+    role_arn: str | None = None  # assumed by sekisho for its IAM and STS calls
+    reconcile_every: timedelta = timedelta(minutes=15)
+    federation_url: str = "https://signin.aws.amazon.com/federation"
+
+
 @dataclass(frozen=True)
 class ModelSettings:
     timezone: str = "UTC"  # IANA name; how `YYYYMMDDhhmm` times are read
@@ -180,6 +199,7 @@ class AccessModel:
     templates: tuple[Template, ...] = ()
     users: tuple[User, ...] = ()
     settings: ModelSettings = field(default_factory=ModelSettings)
+    provider: ProviderSettings = field(default_factory=ProviderSettings)
 
     # Lookups. The model is small (hundreds of entries); linear scans keep it a plain value.
 

@@ -63,6 +63,27 @@ def check(parsed: Parsed, shaped: Shaped) -> None:
         _check_template(parsed, names, groups, template)
 
 
+def check_provider(parsed: Parsed, shaped: Shaped) -> None:
+    """With IAM behind sekisho, what AWS needs to hear must be in the model."""
+    top = shaped.top
+    if top is None or top.provider.type != "aws_iam":
+        return
+    if top.provider.region is None:
+        parsed.add(
+            ("provider", "type"),
+            "provider_region_required",
+            "the aws_iam provider needs provider.region (e.g. ap-northeast-1)",
+        )
+    for account in shaped.accounts:
+        if account.doc.roles and account.doc.aws_account_id is None:
+            parsed.add(
+                (*account.path, "name"),
+                "aws_account_id_required",
+                f"account {account.doc.name!r} has roles, and with the aws_iam provider "
+                "sekisho assumes them by ARN: give its aws_account_id",
+            )
+
+
 def collect_names(parsed: Parsed) -> Names:
     """Gather defined names from the raw data, reporting names defined twice."""
     names = Names()

@@ -16,6 +16,8 @@ from sekisho.domain.access import (
     Parameter,
     Permissions,
     Protocol,
+    ProviderKind,
+    ProviderSettings,
     Role,
     Target,
     Template,
@@ -23,7 +25,7 @@ from sekisho.domain.access import (
     User,
 )
 from sekisho.domain.errors import InvalidModel, ModelProblem
-from sekisho.model.checks import check
+from sekisho.model.checks import check, check_provider
 from sekisho.model.schema import AccountDoc, GroupDoc, ModelDoc, TargetDoc, TemplateDoc, UserDoc
 from sekisho.model.shape import Shaped, validate
 from sekisho.model.source import MAX_BYTES, parse
@@ -35,6 +37,7 @@ def _analyse(text: str, filename: str) -> tuple[list[ModelProblem], Shaped | Non
         return _sorted(parsed.problems), None
     shaped = validate(parsed)
     check(parsed, shaped)
+    check_provider(parsed, shaped)
     return _sorted(parsed.problems), shaped
 
 
@@ -100,12 +103,27 @@ def build(top: ModelDoc, shaped: Shaped) -> AccessModel:
         settings=ModelSettings(
             timezone=top.settings.timezone, approval_timeout=top.settings.approval_timeout
         ),
+        provider=ProviderSettings(
+            kind=ProviderKind(top.provider.type),
+            region=top.provider.region,
+            endpoint_url=top.provider.endpoint_url,
+            role_arn=top.provider.role_arn,
+            reconcile_every=top.provider.reconcile_every,
+            federation_url=top.provider.federation_url,
+        ),
     )
 
 
 def _account(doc: AccountDoc) -> Account:
     roles = tuple(
-        Role(doc.name, r.name, description=r.description, max_session=r.max_session)
+        Role(
+            doc.name,
+            r.name,
+            description=r.description,
+            max_session=r.max_session,
+            console=r.console,
+            managed_policies=tuple(r.managed_policies),
+        )
         for r in doc.roles
     )
     return Account(doc.name, doc.description, doc.aws_account_id, roles)

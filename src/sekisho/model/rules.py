@@ -38,6 +38,10 @@ RULES: dict[str, str] = {
     "role_ref_format": "a role reference not written ACCOUNT/ROLE",
     "invalid_pattern": "a parameter's pattern is not a regular expression",
     "min_approvals_range": "min_approvals below 1",
+    "aws_region_format": "provider.region is not an AWS region name",
+    "url_format": "a URL that is not http:// or https://",
+    "role_arn_format": "provider.role_arn is not an IAM role ARN",
+    "policy_arn_format": "a role's managed_policies entry is not an IAM policy ARN",
     # Names defined twice
     "duplicate_account": "two accounts with one name",
     "duplicate_role": "two roles with one name in one account",
@@ -65,6 +69,10 @@ RULES: dict[str, str] = {
         "an approval level's group is a work group or lacks approve for the template"
     ),
     "approvers_too_few": "an approver group has fewer members than min_approvals",
+    "provider_region_required": "the aws_iam provider without provider.region",
+    "aws_account_id_required": (
+        "with the aws_iam provider, an account that has roles but no aws_account_id"
+    ),
     "approval_impossible": (
         "an eligible requester's request could never collect its approvals, since nobody "
         "approves their own request and each person decides once"

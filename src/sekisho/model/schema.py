@@ -67,6 +67,35 @@ def _duration(value: object) -> object:
     raise rule_error("wrong_type", "must be a duration like 2h30m, 90m or 1d")
 
 
+_AWS_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
+_POLICY_ARN = re.compile(r"arn:aws[a-z-]*:iam::(\d{12}|aws):policy/[\w+=,.@/-]{1,512}")
+
+
+def _aws_region(value: str) -> str:
+    if not _AWS_REGION.fullmatch(value):
+        raise rule_error("aws_region_format", f"{value[:40]!r} is not an AWS region name")
+    return value
+
+
+def _http_url(value: str) -> str:
+    if not re.fullmatch(r"https?://[^\s/$.?#][^\s]{0,500}", value):
+        raise rule_error("url_format", f"{value[:60]!r} is not an http(s) URL")
+    return value
+
+
+def _role_arn(value: str) -> str:
+    if not _ROLE_ARN.fullmatch(value):
+        raise rule_error("role_arn_format", f"{value[:80]!r} is not an IAM role ARN")
+    return value
+
+
+def _policy_arn(value: str) -> str:
+    if not _POLICY_ARN.fullmatch(value):
+        raise rule_error("policy_arn_format", f"{value[:80]!r} is not an IAM policy ARN")
+    return value
+
+
 def _role_session(value: timedelta) -> timedelta:
     if not ROLE_SESSION_MIN <= value <= ROLE_SESSION_MAX:
         raise rule_error(
@@ -183,6 +212,10 @@ DnsName = Annotated[str, AfterValidator(_dns_name)]
 Host = Annotated[str, AfterValidator(_host)]
 Port = Annotated[int, AfterValidator(_port)]
 Email = Annotated[str, AfterValidator(_email)]
+AwsRegion = Annotated[str, AfterValidator(_aws_region)]
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+RoleArn = Annotated[str, AfterValidator(_role_arn)]
+PolicyArn = Annotated[str, AfterValidator(_policy_arn)]
 RoleRef = Annotated[str, AfterValidator(_role_ref)]
 Pattern = Annotated[str, AfterValidator(_pattern)]
 MinApprovals = Annotated[int, AfterValidator(_min_approvals)]
@@ -212,6 +245,17 @@ class RoleDoc(Doc):
     name: Name
     description: LongText = ""
     max_session: RoleSession = timedelta(hours=1)
+    console: bool = False
+    managed_policies: list[PolicyArn] = []
+
+
+class ProviderDoc(Doc):
+    type: Literal["local", "aws_iam"] = "local"
+    region: AwsRegion | None = None
+    endpoint_url: HttpUrl | None = None
+    role_arn: RoleArn | None = None
+    reconcile_every: Duration = timedelta(minutes=15)
+    federation_url: HttpUrl = "https://signin.aws.amazon.com/federation"
 
 
 class AccountDoc(Doc):
@@ -296,6 +340,7 @@ class ModelDoc(Doc):
 
     version: Version
     settings: SettingsDoc = SettingsDoc()
+    provider: ProviderDoc = ProviderDoc()
     accounts: list[Any] = []
     targets: list[Any] = []
     users: list[Any] = []
