@@ -102,3 +102,12 @@ def seed_ttl(at: datetime, tz: ZoneInfo) -> str:
 def iso(at: datetime) -> str:
     """UTC ISO 8601 with a Z, to the second: the form sekisho writes everywhere."""
     return at.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def parse_ttl_tag(value: str, tz: ZoneInfo) -> datetime | None:
+    """A grant's end as a provider tag holds it: sekisho's ISO 8601 or the seed's
+    YYYYMMDDhhmm (read in the model's zone). None when the tag is neither."""
+    try:
+        return parse_instant(value, "tag", tz)
+    except InvalidInput:
+        return None

@@ -11,7 +11,8 @@ from typing import Protocol
 
 
 class Provider(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def add_member(self, user: str, group: str) -> str: ...
 

@@ -22,6 +22,7 @@ from sekisho.services.grants import GrantService
 from sekisho.services.identity import IdentityService
 from sekisho.services.locks import DatabaseLocks
 from sekisho.services.models import ModelService
+from sekisho.services.reconcile import Reconciler
 from sekisho.services.runbook import RunbookService
 from sekisho.services.secretbox import SecretBox
 from sekisho.services.sessions import SessionService
@@ -101,6 +102,10 @@ class Core:
     def grants(self) -> GrantService:
 
         return GrantService(self)
+
+    @cached_property
+    def reconciler(self) -> Reconciler:
+        return Reconciler(self)
 
     @cached_property
     def sessions(self) -> SessionService:

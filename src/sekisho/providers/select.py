@@ -1,0 +1,65 @@
+"""The provider the access model names, rebuilt when a new model changes it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from sekisho.clock import Clock
+from sekisho.domain.access import AccessModel, ProviderKind, ProviderSettings
+from sekisho.providers.base import Provider
+from sekisho.store.db import Database
+
+
+class ProviderFromModel:
+    """A Provider that delegates to the one configured in the model in force."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db, self._clock = db, clock
+        self._model: Callable[[], AccessModel] | None = None
+        self._built: tuple[ProviderSettings, Provider] | None = None
+        self._lock = threading.Lock()
+
+    def bind(self, model: Callable[[], AccessModel]) -> None:
+        self._model = model
+
+    def current(self) -> Provider:
+        assert self._model is not None, "bind the model source first"
+        settings = self._model().provider
+        with self._lock:
+            if self._built is None or self._built[0] != settings:
+                self._built = (settings, build(settings, self._db, self._clock))
+            return self._built[1]
+
+    @property
+    def name(self) -> str:
+        return self.current().name
+
+    def add_member(self, user: str, group: str) -> str:
+        return self.current().add_member(user, group)
+
+    def remove_member(self, user: str, group: str) -> str:
+        return self.current().remove_member(user, group)
+
+    def set_tag(self, user: str, key: str, value: str) -> str:
+        return self.current().set_tag(user, key, value)
+
+    def delete_tag(self, user: str, key: str) -> str:
+        return self.current().delete_tag(user, key)
+
+    def members(self, group: str) -> frozenset[str]:
+        return self.current().members(group)
+
+    def tags(self, user: str) -> dict[str, str]:
+        return self.current().tags(user)
+
+
+def build(settings: ProviderSettings, db: Database, clock: Clock) -> Provider:
+    if settings.kind is ProviderKind.AWS_IAM:
+        from sekisho.providers.aws import AwsClients
+        from sekisho.providers.aws_iam import AwsIamProvider
+
+        return AwsIamProvider(AwsClients(settings))
+    from sekisho.providers.local import LocalProvider
+
+    return LocalProvider(db, clock)
