@@ -31,16 +31,32 @@ BROKER_SESSION = "sekisho-broker"
 
 
 class AwsClients:
-    def __init__(self, settings: ProviderSettings, retries: Config = RETRIES) -> None:
+    def __init__(
+        self,
+        settings: ProviderSettings,
+        retries: Config = RETRIES,
+        *,
+        base: boto3.Session | None = None,
+        role_arn: str | None = None,
+    ) -> None:
         self.settings = settings
         self._config = retries
-        self._session = self._make_session()
+        if base is None:  # sekisho's own credentials, through its broker role if configured
+            base = boto3.Session(region_name=settings.region)
+            role_arn = settings.role_arn
+        self._session = self._assume(base, role_arn) if role_arn else base
 
     def iam(self) -> IAMClient:
         return self._client("iam")  # type: ignore[no-any-return]
 
     def sts(self) -> STSClient:
         return self._client("sts")  # type: ignore[no-any-return]
+
+    def in_account(self, broker_role_arn: str | None) -> AwsClients:
+        """Clients acting in another account through its broker role (or these ones)."""
+        if broker_role_arn is None:
+            return self
+        return AwsClients(self.settings, self._config, base=self._session, role_arn=broker_role_arn)
 
     def _client(self, service: str) -> Any:
         return self._session.client(
@@ -50,11 +66,7 @@ class AwsClients:
             config=self._config,
         )
 
-    def _make_session(self) -> boto3.Session:
-        base = boto3.Session(region_name=self.settings.region)
-        role_arn = self.settings.role_arn
-        if role_arn is None:
-            return base
+    def _assume(self, base: boto3.Session, role_arn: str) -> boto3.Session:
         sts = base.client(
             "sts",
             region_name=self.settings.region,

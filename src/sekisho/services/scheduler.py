@@ -38,6 +38,7 @@ class Scheduler:
         self._stopping = False
         self.holding = False
         self._renew_at = core.now()
+        self._reconcile_at = core.now()  # once at start-up, then every reconcile_every
         self.passes = 0
 
     def _on_event(self, _event: Event) -> None:
@@ -95,7 +96,24 @@ class Scheduler:
         if taken or (deadline is not None and deadline <= core.now()):
             await asyncio.to_thread(self._pass)
             deadline = await asyncio.to_thread(core.sweeper.next_deadline)
-        return min(deadline, self._renew_at) if deadline else self._renew_at
+        if core.now() >= self._reconcile_at:
+            every = await asyncio.to_thread(self._reconcile)
+            self._reconcile_at = core.now() + every
+        soonest = min(self._renew_at, self._reconcile_at)
+        return min(deadline, soonest) if deadline else soonest
+
+    def _reconcile(self) -> timedelta:
+        """Compare the provider with the grants (drift, hand-made changes); log the outcome."""
+        core = self._core
+        report = core.reconciler.run()
+        if not report.clean:
+            log.info(
+                "reconcile",
+                fixed=len(report.done),
+                failed=len(report.failed),
+                unreadable=sorted(report.unreadable),
+            )
+        return core.models.model().provider.reconcile_every
 
     def _pass(self) -> None:
         report = self._core.sweeper.run_due()
