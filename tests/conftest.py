@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -29,13 +28,12 @@ from sekisho.services.secretbox import SecretBox
 from sekisho.store import migrate
 from sekisho.store.db import Database
 from sekisho.store.tables import Base
+from support import CHEAP_HASHER
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_MODEL = ROOT / "examples" / "jump-account.yaml"
 POSTGRES_ENV = "SEKISHO_TEST_POSTGRES_URL"
 ADMIN = Actor("admin01", "test")
-# Argon2id at its cheapest: the tests check behaviour, not the hash's cost.
-CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyotp
+from argon2 import PasswordHasher
 
 from sekisho.domain.actor import Actor
 from sekisho.services.core import Core
@@ -12,6 +13,9 @@ from sekisho.services.workflow import RequestDraft
 
 EXAMPLE_MODEL = Path(__file__).resolve().parent.parent / "examples" / "jump-account.yaml"
 EXAMPLE_TEXT = EXAMPLE_MODEL.read_text()
+
+# Argon2id at its cheapest: the tests check behaviour, not the hash's cost.
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 MEMBER = Actor("member01", "198.51.100.7")
 MEMBER2 = Actor("member02", "198.51.100.8")

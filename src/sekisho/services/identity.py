@@ -122,38 +122,90 @@ class IdentityService:
     def login(self, name: str, password: str, code: str, source: str) -> IssuedToken:
         core = self._core
         now = core.now()
-        refusal: AuthenticationFailed | None = None
         with core.db.write() as s:
-            model = core.models.model(s)
             row = s.get(UserRow, name) if len(name) <= 128 else None
-            known = row is not None and model.user(name) is not None and row.enrolled_at
-            if row is not None and row.locked_until is not None and row.locked_until > now:
-                core.audit(s, _login_event("auth.login_refused", name, source, "locked"))
-                refusal = AccountLocked(
-                    f"too many failed attempts; try again after {iso(row.locked_until)}"
-                )
-            elif not known or row is None:
-                self._verify_password(self._dummy_hash, password)
-                core.audit(s, _login_event("auth.login_failed", None, source, "unknown user"))
-                refusal = AuthenticationFailed("wrong user, password or code")
-            else:
+            refusal = self._refuse_locked_or_unknown(s, row, name, password, source, now)
+            if refusal is None and row is not None:
                 step = self._check_credentials(row, password, code, now)
                 if step is None:
-                    row.failed_logins += 1
-                    detail = "wrong password or code"
-                    if row.failed_logins >= core.settings.lockout_threshold:
-                        row.locked_until = now + core.settings.lockout_duration
-                        row.failed_logins = 0
-                        detail = f"locked until {iso(row.locked_until)}"
-                    core.audit(s, _login_event("auth.login_failed", name, source, detail))
-                    refusal = AuthenticationFailed("wrong user, password or code")
+                    refusal = self._count_failure(s, row, source, now, "wrong password or code")
                 else:
                     row.failed_logins, row.locked_until, row.totp_last_step = 0, None, step
                     return self._issue(s, name, source, now)
         # The refusal is committed (counter, lockout, audit) before it is raised.
-        if core.settings.login_failure_delay:
-            core.sleep(core.settings.login_failure_delay)
-        raise refusal
+        self._delay_refusal()
+        raise refusal or AuthenticationFailed("wrong user, password or code")
+
+    def first_sign_in_uri(self, name: str, password: str, source: str) -> str:
+        """The otpauth URI to scan at a user's first sign-in, once their password checks out.
+
+        Only while no code was ever accepted: until then the authenticator may not be set up
+        (the web UI shows this as a QR code); afterwards the secret is never shown again.
+        Refusals are login's: vague, delayed, audited, a wrong password counts toward the
+        lockout. A right password on an account already set up is refused the same way (not
+        counted), so this never tells a password guesser more than login does.
+        """
+        core = self._core
+        now = core.now()
+        with core.db.write() as s:
+            row = s.get(UserRow, name) if len(name) <= 128 else None
+            refusal = self._refuse_locked_or_unknown(s, row, name, password, source, now)
+            if refusal is None and row is not None:
+                password_ok = row.password_hash is not None and self._verify_password(
+                    row.password_hash, password
+                )
+                if not password_ok:
+                    refusal = self._count_failure(s, row, source, now, "wrong password")
+                elif row.totp_last_step is not None or row.totp_secret is None:
+                    why = "authenticator already set up"
+                    core.audit(s, _login_event("auth.totp_setup_refused", name, source, why))
+                    refusal = AuthenticationFailed("wrong user, password or code")
+                else:
+                    seed = core.secrets.open(row.totp_secret)
+                    core.audit(s, AuditEvent("auth.totp_setup", name, source[:256], subject=name))
+                    return pyotp.TOTP(seed).provisioning_uri(name=name, issuer_name=ISSUER)
+        self._delay_refusal()
+        raise refusal or AuthenticationFailed("wrong user, password or code")
+
+    def _refuse_locked_or_unknown(
+        self,
+        s: Session,
+        row: UserRow | None,
+        name: str,
+        password: str,
+        source: str,
+        now: datetime,
+    ) -> AuthenticationFailed | None:
+        """The refusal for a locked or unknown account (audited), or None to check further."""
+        core = self._core
+        known = row is not None and core.models.model(s).user(name) is not None and row.enrolled_at
+        if row is not None and row.locked_until is not None and row.locked_until > now:
+            core.audit(s, _login_event("auth.login_refused", name, source, "locked"))
+            return AccountLocked(
+                f"too many failed attempts; try again after {iso(row.locked_until)}"
+            )
+        if not known or row is None:
+            self._verify_password(self._dummy_hash, password)
+            core.audit(s, _login_event("auth.login_failed", None, source, "unknown user"))
+            return AuthenticationFailed("wrong user, password or code")
+        return None
+
+    def _count_failure(
+        self, s: Session, row: UserRow, source: str, now: datetime, detail: str
+    ) -> AuthenticationFailed:
+        """One more failed attempt toward the lockout, audited."""
+        settings = self._core.settings
+        row.failed_logins += 1
+        if row.failed_logins >= settings.lockout_threshold:
+            row.locked_until = now + settings.lockout_duration
+            row.failed_logins = 0
+            detail = f"locked until {iso(row.locked_until)}"
+        self._core.audit(s, _login_event("auth.login_failed", row.name, source, detail))
+        return AuthenticationFailed("wrong user, password or code")
+
+    def _delay_refusal(self) -> None:
+        if self._core.settings.login_failure_delay:
+            self._core.sleep(self._core.settings.login_failure_delay)
 
     def _check_credentials(
         self, row: UserRow, password: str, code: str, now: datetime

@@ -1,0 +1,120 @@
+"""Sign in (password + TOTP), the authenticator set-up at first sign-in, and sign out."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import parse_qs, urlsplit
+
+import segno
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import RedirectResponse
+from markupsafe import Markup
+
+from sekisho.web import csrf, flash, render
+from sekisho.web.errors import NO_ERRORS, FormErrors, redisplay_on_error
+from sekisho.web.forms import Form, text
+from sekisho.web.links import safe_next
+from sekisho.web.routing import WebRoute
+from sekisho.web.session import (
+    CoreDep,
+    SignedInPost,
+    clear_session,
+    client_source,
+    is_https,
+    presession_form_checked,
+    set_session,
+)
+
+router = APIRouter(route_class=WebRoute)
+
+PresessionChecked = Annotated[None, Depends(presession_form_checked)]
+
+
+def _sign_in_page(
+    request: Request, secret: str, name: str, next_: str, errors: FormErrors, status: int = 200
+) -> Response:
+    return render.page(
+        request,
+        "signin.html",
+        None,
+        status=status,
+        csrf_token=csrf.token_for(secret),
+        name=name,
+        next=next_,
+        errors=errors,
+    )
+
+
+@router.get("/signin")
+def sign_in_form(request: Request, next: str | None = None) -> Response:
+    secret = request.cookies.get(csrf.PRESESSION_COOKIE) or csrf.new_presession_secret()
+    response = _sign_in_page(request, secret, "", safe_next(next), NO_ERRORS)
+    if request.cookies.get(csrf.PRESESSION_COOKIE) != secret:
+        response.set_cookie(
+            csrf.PRESESSION_COOKIE,
+            secret,
+            path="/",
+            httponly=True,
+            samesite="strict",
+            secure=is_https(request),
+        )
+    return response
+
+
+@router.post("/signin")
+def sign_in(request: Request, core: CoreDep, form: Form, _csrf: PresessionChecked) -> Response:
+    name = text(form, "user")[:128]
+    password = text(form, "password", strip=False)[:512]
+    code = text(form, "code").replace(" ", "")[:16]
+    next_ = safe_next(text(form, "next"))
+    secret = request.cookies.get(csrf.PRESESSION_COOKIE, "")
+    redisplay_on_error(
+        request,
+        lambda errors, status: _sign_in_page(request, secret, name, next_, errors, status),
+    )
+    if not code:
+        # First sign-in: no authenticator yet. After the password checks out, show the
+        # secret to scan, then ask for a code (and the password again: the page never
+        # holds both factors at once).
+        uri = core.identity.first_sign_in_uri(name, password, client_source(request))
+        return render.page(
+            request,
+            "setup_totp.html",
+            None,
+            csrf_token=csrf.token_for(secret),
+            name=name,
+            next=next_,
+            qr=_qr_svg(uri),
+            secret=_secret_of(uri),
+            errors=NO_ERRORS,
+        )
+    issued = core.identity.login(name, password, code, client_source(request))
+    response = RedirectResponse(next_, status_code=303)
+    set_session(response, request, issued, core.now())
+    return response
+
+
+@router.post("/signout")
+def sign_out(request: Request, core: CoreDep, user: SignedInPost) -> Response:
+    core.identity.logout(user.principal, user.actor.source)
+    response = flash.redirect(request, "/signin", "You are signed out.", "info")
+    clear_session(response, request)
+    return response
+
+
+def _qr_svg(uri: str) -> Markup:
+    code = segno.make(uri, error="m")
+    svg: str = code.svg_inline(
+        scale=5, border=3, dark="#000", light="#fff", svgclass="qr", omitsize=True
+    )
+    # segno writes only its own path data; no text from the request reaches it unescaped.
+    labelled = svg.replace(
+        "<svg ", '<svg role="img" aria-label="QR code for your authenticator app" ', 1
+    )
+    return Markup(labelled)  # noqa: S704 - generated markup, see above
+
+
+def _secret_of(uri: str) -> str:
+    """The base32 secret, in groups of four, for apps that take it typed."""
+    secret = parse_qs(urlsplit(uri).query).get("secret", [""])[0]
+    return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
