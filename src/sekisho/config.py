@@ -54,11 +54,27 @@ class Settings(BaseSettings):
     end_retry_first: timedelta = timedelta(seconds=2)
     end_retry_max: timedelta = timedelta(minutes=5)
 
+    # Notifications: a dispatcher holds a message while it sends it (the lease outlasts any
+    # channel's timeout), retries with exponential backoff, gives up on a message this old,
+    # and forgets delivered ones after the retention.
+    notify_lease: timedelta = timedelta(minutes=2)
+    notify_retry_first: timedelta = timedelta(seconds=5)
+    notify_retry_max: timedelta = timedelta(minutes=10)
+    notify_give_up: timedelta = timedelta(days=1)
+    notify_retention: timedelta = timedelta(days=30)
+
     @field_validator("token_ttl")
     @classmethod
     def _token_ttl_bounded(cls, value: timedelta) -> timedelta:
         if not timedelta(minutes=1) <= value <= timedelta(hours=12):
             raise ValueError("token_ttl must be between 1 minute and 12 hours")
+        return value
+
+    @field_validator("notify_lease")
+    @classmethod
+    def _notify_lease_outlasts_a_send(cls, value: timedelta) -> timedelta:
+        if value < timedelta(minutes=1):
+            raise ValueError("notify_lease must be at least 1 minute (a send may take 60 s)")
         return value
 
     @property

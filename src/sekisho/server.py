@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from sekisho.api.app import create_app
 from sekisho.gateway.server import Gateway
 from sekisho.services.core import Core
+from sekisho.services.dispatcher import Dispatcher
 from sekisho.services.scheduler import Scheduler
 
 log = structlog.get_logger(__name__)
@@ -34,15 +35,25 @@ def build_app(core: Core, *, scheduler: bool = True, gateway: Gateway | None = N
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         task = None
+        dispatch_task = None
         if gateway is not None:
             await asyncio.to_thread(gateway.start)
         if scheduler:
             sched = Scheduler(core)
             task = asyncio.create_task(sched.run(), name="sekisho-scheduler")
             app.state.scheduler = sched
+            # Notifications: the outbox, delivered beside the scheduler that fills part of it.
+            dispatcher = Dispatcher(core)
+            dispatch_task = asyncio.create_task(dispatcher.run(), name="sekisho-dispatcher")
+            app.state.dispatcher = dispatcher
         try:
             yield
         finally:
+            if dispatch_task is not None:
+                app.state.dispatcher.stop()
+                dispatch_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await dispatch_task
             if task is not None:
                 app.state.scheduler.stop()
                 task.cancel()

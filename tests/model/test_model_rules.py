@@ -88,6 +88,26 @@ def template_with(body: str) -> str:
     return "templates:\n  - name: Join\n    action: grant\n" + indent(dedent(body), "    ")
 
 
+NOTIFY_CHANNEL = """\
+    - name: team
+      type: webhook
+      url: https://hooks.example.com/sekisho
+      secret_env: SEKISHO_WEBHOOK_KEY
+"""
+NOTIFY_ROUTE = "- {events: [approval.needed], channels: [team]}\n"
+
+
+def notified(channels: str = NOTIFY_CHANNEL, routes: str = NOTIFY_ROUTE) -> str:
+    """The base model with a notifications section (one webhook channel, one route)."""
+    return (
+        model()
+        + "notifications:\n  channels:\n"
+        + indent(dedent(channels), "    ")
+        + "  routes:\n"
+        + indent(dedent(routes), "    ")
+    )
+
+
 CASES: list[tuple[str, str]] = [
     # Reading the file
     ("yaml_syntax", "version: 1\nusers:\n\t- name: x  # <-\n"),
@@ -216,9 +236,7 @@ CASES: list[tuple[str, str]] = [
     ),
     (
         "url_format",
-        model(
-            head="version: 1\nprovider:\n  region: us-east-1\n  endpoint_url: ftp://x  # <-\n"
-        ),
+        model(head="version: 1\nprovider:\n  region: us-east-1\n  endpoint_url: ftp://x  # <-\n"),
     ),
     (
         "role_arn_format",
@@ -610,6 +628,38 @@ CASES: list[tuple[str, str]] = [
             """
             )
         ),
+    ),
+    # Notifications
+    (
+        "env_name_format",
+        notified(NOTIFY_CHANNEL.replace("SEKISHO_WEBHOOK_KEY", "my-key  # <-")),
+    ),
+    (
+        "sns_topic_arn_format",
+        notified(
+            NOTIFY_CHANNEL + "    - {name: sns, type: sns, topic_arn: 'arn:aws:sns:x:1:t'}  # <-\n"
+        ),
+    ),
+    ("timeout_range", notified(NOTIFY_CHANNEL + "      timeout: 2m  # <-\n")),
+    ("unknown_event", notified(routes="- {events: [grant.endd], channels: [team]}  # <-\n")),
+    (
+        "duplicate_channel",
+        notified(NOTIFY_CHANNEL + NOTIFY_CHANNEL.replace("team", "team  # <-")),
+    ),
+    ("unknown_channel", notified(routes="- {events: ['*'], channels: [teem]}  # <-\n")),
+    ("secret_in_model", notified(NOTIFY_CHANNEL + "      secret: abc123  # <-\n")),
+    ("channel_setting", notified(NOTIFY_CHANNEL + "      host: smtp.example.com  # <-\n")),
+    (
+        "insecure_transport",
+        notified(
+            NOTIFY_CHANNEL.replace(
+                "https://hooks.example.com/sekisho", "http://hooks.example.com/x  # <-"
+            )
+        ),
+    ),
+    (
+        "route_never_matches",
+        notified(routes="- {events: [expiry.report], channels: [team], templates: [Join]}  # <-\n"),
     ),
 ]
 

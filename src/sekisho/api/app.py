@@ -6,9 +6,18 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, FastAPI, Request, Response
 
-from sekisho import __version__
+from sekisho import __version__, web
 from sekisho.api import problems
-from sekisho.api.routers import audit, auth, decisions, grants, requests, sessions
+from sekisho.api.routers import (
+    audit,
+    auth,
+    credentials,
+    decisions,
+    grants,
+    notifications,
+    requests,
+    sessions,
+)
 from sekisho.services.core import Core
 
 MAX_BODY = 64 * 1024  # no legitimate request is larger; refuse before parsing
@@ -47,7 +56,8 @@ def create_app(core: Core) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    for module in (auth, requests, grants, decisions, audit, sessions):
+    for module in (auth, requests, grants, decisions, audit, sessions, credentials, notifications):
         v1.include_router(module.router)
     app.include_router(v1)
+    web.install(app)  # the web UI at /, after the API so /api/v1 keeps its routes
     return app

@@ -95,6 +95,8 @@ def serve(
     core.models.current()  # refuse to start without a model, with the reason
     if Part.API in parts:
         out.print(f"sekisho API on http://{host}:{port} (database {_safe_url(core.db.url)})")
+        links = core.settings.public_url
+        out.print(f"web UI at http://{host}:{port}/ (links in notifications point to {links})")
     if Part.GATEWAY in parts:
         out.print(f"sekisho gateway on {core.settings.gateway_address} (TLS)")
     run_server(core, host, port, parts)

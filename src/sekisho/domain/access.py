@@ -55,6 +55,9 @@ class Account:
     description: str = ""
     aws_account_id: str | None = None
     roles: tuple[Role, ...] = ()
+    # A role sekisho assumes for IAM changes in this account (revoking role sessions). Without
+    # it, sekisho's own credentials are used, which suits roles in sekisho's own account.
+    broker_role_arn: str | None = None
 
 
 @dataclass(frozen=True)
@@ -180,8 +183,98 @@ class ProviderSettings:
     region: str | None = None
     endpoint_url: str | None = None  # an AWS-compatible endpoint (tests, LocalStack)
     role_arn: str | None = None  # assumed by sekisho for its IAM and STS calls
+    identity_account: str | None = None  # the account holding IAM users and groups (jump)
     reconcile_every: timedelta = timedelta(minutes=15)
     federation_url: str = "https://signin.aws.amazon.com/federation"
+
+
+class ChannelType(StrEnum):
+    WEBHOOK = "webhook"  # JSON, signed with HMAC-SHA256 over a timestamp and the body
+    SLACK = "slack"  # a Slack incoming webhook (Block Kit)
+    EMAIL = "email"  # SMTP with STARTTLS, plain text + HTML
+    SNS = "sns"  # an AWS SNS topic
+
+
+class NotifyEvent(StrEnum):
+    """What a notification route can send, and when."""
+
+    APPROVAL_NEEDED = "approval.needed"  # a request waits for a level's approvers
+    REQUEST_DECIDED = "request.decided"  # approved, rejected, cancelled, expired undecided
+    RUNBOOK_FINISHED = "runbook.finished"  # a removal's result, or a failed runbook
+    GRANT_ACTIVATED = "grant.activated"  # the runbook succeeded: access holds until the end
+    GRANT_ENDING_SOON = "grant.ending_soon"  # the reminder, `remind_before` the end
+    GRANT_ENDED = "grant.ended"  # access ended: expired, released, revoked, removed
+    EXPIRY_REPORT = "expiry.report"  # what the expiry sweep ended, and failed to end
+    RECONCILE_REPORT = "reconcile.report"  # what the reconciler changed, and failed to change
+
+
+REPORT_EVENTS = frozenset({NotifyEvent.EXPIRY_REPORT, NotifyEvent.RECONCILE_REPORT})
+
+
+@dataclass(frozen=True)
+class Channel:
+    """Where notifications go. Secrets are never here: only the names of environment
+    variables that hold them (`secret_env`, `url_env`, `password_env`)."""
+
+    name: str
+    type: ChannelType
+    description: str = ""
+    timeout: timedelta = timedelta(seconds=10)
+    url: str | None = None  # webhook
+    url_env: str | None = None  # slack (the URL is the credential), or a webhook's
+    secret_env: str | None = None  # webhook: the HMAC signing key
+    ca_file: str | None = None  # webhook, email: trust this CA (PEM) instead of the system's
+    host: str | None = None  # email: the SMTP server
+    port: int = 587
+    sender: str | None = None  # email: From
+    to: tuple[str, ...] = ()  # email: fixed addresses; none: each person's own address
+    username: str | None = None
+    password_env: str | None = None
+    starttls: bool = True
+    topic_arn: str | None = None  # sns (its region is the one published to)
+    endpoint_url: str | None = None  # sns: an AWS-compatible endpoint (tests)
+
+    @property
+    def personal(self) -> bool:
+        """E-mail to each person concerned (their address in the model), not to a list."""
+        return self.type is ChannelType.EMAIL and not self.to
+
+
+@dataclass(frozen=True)
+class Route:
+    """Events (and, optionally, only requests of some templates) to channels."""
+
+    events: frozenset[str]  # NotifyEvent values, or "*"
+    channels: tuple[str, ...]
+    templates: frozenset[str] = frozenset()  # empty: any template
+
+    def matches(self, event: str, template: str | None) -> bool:
+        if event not in self.events and "*" not in self.events:
+            return False
+        return not self.templates or template in self.templates
+
+
+@dataclass(frozen=True)
+class Notifications:
+    channels: tuple[Channel, ...] = ()
+    routes: tuple[Route, ...] = ()
+    remind_before: timedelta = timedelta(minutes=15)
+
+    def channel(self, name: str) -> Channel | None:
+        return next((c for c in self.channels if c.name == name), None)
+
+    def channels_for(self, event: str, template: str | None = None) -> tuple[Channel, ...]:
+        """The channels a message of `event` (about a request of `template`) goes to."""
+        names: dict[str, None] = {}
+        for route in self.routes:
+            if route.matches(event, template):
+                names.update(dict.fromkeys(route.channels))
+        found = (self.channel(n) for n in names)
+        return tuple(c for c in found if c is not None)
+
+    def routed(self, event: str) -> bool:
+        """Whether some route may send `event` (for some template)."""
+        return any(event in r.events or "*" in r.events for r in self.routes)
 
 
 @dataclass(frozen=True)
@@ -200,6 +293,7 @@ class AccessModel:
     users: tuple[User, ...] = ()
     settings: ModelSettings = field(default_factory=ModelSettings)
     provider: ProviderSettings = field(default_factory=ProviderSettings)
+    notifications: Notifications = field(default_factory=Notifications)
 
     # Lookups. The model is small (hundreds of entries); linear scans keep it a plain value.
 
@@ -237,6 +331,10 @@ class AccessModel:
     def is_auditor(self, user: str) -> bool:
         groups = self.standing_groups_of(user)
         return any(g.permissions.audit or g.permissions.admin for g in groups)
+
+    def admins(self) -> tuple[str, ...]:
+        """Everyone who administers sekisho (who gets its reports)."""
+        return tuple(u.name for u in self.users if self.is_admin(u.name))
 
     def groups_allowing(self, verb: Verb, obj: str) -> tuple[Group, ...]:
         return tuple(g for g in self.groups if g.permissions.allows(verb, obj))

@@ -8,12 +8,15 @@ The deeper rules look only at entries that passed shape validation.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
+from sekisho.domain.access import REPORT_EVENTS
 from sekisho.domain.text import ROLE_REF
-from sekisho.model.schema import GroupDoc, TemplateDoc
+from sekisho.model.schema import ChannelDoc, GroupDoc, RouteDoc, TemplateDoc
 from sekisho.model.shape import Entry, Shaped
 from sekisho.model.source import Parsed, Path
 
@@ -29,6 +32,7 @@ class Names:
     groups: dict[str, Path] = field(default_factory=dict)
     templates: dict[str, Path] = field(default_factory=dict)
     group_kinds: dict[str, str] = field(default_factory=dict)
+    channels: dict[str, Path] = field(default_factory=dict)  # notifications.channels
 
 
 def check(parsed: Parsed, shaped: Shaped) -> None:
@@ -61,6 +65,7 @@ def check(parsed: Parsed, shaped: Shaped) -> None:
         _check_group(parsed, names, group)
     for template in shaped.templates:
         _check_template(parsed, names, groups, template)
+    _check_notifications(parsed, names, shaped)
 
 
 def check_provider(parsed: Parsed, shaped: Shaped) -> None:
@@ -73,6 +78,16 @@ def check_provider(parsed: Parsed, shaped: Shaped) -> None:
             ("provider", "type"),
             "provider_region_required",
             "the aws_iam provider needs provider.region (e.g. ap-northeast-1)",
+        )
+    identity = top.provider.identity_account
+    accounts = {a.doc.name: a for a in shaped.accounts}
+    if identity is not None and (
+        identity not in accounts or accounts[identity].doc.aws_account_id is None
+    ):
+        parsed.add(
+            ("provider", "identity_account"),
+            "unknown_account",
+            f"provider.identity_account names {identity!r}: an account with an aws_account_id",
         )
     for account in shaped.accounts:
         if account.doc.roles and account.doc.aws_account_id is None:
@@ -119,6 +134,10 @@ def collect_names(parsed: Parsed) -> Names:
                 kind = item.get("kind")
                 if isinstance(kind, str) and kind in ("standing", "work"):
                     names.group_kinds.setdefault(name, kind)
+    notifications = data.get("notifications")
+    if isinstance(notifications, dict):
+        for index, item in _items(notifications.get("channels")):
+            _define(parsed, item, ("notifications", "channels", index), "channel", names.channels)
     return names
 
 
@@ -379,3 +398,166 @@ def _max_matching(slots: list[frozenset[str]]) -> int:
         return False
 
     return sum(1 for slot in range(len(slots)) if place(slot, set()))
+
+
+# -- notifications ---------------------------------------------------------------------------
+
+_CHANNEL_COMMON = frozenset({"name", "type", "description", "timeout"})
+_CHANNEL_FIELDS: dict[str, frozenset[str]] = {
+    "webhook": frozenset({"url", "url_env", "secret_env", "ca_file"}),
+    "slack": frozenset({"url_env"}),
+    "email": frozenset(
+        {"host", "port", "sender", "to", "username", "password_env", "starttls", "ca_file"}
+    ),
+    "sns": frozenset({"topic_arn", "endpoint_url"}),
+}
+_SECRET_FIELDS = ("secret", "password", "token")
+_SECRET_HOME = {
+    "webhook": "secret_env (the signing key) or url_env (a URL that carries a token)",
+    "slack": "url_env",
+    "email": "password_env",
+    "sns": "nothing: sekisho takes AWS credentials from the environment, a profile or a role",
+}
+
+
+def _check_notifications(parsed: Parsed, names: Names, shaped: Shaped) -> None:
+    for channel in shaped.channels:
+        _check_channel(parsed, channel)
+    for route in shaped.routes:
+        _check_route(parsed, names, route)
+
+
+def _check_channel(parsed: Parsed, entry: Entry[ChannelDoc]) -> None:
+    channel, path = entry.doc, entry.path
+    given = channel.model_fields_set
+    for key in _SECRET_FIELDS:
+        if key in given:
+            parsed.add(
+                (*path, key),
+                "secret_in_model",
+                f"{key} would put a secret in the model, which is stored, shown and versioned; "
+                f"keep it in an environment variable and name that with "
+                f"{_SECRET_HOME[channel.type]}",
+            )
+    if channel.type == "slack" and "url" in given:
+        parsed.add(
+            (*path, "url"),
+            "secret_in_model",
+            "a Slack incoming-webhook URL is itself the credential: keep it in an environment "
+            "variable and name that with url_env",
+        )
+    own = _CHANNEL_FIELDS[channel.type]
+    allowed = _CHANNEL_COMMON | own | set(_SECRET_FIELDS)
+    if channel.type == "slack":
+        allowed |= {"url"}  # refused above, as a secret
+    for key in sorted(given - allowed):
+        parsed.add(
+            (*path, key),
+            "channel_setting",
+            f"{key} is not a setting of a {channel.type} channel "
+            f"(its settings: {', '.join(sorted(own))})",
+        )
+    _check_transport(parsed, entry)
+    if entry.whole:
+        _check_channel_complete(parsed, entry)
+
+
+def _check_channel_complete(parsed: Parsed, entry: Entry[ChannelDoc]) -> None:
+    channel, path = entry.doc, entry.path
+    given = channel.model_fields_set
+    needs: list[tuple[str, str]] = []
+    if channel.type == "webhook":
+        if "url" in given and "url_env" in given:
+            parsed.add((*path, "url_env"), "channel_setting", "give url or url_env, not both")
+        elif not given & {"url", "url_env"}:
+            needs.append(("url", "the receiver's URL (or url_env naming a variable holding it)"))
+        if "secret_env" not in given:
+            signing_key = "the environment variable holding its signing key (always signed)"
+            needs.append(("secret_env", signing_key))
+    elif channel.type == "slack" and not given & {"url", "url_env"}:
+        needs.append(("url_env", "the environment variable holding the incoming-webhook URL"))
+    elif channel.type == "email":
+        for key, what in (("host", "the SMTP server"), ("sender", "the From address")):
+            if key not in given:
+                needs.append((key, what))
+        if "username" in given and "password_env" not in given:
+            needs.append(("password_env", "the environment variable holding the password"))
+        if "password_env" in given and "username" not in given:
+            needs.append(("username", "the user the password belongs to"))
+    elif channel.type == "sns" and "topic_arn" not in given:
+        needs.append(("topic_arn", "the SNS topic to publish to"))
+    for key, what in needs:
+        article = "an" if channel.type == "email" else "a"
+        parsed.add(path, "required", f"{article} {channel.type} channel needs {key}: {what}")
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_transport(parsed: Parsed, entry: Entry[ChannelDoc]) -> None:
+    """Messages carry who asked for what and why: no clear text off this machine."""
+    channel, path = entry.doc, entry.path
+    for key in ("url", "endpoint_url"):
+        url = getattr(channel, key)
+        if url is None or channel.type == "slack":
+            continue
+        parts = urlsplit(url)
+        if parts.username or parts.password:
+            parsed.add(
+                (*path, key),
+                "secret_in_model",
+                f"{key} carries credentials; keep the URL in an environment variable (url_env)",
+            )
+        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+            parsed.add(
+                (*path, key),
+                "insecure_transport",
+                f"{key} is plain http to {parts.hostname}: use https (http only to a loopback "
+                "address)",
+            )
+    if channel.type == "email" and not channel.starttls and not _is_loopback(channel.host):
+        parsed.add(
+            (*path, "starttls"),
+            "insecure_transport",
+            f"mail to {channel.host} without STARTTLS would cross the network in clear text; "
+            "keep starttls: true (false only for a relay on a loopback address)",
+        )
+
+
+def _check_route(parsed: Parsed, names: Names, entry: Entry[RouteDoc]) -> None:
+    route, path = entry.doc, entry.path
+    if entry.whole:
+        for key in ("events", "channels"):
+            if not getattr(route, key):
+                parsed.add((*path, key), "required", f"a route needs {key}: list at least one")
+    for index, name in enumerate(route.channels):
+        if name not in names.channels:
+            parsed.add(
+                (*path, "channels", index),
+                "unknown_channel",
+                f"no channel named {name!r} is defined{_suggest(name, names.channels)}",
+            )
+    for index, name in enumerate(route.templates):
+        if name not in names.templates:
+            parsed.add(
+                (*path, "templates", index),
+                "unknown_template",
+                f"no template named {name!r} is defined{_suggest(name, names.templates)}",
+            )
+    if route.templates:
+        for index, event in enumerate(route.events):
+            if event in REPORT_EVENTS:
+                parsed.add(
+                    (*path, "events", index),
+                    "route_never_matches",
+                    f"{event} concerns no template, so a route limited to templates never "
+                    "sends it; route it without templates",
+                )

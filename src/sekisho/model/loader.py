@@ -9,16 +9,20 @@ from sekisho.domain.access import (
     Account,
     ApprovalLevel,
     ChangeSection,
+    Channel,
+    ChannelType,
     Eligibility,
     Group,
     GroupKind,
     ModelSettings,
+    Notifications,
     Parameter,
     Permissions,
     Protocol,
     ProviderKind,
     ProviderSettings,
     Role,
+    Route,
     Target,
     Template,
     TemplateAction,
@@ -26,7 +30,16 @@ from sekisho.domain.access import (
 )
 from sekisho.domain.errors import InvalidModel, ModelProblem
 from sekisho.model.checks import check, check_provider
-from sekisho.model.schema import AccountDoc, GroupDoc, ModelDoc, TargetDoc, TemplateDoc, UserDoc
+from sekisho.model.schema import (
+    AccountDoc,
+    ChannelDoc,
+    GroupDoc,
+    ModelDoc,
+    RouteDoc,
+    TargetDoc,
+    TemplateDoc,
+    UserDoc,
+)
 from sekisho.model.shape import Shaped, validate
 from sekisho.model.source import MAX_BYTES, parse
 
@@ -108,9 +121,45 @@ def build(top: ModelDoc, shaped: Shaped) -> AccessModel:
             region=top.provider.region,
             endpoint_url=top.provider.endpoint_url,
             role_arn=top.provider.role_arn,
+            identity_account=top.provider.identity_account,
             reconcile_every=top.provider.reconcile_every,
             federation_url=top.provider.federation_url,
         ),
+        notifications=Notifications(
+            channels=tuple(_channel(e.doc) for e in shaped.channels),
+            routes=tuple(_route(e.doc) for e in shaped.routes),
+            remind_before=top.notifications.remind_before,
+        ),
+    )
+
+
+def _channel(doc: ChannelDoc) -> Channel:
+    return Channel(
+        name=doc.name,
+        type=ChannelType(doc.type),
+        description=doc.description,
+        timeout=doc.timeout,
+        url=doc.url,
+        url_env=doc.url_env,
+        secret_env=doc.secret_env,
+        ca_file=doc.ca_file,
+        host=doc.host,
+        port=doc.port,
+        sender=doc.sender,
+        to=tuple(doc.to),
+        username=doc.username,
+        password_env=doc.password_env,
+        starttls=doc.starttls,
+        topic_arn=doc.topic_arn,
+        endpoint_url=doc.endpoint_url,
+    )
+
+
+def _route(doc: RouteDoc) -> Route:
+    return Route(
+        events=frozenset(doc.events),
+        channels=tuple(dict.fromkeys(doc.channels)),
+        templates=frozenset(doc.templates),
     )
 
 
@@ -126,7 +175,7 @@ def _account(doc: AccountDoc) -> Account:
         )
         for r in doc.roles
     )
-    return Account(doc.name, doc.description, doc.aws_account_id, roles)
+    return Account(doc.name, doc.description, doc.aws_account_id, roles, doc.broker_role_arn)
 
 
 def _target(doc: TargetDoc) -> Target:

@@ -40,8 +40,12 @@ RULES: dict[str, str] = {
     "min_approvals_range": "min_approvals below 1",
     "aws_region_format": "provider.region is not an AWS region name",
     "url_format": "a URL that is not http:// or https://",
-    "role_arn_format": "provider.role_arn is not an IAM role ARN",
+    "role_arn_format": "provider.role_arn or an account's broker_role_arn is not a role ARN",
     "policy_arn_format": "a role's managed_policies entry is not an IAM policy ARN",
+    "env_name_format": "a channel's secret_env, url_env or password_env is not a variable name",
+    "sns_topic_arn_format": "an sns channel's topic_arn is not an SNS topic ARN",
+    "timeout_range": "a channel's timeout outside 1s..60s",
+    "unknown_event": "a route names an event sekisho does not send",
     # Names defined twice
     "duplicate_account": "two accounts with one name",
     "duplicate_role": "two roles with one name in one account",
@@ -51,13 +55,15 @@ RULES: dict[str, str] = {
     "duplicate_template": "two templates with one name",
     "duplicate_change_info": "two change_info sections with one name in one template",
     "duplicate_parameter": "two parameters with one name in one template",
+    "duplicate_channel": "two notification channels with one name",
     # References
     "unknown_account": "a target names an account that is not defined",
     "unknown_role": "assume names a role that is not defined",
     "unknown_target": "connect names a target that is not defined",
-    "unknown_template": "approve names a template that is not defined",
+    "unknown_template": "approve or a route names a template that is not defined",
     "unknown_user": "members names a user that is not defined",
     "unknown_group": "eligibility or approval names a group that is not defined",
+    "unknown_channel": "a route names a channel that is not defined",
     # Access rules
     "work_group_members": "a work group lists members (only approved requests fill it)",
     "work_group_privilege": "a work group carries approve, audit or admin",
@@ -73,6 +79,11 @@ RULES: dict[str, str] = {
     "aws_account_id_required": (
         "with the aws_iam provider, an account that has roles but no aws_account_id"
     ),
+    # Notifications
+    "secret_in_model": "a channel carries a secret (a key, a password, a Slack webhook URL)",
+    "channel_setting": "a setting that does not belong to the channel's type",
+    "insecure_transport": "a channel would send in clear text off this machine",
+    "route_never_matches": "a route limited to templates names a report event",
     "approval_impossible": (
         "an eligible requester's request could never collect its approvals, since nobody "
         "approves their own request and each person decides once"

@@ -7,6 +7,7 @@ refer to things that exist is `sekisho.model.checks`. Every value rule raises a
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, model_validator
 from pydantic_core import PydanticCustomError
 
+from sekisho.domain.access import NotifyEvent
 from sekisho.domain.errors import InvalidInput
 from sekisho.domain.text import LONG_TEXT, ROLE_REF, SHORT_TEXT, check_name, check_text
 from sekisho.domain.timespec import format_duration, parse_duration, zone
@@ -254,6 +256,7 @@ class ProviderDoc(Doc):
     region: AwsRegion | None = None
     endpoint_url: HttpUrl | None = None
     role_arn: RoleArn | None = None
+    identity_account: Name | None = None
     reconcile_every: Duration = timedelta(minutes=15)
     federation_url: HttpUrl = "https://signin.aws.amazon.com/federation"
 
@@ -263,6 +266,7 @@ class AccountDoc(Doc):
     description: LongText = ""
     aws_account_id: AwsAccountId | None = None
     roles: list[RoleDoc] = []
+    broker_role_arn: RoleArn | None = None
 
 
 class TargetDoc(Doc):
@@ -334,6 +338,104 @@ class TemplateDoc(Doc):
     parameters: list[ParameterDoc] = []
 
 
+# -- notifications ---------------------------------------------------------------------------
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+_SNS_TOPIC_ARN = re.compile(
+    r"arn:aws[a-z-]*:sns:[a-z]{2}(-[a-z]+)+-\d{1,2}:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?"
+)
+NOTIFY_TIMEOUT_MIN = timedelta(seconds=1)
+NOTIFY_TIMEOUT_MAX = timedelta(seconds=60)
+
+
+def _env_name(value: str) -> str:
+    # Never echo the value: someone may have pasted the secret itself here.
+    if not _ENV_NAME.fullmatch(value):
+        raise rule_error(
+            "env_name_format",
+            "must be the name of an environment variable holding the secret (letters, digits "
+            "and _, e.g. SEKISHO_WEBHOOK_KEY), never the secret itself",
+        )
+    return value
+
+
+def _sns_topic_arn(value: str) -> str:
+    if not _SNS_TOPIC_ARN.fullmatch(value):
+        raise rule_error(
+            "sns_topic_arn_format",
+            f"{value[:80]!r} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT_ID:NAME)",
+        )
+    return value
+
+
+def _notify_timeout(value: timedelta) -> timedelta:
+    if not NOTIFY_TIMEOUT_MIN <= value <= NOTIFY_TIMEOUT_MAX:
+        raise rule_error(
+            "timeout_range",
+            f"a channel's timeout is {format_duration(NOTIFY_TIMEOUT_MIN)} to "
+            f"{format_duration(NOTIFY_TIMEOUT_MAX)}, not {format_duration(value)}",
+        )
+    return value
+
+
+def _event(value: str) -> str:
+    known = [e.value for e in NotifyEvent]
+    if value != "*" and value not in known:
+        close = difflib.get_close_matches(value, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else f" (events: {', '.join(known)}, *)"
+        raise rule_error("unknown_event", f"sekisho sends no event {value[:60]!r}{hint}")
+    return value
+
+
+EnvName = Annotated[str, AfterValidator(_env_name)]
+SnsTopicArn = Annotated[str, AfterValidator(_sns_topic_arn)]
+NotifyTimeout = Annotated[timedelta, BeforeValidator(_duration), AfterValidator(_notify_timeout)]
+EventName = Annotated[str, AfterValidator(_event)]
+
+
+class ChannelDoc(Doc):
+    """One flat mapping for every type; which fields a type takes is checked in `checks`."""
+
+    name: Name
+    type: Literal["webhook", "slack", "email", "sns"]
+    description: LongText = ""
+    timeout: NotifyTimeout = timedelta(seconds=10)
+    url: HttpUrl | None = None
+    url_env: EnvName | None = None
+    secret_env: EnvName | None = None
+    ca_file: ShortText | None = None
+    host: Host | None = None
+    port: Port = 587
+    sender: Email | None = None
+    to: list[Email] = []
+    username: ShortText | None = None
+    password_env: EnvName | None = None
+    starttls: bool = True
+    topic_arn: SnsTopicArn | None = None  # its region is the one published to
+    endpoint_url: HttpUrl | None = None
+    # Accepted by the shape only to be refused by name (`secret_in_model`): secrets belong in
+    # the environment, and the model names the variable.
+    secret: Any = None
+    password: Any = None
+    token: Any = None
+
+
+class RouteDoc(Doc):
+    # Required, but defaulted here: a route with one mistyped event is still checked for its
+    # channels and templates; `checks` reports a whole route that lists none.
+    events: list[EventName] = []
+    channels: list[Name] = []
+    templates: list[Name] = []
+
+
+class NotificationsDoc(Doc):
+    """Channels and routes stay raw here and are validated entry by entry, like sections."""
+
+    remind_before: Duration = timedelta(minutes=15)
+    channels: list[Any] = []
+    routes: list[Any] = []
+
+
 class ModelDoc(Doc):
     """The top level. Sections stay raw here and are validated entry by entry, so one broken
     entry does not hide the cross-reference problems of all the others."""
@@ -346,6 +448,7 @@ class ModelDoc(Doc):
     users: list[Any] = []
     groups: list[Any] = []
     templates: list[Any] = []
+    notifications: NotificationsDoc = NotificationsDoc()
 
 
 SECTIONS: dict[str, type[Doc]] = {

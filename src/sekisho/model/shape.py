@@ -23,13 +23,16 @@ from sekisho.model.schema import (
     AccountDoc,
     ApprovalDoc,
     ChangeSectionDoc,
+    ChannelDoc,
     Doc,
     EligibilityDoc,
     GroupDoc,
     ModelDoc,
+    NotificationsDoc,
     ParameterDoc,
     PermissionsDoc,
     RoleDoc,
+    RouteDoc,
     SettingsDoc,
     TargetDoc,
     TemplateDoc,
@@ -53,6 +56,9 @@ _NOUNS: dict[type[BaseModel], str] = {
     ApprovalDoc: "an approval level",
     ChangeSectionDoc: "a change_info section",
     ParameterDoc: "a parameter",
+    NotificationsDoc: "notifications",
+    ChannelDoc: "a channel",
+    RouteDoc: "a route",
 }
 
 _EXPECTED: dict[str, str] = {
@@ -93,6 +99,8 @@ class Shaped:
     users: list[Entry[UserDoc]] = field(default_factory=list)
     groups: list[Entry[GroupDoc]] = field(default_factory=list)
     templates: list[Entry[TemplateDoc]] = field(default_factory=list)
+    channels: list[Entry[ChannelDoc]] = field(default_factory=list)  # notifications.channels
+    routes: list[Entry[RouteDoc]] = field(default_factory=list)  # notifications.routes
     complete: bool = True  # False when any entry was left out
 
 
@@ -127,15 +135,34 @@ def validate(parsed: Parsed) -> Shaped:
     shaped.users = _entries(parsed, shaped, sections, "users", UserDoc)
     shaped.groups = _entries(parsed, shaped, sections, "groups", GroupDoc)
     shaped.templates = _entries(parsed, shaped, sections, "templates", TemplateDoc)
+    notifications = _notification_lists(shaped.top, data)
+    base: Path = ("notifications",)
+    shaped.channels = _entries(parsed, shaped, notifications, "channels", ChannelDoc, base)
+    shaped.routes = _entries(parsed, shaped, notifications, "routes", RouteDoc, base)
     return shaped
 
 
+def _notification_lists(top: ModelDoc | None, data: dict[str, Any]) -> dict[str, Any]:
+    """notifications.channels and .routes, to validate entry by entry like the sections."""
+    if top is not None:
+        return {"channels": top.notifications.channels, "routes": top.notifications.routes}
+    raw = data.get("notifications")
+    if not isinstance(raw, dict):
+        return {}
+    return {k: v for k, v in raw.items() if k in ("channels", "routes") and isinstance(v, list)}
+
+
 def _entries(
-    parsed: Parsed, shaped: Shaped, sections: dict[str, Any], name: str, model: type[D]
+    parsed: Parsed,
+    shaped: Shaped,
+    sections: dict[str, Any],
+    name: str,
+    model: type[D],
+    base: Path = (),
 ) -> list[Entry[D]]:
     out: list[Entry[D]] = []
     for index, raw in enumerate(sections.get(name) or []):
-        path: Path = (name, index)
+        path: Path = (*base, name, index)
         try:
             out.append(Entry(path, model.model_validate(raw)))
         except ValidationError as exc:

@@ -17,11 +17,13 @@ from sekisho.providers.base import Provider
 from sekisho.services import audit
 from sekisho.services.audit import AuditTrail
 from sekisho.services.authz import Authorizer
+from sekisho.services.broker import CredentialBroker
 from sekisho.services.events import Event, EventBus
 from sekisho.services.grants import GrantService
 from sekisho.services.identity import IdentityService
 from sekisho.services.locks import DatabaseLocks
 from sekisho.services.models import ModelService
+from sekisho.services.outbox import OutboxService
 from sekisho.services.reconcile import Reconciler
 from sekisho.services.runbook import RunbookService
 from sekisho.services.secretbox import SecretBox
@@ -104,12 +106,20 @@ class Core:
         return GrantService(self)
 
     @cached_property
+    def broker(self) -> CredentialBroker:
+        return CredentialBroker(self)
+
+    @cached_property
     def reconciler(self) -> Reconciler:
         return Reconciler(self)
 
     @cached_property
     def sessions(self) -> SessionService:
         return SessionService(self)
+
+    @cached_property
+    def outbox(self) -> OutboxService:
+        return OutboxService(self)
 
     @cached_property
     def sweeper(self) -> Sweeper:

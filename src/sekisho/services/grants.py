@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from sekisho.domain.actor import Actor
-from sekisho.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from sekisho.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, ProviderFailure
 from sekisho.domain.grants import EndReason, GrantStatus, ended_status
 from sekisho.domain.text import LONG_TEXT, check_text
 from sekisho.domain.timespec import iso
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from sekisho.services.core import Core
 
 _ENDABLE = (GrantStatus.ACTIVE, GrantStatus.ENDING)
+# Ended before their time: role credentials issued under them must stop working now.
+_EARLY = frozenset({EndReason.RELEASED, EndReason.REVOKED, EndReason.REMOVED})
 
 
 @dataclass
@@ -165,6 +167,7 @@ class GrantService:
                         actor.name,
                         f"access to {row.group_name} ended ({_describe(reason, note)})",
                     )
+                    core.outbox.grant_ended(s, row)
                 # In flight: if this process dies here, the sweeper takes over after the lease.
                 row.retry_at = now + core.settings.ending_lease
                 ending = _Ending(
@@ -203,6 +206,8 @@ class GrantService:
             confirmed = membership.converge(
                 core, user, group, lambda outcome: steps.append((outcome, core.now()))
             )
+            if confirmed and any(e.reason in _EARLY for e in batch):
+                confirmed = self._revoke_role_sessions(user, group, steps)
         outputs = [f"{o.step}: {o.output}" for o, _ in steps if o.ok]
         failures = [f"{o.step}: {o.output}" for o, _ in steps if not o.ok]
         # The steps' timeline entries and the outcome land in one transaction: an ending
@@ -238,6 +243,7 @@ class GrantService:
                         f"grant #{row.id} {row.status}; the provider confirmed",
                     )
                     core.audit(s, _ended_event(row, actor, "; ".join(outputs)))
+                    core.outbox.ending_outcome(s, row, actor, confirmed=True)
                 else:
                     row.end_attempts += 1
                     row.retry_at = now + self._backoff(row.end_attempts)
@@ -245,6 +251,22 @@ class GrantService:
                     result.pending.append(row.id)
                     result.errors[row.id] = row.last_error
                     core.audit(s, _end_failed_event(row, actor))
+                    core.outbox.ending_outcome(s, row, actor, confirmed=False)
+
+    def _revoke_role_sessions(
+        self, user: str, group: str, steps: list[tuple[StepOutcome, datetime]]
+    ) -> bool:
+        """An early end also ends role credentials issued before it (AWS): the user's older
+        sessions of the group's roles are denied. Unconfirmed, the ending is retried."""
+        core = self._core
+        try:
+            done = core.broker.revoke_role_sessions(user, group, cutoff=core.now())
+        except ProviderFailure as exc:
+            steps.append((StepOutcome("revoke_role_sessions", False, exc.message), core.now()))
+            return False
+        for output in done:
+            steps.append((StepOutcome("revoke_role_sessions", True, output), core.now()))
+        return True
 
     def _backoff(self, attempts: int) -> timedelta:
         settings = self._core.settings

@@ -85,6 +85,7 @@ class Reconciler:
                         "reconcile.completed",
                         actor.name,
                         actor.source,
+                        object=core.provider.name,  # first runs are per provider
                         outcome="failed" if report.failed or report.unreadable else "ok",
                         detail={
                             "count": len(report.done),
@@ -92,6 +93,17 @@ class Reconciler:
                         },
                     ),
                 )
+                for group, why in sorted(report.unreadable.items()):
+                    core.outbox.report_line(
+                        s,
+                        source="reconcile",
+                        outcome="failed",
+                        user="*",
+                        group=group,
+                        detail=f"could not read the group's members: {why}",
+                    )
+            # One report for the run (notifications): its lines were written with each change.
+            core.outbox.compose_reports()
             core.publish("reconcile.completed", data=_summary(report))
         return report
 
@@ -187,9 +199,13 @@ class Reconciler:
         return holders
 
     def _first_run(self) -> bool:
+        """No reconcile has completed against this provider yet (the move from the seed)."""
+        provider = self._core.provider.name
         with self._core.db.read() as s:
             done = s.scalar(
-                select(AuditRow.seq).where(AuditRow.action == "reconcile.completed").limit(1)
+                select(AuditRow.seq)
+                .where(AuditRow.action == "reconcile.completed", AuditRow.object == provider)
+                .limit(1)
             )
         return done is None
 
@@ -229,6 +245,14 @@ class Reconciler:
                         "output": outcome[:1000],
                     },
                 ),
+            )
+            core.outbox.report_line(
+                s,
+                source="reconcile",
+                outcome="fixed" if ok else "failed",
+                user=finding.user,
+                group=finding.group,
+                detail=f"{finding.kind.value}: {finding.detail}; {outcome}",
             )
 
     def _import(self, finding: Finding) -> None:

@@ -118,6 +118,9 @@ class RunbookService:
                 status="failed",
             )
             core.audit(s, _request_event("request.failed", row, error="end passed"))
+            core.outbox.runbook_finished(
+                s, row, ok=False, detail="the end time passed before the runbook could run"
+            )
             return None
         check_transition(status, RequestStatus.IN_PROGRESS)
         row.status, row.updated_at = RequestStatus.IN_PROGRESS, now
@@ -237,6 +240,7 @@ class RunbookService:
                 ),
             )
             core.audit(s, _request_event("request.succeeded", row))
+            core.outbox.grant_activated(s, row, grant)
         core.publish(
             "grant.activated",
             request_id=job.request_id,
@@ -268,6 +272,7 @@ class RunbookService:
                 status="failed",
             )
             core.audit(s, _request_event("request.failed", row, error=error[:500]))
+            core.outbox.runbook_finished(s, row, ok=False, detail=f"it failed ({error}); {undo}")
         core.publish("request.decided", request_id=job.request_id)
         return RequestStatus.FAILED
 
@@ -313,6 +318,7 @@ class RunbookService:
                 status="ok" if done else "failed",
             )
             core.audit(s, _request_event(f"request.{new.value}", row))
+            core.outbox.runbook_finished(s, row, ok=done, detail=message)
         core.publish("request.decided", request_id=job.request_id)
         return new
 

@@ -1,9 +1,10 @@
 """One pass over everything whose time has come, and when the next thing is due.
 
 Ends grants at their end (first, before anything else), retries endings the provider has not
-confirmed, expires requests nobody decided, starts scheduled runbooks, and resumes runbooks
-whose runner vanished. `sekisho sweep` runs one pass; the scheduler in `sekisho serve` runs a
-pass at every deadline.
+confirmed, expires requests nobody decided, starts scheduled runbooks, resumes runbooks
+whose runner vanished, writes the reminders of grants about to end, and sends one report of
+what the pass ended or failed to end. `sekisho sweep` runs one pass; the scheduler in
+`sekisho serve` runs a pass at every deadline.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class SweepReport:
     still_failing: dict[int, str] = field(default_factory=dict)  # grant -> provider error
     requests_expired: list[int] = field(default_factory=list)
     runbooks_run: list[int] = field(default_factory=list)
+    reminded: list[int] = field(default_factory=list)  # grants whose end is near: told
+    reports: int = 0  # notification reports written (what ended, what failed to)
 
     @property
     def anything(self) -> bool:
@@ -42,6 +45,7 @@ class SweepReport:
             or self.still_failing
             or self.requests_expired
             or self.runbooks_run
+            or self.reminded
         )
 
 
@@ -54,6 +58,9 @@ class Sweeper:
         self._end_grants(report)
         self._expire_requests(report)
         self._run_runbooks(report)
+        report.reminded = self._core.outbox.send_reminders()
+        # One report for the whole pass: what it ended, and what the provider did not confirm.
+        report.reports = self._core.outbox.compose_reports()
         return report
 
     def _end_grants(self, report: SweepReport) -> None:
@@ -134,6 +141,7 @@ class Sweeper:
                         RequestRow.status == RequestStatus.IN_PROGRESS
                     )
                 ),
+                self._core.outbox.next_reminder(s),  # a grant's coming-end reminder
             ]
             if s.scalar(select(RequestRow.id).where(RequestRow.status == RequestStatus.APPROVED)):
                 candidates.append(self._core.now())

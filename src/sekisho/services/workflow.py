@@ -126,6 +126,7 @@ class WorkflowService:
                 what += f" for {timespec.format_duration(window.duration)} after approval"
             timeline.note(s, row.id, now, "filed", actor.name, f"filed: {what}")
             core.audit(s, self._event("request.filed", actor, row))
+            core.outbox.request_filed(s, model, row)
             job = None
             if template.auto_approve:
                 row.status = RequestStatus.APPROVED
@@ -393,6 +394,7 @@ class WorkflowService:
                     f"request.{verb}", actor, row, comment=comment[:500], level=decided_level
                 ),
             )
+            core.outbox.request_decided(s, model, row, actor.name, verb, comment, decided_level - 1)
             # Claimed in this transaction: nobody else can run it, and nobody sees it waiting.
             job = core.runbook.claim(s, row) if row.status == RequestStatus.APPROVED else None
             subject, group = row.subject, row.group_name
@@ -418,6 +420,7 @@ class WorkflowService:
             row.status, row.updated_at = RequestStatus.CANCELLED, now
             timeline.note(s, row.id, now, "cancelled", actor.name, "cancelled by the requester")
             core.audit(s, self._event("request.cancelled", actor, row))
+            core.outbox.request_closed(s, row, "cancelled")
         core.publish("request.decided", request_id=request_id)
         return self.get(actor, request_id)
 
@@ -434,6 +437,7 @@ class WorkflowService:
                 s, row.id, now, "expired", "sekisho", "nobody decided before the deadline"
             )
             core.audit(s, self._event("request.expired", Actor.system("scheduler"), row))
+            core.outbox.request_closed(s, row, "expired")
         core.publish("request.decided", request_id=request_id)
         return True
 

@@ -253,3 +253,73 @@ class SessionRow(Base):
     connections: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (Index("ix_sessions_status_last_seen", "status", "last_seen"),)
+
+
+class NotificationRow(Base):
+    """The outbox: one message to one channel (one address, on a personal e-mail channel).
+
+    Written in the same transaction as the change it tells of, so both land or neither does;
+    the dispatcher delivers it later, never the writer. `key` is the idempotency key the
+    channel carries (a header, the Message-ID, a message attribute): a receiver that sees a
+    key twice (a dispatcher died after sending, before recording it) keeps the first.
+    """
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    event: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(NAME)
+    recipient: Mapped[str | None] = mapped_column(String(320))  # personal e-mail: the address
+    request_id: Mapped[int | None] = mapped_column(BigInteger)
+    grant_id: Mapped[int | None] = mapped_column(BigInteger)
+    message: Mapped[dict[str, Any]] = mapped_column(CanonicalJSON())  # channel-neutral
+    status: Mapped[str] = mapped_column(STATUS)  # pending | delivered | failed (gave up)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    next_at: Mapped[datetime] = mapped_column(UTCDateTime())  # due (first try, or a retry)
+    # A dispatcher holds the message until this instant; after it, another may take it over.
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    claimed_by: Mapped[str | None] = mapped_column(String(256))
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)  # never a secret, never the body
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    receipt: Mapped[str | None] = mapped_column(String(256))  # what the channel answered
+
+    __table_args__ = (
+        Index("ix_notifications_status_next_at", "status", "next_at"),
+        Index("ix_notifications_channel_status", "channel", "status"),
+    )
+
+
+class ReminderRow(Base):
+    """A grant's coming-end reminder, due `remind_before` its end; gone once written out."""
+
+    __tablename__ = "notification_reminders"
+
+    grant_id: Mapped[int] = mapped_column(ForeignKey("grants.id"), primary_key=True)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class ReportLineRow(Base):
+    """One line of an expiry or reconcile report, written with the ending it reports.
+
+    The report itself (one message per pass, not one per grant) is composed from the lines no
+    report has taken yet, so a crash between an ending and its report loses no line.
+    """
+
+    __tablename__ = "notification_report_lines"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(STATUS)  # expiry | reconcile
+    outcome: Mapped[str] = mapped_column(STATUS)  # ended | failed | recovered | fixed
+    user: Mapped[str] = mapped_column(NAME)
+    group_name: Mapped[str] = mapped_column(NAME)
+    grant_id: Mapped[int | None] = mapped_column(BigInteger)
+    request_id: Mapped[int | None] = mapped_column(BigInteger)
+    detail: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    report_key: Mapped[str | None] = mapped_column(String(64))  # the report that took it
+
+    __table_args__ = (Index("ix_notification_report_lines_report_key", "report_key", "at"),)

@@ -1,0 +1,134 @@
+"""`sekisho notify ...`: server-side commands for the notification outbox and its channels."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from sekisho.cli.render import err, out, print_json, when
+from sekisho.cli.server_cmds import CLI, JsonOpt, open_core
+
+if TYPE_CHECKING:
+    from sekisho.services.dispatcher import DispatchReport
+    from sekisho.services.outbox import ChannelStatus
+
+notify_app = typer.Typer(
+    help="Notifications: deliver the outbox, see each channel's state, send a test.",
+    no_args_is_help=True,
+)
+
+
+@notify_app.command("dispatch")
+def dispatch(json: JsonOpt = False) -> None:
+    """One delivery pass over everything due (`sekisho serve` does this by itself)."""
+    from sekisho import logs
+    from sekisho.services.dispatcher import Dispatcher
+
+    logs.configure()  # to stderr: stdout may be --json
+    core = open_core()
+    report = Dispatcher(core).run_pass()
+    _print_report(report, json)
+    if report.failed or report.gave_up:
+        raise typer.Exit(1)
+
+
+@notify_app.command("status")
+def status(json: JsonOpt = False) -> None:
+    """Per channel: pending, failing, delivered, given up, and the last error. Exit 1 when a
+    channel is failing or cannot send."""
+    core = open_core()
+    channels = core.outbox.status(CLI)
+    if json:
+        print_json([_status_json(c) for c in channels])
+    elif not channels:
+        out.print("no notification channels in the model")
+    else:
+        from rich.table import Table
+
+        table = Table("channel", "type", "pending", "failing", "delivered", "gave up", "state")
+        for c in channels:
+            state = "[green]ok[/]" if c.healthy else "[red]failing[/]"
+            table.add_row(
+                c.name,
+                c.type or "-",
+                str(c.pending),
+                str(c.failing),
+                str(c.delivered),
+                str(c.failed),
+                state,
+            )
+        out.print(table)
+        for c in channels:
+            for problem in c.problems:
+                out.print(f"[red]{c.name}:[/] {problem}")
+            if c.last_error:
+                out.print(
+                    f"{c.name}: last error {when(c.last_error_at)}: {c.last_error}", markup=False
+                )
+            if c.oldest_pending_at and c.failing:
+                out.print(f"{c.name}: oldest undelivered since {when(c.oldest_pending_at)}")
+    if any(not c.healthy for c in channels):
+        raise typer.Exit(1)
+
+
+@notify_app.command("test")
+def send_test(
+    channel: Annotated[str, typer.Argument(help="A channel named in the model.")],
+    to: Annotated[
+        list[str] | None,
+        typer.Option("--to", help="E-mail address (personal e-mail channels; default: admins)."),
+    ] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Send a test message through CHANNEL now, and say what the channel answered."""
+    from sekisho import logs
+    from sekisho.services.dispatcher import Dispatcher
+
+    logs.configure()
+    core = open_core()
+    ids = core.outbox.test(channel, to)
+    report = Dispatcher(core).deliver(ids)
+    _print_report(report, json)
+    if len(report.delivered) != len(ids):
+        raise typer.Exit(1)
+
+
+def _print_report(report: DispatchReport, json: bool) -> None:
+    if json:
+        print_json(
+            {
+                "delivered": report.delivered,
+                "failed": report.failed,
+                "gave_up": report.gave_up,
+                "deferred": report.deferred,
+            }
+        )
+        return
+    out.print(
+        f"delivered {len(report.delivered)}, failed {len(report.failed)} (to be retried), "
+        f"gave up {len(report.gave_up)}, deferred {len(report.deferred)}"
+    )
+    for notification_id, error in report.failed.items():
+        err.print(f"notification #{notification_id}: {error}", markup=False)
+
+
+def _status_json(c: ChannelStatus) -> dict[str, Any]:
+    return {
+        "channel": c.name,
+        "type": c.type,
+        "healthy": c.healthy,
+        "pending": c.pending,
+        "failing": c.failing,
+        "delivered": c.delivered,
+        "failed": c.failed,
+        "last_error": c.last_error,
+        "last_error_at": c.last_error_at.isoformat() if c.last_error_at else None,
+        "last_delivered_at": c.last_delivered_at.isoformat() if c.last_delivered_at else None,
+        "oldest_pending_at": c.oldest_pending_at.isoformat() if c.oldest_pending_at else None,
+        "problems": list(c.problems),
+    }
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(notify_app, name="notify")

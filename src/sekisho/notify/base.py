@@ -1,0 +1,75 @@
+"""The small interface every channel implements, and what they share.
+
+A sender turns one delivery into one message on its channel and returns what the channel
+answered (its receipt), or raises `DeliveryFailed`. It never reports success before the
+channel confirmed (HTTP 2xx, SMTP 250 after DATA, an SNS MessageId). Its error texts are
+stored and logged, so they never carry a secret (keys, passwords, secret URLs) nor the body.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import ssl
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+import certifi
+
+from sekisho.notify.message import Message
+
+USER_AGENT = "sekisho-notify/1"
+# Carried by every channel that has headers or attributes: receivers dedupe on it.
+DELIVERY_HEADER = "X-Sekisho-Delivery"
+EVENT_HEADER = "X-Sekisho-Event"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    key: str  # the idempotency key: the same on every attempt of this message
+    event: str
+    message: Message
+    recipient: str | None = None  # a personal e-mail channel: the address
+
+
+class DeliveryFailed(Exception):
+    """The channel did not confirm. The text is safe to store and to log."""
+
+
+class Sender(Protocol):
+    def send(self, delivery: Delivery) -> str:
+        """Deliver; return the channel's receipt. Raise DeliveryFailed if not confirmed."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def from_env(environ: Mapping[str, str], name: str | None, what: str) -> str:
+    """The secret in environment variable `name`; never its value in the error."""
+    value = environ.get(name or "", "")
+    if not name or not value:
+        raise DeliveryFailed(f"environment variable {name} ({what}) is not set")
+    return value
+
+
+def redact(text: str, secrets: Iterable[str | None]) -> str:
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
+
+
+def tls_context(ca_file: str | None) -> ssl.SSLContext:
+    """Verify the peer against the usual public CAs (certifi's, as httpx), or only against
+    `ca_file`. Built once per file (and its modification time): loading CAs takes ~25 ms."""
+    try:
+        stamp = os.stat(ca_file).st_mtime_ns if ca_file else 0
+        return _context(ca_file, stamp)
+    except (OSError, ssl.SSLError) as exc:
+        raise DeliveryFailed(f"cannot read ca_file {ca_file}: {exc}") from None
+
+
+@functools.lru_cache(maxsize=16)
+def _context(ca_file: str | None, _stamp: int) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=ca_file or certifi.where())

@@ -1,0 +1,99 @@
+"""A channel from the model -> a sender, with its secrets read from the environment now."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from sekisho.domain.access import Channel, ChannelType
+from sekisho.notify.base import DeliveryFailed, Sender, from_env, tls_context
+
+
+def open_sender(channel: Channel, environ: Mapping[str, str] | None = None) -> Sender:
+    """A ready sender, or DeliveryFailed saying what is missing (never a secret's value)."""
+    env = os.environ if environ is None else environ
+    timeout = channel.timeout.total_seconds()
+    if channel.type is ChannelType.WEBHOOK:
+        from sekisho.notify.webhook import WebhookSender
+
+        key = from_env(env, channel.secret_env, "the webhook's signing key")
+        url = channel.url or _checked(from_env(env, channel.url_env, "the webhook's URL"))
+        return WebhookSender(
+            url,
+            key.encode(),
+            timeout=timeout,
+            ca_file=channel.ca_file,
+            secret_url=channel.url is None,
+        )
+    if channel.type is ChannelType.SLACK:
+        from sekisho.notify.slack import SlackSender
+
+        url = _checked(from_env(env, channel.url_env, "the Slack webhook URL"))
+        return SlackSender(url, timeout=timeout)
+    if channel.type is ChannelType.EMAIL:
+        from sekisho.notify.email import EmailSender
+
+        assert channel.host is not None  # the model's checks say so
+        assert channel.sender is not None
+        password = None
+        if channel.username:
+            password = from_env(env, channel.password_env, "the SMTP password")
+        return EmailSender(
+            host=channel.host,
+            port=channel.port,
+            sender=channel.sender,
+            to=channel.to,
+            timeout=timeout,
+            starttls=channel.starttls,
+            tls=tls_context(channel.ca_file) if channel.starttls else None,
+            username=channel.username,
+            password=password,
+        )
+    from sekisho.notify.sns import SnsSender
+
+    assert channel.topic_arn is not None
+    return SnsSender(channel.topic_arn, timeout=timeout, endpoint_url=channel.endpoint_url)
+
+
+def _checked(url: str) -> str:
+    """A URL from the environment gets the model's transport rule: https, or http only to a
+    loopback address. The error never shows the URL (it is a secret)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme == "https" and host:
+        return url
+    if parts.scheme == "http" and _is_loopback(host):
+        return url
+    raise DeliveryFailed("the URL from the environment must be https (http only to loopback)")
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def config_problems(channel: Channel, environ: Mapping[str, str] | None = None) -> list[str]:
+    """What keeps this channel from sending, as far as can be told without sending."""
+    env = os.environ if environ is None else environ
+    problems = []
+    wanted = [
+        (channel.secret_env, "the signing key"),
+        (channel.url_env, "the URL"),
+        (channel.password_env if channel.username else None, "the SMTP password"),
+    ]
+    for name, what in wanted:
+        if name and not env.get(name):
+            problems.append(f"environment variable {name} ({what}) is not set")
+    if channel.ca_file and not Path(channel.ca_file).is_file():
+        problems.append(f"ca_file {channel.ca_file} is not a readable file")
+    return problems
+
+
+__all__ = ["DeliveryFailed", "config_problems", "open_sender"]

@@ -1,0 +1,424 @@
+"""The dispatcher: delivers the outbox, with retries, so that each message arrives once.
+
+Why a crash or a restart loses none and sends none twice:
+- A message is in the outbox only if the change it tells of committed (same transaction).
+- A dispatcher *claims* due messages under a lease (`lease_until`, `claimed_by`), in one
+  write transaction (row locks with SKIP LOCKED on PostgreSQL; SQLite has one writer): no two
+  dispatchers hold one message at once, on one node or many.
+- It marks a message delivered only after the channel confirmed it (HTTP 2xx, SMTP 250 after
+  DATA, an SNS MessageId). A failure schedules a retry with exponential backoff.
+- If it dies between the channel's confirmation and the mark, the message is still pending;
+  when the lease runs out, another pass sends it again *with the same idempotency key*, and
+  the receiver, which keeps the keys it has seen, takes it once. That window is the only way a
+  key reaches a receiver twice; the lease outlasts any send, so a slow dispatcher is not
+  overtaken.
+
+A channel that fails is probed by one message at a time: its other messages wait for the same
+retry instead of each timing out. It never blocks the workflow (services only write the
+outbox) nor the other channels (each channel's batch runs on its own worker thread).
+`sekisho notify status` shows, per channel, what is pending, failing, delivered and given up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
+
+import structlog
+from sqlalchemy import Table, bindparam, delete, func, or_, select, update
+
+from sekisho.domain.access import Channel
+from sekisho.notify.base import Delivery, DeliveryFailed, Sender
+from sekisho.notify.channels import open_sender
+from sekisho.notify.message import Message
+from sekisho.services.events import Event
+from sekisho.services.lease import node_id
+from sekisho.services.outbox import ORPHAN_AFTER
+from sekisho.store.tables import NotificationRow, ReportLineRow
+
+if TYPE_CHECKING:
+    from sekisho.services.core import Core
+
+log = structlog.get_logger(__name__)
+
+PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+BATCH = 100  # messages claimed at once
+WORKERS = 4  # channels sent to at once
+MARK_EVERY = 16  # deliveries recorded per transaction at most ...
+MARK_WITHIN = 0.05  # ... or after this many (wall-clock) seconds
+ERROR_PAUSE = timedelta(seconds=1)
+PRUNE_EVERY = timedelta(hours=1)
+
+SenderFactory = Callable[[Channel], Sender]
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    id: int
+    key: str
+    event: str
+    channel: str
+    recipient: str | None
+    message: dict[str, Any]
+
+
+@dataclass
+class DispatchReport:
+    delivered: list[int] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)  # id -> error (will be retried)
+    gave_up: list[int] = field(default_factory=list)
+    deferred: list[int] = field(default_factory=list)  # its channel failed first; untried
+
+    def add(self, other: DispatchReport) -> None:
+        self.delivered += other.delivered
+        self.failed.update(other.failed)
+        self.gave_up += other.gave_up
+        self.deferred += other.deferred
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        core: Core,
+        *,
+        holder: str | None = None,
+        senders: SenderFactory | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self._core = core
+        self.holder = holder or f"dispatcher:{node_id()}"
+        self._senders = senders or (lambda channel: open_sender(channel, environ))
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
+        self._pruned_at: datetime | None = None
+        self._open: dict[str, Sender] = {}  # senders of this pass, by channel
+        self._open_lock = threading.Lock()
+        self.passes = 0
+
+    # -- one pass -------------------------------------------------------------------------
+
+    def run_pass(self) -> DispatchReport:
+        """Deliver everything due now (`sekisho notify dispatch`)."""
+        core = self._core
+        report = DispatchReport()
+        core.outbox.compose_reports(older_than=ORPHAN_AFTER)
+        try:
+            while True:
+                claimed = self._claim()
+                if not claimed:
+                    break
+                report.add(self._deliver(claimed))
+                if len(claimed) < BATCH:
+                    break
+        finally:
+            self._close_senders()
+        self._prune()
+        self.passes += 1
+        return report
+
+    def deliver(self, ids: list[int]) -> DispatchReport:
+        """Deliver these messages now, if pending and free (`sekisho notify test`)."""
+        claimed = self._claim(ids)
+        try:
+            return self._deliver(claimed) if claimed else DispatchReport()
+        finally:
+            self._close_senders()
+
+    def next_due(self) -> datetime | None:
+        """When a pass would next find something to do."""
+        core = self._core
+        with core.db.read() as s:
+            candidates = [
+                s.scalar(
+                    select(func.min(NotificationRow.next_at)).where(
+                        NotificationRow.status == PENDING, NotificationRow.lease_until.is_(None)
+                    )
+                ),
+                s.scalar(
+                    select(func.min(NotificationRow.lease_until)).where(
+                        NotificationRow.status == PENDING,
+                        NotificationRow.lease_until.is_not(None),
+                    )
+                ),
+                core.outbox.next_orphan(s),
+            ]
+        found = [c for c in candidates if c is not None]
+        return min(found) if found else None
+
+    # -- the loop in `sekisho serve` ------------------------------------------------------
+
+    def _on_event(self, _event: Event) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake.set)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._on_event(Event("dispatcher.stop", self._core.now()))
+
+    async def run(self) -> None:
+        """Deliver whatever is due; sleep until the next due message or retry, or an event."""
+        core = self._core
+        self._loop = asyncio.get_running_loop()
+        unsubscribe = core.bus.subscribe(self._on_event)
+        try:
+            while not self._stopping:
+                self._wake.clear()
+                try:
+                    due = await asyncio.to_thread(self.next_due)
+                    if due is not None and due <= core.now():
+                        report = await asyncio.to_thread(self.run_pass)
+                        if report.delivered or report.failed or report.gave_up:
+                            log.info(
+                                "notifications",
+                                delivered=len(report.delivered),
+                                failed=len(report.failed),
+                                gave_up=len(report.gave_up),
+                            )
+                        due = await asyncio.to_thread(self.next_due)
+                except Exception:
+                    log.exception("notification dispatch failed; retrying shortly")
+                    due = core.now() + ERROR_PAUSE
+                await core.clock.wait_until(due, self._wake)
+        finally:
+            unsubscribe()
+
+    # -- claiming, sending, recording -------------------------------------------------------
+
+    def _claim(self, ids: list[int] | None = None) -> list[_Claimed]:
+        core = self._core
+        now = core.now()
+        stmt = select(NotificationRow).where(NotificationRow.status == PENDING)
+        if ids is None:
+            stmt = stmt.where(
+                NotificationRow.next_at <= now,
+                or_(NotificationRow.lease_until.is_(None), NotificationRow.lease_until <= now),
+            )
+        else:
+            stmt = stmt.where(
+                NotificationRow.id.in_(ids),
+                or_(NotificationRow.lease_until.is_(None), NotificationRow.lease_until <= now),
+            )
+        stmt = stmt.order_by(NotificationRow.id).limit(BATCH).with_for_update(skip_locked=True)
+        with core.db.write() as s:
+            rows = list(s.scalars(stmt))
+            for row in rows:
+                row.lease_until = now + core.settings.notify_lease
+                row.claimed_by = self.holder
+            return [_Claimed(r.id, r.key, r.event, r.channel, r.recipient, r.message) for r in rows]
+
+    def _deliver(self, claimed: list[_Claimed]) -> DispatchReport:
+        by_channel: dict[str, list[_Claimed]] = defaultdict(list)
+        for item in claimed:
+            by_channel[item.channel].append(item)
+        model = self._core.models.model()
+        report = DispatchReport()
+        if len(by_channel) == 1:
+            ((name, items),) = by_channel.items()
+            report.add(self._deliver_channel(model.notifications.channel(name), name, items))
+            return report
+        with ThreadPoolExecutor(max_workers=min(WORKERS, len(by_channel))) as pool:
+            futures = [
+                pool.submit(self._deliver_channel, model.notifications.channel(name), name, items)
+                for name, items in by_channel.items()
+            ]
+            for future in futures:
+                report.add(future.result())
+        return report
+
+    def _deliver_channel(
+        self, channel: Channel | None, name: str, items: list[_Claimed]
+    ) -> DispatchReport:
+        report = DispatchReport()
+        if channel is None:
+            self._give_up(items, f"channel {name} is no longer in the model", report)
+            return report
+        try:
+            sender = self._sender(channel)
+        except DeliveryFailed as exc:
+            self._failed(items[0], str(exc), items[1:], report)
+            return report
+        done: list[tuple[_Claimed, str]] = []
+        since = time.monotonic()
+        try:
+            for index, item in enumerate(items):
+                try:
+                    delivery = Delivery(
+                        item.key, item.event, Message.from_json(item.message), item.recipient
+                    )
+                    receipt = sender.send(delivery)
+                except DeliveryFailed as exc:
+                    self._drop_sender(name)
+                    self._failed(item, str(exc), items[index + 1 :], report)
+                    break
+                except Exception as exc:  # a bug in a sender must not stop the others
+                    log.exception("notification sender failed", channel=name, key=item.key)
+                    self._drop_sender(name)
+                    self._failed(
+                        item, f"internal error: {type(exc).__name__}", items[index + 1 :], report
+                    )
+                    break
+                if not done:
+                    since = time.monotonic()
+                done.append((item, receipt))
+                if len(done) >= MARK_EVERY or time.monotonic() - since >= MARK_WITHIN:
+                    self._delivered(done, report)
+                    done = []
+        finally:
+            if done:
+                self._delivered(done, report)
+        return report
+
+    def _sender(self, channel: Channel) -> Sender:
+        """One sender per channel and pass: connections (and TLS set-up) are reused."""
+        with self._open_lock:
+            sender = self._open.get(channel.name)
+            if sender is None:
+                sender = self._open[channel.name] = self._senders(channel)
+            return sender
+
+    def _drop_sender(self, name: str) -> None:
+        with self._open_lock:
+            sender = self._open.pop(name, None)
+        if sender is not None:
+            _close(sender)
+
+    def _close_senders(self) -> None:
+        with self._open_lock:
+            senders, self._open = list(self._open.values()), {}
+        for sender in senders:
+            _close(sender)
+
+    def _delivered(self, done: list[tuple[_Claimed, str]], report: DispatchReport) -> None:
+        core = self._core
+        now = core.now()
+        table = cast(Table, NotificationRow.__table__)
+        # Whoever holds it now: the channel confirmed it, so it is delivered. One statement,
+        # executed for the batch (Core, so that the ORM does not build one per row).
+        mark = (
+            update(table)
+            .where(table.c.id == bindparam("b_id"), table.c.status == PENDING)
+            .values(
+                status=DELIVERED,
+                delivered_at=now,
+                receipt=bindparam("b_receipt"),
+                lease_until=None,
+                attempts=table.c.attempts + 1,
+                last_attempt_at=now,
+            )
+        )
+        with core.db.write() as s:
+            s.execute(mark, [{"b_id": i.id, "b_receipt": receipt[:256]} for i, receipt in done])
+        report.delivered += [item.id for item, _ in done]
+
+    def _failed(
+        self, item: _Claimed, error: str, rest: list[_Claimed], report: DispatchReport
+    ) -> None:
+        """Retry `item` with backoff; the channel's other messages wait for the same retry."""
+        core = self._core
+        settings = core.settings
+        now = core.now()
+        error = error[:1000]
+        with core.db.write() as s:
+            row = s.get(NotificationRow, item.id, with_for_update=True)
+            if row is None or row.status != PENDING or row.claimed_by != self.holder:
+                return  # another dispatcher took it over meanwhile
+            row.attempts += 1
+            row.last_attempt_at = row.last_error_at = now
+            row.last_error, row.lease_until = error, None
+            if now - row.created_at >= settings.notify_give_up:
+                row.status = FAILED
+                retry = now + settings.notify_retry_first
+                report.gave_up.append(row.id)
+            else:
+                row.next_at = retry = now + _backoff(
+                    row.attempts, settings.notify_retry_first, settings.notify_retry_max
+                )
+                report.failed[row.id] = error
+            # The channel is failing: its other pending messages wait, untried, for the retry.
+            s.execute(
+                update(NotificationRow)
+                .where(
+                    NotificationRow.channel == item.channel,
+                    NotificationRow.status == PENDING,
+                    NotificationRow.id != item.id,
+                    NotificationRow.next_at < retry,
+                    or_(
+                        NotificationRow.lease_until.is_(None),
+                        NotificationRow.lease_until <= now,
+                        NotificationRow.id.in_([r.id for r in rest]),
+                    ),
+                )
+                .values(next_at=retry, lease_until=None)
+            )
+        report.deferred += [r.id for r in rest]
+        log.warning(
+            "notification not delivered",
+            channel=item.channel,
+            delivery=item.key,
+            attempts=row.attempts,
+            error=error,
+            gave_up=row.status == FAILED,
+        )
+
+    def _give_up(self, items: list[_Claimed], error: str, report: DispatchReport) -> None:
+        core = self._core
+        now = core.now()
+        with core.db.write() as s:
+            s.execute(
+                update(NotificationRow)
+                .where(
+                    NotificationRow.id.in_([i.id for i in items]),
+                    NotificationRow.status == PENDING,
+                )
+                .values(
+                    status=FAILED,
+                    last_error=error,
+                    last_error_at=now,
+                    lease_until=None,
+                    last_attempt_at=now,
+                )
+            )
+        report.gave_up += [i.id for i in items]
+        log.warning("notifications given up", channel=items[0].channel, count=len(items))
+
+    def _prune(self) -> None:
+        """Forget delivered and given-up messages (and gathered report lines) after the
+        retention; at most once an hour."""
+        core = self._core
+        now = core.now()
+        if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
+            return
+        self._pruned_at = now
+        before = now - core.settings.notify_retention
+        with core.db.write() as s:
+            s.execute(
+                delete(NotificationRow).where(
+                    NotificationRow.status.in_((DELIVERED, FAILED)),
+                    NotificationRow.created_at < before,
+                )
+            )
+            s.execute(
+                delete(ReportLineRow).where(
+                    ReportLineRow.report_key.is_not(None), ReportLineRow.at < before
+                )
+            )
+
+
+def _close(sender: Sender) -> None:
+    try:
+        sender.close()
+    except Exception:
+        log.exception("closing a notification sender failed")
+
+
+def _backoff(attempts: int, first: timedelta, most: timedelta) -> timedelta:
+    return min(first * (1 << min(max(attempts, 1) - 1, 20)), most)

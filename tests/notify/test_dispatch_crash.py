@@ -1,0 +1,96 @@
+"""Kill the dispatcher mid-delivery, restart it: every message arrives exactly once.
+
+The dispatcher is a real `sekisho notify dispatch` process on a SQLite file, sending to a real
+webhook receiver that verifies signatures and keeps delivery keys. The receiver takes one
+message and holds its answer; the process is killed (SIGKILL) while it waits, so that message
+reached the receiver but was never recorded as delivered, and the messages after it were
+claimed but never sent. A new dispatcher takes over once the dead one's lease runs out.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from notify_support import channels_yaml, granted, load, with_notifications
+from receivers import HttpReceiver
+from sqlalchemy import select
+
+from sekisho.clock import ManualClock
+from sekisho.services.core import Core
+from sekisho.services.dispatcher import Dispatcher
+from sekisho.store.tables import NotificationRow
+from support import MEMBER
+
+HOOK_ONLY = "    - {events: ['*'], channels: [hook]}\n"
+CYCLES = 10  # filed, decided, activated, ended: 4 messages each
+HOLD_AT = 17
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    # The killed dispatcher runs on the wall clock: start this one at the wall clock too.
+    return ManualClock(datetime.now(UTC) - timedelta(minutes=1))
+
+
+def rows(core: Core) -> list[NotificationRow]:
+    with core.db.read() as s:
+        return list(s.scalars(select(NotificationRow).order_by(NotificationRow.id)))
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_kill_the_dispatcher_mid_delivery_and_restart_it(
+    core: Core, clock: ManualClock, webhook: HttpReceiver, tmp_path: Path
+) -> None:
+    load(core, with_notifications(channels_yaml(webhook=webhook), HOOK_ONLY))
+    for _ in range(CYCLES):
+        approved = granted(core, MEMBER, duration="1h")
+        core.grants.release(MEMBER, approved.grant.id)  # type: ignore[union-attr]
+    keys = [r.key for r in rows(core)]
+    assert len(keys) == 4 * CYCLES
+
+    webhook.hold_at = HOLD_AT
+    env = {
+        **os.environ,
+        "SEKISHO_DATABASE_URL": core.db.url,
+        "SEKISHO_DATA_DIR": str(tmp_path / "dispatcher"),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from sekisho.cli.main import main; main()", "notify", "dispatch"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert webhook.held.wait(60), "the dispatcher never reached the held message"
+    finally:
+        process.kill()  # mid-delivery: the receiver has message 17, the sender no answer
+        _, errors = process.communicate(timeout=30)
+    webhook.release.set()
+    assert process.returncode == -9, errors.decode()
+
+    left = rows(core)
+    delivered = [r for r in left if r.status == "delivered"]
+    stuck = [r for r in left if r.status == "pending"]
+    assert len(delivered) < HOLD_AT <= len(webhook.accepted)
+    assert keys[HOLD_AT - 1] in {r.key for r in stuck}  # it arrived; nobody recorded it
+    assert all(r.lease_until is not None for r in stuck)  # claimed by the dead process
+
+    restarted = Dispatcher(core)
+    assert restarted.run_pass().delivered == []  # the dead one's lease still holds them
+    clock.advance(timedelta(minutes=5))  # past the lease (2 minutes)
+    report = restarted.run_pass()
+    assert sorted(report.delivered) == sorted(r.id for r in stuck)
+    assert {r.status for r in rows(core)} == {"delivered"}
+
+    # At the receiver: every key exactly once, in order; the resent ones it already had were
+    # acknowledged and dropped by key.
+    assert webhook.order == keys
+    assert webhook.rejected == []
+    assert keys[HOLD_AT - 1] in webhook.duplicates
+    assert len(webhook.duplicates) == len(set(webhook.duplicates))
+    assert set(webhook.duplicates) <= {r.key for r in stuck}
