@@ -16,7 +16,7 @@ from typing import TypeVar
 
 import httpx
 
-from bench import approval, expiry, gateway, machine, report, sweep, throughput
+from bench import approval, aws, expiry, gateway, machine, notify, report, sweep, throughput
 from bench.api import People
 from bench.backends import Backend, enroll, load_bench_model, open_core, postgres_version
 from bench.report import Section
@@ -25,7 +25,7 @@ from bench.server import ServerProcess
 HERE = Path(__file__).resolve().parent
 POSTGRES_ENV = "SEKISHO_BENCH_POSTGRES_URL"
 CORE = ("approval", "expiry", "throughput", "sweep")
-MEASUREMENTS = (*CORE, gateway.KEY)
+MEASUREMENTS = (*CORE, gateway.KEY, aws.KEY, notify.KEY)
 T = TypeVar("T")
 
 
@@ -131,6 +131,8 @@ def main() -> None:
     sweeps: dict[str, sweep.SweepResult] = {}
     timers = expiry.TimerResult()
     gateway_result: gateway.GatewayResult | None = None
+    aws_result: aws.AwsResult | None = None
+    notify_result: notify.NotifyResult | None = None
     try:
         if "expiry" in wanted:
             timers = timed("timer precision (peer)", lambda: expiry.timer_precision(plan.timer_n))
@@ -160,6 +162,19 @@ def main() -> None:
                 "gateway, all of it",
                 lambda: gateway.run(gateway_plan, workdir / "gateway", timed),
             )
+        if aws.KEY in wanted:
+            print("aws:", flush=True)
+            aws_plan = aws.QUICK if args.quick else aws.FULL
+            aws_result = timed("aws, all of it", lambda: aws.run(aws_plan, workdir / "aws", timed))
+        if notify.KEY in wanted:
+            if not backends:
+                raise SystemExit("nothing to measure: --no-sqlite without a PostgreSQL URL")
+            print("notify:", flush=True)
+            notify_plan = notify.QUICK if args.quick else notify.FULL
+            notify_result = timed(
+                "notify, all of it",
+                lambda: notify.run(notify_plan, workdir / "notify", backends, timed),
+            )
         postgres = None  # None: the row stays as the run whose sections are kept wrote it
         if core_wanted and args.postgres_url:
             postgres = postgres_version(args.postgres_url)
@@ -178,6 +193,11 @@ def main() -> None:
     if gateway_result is not None:
         facts += gateway_result.facts()
         sections += gateway.sections(gateway_result)
+    if aws_result is not None:
+        facts += aws_result.facts()
+        sections += aws.sections(aws_result)
+    if notify_result is not None:
+        sections += notify.sections(notify_result)
     report.write(
         output,
         title="sekisho benchmarks: the core's and the gateway's yardsticks",
@@ -255,6 +275,8 @@ scheduler, uvicorn on 127.0.0.1) in a child process, on a fresh database per bac
 local provider and the system clock; the load comes from this process over real HTTP.
 Sections 5-8 measure the gateway: a real `sekisho serve` (API, scheduler and gateway) and a
 real `sekisho forward` as child processes, against socat, `ssh -L` and the direct connection.
+Section 11 measures notifications: the dispatcher in this process against a signature-checking
+webhook receiver in a child process, and filing a request with and without notifications.
 `--only NAME` re-measures some parts and keeps the other sections as they were; the machine
 table's `run:` rows say which run measured which sections, and when.
 """
