@@ -63,7 +63,7 @@ def load_average() -> str:
 def facts(data_dir: Path, postgres: str | None) -> list[tuple[str, str]]:
     """The machine and the software; None for `postgres`: not measured in this run."""
     found = [
-        ("CPU", f"{cpu_model()}; {cpu_counts()}"),
+        ("CPU (the latest run's)", f"{cpu_model()}; {cpu_counts()}"),
         ("OS", f"{platform.system()} {platform.release()} ({platform.machine()})"),
         ("Python", f"{platform.python_implementation()} {sys.version.split()[0]}"),
         ("SQLite", f"{sqlite3.sqlite_version} (WAL, synchronous=FULL, as sekisho opens it)"),
@@ -81,10 +81,14 @@ def facts(data_dir: Path, postgres: str | None) -> list[tuple[str, str]]:
 
 
 def run_summary(quick: bool, started: datetime, load: str, elapsed_s: float) -> str:
-    """The value of a run's row: what kind of run, when, the load then, how long it took."""
+    """The value of a run's row: what kind of run, on which CPU (runs kept from other days may
+    have had another machine), when, the load then, how long it took."""
     stamp = started.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
     kind = "quick" if quick else "full"
-    return f"{kind}; started {stamp} UTC; load average {load}; took {elapsed_s / 60:.1f} min"
+    return (
+        f"{kind} on {cpu_model()}; started {stamp} UTC; load average {load}; "
+        f"took {elapsed_s / 60:.1f} min"
+    )
 
 
 def now() -> datetime:

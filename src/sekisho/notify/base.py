@@ -14,8 +14,10 @@ import ssl
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import certifi
+import httpx
 
 from sekisho.notify.message import Message
 
@@ -73,3 +75,32 @@ def tls_context(ca_file: str | None) -> ssl.SSLContext:
 @functools.lru_cache(maxsize=16)
 def _context(ca_file: str | None, _stamp: int) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=ca_file or certifi.where())
+
+
+class HttpPoster:
+    """What the HTTP channels share: one keep-alive client that verifies TLS and never
+    follows a redirect, and errors that never show a secret URL (its path or query)."""
+
+    def __init__(
+        self, url: str, *, timeout: float, ca_file: str | None = None, secret_url: bool = True
+    ) -> None:
+        self._url = url
+        parts = urlsplit(url)
+        self._secrets = [url, parts.path, parts.query] if secret_url else []
+        self._client = httpx.Client(
+            timeout=timeout,
+            verify=tls_context(ca_file),
+            follow_redirects=False,
+            headers={"User-Agent": USER_AGENT},
+        )
+
+    def post(self, body: bytes, headers: Mapping[str, str]) -> httpx.Response:
+        try:
+            return self._client.post(self._url, content=body, headers=dict(headers))
+        except httpx.TimeoutException:
+            raise DeliveryFailed("timed out") from None
+        except httpx.HTTPError as exc:
+            raise DeliveryFailed(redact(f"{type(exc).__name__}: {exc}", self._secrets)) from None
+
+    def close(self) -> None:
+        self._client.close()

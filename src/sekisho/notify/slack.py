@@ -9,33 +9,21 @@ the dispatcher dies between Slack's "ok" and recording it.
 from __future__ import annotations
 
 import json
-from urllib.parse import urlsplit
-
-import httpx
 
 from sekisho.notify.base import (
     DELIVERY_HEADER,
     EVENT_HEADER,
-    USER_AGENT,
     Delivery,
     DeliveryFailed,
+    HttpPoster,
     redact,
-    tls_context,
 )
 from sekisho.notify.render import slack_payload
 
 
-class SlackSender:
+class SlackSender(HttpPoster):
     def __init__(self, url: str, *, timeout: float) -> None:
-        self._url = url
-        parts = urlsplit(url)
-        self._secrets = [url, parts.path, parts.query]
-        self._client = httpx.Client(
-            timeout=timeout,
-            verify=tls_context(None),
-            follow_redirects=False,
-            headers={"User-Agent": USER_AGENT},
-        )
+        super().__init__(url, timeout=timeout, secret_url=True)
 
     def send(self, delivery: Delivery) -> str:
         body = json.dumps(slack_payload(delivery.message), ensure_ascii=False).encode()
@@ -44,17 +32,9 @@ class SlackSender:
             DELIVERY_HEADER: delivery.key,
             EVENT_HEADER: delivery.event,
         }
-        try:
-            response = self._client.post(self._url, content=body, headers=headers)
-        except httpx.TimeoutException:
-            raise DeliveryFailed("timed out") from None
-        except httpx.HTTPError as exc:
-            raise DeliveryFailed(redact(f"{type(exc).__name__}: {exc}", self._secrets)) from None
+        response = self.post(body, headers)
         if not response.is_success:
             # Slack answers errors with a short code ("no_service", "invalid_payload").
             said = redact(response.text[:80].strip(), self._secrets)
             raise DeliveryFailed(f"HTTP {response.status_code} {said}".strip())
         return f"HTTP {response.status_code}"
-
-    def close(self) -> None:
-        self._client.close()

@@ -19,18 +19,13 @@ import hashlib
 import hmac
 import time
 from collections.abc import Callable, Mapping
-from urllib.parse import urlsplit
-
-import httpx
 
 from sekisho.notify.base import (
     DELIVERY_HEADER,
     EVENT_HEADER,
-    USER_AGENT,
     Delivery,
     DeliveryFailed,
-    redact,
-    tls_context,
+    HttpPoster,
 )
 from sekisho.notify.render import webhook_body
 
@@ -78,7 +73,7 @@ def verify(
     return delivery
 
 
-class WebhookSender:
+class WebhookSender(HttpPoster):
     def __init__(
         self,
         url: str,
@@ -89,18 +84,9 @@ class WebhookSender:
         secret_url: bool = False,
         wall: Callable[[], float] = time.time,
     ) -> None:
-        self._url = url
+        super().__init__(url, timeout=timeout, ca_file=ca_file, secret_url=secret_url)
         self._key = key
         self._wall = wall
-        parts = urlsplit(url)
-        # A URL from url_env may carry a token in its path or query: never echo it.
-        self._secrets = [url, parts.path, parts.query] if secret_url else []
-        self._client = httpx.Client(
-            timeout=timeout,
-            verify=tls_context(ca_file),
-            follow_redirects=False,
-            headers={"User-Agent": USER_AGENT},
-        )
 
     def send(self, delivery: Delivery) -> str:
         body = webhook_body(delivery.message, delivery.key)
@@ -112,15 +98,7 @@ class WebhookSender:
             DELIVERY_HEADER: delivery.key,
             EVENT_HEADER: delivery.event,
         }
-        try:
-            response = self._client.post(self._url, content=body, headers=headers)
-        except httpx.TimeoutException:
-            raise DeliveryFailed("timed out") from None
-        except httpx.HTTPError as exc:
-            raise DeliveryFailed(redact(f"{type(exc).__name__}: {exc}", self._secrets)) from None
+        response = self.post(body, headers)
         if not response.is_success:
             raise DeliveryFailed(f"HTTP {response.status_code} {response.reason_phrase}")
         return f"HTTP {response.status_code}"
-
-    def close(self) -> None:
-        self._client.close()

@@ -38,7 +38,7 @@ from sekisho.domain.access import Channel
 from sekisho.notify.base import Delivery, DeliveryFailed, Sender
 from sekisho.notify.channels import open_sender
 from sekisho.notify.message import Message
-from sekisho.services.events import Event
+from sekisho.services.events import Wakeup
 from sekisho.services.lease import node_id
 from sekisho.services.outbox import ORPHAN_AFTER
 from sekisho.store.tables import NotificationRow, ReportLineRow
@@ -95,8 +95,7 @@ class Dispatcher:
         self._core = core
         self.holder = holder or f"dispatcher:{node_id()}"
         self._senders = senders or (lambda channel: open_sender(channel, environ))
-        self._wake = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake = Wakeup()
         self._stopping = False
         self._pruned_at: datetime | None = None
         self._open: dict[str, Sender] = {}  # senders of this pass, by channel
@@ -155,23 +154,18 @@ class Dispatcher:
 
     # -- the loop in `sekisho serve` ------------------------------------------------------
 
-    def _on_event(self, _event: Event) -> None:
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._wake.set)
-
     def stop(self) -> None:
         self._stopping = True
-        self._on_event(Event("dispatcher.stop", self._core.now()))
+        self._wake()
 
     async def run(self) -> None:
         """Deliver whatever is due; sleep until the next due message or retry, or an event."""
         core = self._core
-        self._loop = asyncio.get_running_loop()
-        unsubscribe = core.bus.subscribe(self._on_event)
+        self._wake.bind()
+        unsubscribe = core.bus.subscribe(self._wake)
         try:
             while not self._stopping:
-                self._wake.clear()
+                self._wake.event.clear()
                 try:
                     due = await asyncio.to_thread(self.next_due)
                     if due is not None and due <= core.now():
@@ -187,7 +181,7 @@ class Dispatcher:
                 except Exception:
                     log.exception("notification dispatch failed; retrying shortly")
                     due = core.now() + ERROR_PAUSE
-                await core.clock.wait_until(due, self._wake)
+                await core.clock.wait_until(due, self._wake.event)
         finally:
             unsubscribe()
 

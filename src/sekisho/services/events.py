@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,3 +53,21 @@ class EventBus:
                 # Not `event=`: structlog's message parameter has that name, and the clash
                 # would raise from here, breaking the publisher after all.
                 log.exception("event subscriber failed", event_name=event.name)
+
+
+class Wakeup:
+    """Wakes a loop's sleeper from any thread: subscribed to the bus, whose publishers call
+    from their own threads, and called by `stop()` from wherever a shutdown starts."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def bind(self) -> None:
+        """Call from inside the running loop whose sleeper this wakes."""
+        self._loop = asyncio.get_running_loop()
+
+    def __call__(self, _event: Event | None = None) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.event.set)

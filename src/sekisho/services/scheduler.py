@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from sekisho.services.events import Event
+from sekisho.services.events import Wakeup
 from sekisho.services.lease import SCHEDULER, Leases
 
 if TYPE_CHECKING:
@@ -33,22 +33,16 @@ class Scheduler:
     def __init__(self, core: Core, leases: Leases | None = None) -> None:
         self._core = core
         self._leases = leases or Leases(core)
-        self._wake = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake = Wakeup()
         self._stopping = False
         self.holding = False
         self._renew_at = core.now()
         self._reconcile_at = core.now()  # once at start-up, then every reconcile_every
         self.passes = 0
 
-    def _on_event(self, _event: Event) -> None:
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._wake.set)
-
     def stop(self) -> None:
         self._stopping = True
-        self._on_event(Event("scheduler.stop", self._core.now()))
+        self._wake()
 
     async def run(self) -> None:
         """Hold the lease; sweep at every deadline, first of all what is already past its end.
@@ -57,17 +51,17 @@ class Scheduler:
         its own short lease runs out: no node can tell a dead runner from a slow one sooner.
         """
         core = self._core
-        self._loop = asyncio.get_running_loop()
-        unsubscribe = core.bus.subscribe(self._on_event)
+        self._wake.bind()
+        unsubscribe = core.bus.subscribe(self._wake)
         try:
             while not self._stopping:
-                self._wake.clear()
+                self._wake.event.clear()
                 try:
                     deadline = await self._turn()
                 except Exception:
                     log.exception("sweep failed; retrying shortly")
                     deadline = core.now() + ERROR_PAUSE
-                await core.clock.wait_until(deadline, self._wake)
+                await core.clock.wait_until(deadline, self._wake.event)
         finally:
             unsubscribe()
             if self.holding:

@@ -16,6 +16,7 @@ import structlog
 from fastapi import Request, Response
 from fastapi.responses import RedirectResponse
 
+from sekisho.api.problems import status_of  # one mapping of errors to statuses
 from sekisho.domain import errors
 from sekisho.domain.errors import FieldProblem
 from sekisho.web import render
@@ -27,21 +28,6 @@ SIGN_IN_FAILED = (
     "Sign-in failed: check your user name, password and code. "
     "After repeated failures the account is locked for a while."
 )
-
-STATUS: list[tuple[type[errors.SekishoError], int]] = [
-    (errors.InvalidInput, 422),
-    (errors.InvalidModel, 422),
-    (errors.NotFound, 404),
-    (errors.AuthenticationFailed, 401),
-    (errors.Forbidden, 403),
-    (errors.Conflict, 409),
-    (errors.RateLimited, 429),
-    (errors.ProviderFailure, 502),
-]
-
-
-def status_of(error: errors.SekishoError) -> int:
-    return next((status for kind, status in STATUS if isinstance(error, kind)), 400)
 
 
 @dataclass(frozen=True)
