@@ -1,7 +1,12 @@
-"""Screenshots of every page, taken in the real browser; the README and docs show them."""
+"""Screenshots of every page, taken in the real browser; the README and docs show them.
+
+They go to a temporary folder, so a test run leaves the tree as it was; `make screenshots`
+sets SEKISHO_SCREENSHOTS to write them to docs/screenshots.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +18,6 @@ from sekisho.clock import ManualClock
 from sekisho.services.core import Core
 from sekisho.store.tables import UserRow
 
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 LAPTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
 FIXED_SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
@@ -21,10 +25,17 @@ FIXED_SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 
-def shoot(page: Page, name: str, *, full: bool = True) -> None:
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("SEKISHO_SCREENSHOTS") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def shoot(page: Page, folder: Path, name: str, *, full: bool = True) -> None:
     page.wait_for_load_state("networkidle")
     page.evaluate("document.activeElement && document.activeElement.blur()")
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full, animations="disabled")
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=full, animations="disabled")
 
 
 def test_screenshots_of_every_page(
@@ -33,8 +44,8 @@ def test_screenshots_of_every_page(
     codes: Codes,
     open_browser: Callable[..., Page],
     sign_in_browser: Callable[..., Page],
+    shots: Path,
 ) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
     story = seed_story(core, clock)
 
     # A fixed TOTP seed for the QR screenshot, so the picture is the same on every run.
@@ -45,17 +56,17 @@ def test_screenshots_of_every_page(
 
     guest = open_browser(viewport=LAPTOP)
     guest.goto("/signin")
-    shoot(guest, "signin", full=False)
+    shoot(guest, shots, "signin", full=False)
     guest.get_by_label("User name").fill("auditor01")
     guest.get_by_label("Password").fill(codes.password("auditor01"))
     guest.get_by_role("button", name="Sign in").click()
     guest.get_by_role("heading", name="Set up your authenticator").wait_for()
-    shoot(guest, "first-sign-in-qr", full=False)
+    shoot(guest, shots, "first-sign-in-qr", full=False)
 
     member = sign_in_browser("member01", viewport=LAPTOP)
-    shoot(member, "my-requests")
+    shoot(member, shots, "my-requests")
     member.goto("/requests/new")
-    shoot(member, "new-request")
+    shoot(member, shots, "new-request")
     member.get_by_label("Target").fill("payment admin console")
     member.get_by_label("Change content").fill("rotate the merchant API key")
     member.get_by_label("Rollback plan").fill("restore the previous key")
@@ -65,33 +76,33 @@ def test_screenshots_of_every_page(
     member.get_by_label("End", exact=True).fill("2026-11-30T09:00")
     member.get_by_role("button", name="File request").click()
     member.locator(".form-summary").wait_for()
-    shoot(member, "new-request-errors")
+    shoot(member, shots, "new-request-errors")
     member.goto(f"/requests/{story['current']}")
-    shoot(member, "request")
+    shoot(member, shots, "request")
     member.goto("/access")
-    shoot(member, "access-now")
+    shoot(member, shots, "access-now")
 
     phone = sign_in_browser("member01", viewport=PHONE, is_mobile=True, has_touch=True)
     phone.goto(f"/requests/{story['current']}")
-    shoot(phone, "request-phone")
+    shoot(phone, shots, "request-phone")
 
     leader = sign_in_browser("leader01", viewport=LAPTOP)
     leader.goto("/requests/to-approve")
-    shoot(leader, "to-approve")
+    shoot(leader, shots, "to-approve")
     leader.goto(f"/requests/{story['waiting']}")
-    shoot(leader, "request-to-decide")
+    shoot(leader, shots, "request-to-decide")
 
     admin = sign_in_browser("admin01", viewport=LAPTOP)
     admin.goto("/sessions")
-    shoot(admin, "sessions")
+    shoot(admin, shots, "sessions")
     admin.goto("/audit")
     admin.locator(".verify-ok").wait_for()
-    shoot(admin, "audit", full=False)
+    shoot(admin, shots, "audit", full=False)
     admin.goto("/model")
-    shoot(admin, "model")
-    admin.locator("figure.picture").screenshot(path=str(SHOTS / "model-picture.png"))
+    shoot(admin, shots, "model")
+    admin.locator("figure.picture").screenshot(path=str(shots / "model-picture.png"))
 
-    assert {p.stem for p in SHOTS.glob("*.png")} >= {
+    assert {p.stem for p in shots.glob("*.png")} >= {
         "signin",
         "first-sign-in-qr",
         "my-requests",
