@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sekisho.clock import ManualClock
 from sekisho.domain.grants import EndReason
 from sekisho.gateway import pki, protocol
-from sekisho.gateway.client import Forwarder, Refused
+from sekisho.gateway.client import SPARES, Forwarder, Refused
 from sekisho.gateway.server import Gateway, GatewayLimits
 from sekisho.services.core import Core
 from sekisho.store.tables import AuditRow, SessionRow
@@ -451,12 +451,12 @@ def test_standby_connections_carry_new_connections_and_end_with_the_session(
     grant_id = grant(core)
     f, address = start(forwarder)
     assert f.session is not None
-    wait_for(lambda: len(f._spares) == 2)  # ready ahead of need
+    wait_for(lambda: len(f._spares) == SPARES)  # ready ahead of need
     live = gateway.sessions.get(f.session.id)
     assert live is not None
-    wait_for(lambda: len(live._standby) == 2)
+    wait_for(lambda: len(live._standby) == SPARES)
     talk(address).close()  # carried by a standby connection ...
-    wait_for(lambda: len(f._spares) == 2)  # ... which is replaced
+    wait_for(lambda: len(f._spares) == SPARES)  # ... which is replaced
     core.grants.release(MEMBER, grant_id)
     assert f.wait(5)
     assert f._spares == []

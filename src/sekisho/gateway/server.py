@@ -157,6 +157,9 @@ class Gateway:
         handshaking = True
         try:
             raw.settimeout(protocol.HELLO_TIMEOUT)
+            # Every line the gateway writes is small and answered: without this, a reply
+            # that follows the handshake's last write waits for the peer's delayed ACK (40 ms).
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             tls = self._tls.wrap_socket(raw, server_side=True)
             hello = protocol.read_line(tls)
             self._handshakes.release()
@@ -345,7 +348,6 @@ class Gateway:
             protocol.send_line(tls, protocol.refusal("target-unreachable", reason))
             return
         upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        tls.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         meter, cut = Meter(), Cut()
         try:
             if not live.add(cut, meter):
