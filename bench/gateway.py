@@ -6,8 +6,9 @@ path is set up).
    paths in a rotating order, median of `bulk_runs`.
 2. Connect + first byte: a new TCP connection to the path's local port, one byte sent and
    echoed by the target; interleaved across paths, paced under the gateway's per-address
-   connection rate limit. Probes from this process split sekisho's time into the TLS
-   handshake with the gateway and the gateway's authorisation of a forwarded connection.
+   connection rate limit. Probes from this process, made the way `sekisho forward` makes its
+   connections (a standby connection readied ahead of need, then `go`), split sekisho's time
+   into what is done ahead of need and what is on the path.
 3. Revocation lag: a session streams at full speed when its grant ends (TTL) or is revoked or
    released over the API; the lag is from the end instant (or the call) to the last byte
    received through the tunnel. The peer is the floor on this machine, measured in this
@@ -37,6 +38,7 @@ from bench.report import Section, Table
 from bench.stats import Summary, fmt, fmt_ratio, median, percentile, ratio
 from bench.target import source_request
 from sekisho.gateway import protocol
+from sekisho.gateway.client import SPARES
 from sekisho.gateway.pki import client_context
 from sekisho.gateway.relay import BUFFER
 from sekisho.gateway.server import GatewayLimits
@@ -67,7 +69,7 @@ class GatewayPlan:
     bulk_runs: int
     warmup_bytes: int
     connects: int  # connect + first byte, per path
-    probe_every: int  # a breakdown probe pair every so many rounds
+    probe_every: int  # a breakdown probe every so many rounds
     revocations: int  # per kind: TTL, and revoke/release alternating
     ttl: str  # the short grants' duration
     floor_runs: int
@@ -141,9 +143,8 @@ class BulkResult:
 @dataclass
 class LatencyResult:
     ms: dict[str, list[float]] = field(default_factory=dict)
-    tls_only_ms: list[float] = field(default_factory=list)  # TCP connect + TLS handshake
-    handshake_ms: list[float] = field(default_factory=list)  # same, in the full probe
-    authorise_ms: list[float] = field(default_factory=list)  # connect hello -> ok
+    ready_ms: list[float] = field(default_factory=list)  # TCP + TLS + standby hello -> ok
+    authorise_ms: list[float] = field(default_factory=list)  # go -> ok
     echo_ms: list[float] = field(default_factory=list)  # first byte round trip after ok
     failures: dict[str, int] = field(default_factory=dict)
 
@@ -344,7 +345,7 @@ class Probe:
         self._address = ("127.0.0.1", sekisho.gateway_port)
         self._hello = {
             "v": protocol.VERSION,
-            "op": "connect",
+            "op": "standby",
             "token": login.token,
             "session": forward.session,
         }
@@ -358,19 +359,17 @@ class Probe:
             found = tls.cipher()
         return found[0] if found else "?"
 
-    def tls_only(self) -> float:
-        t0 = time.perf_counter()
-        tls = self._handshake()
-        elapsed = time.perf_counter() - t0
-        tls.close()
-        return elapsed * 1000
-
     def connect(self) -> tuple[float, float, float]:
-        """(TCP + TLS handshake, connect hello -> ok, first byte round trip) in ms."""
+        """As `sekisho forward` does: (TCP + TLS + standby hello -> ok, ahead of need; then
+        go -> ok; then the first byte round trip), in ms."""
         t0 = time.perf_counter()
         with self._handshake() as tls:
-            t1 = time.perf_counter()
             protocol.send_line(tls, self._hello)
+            ready = protocol.read_line(tls)
+            t1 = time.perf_counter()
+            if not ready.get("standby"):
+                raise ConnectionError(f"the gateway refused the probe's standby: {ready}")
+            protocol.send_line(tls, {"op": "go"})
             reply = protocol.read_line(tls)
             t2 = time.perf_counter()
             if not reply.get("ok"):
@@ -387,7 +386,7 @@ def latency(
     plan: GatewayPlan, routes: dict[str, Route], probe: Probe, result: LatencyResult
 ) -> None:
     names = [n for n in routes if n != SOCAT_BIG]  # same relay as socat for a connect
-    per_round = 1 + 2 / plan.probe_every  # gateway connections per round
+    per_round = 1 + 1 / plan.probe_every  # gateway connections per round
     period = per_round / GATEWAY_RATE
     for name in names:  # warm up each path (and the gateway's caches)
         for _ in range(5):
@@ -403,12 +402,11 @@ def latency(
                 result.failures[name] = result.failures.get(name, 0) + 1
         if i % plan.probe_every == 0:
             try:
-                result.tls_only_ms.append(probe.tls_only())
-                handshake, authorise, echo = probe.connect()
+                ready, authorise, echo = probe.connect()
             except (OSError, protocol.ProtocolError):
                 result.failures["probe"] = result.failures.get("probe", 0) + 1
             else:
-                result.handshake_ms.append(handshake)
+                result.ready_ms.append(ready)
                 result.authorise_ms.append(authorise)
                 result.echo_ms.append(echo)
         next_round += period
@@ -817,29 +815,32 @@ def latency_section(result: GatewayResult) -> Section:
         ]
     )
     sek50 = percentile(sek, 50)
+    if r.ready_ms:
+        s = Summary.of(r.ready_ms)
+        parts.add(
+            "ahead of need, off the path: TCP connect, TLS 1.3 handshake, `standby` hello -> ok "
+            "(token, session)",
+            str(s.n),
+            _ms(s.p50),
+            _ms(s.p99),
+            "-",
+        )
     steps = [
-        ("TCP connect + TLS 1.3 handshake with the gateway (alone)", r.tls_only_ms),
-        ("TCP connect + TLS handshake (in the full probe)", r.handshake_ms),
         (
-            "the gateway's authorisation: `connect` hello -> ok (token, rate limits, access "
-            "decision, model lookup, connect to the target)",
+            "on the path: `go` -> ok (rate limits, access decision, connect to the target)",
             r.authorise_ms,
         ),
-        ("first byte round trip inside the tunnel", r.echo_ms),
+        ("on the path: first byte round trip inside the tunnel", r.echo_ms),
     ]
     for label, values in steps:
         if values:
             s = Summary.of(values)
             parts.add(label, str(s.n), _ms(s.p50), _ms(s.p99), f"{ratio(s.p50, sek50):.0%}")
-    if r.handshake_ms:
-        probe = (
-            percentile(r.handshake_ms, 50)
-            + percentile(r.authorise_ms, 50)
-            + percentile(r.echo_ms, 50)
-        )
+    if r.authorise_ms and r.echo_ms:
+        probe = percentile(r.authorise_ms, 50) + percentile(r.echo_ms, 50)
         parts.add(
-            "rest: `sekisho forward` (accept, a thread, the local hop) and the client's own "
-            "connect, by difference of p50s",
+            "rest: `sekisho forward` (accept, a thread, taking a standby connection, the local "
+            "hop) and the client's own connect, by difference of p50s",
             "-",
             _ms(sek50 - probe),
             "-",
@@ -859,15 +860,17 @@ def latency_section(result: GatewayResult) -> Section:
         )
     notes = [
         f"{plan.connects} rounds; each round opens one connection through every path (in "
-        "rotating order), sends one byte and waits for the target's echo, then closes. A pair "
-        f"of probes runs every {plan.probe_every} rounds. Rounds are paced so the gateway sees "
+        "rotating order), sends one byte and waits for the target's echo, then closes. One "
+        f"probe runs every {plan.probe_every} rounds. Rounds are paced so the gateway sees "
         f"at most {GATEWAY_RATE:.0f} new connections a second from 127.0.0.1, under its "
         f"per-address limit ({GatewayLimits().new_connections_per_ip:g}/s, burst "
         f"{GatewayLimits().new_connections_burst:g}); the other paths get the same pace.",
         "`ssh -L` and socat carry a new connection over what already exists (a new channel in "
-        "the authenticated ssh connection; a fork), while the gateway authorises every "
-        "forwarded connection afresh over its own TLS connection: a TCP + TLS handshake, then "
-        "the token, the access decision and the target's address, before the first byte.",
+        "the authenticated ssh connection; a fork). The gateway authorises every forwarded "
+        "connection afresh on its own TLS connection; `sekisho forward` keeps "
+        f"{SPARES} of those ready (handshake and session check done ahead of need), so a new "
+        "connection waits for the access decision, the connect to the target and two relay "
+        "hops written in Python.",
     ]
     failed = ", ".join(f"{k}: {v}" for k, v in r.failures.items() if v)
     if failed:
