@@ -16,10 +16,11 @@ from sqlalchemy import func, select
 from web_support import csrf_of, seed_story
 
 from sekisho.clock import ManualClock
+from sekisho.domain.actor import Actor
 from sekisho.services.core import Core
 from sekisho.store.tables import AuditRow, GrantRow, RequestRow
 from sekisho.web import audit_export, request_link
-from support import INFO, LEADER, MEMBER, draft
+from support import ADMIN, EXAMPLE_TEXT, INFO, LEADER, MEMBER, draft
 
 SignIn = Callable[[str], TestClient]
 
@@ -181,6 +182,38 @@ def test_approving_rejecting_and_cancelling_follow_the_rules(sign_in: SignIn, co
     late = post(sign_in("leader02"), f"{page}/approve", page, comment="me too")
     assert late.status_code == 409
     assert "already succeeded" in late.text
+
+
+def test_the_decide_buttons_follow_the_workflow_s_rules_level_by_level(
+    sign_in: SignIn, core: Core
+) -> None:
+    two_approvals = EXAMPLE_TEXT.replace(
+        "      - approvers: ChangeApprovalGroup\n        min_approvals: 1\n    max_duration: 8h",
+        "      - approvers: ChangeApprovalGroup\n        min_approvals: 2\n    max_duration: 8h",
+        1,
+    ).replace(  # a leader's own request still has two approvers to go to
+        "    description: Approves production work (the seed's ScrumMasterGroup)\n"
+        "    members: [leader01, leader02]",
+        "    description: Approves production work (the seed's ScrumMasterGroup)\n"
+        "    members: [leader01, leader02, admin01]",
+    )
+    assert "min_approvals: 2" in two_approvals
+    assert "leader02, admin01]" in two_approvals
+    core.models.load(two_approvals, "two-approvals.yaml", ADMIN)
+    request_id = core.workflow.file(MEMBER, draft()).id
+    page = f"/requests/{request_id}"
+    approve_form = f'action="/requests/{request_id}/approve"'
+    leader01, leader02 = sign_in("leader01"), sign_in("leader02")
+    assert approve_form in leader01.get(page).text
+    assert approve_form in leader02.get(page).text
+
+    core.workflow.approve(LEADER, request_id, "one of two")
+    assert approve_form not in leader01.get(page).text  # each person decides once
+    assert post(leader01, f"{page}/approve", page, comment="again").status_code == 409
+    assert approve_form in leader02.get(page).text  # the level still waits for a second
+
+    core.workflow.approve(Actor("leader02", "test"), request_id, "two of two")
+    assert approve_form not in leader02.get(page).text  # nothing waits any more
 
 
 def test_the_holder_releases_their_own_grant(sign_in: SignIn, core: Core) -> None:

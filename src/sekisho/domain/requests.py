@@ -79,6 +79,36 @@ def approvals_at(level: int, decisions: Sequence[RecordedDecision]) -> int:
     return sum(1 for d in decisions if d.level == level and d.decision is Decision.APPROVE)
 
 
+def may_decide(
+    *,
+    template: Template,
+    status: RequestStatus,
+    level: int,
+    requester: str,
+    subject: str,
+    approver: str,
+    approver_groups: frozenset[str],
+    decisions: Sequence[RecordedDecision],
+) -> bool:
+    """Whether `approver` may approve or reject now: `decide`'s rules, asked ahead (for a
+    page's buttons). Reject and approve share every rule but the outcome."""
+    try:
+        decide(
+            template=template,
+            status=status,
+            level=level,
+            requester=requester,
+            subject=subject,
+            approver=approver,
+            approver_groups=approver_groups,
+            decisions=decisions,
+            decision=Decision.APPROVE,
+        )
+    except (AlreadyDecided, SelfApproval, NotApprover):
+        return False
+    return True
+
+
 def decide(
     *,
     template: Template,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sekisho.domain.access import AccessModel, Template, TemplateAction
-from sekisho.domain.requests import RequestStatus
+from sekisho.domain.requests import Decision, RecordedDecision, RequestStatus, may_decide
 from sekisho.services.views import GrantView, RequestView
 from sekisho.web.session import WebUser
 
@@ -23,22 +23,36 @@ class RequestActions:
         return self.decide or self.cancel or self.release or self.revoke
 
 
-def request_actions(user: WebUser, view: RequestView, now: datetime) -> RequestActions:
+def request_actions(
+    user: WebUser, view: RequestView, template: Template | None, now: datetime
+) -> RequestActions:
     pending = view.status == RequestStatus.PENDING_APPROVAL and now < view.decide_by
-    waiting = next((level for level in view.levels if level.state == "waiting"), None)
-    decided = {d.approver for d in view.decisions}
-    decide = (
-        pending
-        and waiting is not None
-        and waiting.approvers in user.standing_groups
-        and user.name not in (view.requester, view.user)  # nobody approves their own
-        and user.name not in decided
-    )
     return RequestActions(
-        decide=decide,
+        decide=pending and _may_decide(user, view, template),
         cancel=pending and user.name == view.requester,
         release=grant_releasable(user, view.grant),
         revoke=grant_revocable(user, view.grant),
+    )
+
+
+def _may_decide(user: WebUser, view: RequestView, template: Template | None) -> bool:
+    """The workflow's own rule (`domain.requests.decide`), on what the page shows."""
+    waiting = next((level for level in view.levels if level.state == "waiting"), None)
+    if template is None or waiting is None or waiting.level > len(template.approval):
+        return False  # nothing waits, or the template changed: the workflow refuses
+    decisions = [
+        RecordedDecision(d.level - 1, d.approver, Decision(d.decision), d.comment, d.at)
+        for d in view.decisions
+    ]
+    return may_decide(
+        template=template,
+        status=RequestStatus(view.status),
+        level=waiting.level - 1,  # LevelView counts from 1
+        requester=view.requester,
+        subject=view.user,
+        approver=user.name,
+        approver_groups=user.standing_groups,
+        decisions=decisions,
     )
 
 

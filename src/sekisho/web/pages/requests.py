@@ -194,7 +194,7 @@ def detail_page(
         "request.html",
         user,
         status=status,
-        actions=permissions.request_actions(user, view, core.now()),
+        actions=permissions.request_actions(user, view, template, core.now()),
         link=request_link(core.settings.public_url, view.id),
         titles=_section_titles(view, template),
         failed=failed,
