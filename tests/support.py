@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyotp
+import uvicorn
 from argon2 import PasswordHasher
+from fastapi import FastAPI
 
 from sekisho.domain.actor import Actor
 from sekisho.services.core import Core
@@ -73,3 +80,31 @@ class People:
 
     def headers(self, name: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(name)}"}
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 now (the tests only ever listen there)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextmanager
+def serving(app: FastAPI) -> Iterator[str]:
+    """`app` on a real socket, as `sekisho serve` runs it; yields its base URL."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error")
+    instance = uvicorn.Server(config)
+    thread = threading.Thread(target=instance.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not instance.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        instance.should_exit = True
+        thread.join(timeout=10)

@@ -9,7 +9,6 @@ on, so every call (sekisho's and the people's) is judged by those policies.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -32,18 +31,11 @@ from sekisho.providers.select import ProviderFromModel
 from sekisho.services.core import Core
 from sekisho.services.secretbox import SecretBox
 from sekisho.store.db import Database
-from support import CHEAP_HASHER, EXAMPLE_TEXT
+from support import CHEAP_HASHER, EXAMPLE_TEXT, free_port
 
 ACCOUNT = "123456789012"  # moto's account: every account of the model lives in it here
 REGION = "us-east-1"
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Moto:

@@ -31,13 +31,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from sekisho.gateway.pki import ensure_ca, issue_certificate, server_context
 from sekisho.notify.webhook import InvalidSignature, verify
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from support import free_port
 
 
 def wait_for(predicate: Any, seconds: float = 10.0, what: str = "condition") -> None:

@@ -2,14 +2,10 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page
 from web_support import Codes, csrf_of
@@ -18,7 +14,7 @@ from sekisho.api.app import create_app
 from sekisho.clock import ManualClock
 from sekisho.server import build_app
 from sekisho.services.core import Core
-from support import People
+from support import People, serving
 
 
 @pytest.fixture
@@ -104,31 +100,11 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def server(core: Core) -> Iterator[str]:
     """`sekisho serve`'s app on a real socket; the tests run the sweeper themselves."""
-    port = _free_port()
-    config = uvicorn.Config(
-        build_app(core, scheduler=False), host="127.0.0.1", port=port, log_level="error"
-    )
-    instance = uvicorn.Server(config)
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not instance.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{port}"
-    instance.should_exit = True
-    thread.join(timeout=10)
+    with serving(build_app(core, scheduler=False)) as url:
+        yield url
 
 
 def _console_problem(message: ConsoleMessage, problems: list[str]) -> None:
