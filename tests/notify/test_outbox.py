@@ -426,3 +426,15 @@ def test_the_test_message_needs_a_known_channel(routed: Core) -> None:
         routed.outbox.test("nope")
     ids = routed.outbox.test("mail")
     assert [r.recipient for r in rows(routed) if r.id in ids] == ["admin01@example.com"]
+
+
+def test_a_test_address_that_could_smuggle_a_header_or_a_recipient_is_refused(
+    routed: Core,
+) -> None:
+    before = len(rows(routed))
+    smuggled = ("a@example.com\r\nBcc: x@evil.example", "a@example.com, x@evil.example")
+    for address in (*smuggled, "nobody"):
+        with pytest.raises(InvalidInput) as refused:
+            routed.outbox.test("mail", [address])
+        assert refused.value.problems[0].rule == "email_format"
+    assert len(rows(routed)) == before  # nothing queued

@@ -10,6 +10,11 @@ from sekisho.domain.errors import InvalidInput
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}")
 ROLE_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}/[A-Za-z0-9][A-Za-z0-9._+=,@-]{0,63}")
 
+# Deliberately loose (local part, @, a host name) but with no room for spaces, line breaks or
+# a second address: what a mail header and an SMTP RCPT can carry safely.
+_EMAIL = re.compile(r"[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+EMAIL_MAX = 254
+
 SHORT_TEXT = 200
 LONG_TEXT = 4000
 
@@ -43,4 +48,14 @@ def check_name(field: str, value: str) -> str:
             "name_format",
             f"{value[:40]!r} is not a name: letters, digits and ._@+- only, up to 128",
         )
+    return value
+
+
+def is_email(value: str) -> bool:
+    return len(value) <= EMAIL_MAX and _EMAIL.fullmatch(value) is not None
+
+
+def check_email(field: str, value: str) -> str:
+    if not is_email(value):
+        raise InvalidInput.one(field, "email_format", f"{value[:60]!r} is not an e-mail address")
     return value

@@ -19,7 +19,14 @@ from pydantic_core import PydanticCustomError
 
 from sekisho.domain.access import NotifyEvent
 from sekisho.domain.errors import InvalidInput
-from sekisho.domain.text import LONG_TEXT, ROLE_REF, SHORT_TEXT, check_name, check_text
+from sekisho.domain.text import (
+    LONG_TEXT,
+    ROLE_REF,
+    SHORT_TEXT,
+    check_name,
+    check_text,
+    is_email,
+)
 from sekisho.domain.timespec import format_duration, parse_duration, zone
 
 T = TypeVar("T")
@@ -30,7 +37,6 @@ ROLE_SESSION_MAX = timedelta(hours=12)
 
 _AWS_ACCOUNT_ID = re.compile(r"\d{12}")
 _DNS_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
-_EMAIL = re.compile(r"[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 
 
 def rule_error(rule: str, message: str) -> PydanticCustomError:
@@ -165,7 +171,7 @@ def _port(value: int) -> int:
 
 
 def _email(value: str) -> str:
-    if len(value) > 254 or not _EMAIL.fullmatch(value):
+    if not is_email(value):
         raise rule_error("email_format", f"{value[:60]!r} is not an e-mail address")
     return value
 

@@ -29,6 +29,7 @@ from sekisho.domain.actor import Actor
 from sekisho.domain.errors import NotFound
 from sekisho.domain.grants import EndReason, GrantStatus
 from sekisho.domain.requests import RequestStatus
+from sekisho.domain.text import check_email
 from sekisho.domain.timespec import format_duration, iso
 from sekisho.notify.message import Message
 from sekisho.services import policy
@@ -422,6 +423,7 @@ class OutboxService:
     def test(self, channel_name: str, to: list[str] | None = None) -> list[int]:
         """Queue a test message for one channel (ignoring routes); return the outbox ids."""
         core = self._core
+        given = [check_email("to", address) for address in to or []]
         with core.db.write() as s:
             model = self._model(s)
             channel = model.notifications.channel(channel_name)
@@ -442,7 +444,7 @@ class OutboxService:
             )
             addresses: list[str | None] = [None]
             if channel.personal:
-                addresses = list(to or [])
+                addresses = list(given)
                 if not addresses:
                     emails = (model.user(a) for a in model.admins())
                     addresses = [u.email for u in emails if u is not None and u.email]
