@@ -111,3 +111,8 @@ def parse_ttl_tag(value: str, tz: ZoneInfo) -> datetime | None:
         return parse_instant(value, "tag", tz)
     except InvalidInput:
         return None
+
+
+def backoff(attempts: int, first: timedelta, most: timedelta) -> timedelta:
+    """The wait before retry number `attempts` (1, 2, ...): `first`, doubling, at most `most`."""
+    return min(first * (1 << min(max(attempts, 1) - 1, 20)), most)

@@ -35,6 +35,7 @@ import structlog
 from sqlalchemy import Table, bindparam, delete, func, or_, select, update
 
 from sekisho.domain.access import Channel
+from sekisho.domain.timespec import backoff
 from sekisho.notify.base import Delivery, DeliveryFailed, Sender
 from sekisho.notify.channels import open_sender
 from sekisho.notify.message import Message
@@ -333,7 +334,7 @@ class Dispatcher:
                 retry = now + settings.notify_retry_first
                 report.gave_up.append(row.id)
             else:
-                row.next_at = retry = now + _backoff(
+                row.next_at = retry = now + backoff(
                     row.attempts, settings.notify_retry_first, settings.notify_retry_max
                 )
                 report.failed[row.id] = error
@@ -412,7 +413,3 @@ def _close(sender: Sender) -> None:
         sender.close()
     except Exception:
         log.exception("closing a notification sender failed")
-
-
-def _backoff(attempts: int, first: timedelta, most: timedelta) -> timedelta:
-    return min(first * (1 << min(max(attempts, 1) - 1, 20)), most)

@@ -19,7 +19,7 @@ from sekisho.domain.actor import Actor
 from sekisho.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, ProviderFailure
 from sekisho.domain.grants import EndReason, GrantStatus, ended_status
 from sekisho.domain.text import LONG_TEXT, check_text
-from sekisho.domain.timespec import iso
+from sekisho.domain.timespec import backoff, iso
 from sekisho.services import membership, policy, timeline
 from sekisho.services.audit import AuditEvent
 from sekisho.services.membership import StepOutcome
@@ -270,8 +270,7 @@ class GrantService:
 
     def _backoff(self, attempts: int) -> timedelta:
         settings = self._core.settings
-        first = settings.end_retry_first
-        return min(first * (1 << min(attempts - 1, 20)), settings.end_retry_max)
+        return backoff(attempts, settings.end_retry_first, settings.end_retry_max)
 
     def due(self, now: datetime, limit: int = 500) -> tuple[list[int], list[int]]:
         """Grants whose end has come (to expire) and stuck endings whose retry is due."""
