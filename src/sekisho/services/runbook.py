@@ -18,11 +18,12 @@ from sqlalchemy.orm import Session
 from sekisho.domain.access import TemplateAction
 from sekisho.domain.actor import Actor
 from sekisho.domain.grants import EndReason, GrantStatus
-from sekisho.domain.requests import RequestStatus, check_transition
+from sekisho.domain.requests import RequestStatus
 from sekisho.domain.timespec import iso
 from sekisho.services import membership, timeline
 from sekisho.services.audit import AuditEvent
 from sekisho.services.membership import StepOutcome
+from sekisho.services.request_state import move
 from sekisho.store.tables import GrantRow, RequestRow
 
 if TYPE_CHECKING:
@@ -83,8 +84,7 @@ class RunbookService:
         action = TemplateAction(row.action)
         if action is TemplateAction.GRANT and row.start_at and row.start_at > now:
             if status is not RequestStatus.SCHEDULED:
-                check_transition(status, RequestStatus.SCHEDULED)
-                row.status, row.updated_at = RequestStatus.SCHEDULED, now
+                move(row, RequestStatus.SCHEDULED, now)
                 timeline.note(
                     s,
                     row.id,
@@ -106,8 +106,7 @@ class RunbookService:
             row.runner_until = now + core.settings.runbook_lease
             return Job(row.id, action, row.subject, row.group_name, existing.id, rollback=True)
         if action is TemplateAction.GRANT and too_late:
-            check_transition(status, RequestStatus.FAILED)
-            row.status, row.updated_at = RequestStatus.FAILED, now
+            move(row, RequestStatus.FAILED, now)
             timeline.note(
                 s,
                 row.id,
@@ -122,8 +121,7 @@ class RunbookService:
                 s, row, ok=False, detail="the end time passed before the runbook could run"
             )
             return None
-        check_transition(status, RequestStatus.IN_PROGRESS)
-        row.status, row.updated_at = RequestStatus.IN_PROGRESS, now
+        move(row, RequestStatus.IN_PROGRESS, now)
         row.runner_until = now + core.settings.runbook_lease
         grant_id = None
         if action is TemplateAction.GRANT:
@@ -212,8 +210,8 @@ class RunbookService:
             grant = s.get_one(GrantRow, job.grant_id)
             row = s.get_one(RequestRow, job.request_id)
             grant.status, grant.activated_at = GrantStatus.ACTIVE, now
-            check_transition(RequestStatus(row.status), RequestStatus.SUCCEEDED)
-            row.status, row.updated_at, row.runner_until = RequestStatus.SUCCEEDED, now, None
+            move(row, RequestStatus.SUCCEEDED, now)
+            row.runner_until = None
             timeline.note(
                 s,
                 row.id,
@@ -255,8 +253,8 @@ class RunbookService:
         now = core.now()
         with core.db.write() as s:
             row = s.get_one(RequestRow, job.request_id)
-            check_transition(RequestStatus(row.status), RequestStatus.FAILED)
-            row.status, row.updated_at, row.runner_until = RequestStatus.FAILED, now, None
+            move(row, RequestStatus.FAILED, now)
+            row.runner_until = None
             undo = (
                 "rolled back"
                 if rolled_back
@@ -300,7 +298,8 @@ class RunbookService:
             row = s.get_one(RequestRow, job.request_id)
             done = not result.pending
             new = RequestStatus.SUCCEEDED if done else RequestStatus.FAILED
-            row.status, row.updated_at, row.runner_until = new, now, None
+            move(row, new, now)
+            row.runner_until = None
             if done:
                 message = f"removed {job.user} from {job.group} ({len(result.ended)} grant(s))"
             else:

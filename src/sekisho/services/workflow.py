@@ -27,12 +27,12 @@ from sekisho.domain.requests import (
     Decision,
     RecordedDecision,
     RequestStatus,
-    check_transition,
     decide,
 )
 from sekisho.domain.text import LONG_TEXT, SHORT_TEXT, check_text
 from sekisho.services import policy, timeline
 from sekisho.services.audit import AuditEvent
+from sekisho.services.request_state import move
 from sekisho.services.views import RequestSummary, RequestView
 from sekisho.store.tables import DecisionRow, GrantRow, RequestRow, TimelineRow
 
@@ -129,7 +129,7 @@ class WorkflowService:
             core.outbox.request_filed(s, model, row)
             job = None
             if template.auto_approve:
-                row.status = RequestStatus.APPROVED
+                move(row, RequestStatus.APPROVED, now)
                 timeline.note(s, row.id, now, "approved", "sekisho", "auto-approved by template")
                 core.audit(s, self._event("request.approved", Actor.system("workflow"), row))
                 job = core.runbook.claim(s, row)
@@ -383,9 +383,9 @@ class WorkflowService:
             timeline.note(
                 s, row.id, now, verb, actor.name, f"{verb} at level {decided_level}{said}"
             )
-            if outcome.new_status is not status:
-                check_transition(status, outcome.new_status)
-            row.status, row.level, row.updated_at = outcome.new_status, outcome.new_level, now
+            if outcome.new_status is not status:  # a level passed, the request stays pending
+                move(row, outcome.new_status, now)
+            row.level, row.updated_at = outcome.new_level, now
             if outcome.new_status is RequestStatus.APPROVED:
                 timeline.note(s, row.id, now, "approved", "sekisho", "all approval levels passed")
             core.audit(
@@ -417,7 +417,7 @@ class WorkflowService:
             status = RequestStatus(row.status)
             if status is not RequestStatus.PENDING_APPROVAL:
                 raise Conflict(f"request #{row.id} is {status.value}; only pending ones cancel")
-            row.status, row.updated_at = RequestStatus.CANCELLED, now
+            move(row, RequestStatus.CANCELLED, now)
             timeline.note(s, row.id, now, "cancelled", actor.name, "cancelled by the requester")
             core.audit(s, self._event("request.cancelled", actor, row))
             core.outbox.request_closed(s, row, "cancelled")
@@ -432,7 +432,7 @@ class WorkflowService:
             row = self._lock(s, request_id)
             if row.status != RequestStatus.PENDING_APPROVAL or now < row.decide_by:
                 return False
-            row.status, row.updated_at = RequestStatus.EXPIRED_UNAPPROVED, now
+            move(row, RequestStatus.EXPIRED_UNAPPROVED, now)
             timeline.note(
                 s, row.id, now, "expired", "sekisho", "nobody decided before the deadline"
             )
