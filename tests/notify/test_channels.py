@@ -120,6 +120,17 @@ def test_a_webhook_url_from_the_environment_never_shows_in_an_error() -> None:
     assert "zzz9" not in str(failed.value)
 
 
+def test_a_malformed_secret_url_fails_as_a_delivery_without_showing_it() -> None:
+    for url in (
+        "https://hooks.example.com/T0K\x00EN-abc",
+        "https://" + "a" * 70 + ".com/T0KEN-abc",
+    ):
+        sender = open_sender(Channel("team", ChannelType.SLACK, url_env="U"), {"U": url})
+        with pytest.raises(DeliveryFailed) as failed:  # not another exception, logged whole
+            sender.send(delivery())
+        assert "T0K" not in str(failed.value)
+
+
 # -- Slack --------------------------------------------------------------------------------------
 
 

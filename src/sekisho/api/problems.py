@@ -15,6 +15,11 @@ from sekisho.domain import errors
 log = structlog.get_logger(__name__)
 
 MEDIA_TYPE = "application/problem+json"
+# No promise that nothing changed: the error may come after a transaction committed.
+UNEXPECTED = (
+    "sekisho hit an unexpected error. Anything it saved before the error stands: look again "
+    "before you retry. The server log has details."
+)
 
 STATUS: list[tuple[type[errors.SekishoError], int]] = [
     (errors.InvalidInput, 422),
@@ -108,7 +113,6 @@ def install(app: FastAPI) -> None:
             500,
             "internal-error",
             "Internal error",
-            "sekisho hit an unexpected error; nothing was changed by the failed step. "
-            "The server log has details.",
+            UNEXPECTED,
             request.url.path,
         )

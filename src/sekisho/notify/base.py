@@ -101,6 +101,8 @@ class HttpPoster:
             raise DeliveryFailed("timed out") from None
         except httpx.HTTPError as exc:
             raise DeliveryFailed(redact(f"{type(exc).__name__}: {exc}", self._secrets)) from None
+        except (httpx.InvalidURL, UnicodeError):  # not HTTPErrors; their text may quote the URL
+            raise DeliveryFailed("the channel's URL is not a valid URL") from None
 
     def close(self) -> None:
         self._client.close()

@@ -16,7 +16,7 @@ import structlog
 from fastapi import Request, Response
 from fastapi.responses import RedirectResponse
 
-from sekisho.api.problems import status_of  # one mapping of errors to statuses
+from sekisho.api.problems import UNEXPECTED, status_of  # one mapping, one wording
 from sekisho.domain import errors
 from sekisho.domain.errors import FieldProblem
 from sekisho.web import render
@@ -120,8 +120,7 @@ def unexpected(request: Request, error: Exception) -> Response:
     return message_page(
         request,
         "Something went wrong",
-        "sekisho hit an unexpected error; nothing was changed by the failed step. "
-        "The server log has details.",
+        UNEXPECTED,
         500,
         "internal-error",
     )
