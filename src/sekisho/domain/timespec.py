@@ -94,11 +94,6 @@ def format_duration(delta: timedelta) -> str:
     return "".join(parts)
 
 
-def seed_ttl(at: datetime, tz: ZoneInfo) -> str:
-    """The seed's TTL tag form of `at`, in the model's zone."""
-    return at.astimezone(tz).strftime("%Y%m%d%H%M")
-
-
 def iso(at: datetime) -> str:
     """UTC ISO 8601 with a Z, to the second: the form sekisho writes everywhere."""
     return at.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")

@@ -56,8 +56,3 @@ class Leases:
             row = s.get(LeaseRow, name, with_for_update=True)
             if row is not None and row.holder == self.holder:
                 s.delete(row)
-
-    def holder_of(self, name: str) -> tuple[str, str] | None:
-        with self._core.db.read() as s:
-            row = s.get(LeaseRow, name)
-            return (row.holder, row.expires_at.isoformat()) if row else None
