@@ -336,6 +336,34 @@ def test_a_forwarder_that_vanishes_ends_its_session(
     assert gateway.sessions.all() == []
 
 
+def test_a_forwarder_s_local_address_must_be_an_address(
+    core: Core, gateway: Gateway, people: People, tls_dir: Path
+) -> None:
+    """It is stored on the session and shown to operators: no escapes, no markup."""
+    grant(core)
+    context = pki.client_context(pki.ensure_ca(tls_dir).cert)
+    hello = {
+        "v": 1,
+        "op": "open",
+        "token": people.token("member01"),
+        "target": "prod-admin-console",
+    }
+    for local in ("127.0.0.1:8443\x1b]0;owned\x07", "[red]x[/red]", "a b:1"):
+        with context.wrap_socket(
+            socket.create_connection(gateway.address), server_hostname="localhost"
+        ) as tls:
+            protocol.send_line(tls, {**hello, "local": local})
+            answer = protocol.read_line(tls)
+        assert answer["ok"] is False
+        assert answer["code"] == "bad-request"
+    assert session_rows(core) == []  # nothing recorded
+    with context.wrap_socket(
+        socket.create_connection(gateway.address), server_hostname="localhost"
+    ) as tls:
+        protocol.send_line(tls, {**hello, "local": "[::1]:8443"})
+        assert protocol.read_line(tls)["ok"] is True
+
+
 # -- faults -----------------------------------------------------------------------------------
 
 

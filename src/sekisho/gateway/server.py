@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 import selectors
 import socket
 import ssl
@@ -222,7 +223,7 @@ class Gateway:
             target=target_name,
             token_id=principal.token_id,
             client_addr=source,
-            local_addr=_text(hello, "local", 128, required=False),
+            local_addr=_local_address(hello),
             target_addr=f"{target.host}:{target.port}",
             node=self.node,
             expires_at=expires_at,
@@ -474,4 +475,17 @@ def _text(hello: dict[str, Any], key: str, limit: int, *, required: bool = True)
     value = hello.get(key, "")
     if not isinstance(value, str) or len(value) > limit or (required and not value):
         raise protocol.ProtocolError(f"{key}: a string of at most {limit} characters")
+    return value
+
+
+# host:port as the forwarder names where it listens; an IPv6 host bare or in brackets.
+_LOCAL_ADDRESS = re.compile(r"(?:[A-Za-z0-9.:%_-]{1,120}|\[[0-9A-Fa-f:.]{2,45}\]:[0-9]{1,5})?")
+
+
+def _local_address(hello: dict[str, Any]) -> str:
+    """The forwarder's own claim, stored on the session: an address, never markup or escapes
+    that would reach an operator's terminal or a page."""
+    value = _text(hello, "local", 128, required=False)
+    if not _LOCAL_ADDRESS.fullmatch(value):
+        raise protocol.ProtocolError("local: an address as host:port")
     return value
