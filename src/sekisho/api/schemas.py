@@ -52,6 +52,12 @@ class RevokeBody(Body):
     reason: Text
 
 
+class CredentialsBody(Body):
+    role: Annotated[str, Field(max_length=200, description="ACCOUNT/ROLE")]
+    duration: Annotated[str | None, Field(max_length=20, description="e.g. 1h")] = None
+    console: bool = False
+
+
 class AccessQuery(Body):
     user: Short
     verb: Verb

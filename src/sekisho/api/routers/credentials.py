@@ -1,23 +1,13 @@
 from __future__ import annotations
 
-from typing import Annotated
-
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict, Field
 
 from sekisho.api.deps import ActorDep, CoreDep
+from sekisho.api.schemas import CredentialsBody
 from sekisho.domain.timespec import parse_duration
 from sekisho.services.broker import RoleCredentials
 
 router = APIRouter(tags=["aws"])
-
-
-class CredentialsBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    role: Annotated[str, Field(max_length=200, description="ACCOUNT/ROLE")]
-    duration: Annotated[str | None, Field(max_length=20, description="e.g. 1h")] = None
-    console: bool = False
 
 
 @router.post("/credentials", response_model=RoleCredentials)
