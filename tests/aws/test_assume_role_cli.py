@@ -16,12 +16,12 @@ from urllib.parse import parse_qs, urlparse
 import boto3
 import pytest
 import uvicorn
+from aws_support import REGION, World, aws_model_text
 
-from conftest import REGION, World, aws_model_text, free_port
 from sekisho.domain.actor import Actor
 from sekisho.server import build_app
 from sekisho.services.core import Core
-from support import LEADER, MEMBER, People, draft
+from support import LEADER, MEMBER, People, draft, free_port
 
 BIN = Path(sys.executable).parent
 

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from aws_support import World, aws_model_text, core_on
 
-from conftest import World, aws_model_text, core_on
 from sekisho.clock import ManualClock
 from sekisho.config import Settings
 from sekisho.domain.access import Verb

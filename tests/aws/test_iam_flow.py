@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
+from aws_support import ACCOUNT, REGION, World
 
-from conftest import ACCOUNT, REGION, World
 from sekisho.clock import ManualClock
 from sekisho.domain.errors import Forbidden
 from sekisho.domain.grants import GrantStatus

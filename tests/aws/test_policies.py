@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import aws_model_text
+from aws_support import aws_model_text
+
 from sekisho.model import load_text
 from sekisho.providers.aws_policies import broker_policy, cloudformation, iam_documents
 from support import EXAMPLE_TEXT
