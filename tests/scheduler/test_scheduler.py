@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +13,7 @@ from sekisho.domain.access import Verb
 from sekisho.providers.memory import MemoryProvider
 from sekisho.services.core import Core
 from sekisho.services.lease import SCHEDULER, Leases
+from sekisho.services.reconcile import ReconcileReport
 from sekisho.services.scheduler import Scheduler
 from sekisho.store.tables import GrantRow
 from support import LEADER, MEMBER, draft
@@ -102,6 +104,48 @@ def test_a_provider_outage_at_the_end_is_retried_until_confirmed(
         await task
 
     asyncio.run(scenario())
+
+
+class SlowReconciler:
+    """A reconcile against a big, slow IAM: it takes until the test lets it finish."""
+
+    def __init__(self) -> None:
+        self.started, self.release = threading.Event(), threading.Event()
+
+    def run(self) -> ReconcileReport:
+        self.started.set()
+        if not self.release.wait(timeout=30):
+            raise AssertionError("the test never let the reconcile finish")
+        return ReconcileReport(dry_run=False)
+
+
+def test_a_long_reconcile_holds_up_no_ending_and_no_lease_renewal(
+    core: Core, clock: ManualClock, provider: MemoryProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slow = SlowReconciler()
+    monkeypatch.setattr(core, "reconciler", slow)
+    request = core.workflow.file(MEMBER, draft(duration="30m"))
+    grant = core.workflow.approve(LEADER, request.id, "ok").grant
+    assert grant is not None
+    leases = Leases(core)
+
+    async def scenario() -> None:
+        scheduler = Scheduler(core, leases)
+        task = asyncio.create_task(scheduler.run())
+        await until(slow.started.is_set)  # the start-up reconcile is under way ...
+        clock.advance(timedelta(minutes=30))
+        await until(lambda: grant_status(core, grant.id) == "expired")  # ... and ends go on
+        clock.advance(timedelta(seconds=14))  # past a renewal, within the lease
+        await asyncio.sleep(0.1)
+        clock.advance(timedelta(seconds=14))  # the first lease would have run out by now
+        await asyncio.sleep(0.1)
+        assert not Leases(core).acquire(SCHEDULER, timedelta(seconds=15))  # still renewed
+        slow.release.set()
+        scheduler.stop()
+        await task
+
+    asyncio.run(scenario())
+    assert "member01" not in provider.members("ProdMemberWorkGroup")
 
 
 @pytest.mark.realtime

@@ -38,6 +38,9 @@ class Scheduler:
         self.holding = False
         self._renew_at = core.now()
         self._reconcile_at = core.now()  # once at start-up, then every reconcile_every
+        # A reconcile reads every user at the provider (minutes for a big IAM): it runs
+        # beside the loop, never in it, so endings and lease renewals keep their times.
+        self._reconciling: asyncio.Future[None] | None = None
         self.passes = 0
 
     def stop(self) -> None:
@@ -64,6 +67,8 @@ class Scheduler:
                 await core.clock.wait_until(deadline, self._wake.event)
         finally:
             unsubscribe()
+            if self._reconciling is not None and not self._reconciling.done():
+                await asyncio.wait([self._reconciling])  # a provider call is not interrupted
             if self.holding:
                 await asyncio.to_thread(self._leases.release, SCHEDULER)
 
@@ -90,16 +95,21 @@ class Scheduler:
         if taken or (deadline is not None and deadline <= core.now()):
             await asyncio.to_thread(self._pass)
             deadline = await asyncio.to_thread(core.sweeper.next_deadline)
-        if core.now() >= self._reconcile_at:
-            every = await asyncio.to_thread(self._reconcile)
-            self._reconcile_at = core.now() + every
+        if core.now() >= self._reconcile_at and (
+            self._reconciling is None or self._reconciling.done()
+        ):
+            self._reconcile_at = core.now() + core.models.model().provider.reconcile_every
+            self._reconciling = asyncio.ensure_future(asyncio.to_thread(self._reconcile))
         soonest = min(self._renew_at, self._reconcile_at)
         return min(deadline, soonest) if deadline else soonest
 
-    def _reconcile(self) -> timedelta:
+    def _reconcile(self) -> None:
         """Compare the provider with the grants (drift, hand-made changes); log the outcome."""
-        core = self._core
-        report = core.reconciler.run()
+        try:
+            report = self._core.reconciler.run()
+        except Exception:
+            log.exception("reconcile failed; the next one runs at its time")
+            return
         if not report.clean:
             log.info(
                 "reconcile",
@@ -107,7 +117,6 @@ class Scheduler:
                 failed=len(report.failed),
                 unreadable=sorted(report.unreadable),
             )
-        return core.models.model().provider.reconcile_every
 
     def _pass(self) -> None:
         report = self._core.sweeper.run_due()
