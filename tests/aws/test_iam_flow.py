@@ -8,11 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
-from aws_support import ACCOUNT, REGION, World
+from aws_support import ACCOUNT, REGION, Moto, World
 
 from sekisho.clock import ManualClock
 from sekisho.domain.errors import Forbidden
 from sekisho.domain.grants import GrantStatus
+from sekisho.services.broker import REVOKE_POLICY, _deny_older_sessions
 from sekisho.services.core import Core
 from sekisho.services.reconcile import Kind
 from sekisho.store.tables import AuditRow, GrantRow
@@ -161,3 +162,24 @@ def test_revoking_needs_an_admin_and_ends_iam_access(aws_core: Core, world: Worl
 def audit_dump(core: Core) -> list[str]:
     with core.db.read() as s:
         return [str(row.detail) for row in s.query(AuditRow)]
+
+
+def test_revoking_one_user_s_sessions_keeps_another_user_s_denial(moto: Moto) -> None:
+    """Statement ids keep only letters and digits: "a.b" and "ab" must still get their own."""
+    moto.reset()
+    iam = boto3.client(
+        "iam",
+        region_name=REGION,
+        endpoint_url=moto.url,
+        aws_access_key_id="setup",
+        aws_secret_access_key="setup",
+    )
+    iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps({"Statement": []}))
+    now = datetime(2026, 11, 29, 12, tzinfo=UTC)
+    _deny_older_sessions(iam, ROLE, "a.b", now, now)
+    _deny_older_sessions(iam, ROLE, "ab", now + timedelta(minutes=5), now + timedelta(minutes=5))
+    document = iam.get_role_policy(RoleName=ROLE, PolicyName=REVOKE_POLICY)["PolicyDocument"]
+    if isinstance(document, str):
+        document = json.loads(document)
+    denied = {s["Condition"]["StringLike"]["aws:userid"] for s in document["Statement"]}
+    assert denied == {"*:a.b=*", "*:ab=*"}

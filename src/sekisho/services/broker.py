@@ -11,6 +11,7 @@ pattern, scoped to the user).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -228,7 +229,10 @@ def _until_policy(end: datetime) -> str:
 
 
 def _sid(user: str) -> str:
-    return "User" + re.sub(r"[^A-Za-z0-9]", "", user)[:100]
+    """One statement id per user. Sids allow only letters and digits, so the name's other
+    characters are dropped and a digest of the exact name keeps "a.b" apart from "ab"."""
+    digest = hashlib.sha256(user.encode()).hexdigest()[:16]
+    return "User" + re.sub(r"[^A-Za-z0-9]", "", user)[:80] + digest
 
 
 def _deny_older_sessions(iam: Any, role: str, user: str, cutoff: datetime, now: datetime) -> None:
