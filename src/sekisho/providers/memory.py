@@ -24,6 +24,9 @@ class MemoryProvider:
 
     def _enter(self, operation: str, user: str, arg: str) -> None:
         self.calls.append((operation, user, arg))
+        self._maybe_fail(operation)
+
+    def _maybe_fail(self, operation: str) -> None:
         left = self._failures.get(operation, 0)
         if left:
             self._failures[operation] = left - 1
@@ -55,8 +58,10 @@ class MemoryProvider:
 
     def members(self, group: str) -> frozenset[str]:
         with self._lock:
+            self._maybe_fail("members")  # reads are not recorded in `calls`
             return frozenset(self._members[group])
 
     def tags(self, user: str) -> dict[str, str]:
         with self._lock:
+            self._maybe_fail("tags")
             return dict(self._tags[user])

@@ -40,6 +40,7 @@ DETAIL_KEYS = frozenset(
         "expires",
         "failures",
         "group",
+        "groups",
         "level",
         "locked_until",
         "output",

@@ -37,6 +37,11 @@ RECONCILER = Actor.system("reconciler")
 IMPORTED_TEMPLATE = "(imported seed TTL tag)"
 
 
+# Completed runs looked at for the work groups already read (the move from the seed happens
+# in the first runs; this bounds the read as the audit trail grows).
+MIGRATION_LOOKBACK = 500
+
+
 class Kind(StrEnum):
     UNEXPECTED_MEMBER = "unexpected_member"  # in the group without a grant: removed
     MISSING_MEMBERSHIP = "missing_membership"  # a grant, but not in the group: repaired
@@ -61,6 +66,7 @@ class ReconcileReport:
     done: list[tuple[Finding, str]] = field(default_factory=list)
     failed: list[tuple[Finding, str]] = field(default_factory=list)
     unreadable: dict[str, str] = field(default_factory=dict)  # group -> why it was skipped
+    read: list[str] = field(default_factory=list)  # work groups whose members were read
 
     @property
     def clean(self) -> bool:
@@ -90,6 +96,8 @@ class Reconciler:
                         detail={
                             "count": len(report.done),
                             "failures": len(report.failed) + len(report.unreadable),
+                            # the work groups read: their move from the seed is done
+                            "groups": ",".join(report.read),
                         },
                     ),
                 )
@@ -115,7 +123,7 @@ class Reconciler:
         model = core.models.model()
         now = core.now()
         tz = zone(model.settings.timezone)
-        first_run = self._first_run()
+        migrated = self._migrated_groups()
         holders = self._holders(now)
         tags: dict[str, dict[str, str]] = {}
         findings: list[Finding] = []
@@ -132,7 +140,9 @@ class Reconciler:
                 members_of[group] = core.provider.members(group)
             except ProviderFailure as exc:
                 report.unreadable[group] = exc.message
+        report.read = sorted(members_of)
         for group, members in members_of.items():
+            first_run = migrated is not None and group not in migrated
             held = holders.get(group, {})
             for user in sorted(members - set(held)):
                 end = parse_ttl_tag(tags_of(user).get(group, ""), tz)
@@ -198,16 +208,28 @@ class Reconciler:
                 holders[group][user] = end
         return holders
 
-    def _first_run(self) -> bool:
-        """No reconcile has completed against this provider yet (the move from the seed)."""
+    def _migrated_groups(self) -> frozenset[str] | None:
+        """Work groups an earlier completed run read at this provider (None: all of them).
+
+        A group's first read imports the seed's TTL tags found in it; after that a member
+        without a grant is removed. Per group, so that a group IAM failed to list on the first
+        run still has its seed members imported, not removed, when it is read.
+        """
         provider = self._core.provider.name
         with self._core.db.read() as s:
-            done = s.scalar(
-                select(AuditRow.seq)
+            details = s.scalars(
+                select(AuditRow.detail)
                 .where(AuditRow.action == "reconcile.completed", AuditRow.object == provider)
-                .limit(1)
+                .order_by(AuditRow.seq.desc())
+                .limit(MIGRATION_LOOKBACK)
             )
-        return done is None
+            read: set[str] = set()
+            for detail in details:
+                groups = detail.get("groups")
+                if not isinstance(groups, str):
+                    return None  # a run that did not say: it read every group
+                read.update(g for g in groups.split(",") if g)
+        return frozenset(read)
 
     # -- making it agree ------------------------------------------------------------------
 
