@@ -65,6 +65,16 @@ class Moto:
         self.process.terminate()
         self.process.wait(10)
 
+    def iam(self) -> Any:
+        """An IAM client for setting the world up, before enforcement (any key will do)."""
+        return boto3.client(
+            "iam",
+            region_name=REGION,
+            endpoint_url=self.url,
+            aws_access_key_id="setup",
+            aws_secret_access_key="setup",
+        )
+
 
 def aws_model_text(endpoint: str, federation: str | None = None) -> str:
     """The example model on IAM: every account id is moto's; the prod member role may sign

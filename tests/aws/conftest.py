@@ -12,9 +12,8 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from aws_support import REGION, Moto, World, actions_only, aws_model_text, core_on
+from aws_support import Moto, World, actions_only, aws_model_text, core_on
 
 from sekisho.clock import ManualClock
 from sekisho.config import Settings
@@ -34,13 +33,7 @@ def moto() -> Iterator[Moto]:
 def world(moto: Moto, monkeypatch: pytest.MonkeyPatch) -> World:
     moto.reset()
     model = load_text(aws_model_text(moto.url))
-    setup = boto3.client(
-        "iam",
-        region_name=REGION,
-        endpoint_url=moto.url,
-        aws_access_key_id="setup",
-        aws_secret_access_key="setup",
-    )
+    setup = moto.iam()
     world = World(moto)
 
     def person(name: str, policy: dict[str, Any] | None = None) -> None:

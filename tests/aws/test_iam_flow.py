@@ -167,13 +167,7 @@ def audit_dump(core: Core) -> list[str]:
 def test_revoking_one_user_s_sessions_keeps_another_user_s_denial(moto: Moto) -> None:
     """Statement ids keep only letters and digits: "a.b" and "ab" must still get their own."""
     moto.reset()
-    iam = boto3.client(
-        "iam",
-        region_name=REGION,
-        endpoint_url=moto.url,
-        aws_access_key_id="setup",
-        aws_secret_access_key="setup",
-    )
+    iam = moto.iam()
     iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps({"Statement": []}))
     now = datetime(2026, 11, 29, 12, tzinfo=UTC)
     _deny_older_sessions(iam, ROLE, "a.b", now, now)
