@@ -75,12 +75,6 @@ def serve(core: Core, host: str, port: int, parts: frozenset[Part] = frozenset(P
     with cluster_events(core):
         if Part.API not in parts:
             assert gateway is not None
-            if not core.db.is_postgres:
-                log.warning(
-                    "gateway without the API on SQLite: no events reach it from other "
-                    "processes, so live sessions are re-checked every second instead"
-                )
-                gateway.recheck_every = 1.0
             serve_gateway_only(gateway)
             return
         config = uvicorn.Config(
@@ -111,7 +105,8 @@ def cluster_events(core: Core) -> Iterator[None]:
 
 
 def serve_gateway_only(gateway: Gateway) -> None:
-    """Just the gateway, until SIGINT or SIGTERM (revocations arrive as events)."""
+    """Just the gateway, until SIGINT or SIGTERM. Ends of access reach it as events where
+    they can travel (PostgreSQL), and from the store on every connection and re-check."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

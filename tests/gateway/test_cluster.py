@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from gateway_support import EchoTarget, wait_for
+from sqlalchemy import create_engine, text
 
 from sekisho.clock import ManualClock
 from sekisho.gateway import pki
@@ -99,6 +100,117 @@ def test_a_revocation_on_node_a_cuts_a_session_on_node_b(
         assert local.recv(10) == b""  # cut on node B
         assert forward.wait(5)
         assert "incident on node A" in (forward.end_reason or "")
+        forward.close()
+    finally:
+        gateway_b.stop()
+
+
+# -- the bridge's connections die (a database blip, a failover, an admin's kill) -------------
+
+SENDERS = "query LIKE '%pg_notify%'"
+LISTENERS = "query LIKE 'LISTEN%'"
+
+
+def terminate_bridge_backends(db_url: str, which: str) -> list[int]:
+    """pg_terminate_backend on the bridges' connections, and wait until they are gone."""
+    engine = create_engine(db_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as c:
+            pids = list(
+                c.scalars(
+                    text(
+                        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                        f"AND pid <> pg_backend_pid() AND ({which})"
+                    )
+                )
+            )
+            assert pids, f"no bridge connection matches {which}"
+            for pid in pids:
+                c.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+            def gone() -> bool:
+                alive = c.scalars(
+                    text("SELECT pid FROM pg_stat_activity WHERE pid = ANY(:pids)"),
+                    {"pids": pids},
+                )
+                return not list(alive)
+
+            wait_for(gone)
+            return pids
+    finally:
+        engine.dispose()
+
+
+def warm_up(core: Core, node_b: Core) -> None:
+    """One event each way, so both senders have sent and both listeners have heard."""
+    heard_a: list[Event] = []
+    heard_b: list[Event] = []
+    core.bus.subscribe(heard_a.append)
+    node_b.bus.subscribe(heard_b.append)
+    core.publish("model.loaded", data={"sha256": "warm-up-a"})
+    node_b.publish("model.loaded", data={"sha256": "warm-up-b"})
+    wait_for(lambda: any(ORIGIN in e.data for e in heard_b))
+    wait_for(lambda: any(ORIGIN in e.data for e in heard_a))
+
+
+def test_an_event_is_resent_after_its_sender_connection_died(
+    core: Core, node_b: Core, bridges: None, db_url: str
+) -> None:
+    warm_up(core, node_b)
+    seen_b: list[Event] = []
+    node_b.bus.subscribe(seen_b.append)
+    terminate_bridge_backends(db_url, SENDERS)
+
+    core.publish("grant.ended", grant_id=41, user="member01", data={"reason": "revoked"})
+
+    wait_for(lambda: any(e.grant_id == 41 for e in seen_b))
+
+
+@pytest.mark.parametrize(
+    "killed", [LISTENERS, f"{SENDERS} OR {LISTENERS}"], ids=["listeners", "senders+listeners"]
+)
+def test_a_revocation_cuts_across_nodes_after_the_bridge_lost_its_connections(
+    core: Core,
+    node_b: Core,
+    bridges: None,
+    gateway_model: None,
+    db_url: str,
+    tmp_path: Path,
+    killed: str,
+) -> None:
+    """The event itself, or the catch-up after the listener reconnects: never lost. The
+    gateway's periodic re-check is off, so only those can cut the session."""
+    _ca, leaf = pki.ensure_gateway_certificate(tmp_path, [])
+    gateway_b = Gateway(node_b, pki.server_context(leaf), "127.0.0.1", 0)
+    gateway_b.recheck_every = None
+    gateway_b.start()
+    try:
+        request = core.workflow.file(MEMBER, draft(duration="1h"))
+        grant = core.workflow.approve(LEADER, request.id, "ok").grant
+        assert grant is not None
+        forward = Forwarder(
+            gateway_b.address,
+            pki.client_context(pki.ensure_ca(tmp_path).cert),
+            People(core).token("member01"),
+            "prod-admin-console",
+            server_hostname="localhost",
+        )
+        forward.open()
+        local = socket.create_connection(forward.start())
+        local.sendall(b"ping")
+        assert local.recv(10) == b"ping"
+        warm_up(core, node_b)
+        terminate_bridge_backends(db_url, killed)
+
+        core.grants.revoke(ADMIN, grant.id, "incident after a blip")  # at once, on node A
+
+        local.settimeout(5)
+        try:
+            ended = local.recv(10) == b""
+        except TimeoutError:
+            ended = False
+        assert ended, "node B still relays after the revocation on node A"
+        assert forward.wait(5)
         forward.close()
     finally:
         gateway_b.stop()

@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 from gateway_support import EchoTarget, wait_for
 from sqlalchemy import select
 
@@ -53,10 +54,13 @@ def talk(address: tuple[str, int], payload: bytes = b"hello") -> socket.socket:
 
 
 def closed(sock: socket.socket) -> bool:
-    """True when the peer has closed (or reset) this connection."""
+    """True when the peer has closed (or reset) this connection; False if it is still open
+    after 5 s (a timeout is not a close)."""
     sock.settimeout(5)
     try:
         return sock.recv(1) == b""
+    except TimeoutError:
+        return False
     except OSError:
         return True
 
@@ -266,6 +270,58 @@ def test_an_overlapping_grant_keeps_the_session_alive(
     assert closed(sock)
     assert f.wait(5)
     assert "grant #2 ended" in (f.end_reason or "")
+
+
+OVERLAP_ROUNDS = 25
+
+
+def revoke_together(core: Core, grant_id: int, together: threading.Barrier) -> None:
+    together.wait()
+    core.grants.revoke(ADMIN, grant_id, "both at once")
+
+
+def test_overlapping_grants_ended_at_the_same_moment_always_end_the_session(
+    core: Core, echo: EchoTarget, gateway_model: None, tls_dir: Path, people: People
+) -> None:
+    """Two grants carry one session; both are revoked at once, from two threads, many times.
+
+    Whichever end is decided first may re-bind the session to the other grant; the other's
+    end must still find it. No periodic re-check here: only the two ends can cut it.
+    """
+    _ca, leaf = pki.ensure_gateway_certificate(tls_dir, [])
+    limits = GatewayLimits(opens_per_user=1000, opens_burst=1000)
+    gw = Gateway(core, pki.server_context(leaf), "127.0.0.1", 0, limits)
+    gw.recheck_every = None
+    gw.start()
+    context = pki.client_context(pki.ensure_ca(tls_dir).cert)
+    try:
+        for round_ in range(OVERLAP_ROUNDS):
+            first, second = grant(core), grant(core, approver=LEADER2)
+            f = Forwarder(
+                gw.address,
+                context,
+                people.token("member01"),
+                "prod-admin-console",
+                server_hostname="localhost",
+                spares=0,
+            )
+            f.open()
+            sock = talk(f.start())
+            together = threading.Barrier(2)
+            threads = [
+                threading.Thread(target=revoke_together, args=(core, g, together))
+                for g in (first, second)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30)
+            assert closed(sock), f"round {round_}: the session outlived both grants"
+            assert f.wait(5)
+            f.close()
+            sock.close()
+    finally:
+        gw.stop()
 
 
 def test_a_forward_ends_with_the_login_that_opened_it(
@@ -524,3 +580,43 @@ def test_the_gateway_keeps_accepting_after_a_passing_accept_failure(
         talk(address).close()
     finally:
         gateway._listener = real
+
+
+def test_the_re_check_of_all_live_sessions_is_one_read_however_many(
+    core: Core, forwarder: MakeForwarder, gateway: Gateway
+) -> None:
+    """The store is asked once for every live session, not once per session."""
+    gateway.recheck_every = None  # this test runs the re-check itself
+    grant(core)
+    me = threading.get_ident()
+    statements: list[str] = []
+    transactions: list[int] = []
+
+    def on_statement(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        if threading.get_ident() == me:
+            statements.append(statement)
+
+    def on_begin(_conn) -> None:  # type: ignore[no-untyped-def]
+        if threading.get_ident() == me:
+            transactions.append(1)
+
+    def one_recheck() -> tuple[int, int]:
+        statements.clear()
+        transactions.clear()
+        gateway._recheck(gateway.sessions.all())
+        return len(transactions), len(statements)
+
+    sqlalchemy.event.listen(sqlalchemy.Engine, "before_cursor_execute", on_statement)
+    sqlalchemy.event.listen(sqlalchemy.Engine, "begin", on_begin)
+    try:
+        start(forwarder, spares=0)
+        alone = one_recheck()
+        for _ in range(7):
+            start(forwarder, spares=0)
+        assert len(gateway.sessions.all()) == 8
+        many = one_recheck()
+    finally:
+        sqlalchemy.event.remove(sqlalchemy.Engine, "before_cursor_execute", on_statement)
+        sqlalchemy.event.remove(sqlalchemy.Engine, "begin", on_begin)
+    assert alone[0] == many[0] == 1  # one read transaction
+    assert many[1] == alone[1]  # and as many statements for eight sessions as for one

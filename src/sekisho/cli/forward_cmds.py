@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from sekisho.cli.client import Client
 from sekisho.cli.render import emit, err, out, status, when
@@ -160,11 +161,23 @@ def list_sessions(
 def kill(
     ctx: typer.Context,
     session_id: Annotated[int, typer.Argument(metavar="ID", min=1)],
+    reason: Annotated[str, typer.Option(help="Why; on record and shown to the user.")] = "",
     json: JsonOpt = False,
 ) -> None:
     """End a live session now (admins; or your own)."""
-    data = _client(ctx).post(f"/sessions/{session_id}/kill")
-    emit(data, json, lambda s: f"session #{s['id']} of {s['user']}: cut by the gateway")
+    data = _client(ctx).post(f"/sessions/{session_id}/kill", json={"reason": reason})
+    emit(data, json, killed_message)
+
+
+def killed_message(s: dict[str, Any]) -> Text:
+    """What is true when the kill returns: on record, and cut or about to be. As literal
+    text: the reason is someone's words, never markup."""
+    if s["status"] != "active":
+        return Text(f"session #{s['id']} of {s['user']} ended: {s['end_reason']}")
+    return Text(
+        f"session #{s['id']} of {s['user']}: kill recorded (by {s['killed_by']}); "
+        "the gateway carrying it cuts it within a second"
+    )
 
 
 def sessions_table(rows: list[dict[str, Any]]) -> Table:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sekisho.gateway.relay import Cut, Meter
-from sekisho.services.sessions import Counters
+from sekisho.services.sessions import Carried, Counters
 
 
 @dataclass
@@ -26,7 +26,6 @@ class LiveSession:
     wake: socket.socket  # written to when the session ends, to wake its control thread
     limits: list[tuple[datetime, str]]  # the login's end, the length cap: whatever carries it
     target_addr: tuple[str, int]  # from the model; refreshed whenever the session is re-decided
-    decided_at: float = field(default_factory=time.monotonic)  # last decision that allowed it
     opened: float = field(default_factory=time.monotonic)
     ended: str | None = None  # the reason, once it ended
     retry: bool = False  # ended by the gateway stopping, not by access: forwarders come back
@@ -36,6 +35,13 @@ class LiveSession:
     _relays: dict[int, tuple[Cut, Meter]] = field(default_factory=dict)
     _standby: dict[int, Cut] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Held while the session is re-decided from the store (read, then re-bind or end), so
+    # re-checks of one session never interleave: the later read always applies last.
+    checking: threading.Lock = field(default_factory=threading.Lock)
+
+    def carried(self) -> Carried:
+        """What the store is asked about this session."""
+        return Carried(self.id, self.user, self.target, self.token_id, self.grant_id)
 
     def add(self, cut: Cut, meter: Meter) -> bool:
         """Carry one more connection; False (and cut at once) if the session has ended."""

@@ -1,10 +1,12 @@
 """The gateway: governed port forwarding over TLS, cut the moment access ends.
 
-Every connection is authorised when it opens (a valid login token, and the decision service
-saying the user may `connect` to that target now), and relayed only to the target's address
-in the access model, never to an address a client names. When a grant ends, the grant-ended
-event cuts every session it carried at once; a timer at each session's own end is the safety
-net should an event be missed.
+Every connection is authorised when it opens, against the store (the login token valid, the
+session neither killed nor ended on record, and the decision service saying the user may
+`connect` to that target now), and relayed only to the target's address in the access model,
+never to an address a client names. When access ends (a grant, a login, a kill), the event
+cuts the sessions at once; an end made where no event reaches this process (another process
+on SQLite, a lost notification) is found by re-checking every live session against the store
+every `recheck_every` seconds, in one read; a timer at each session's own end is the last net.
 
 Threads: one accepts; one per connection does the TLS handshake, the hello, then relays (see
 `relay.py` for why one thread owns each TLS socket); one per session owns its control
@@ -38,16 +40,17 @@ from sekisho.gateway.live import LiveSession, Registry
 from sekisho.gateway.relay import Cut, Meter, relay
 from sekisho.gateway.rlimit import raise_open_files
 from sekisho.services.core import Core
-from sekisho.services.events import Event
+from sekisho.services.events import EVENTS_MISSED, Event
 from sekisho.services.identity import Principal
 from sekisho.services.lease import node_id
-from sekisho.services.sessions import Opening
+from sekisho.services.sessions import Opening, Standing
 
 log = structlog.get_logger(__name__)
 
 HEARTBEAT_EVERY = 5.0
 REAP_EVERY = 30.0
-DECISION_FRESH = 0.5  # seconds a session's last decision stands for its new connections
+RECHECK_EVERY = 1.0  # seconds between re-checks of every live session against the store
+WATCH_TICK = 0.2  # the deadline check's beat
 
 
 @dataclass(frozen=True)
@@ -88,9 +91,10 @@ class Gateway:
         self._threads: list[threading.Thread] = []
         self._unsubscribe: Any = None
         self.refused_floods = 0
-        # Without events from the process that changes access (a gateway alone on SQLite,
-        # where no LISTEN/NOTIFY exists), re-ask the decision service this often instead.
-        self.recheck_every: float | None = None
+        # Events do not reach every process that can end access (a CLI on SQLite, the API in
+        # another process, a notification lost between nodes): the store is the truth, read
+        # for all live sessions at once this often. None: events and new connections only.
+        self.recheck_every: float | None = RECHECK_EVERY
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -372,16 +376,15 @@ class Gateway:
         return live
 
     def _still_allowed(self, live: LiveSession) -> dict[str, Any] | None:
-        """Authorise a connection as it opens; a refusal line if access is gone.
+        """Authorise a connection as it opens, against the store; a refusal line if access is
+        gone (and then the session ends: what refuses this connection ends them all).
 
-        The decision service is asked again unless it answered for this session within
-        DECISION_FRESH: every change of access reaches the session as an event at once (and
-        re-decides it), so a decision that fresh is the decision now; a browser opening
-        twenty connections in a burst costs one database read, not twenty.
+        One read transaction: the login, the session's record and the decision, so an end
+        made by any process (a logout, a re-enrolment, a kill, a grant's end) refuses the
+        very next connection, event or no event.
         """
         expired = self._core.now() >= live.expires_at
-        if expired or time.monotonic() - live.decided_at > DECISION_FRESH:
-            self._recheck(live, live.expiry_reason if expired else "access was withdrawn")
+        self._recheck([live], live.expiry_reason if expired else None)
         if live.ended is not None:
             return protocol.refusal("denied", live.ended)
         return None
@@ -396,11 +399,16 @@ class Gateway:
     # -- ending sessions ------------------------------------------------------------------
 
     def _on_event(self, event: Event) -> None:
-        """Pushed by the services as soon as access changes; never polled."""
+        """Pushed by the services as soon as access changes (and by the event bridge when
+        events may have been missed); never polled."""
         reason = event.data.get("reason", "")
         if event.name == "grant.ended" and event.grant_id is not None:
-            for live in self.sessions.carried_by(event.grant_id):
-                self._recheck(live, f"grant #{event.grant_id} ended ({reason})")
+            # The user's other sessions too: one may have been re-bound to this grant by a
+            # re-check that read it as active just before it ended.
+            affected = {s.id: s for s in self.sessions.carried_by(event.grant_id)}
+            affected.update((s.id, s) for s in self.sessions.of_user(event.user or ""))
+            why = f"grant #{event.grant_id} ended ({reason})"
+            self._recheck(list(affected.values()), why, grant_id=event.grant_id)
         elif event.name == "tokens.revoked" and event.user:
             token_id = event.data.get("token_id")
             for live in self.sessions.of_user(event.user):
@@ -411,19 +419,39 @@ class Gateway:
             if killed is not None:
                 killed.end(reason or "killed")
         elif event.name == "model.loaded":
-            for live in self.sessions.all():
-                self._recheck(live, "the access model changed")
+            self._recheck(self.sessions.all(), "the access model changed")
+        elif event.name == EVENTS_MISSED:
+            self._recheck(self.sessions.all())
 
-    def _recheck(self, live: LiveSession, why: str) -> None:
-        """Access changed under a session: carry on under what still allows it, or end."""
-        decision = self._core.authz.decide(live.user, Verb.CONNECT, live.target)
-        if not decision.allowed:
-            live.end(why)
+    def _recheck(
+        self, lives: list[LiveSession], why: str | None = None, *, grant_id: int | None = None
+    ) -> None:
+        """Decide sessions again from the store, in one read: carry on or end each.
+
+        `why` names what happened when access is what ended it (for the sessions carried by
+        `grant_id`, if given); otherwise the store says why. Each session's re-checks are
+        serialised by its own lock (taken in id order, so batches never deadlock), and the
+        store is read under it: a re-check that reads later also applies later, so a re-bind
+        to a grant that ends meanwhile is always undone by that grant's own end event.
+        """
+        lives = sorted((live for live in lives if live.ended is None), key=lambda live: live.id)
+        if not lives:
             return
-        target = self._core.models.model().target(live.target)
-        if target is not None:  # the model may have moved it
-            live.target_addr = (target.host, target.port)
-        live.decided_at = time.monotonic()
+        with contextlib.ExitStack() as held:
+            for live in lives:
+                held.enter_context(live.checking)
+            standings = self._core.sessions.standing([live.carried() for live in lives])
+            for live in lives:
+                told = why if grant_id is None or live.grant_id == grant_id else None
+                self._apply(live, standings[live.id], told)
+
+    def _apply(self, live: LiveSession, standing: Standing, why: str | None) -> None:
+        decision = standing.decision
+        if decision is None:
+            live.end(why if why and standing.withdrawn else standing.ended)
+            return
+        if standing.target_addr is not None:  # the model may have moved it
+            live.target_addr = standing.target_addr
         # Another grant (or standing access) still allows it: overlapping grants never cut
         # each other. The session now lasts as long as what carries it.
         live.grant_id = decision.grant_id
@@ -432,16 +460,18 @@ class Gateway:
             live.end(live.expiry_reason)
 
     def _watch(self) -> None:
-        """Deadlines (a session's end, idleness), heartbeats, and reaping dead gateways' rows."""
-        last_beat = last_reap = last_recheck = time.monotonic()
-        while not self._stopping.wait(0.2):
+        """Deadlines (a session's end, idleness), the periodic re-check against the store,
+        heartbeats, and reaping dead gateways' rows."""
+        mono = time.monotonic()
+        last_beat = last_reap = mono
+        next_recheck = mono + (self.recheck_every or 0)
+        while not self._stopping.wait(self._watch_pause(next_recheck)):
             try:
                 self.check_deadlines()
                 now = time.monotonic()
-                if self.recheck_every is not None and now - last_recheck >= self.recheck_every:
-                    for live in self.sessions.all():
-                        self._recheck(live, "access was withdrawn")
-                    last_recheck = now
+                if self.recheck_every is not None and now >= next_recheck:
+                    next_recheck = now + self.recheck_every
+                    self._recheck(self.sessions.all())
                 if now - last_beat >= HEARTBEAT_EVERY:
                     self._core.sessions.heartbeat([s.counters() for s in self.sessions.all()])
                     last_beat = now
@@ -451,12 +481,18 @@ class Gateway:
             except Exception:
                 log.exception("gateway watch failed")
 
+    def _watch_pause(self, next_recheck: float) -> float:
+        """Until the next deadline check, or sooner when the periodic re-check is due."""
+        if self.recheck_every is None:
+            return WATCH_TICK
+        return max(0.0, min(WATCH_TICK, next_recheck - time.monotonic()))
+
     def check_deadlines(self) -> None:
         now, mono = self._core.now(), time.monotonic()
         for live in self.sessions.all():
             if now >= live.expires_at:
                 # Ask again rather than end outright: an overlapping grant may carry it on.
-                self._recheck(live, live.expiry_reason)
+                self._recheck([live], live.expiry_reason)
             elif live.idle_for(mono) >= live.idle_timeout:
                 live.end(f"idle for {int(live.idle_timeout)}s (the target's idle timeout)")
 

@@ -26,6 +26,10 @@ class Event:
 
 Subscriber = Callable[[Event], None]
 
+# Published locally by whatever carries events between processes when some may have been lost
+# (PostgreSQL's listener reconnected): subscribers that act on access re-read the store.
+EVENTS_MISSED = "events.missed"
+
 
 class EventBus:
     def __init__(self) -> None:

@@ -1,25 +1,36 @@
 """Forwarding sessions on record: who reached which target, through which grant, how much.
 
-The gateway calls `open`/`refuse`/`end`/`heartbeat`; people call `list_sessions` and `kill`.
-A session's start and end land in the audit trail. A gateway that dies cannot record its
-sessions' ends, so any gateway reaps sessions whose heartbeat stopped.
+The gateway calls `open`/`refuse`/`end`/`heartbeat`, and `standing` to ask the store whether
+its live sessions may go on; people call `list_sessions` and `kill`. A session's start, kill
+and end land in the audit trail. A kill is recorded first, as a fact in the store: the
+gateway carrying the session honours it from there whichever process made it (at once by
+event where one can travel, else at its next connection or periodic re-check). A gateway that
+dies cannot record its sessions' ends, so any gateway reaps sessions whose heartbeat stopped.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
 
+from sekisho.domain.access import AccessModel, Verb
 from sekisho.domain.actor import Actor
-from sekisho.domain.decisions import AccessDecision
+from sekisho.domain.decisions import AccessDecision, decide_access
 from sekisho.domain.errors import Conflict, Forbidden, NotFound
+from sekisho.domain.grants import GrantStatus, GrantWindow
+from sekisho.domain.text import check_text
 from sekisho.domain.timespec import iso
 from sekisho.services import policy
 from sekisho.services.audit import AuditEvent
+from sekisho.services.identity import ended_logins
+from sekisho.services.views import grant_window
 from sekisho.store.tables import GrantRow, SessionRow
 
 if TYPE_CHECKING:
@@ -27,6 +38,8 @@ if TYPE_CHECKING:
 
 ACTIVE, ENDED, FAILED = "active", "ended", "failed"
 STALE_AFTER = timedelta(seconds=30)
+KILL_REASON_MAX = 200
+STANDING_BATCH = 500  # sessions per statement: far below SQLite's and PostgreSQL's limits
 
 
 class SessionView(BaseModel):
@@ -46,6 +59,9 @@ class SessionView(BaseModel):
     expires_at: datetime
     ended_at: datetime | None
     end_reason: str | None
+    killed_at: datetime | None  # a kill on record: the gateway carrying it cuts it
+    killed_by: str | None
+    kill_reason: str | None
     bytes_up: int
     bytes_down: int
     connections: int
@@ -63,6 +79,28 @@ class Opening:
     target_addr: str
     node: str
     expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Carried:
+    """A live session as a gateway carries it: what the store is asked about."""
+
+    session_id: int
+    user: str
+    target: str
+    token_id: str
+    grant_id: int | None
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What the store says of a carried session now: go on under `decision`, or end."""
+
+    session_id: int
+    decision: AccessDecision | None  # what allows it now; None: it must end
+    ended: str = ""  # why it must end
+    withdrawn: bool = False  # it ends because access is denied (not its login, record or a kill)
+    target_addr: tuple[str, int] | None = None  # where the model has the target now
 
 
 @dataclass(frozen=True)
@@ -153,6 +191,20 @@ class SessionService:
                 core.audit(s, _event("session.ended", row, {"reason": row.end_reason}))
             return [r.id for r in rows]
 
+    def standing(self, carried: Sequence[Carried]) -> dict[int, Standing]:
+        """The store's truth for live sessions, in one read transaction however many: each
+        one's login (revoked, expired, user gone), its record (killed, ended elsewhere) and
+        the decision to connect now."""
+        core = self._core
+        now = core.now()
+        found: dict[int, Standing] = {}
+        with core.db.read() as s:
+            model = core.models.model(s)
+            for start in range(0, len(carried), STANDING_BATCH):
+                batch = carried[start : start + STANDING_BATCH]
+                found.update(_standing_of(s, batch, model, now))
+        return found
+
     # -- people's side --------------------------------------------------------------------
 
     def list_sessions(
@@ -178,20 +230,33 @@ class SessionService:
                 raise NotFound(f"no session #{session_id}")
             return SessionView.model_validate(row)
 
-    def kill(self, actor: Actor, session_id: int) -> SessionView:
-        """An admin (or the session's own user) ends a live session now."""
+    def kill(self, actor: Actor, session_id: int, reason: str = "") -> SessionView:
+        """An admin (or the session's own user) ends a live session: the kill goes on record
+        (when, by whom, from where, why), then the gateway carrying the session cuts it. The
+        session as on record is returned: still active until that gateway records the end."""
         core = self._core
-        view = self.get(actor, session_id)
-        with core.db.read() as s:
-            is_admin = policy.is_admin(core.models.model(s), actor)
-        if view.user != actor.name and not is_admin:
-            raise Forbidden("only admins may kill other people's sessions")
-        if view.status != ACTIVE:
-            raise Conflict(f"session #{session_id} is {view.status}")
+        reason = check_text("reason", reason, max_length=KILL_REASON_MAX)
+        with core.db.write() as s:
+            model = core.models.model(s)
+            row = s.get(SessionRow, session_id, with_for_update=True)
+            if row is None or not (row.user == actor.name or policy.is_auditor(model, actor)):
+                raise NotFound(f"no session #{session_id}")
+            if row.user != actor.name and not policy.is_admin(model, actor):
+                raise Forbidden("only admins may kill other people's sessions")
+            if row.status != ACTIVE:
+                raise Conflict(f"session #{session_id} is {row.status}")
+            if row.killed_at is None:  # a second kill before the cut changes nothing
+                row.killed_at, row.killed_by = core.now(), actor.name
+                row.killed_from, row.kill_reason = actor.source[:256], reason or None
+                core.audit(s, _killed_event(row, actor))
+            view = SessionView.model_validate(row)
         core.publish(
             "session.kill",
             user=view.user,
-            data={"session_id": str(session_id), "reason": f"killed by {actor.name}"},
+            data={
+                "session_id": str(session_id),
+                "reason": killed(view.killed_by, view.kill_reason),
+            },
         )
         return view
 
@@ -213,6 +278,86 @@ class SessionService:
             bytes_down=0,
             connections=0,
         )
+
+
+def killed(by: str | None, reason: str | None) -> str:
+    """A killed session's end reason, as the forwarder and the record show it."""
+    return f"killed by {by}: {reason}" if reason else f"killed by {by}"
+
+
+def _standing_of(
+    s: Session, batch: Sequence[Carried], model: AccessModel, now: datetime
+) -> dict[int, Standing]:
+    ids = [c.session_id for c in batch]
+    rows = {r.id: r for r in s.scalars(select(SessionRow).where(SessionRow.id.in_(ids)))}
+    logins = ended_logins(s, {c.token_id for c in batch}, model, now)
+    users = {c.user for c in batch}
+    carriers = {c.grant_id for c in batch if c.grant_id is not None}
+    grants = s.scalars(
+        select(GrantRow).where(
+            or_(
+                and_(GrantRow.user.in_(users), GrantRow.status == GrantStatus.ACTIVE),
+                GrantRow.id.in_(carriers),
+            )
+        )
+    )
+    live: dict[str, list[GrantWindow]] = defaultdict(list)
+    by_id: dict[int, GrantRow] = {}
+    for g in grants:
+        by_id[g.id] = g
+        if g.status == GrantStatus.ACTIVE:
+            live[g.user].append(grant_window(g))
+    found = {}
+    for c in batch:
+        row, login = rows.get(c.session_id), logins.get(c.token_id)
+        if row is None or row.status != ACTIVE or row.killed_at is not None or login:
+            found[c.session_id] = Standing(c.session_id, None, _ended_on_record(row, login))
+            continue
+        decision = decide_access(model, c.user, Verb.CONNECT, c.target, live[c.user], now)
+        target = model.target(c.target)
+        if decision.allowed and target is not None:
+            address = (target.host, target.port)
+            found[c.session_id] = Standing(c.session_id, decision, target_addr=address)
+        else:
+            why = _withdrawn(by_id.get(c.grant_id or 0), decision)
+            found[c.session_id] = Standing(c.session_id, None, why, withdrawn=True)
+    return found
+
+
+def _ended_on_record(row: SessionRow | None, login: str | None) -> str:
+    if row is None:
+        return "the session is not on record"
+    if row.killed_at is not None:
+        return killed(row.killed_by, row.kill_reason)
+    if row.status != ACTIVE:
+        return f"it ended elsewhere: {row.end_reason or row.status}"
+    return login or "its login ended"
+
+
+def _withdrawn(carrier: GrantRow | None, decision: AccessDecision) -> str:
+    """Why access is gone: the grant that carried the session ended, or the decision's word."""
+    if carrier is not None and carrier.status != GrantStatus.ACTIVE:
+        how = carrier.end_reason or carrier.status
+        note = (carrier.end_note or "")[:200]
+        return (
+            f"grant #{carrier.id} ended ({how}: {note})"
+            if note
+            else f"grant #{carrier.id} ended ({how})"
+        )
+    return f"access was withdrawn: {decision.reason}"
+
+
+def _killed_event(row: SessionRow, actor: Actor) -> AuditEvent:
+    return AuditEvent(
+        "session.killed",
+        actor.name,
+        actor.source[:256],
+        subject=row.user,
+        request_id=row.request_id,
+        grant_id=row.grant_id,
+        object=row.target,
+        detail={"target": row.target, "reason": row.kill_reason or ""},
+    )
 
 
 def _apply(row: SessionRow, counters: Counters, now: datetime) -> None:

@@ -248,6 +248,11 @@ class SessionRow(Base):
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime())  # the gateway's heartbeat
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     end_reason: Mapped[str | None] = mapped_column(String(300))
+    # A kill is recorded here first; whichever gateway carries the session then cuts it.
+    killed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    killed_by: Mapped[str | None] = mapped_column(NAME)
+    killed_from: Mapped[str | None] = mapped_column(String(256))  # the killer's address
+    kill_reason: Mapped[str | None] = mapped_column(String(300))
     bytes_up: Mapped[int] = mapped_column(BigInteger, default=0)  # client -> target
     bytes_down: Mapped[int] = mapped_column(BigInteger, default=0)  # target -> client
     connections: Mapped[int] = mapped_column(Integer, default=0)

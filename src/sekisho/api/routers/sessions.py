@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, status
 from pydantic import BaseModel
 
 from sekisho.api.deps import ActorDep, CoreDep
+from sekisho.api.schemas import Body, Short
 from sekisho.gateway.setup import published_ca
 from sekisho.services.sessions import SessionView
 
@@ -41,7 +42,20 @@ def show_session(session_id: SessionId, core: CoreDep, actor: ActorDep) -> Sessi
     return core.sessions.get(actor, session_id)
 
 
-@router.post("/sessions/{session_id}/kill", response_model=SessionView)
-def kill_session(session_id: SessionId, core: CoreDep, actor: ActorDep) -> SessionView:
-    """End a live session now (admins, or its own user); the gateway cuts it at once."""
-    return core.sessions.kill(actor, session_id)
+class KillBody(Body):
+    reason: Short = ""  # on record and shown to the forwarder: "killed by NAME: REASON"
+
+
+@router.post(
+    "/sessions/{session_id}/kill",
+    response_model=SessionView,
+    status_code=status.HTTP_202_ACCEPTED,
+)
+def kill_session(
+    session_id: SessionId, core: CoreDep, actor: ActorDep, body: KillBody | None = None
+) -> SessionView:
+    """Kill a live session (admins, or its own user): 202, the kill is on record
+    (`killed_at`, `killed_by`) and the gateway carrying the session cuts it: at once where
+    the kill's event reaches it, else within its re-check interval (1 s). The session is
+    returned as on record: `status` turns `ended` once that gateway has cut it."""
+    return core.sessions.kill(actor, session_id, body.reason if body else "")
