@@ -41,7 +41,7 @@ class LiveSession:
 
     def carried(self) -> Carried:
         """What the store is asked about this session."""
-        return Carried(self.id, self.user, self.target, self.token_id, self.grant_id)
+        return Carried(self.id, self.user, self.target, self.grant_id)
 
     def add(self, cut: Cut, meter: Meter) -> bool:
         """Carry one more connection; False (and cut at once) if the session has ended."""

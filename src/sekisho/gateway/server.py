@@ -257,6 +257,9 @@ class Gateway:
             target_addr=(target.host, target.port),
         )
         self.sessions.add(live)
+        # An end that committed while this session opened found no session to cut: ask once
+        # more now that every later end will find it.
+        self._recheck([live])
         try:
             protocol.send_line(
                 tls,
@@ -465,6 +468,7 @@ class Gateway:
         mono = time.monotonic()
         last_beat = last_reap = mono
         next_recheck = mono + (self.recheck_every or 0)
+        failing = False
         while not self._stopping.wait(self._watch_pause(next_recheck)):
             try:
                 self.check_deadlines()
@@ -478,8 +482,13 @@ class Gateway:
                 if now - last_reap >= REAP_EVERY:
                     self._core.sessions.reap_stale()
                     last_reap = now
+                if failing:
+                    log.info("gateway watch recovered")
+                failing = False
             except Exception:
-                log.exception("gateway watch failed")
+                if not failing:  # once per outage, not five times a second
+                    log.exception("gateway watch failed; live sessions go on until it recovers")
+                failing = True
 
     def _watch_pause(self, next_recheck: float) -> float:
         """Until the next deadline check, or sooner when the periodic re-check is due."""
@@ -489,12 +498,21 @@ class Gateway:
 
     def check_deadlines(self) -> None:
         now, mono = self._core.now(), time.monotonic()
+        unreadable: Exception | None = None
         for live in self.sessions.all():
             if now >= live.expires_at:
                 # Ask again rather than end outright: an overlapping grant may carry it on.
-                self._recheck([live], live.expiry_reason)
+                try:
+                    self._recheck([live], live.expiry_reason)
+                except Exception as exc:
+                    # The store cannot say whether anything carries it on: it ends at its
+                    # known end, never later.
+                    live.end(live.expiry_reason)
+                    unreadable = exc
             elif live.idle_for(mono) >= live.idle_timeout:
                 live.end(f"idle for {int(live.idle_timeout)}s (the target's idle timeout)")
+        if unreadable is not None:
+            raise unreadable  # for the watch to log
 
 
 def _session_end(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -67,27 +66,23 @@ def token_id(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def ended_logins(
-    s: Session, token_ids: Collection[str], model: AccessModel, now: datetime
-) -> dict[str, str]:
-    """Of these login tokens (by id), the ones that no longer hold, and why; one read.
-
-    For the gateway's re-checks of live sessions: the same rules as `authenticate`, for
-    many tokens at once.
-    """
-    if not token_ids:
-        return {}
-    rows = {r.id: r for r in s.scalars(select(TokenRow).where(TokenRow.id.in_(list(token_ids))))}
-    ended = {}
-    for tid in token_ids:
-        row = rows.get(tid)
-        if row is None or row.revoked_at is not None:
-            ended[tid] = "the login that opened it ended: revoked (logged out or re-enrolled)"
-        elif row.expires_at <= now:
-            ended[tid] = "your login expired; log in again"
-        elif model.user(row.user) is None:
-            ended[tid] = "this user is no longer in the access model"
-    return ended
+def login_ended(
+    user: str | None,
+    revoked_at: datetime | None,
+    expires_at: datetime | None,
+    model: AccessModel,
+    now: datetime,
+) -> str | None:
+    """Why a login token no longer holds (None: it does), from its stored row's fields
+    (`user` None: no such token). The rules of `authenticate`, for the gateway, which reads
+    the tokens of many live sessions at once."""
+    if user is None or revoked_at is not None or expires_at is None:
+        return "the login that opened it ended: revoked (logged out or re-enrolled)"
+    if expires_at <= now:
+        return "your login expired; log in again"
+    if model.user(user) is None:
+        return "this user is no longer in the access model"
+    return None
 
 
 class IdentityService:

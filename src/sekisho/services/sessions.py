@@ -14,10 +14,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from sekisho.domain.access import AccessModel, Verb
@@ -29,9 +29,8 @@ from sekisho.domain.text import check_text
 from sekisho.domain.timespec import iso
 from sekisho.services import policy
 from sekisho.services.audit import AuditEvent
-from sekisho.services.identity import ended_logins
-from sekisho.services.views import grant_window
-from sekisho.store.tables import GrantRow, SessionRow
+from sekisho.services.identity import login_ended
+from sekisho.store.tables import GrantRow, SessionRow, TokenRow
 
 if TYPE_CHECKING:
     from sekisho.services.core import Core
@@ -88,8 +87,7 @@ class Carried:
     session_id: int
     user: str
     target: str
-    token_id: str
-    grant_id: int | None
+    grant_id: int | None  # the grant that carries it now, if any
 
 
 @dataclass(frozen=True)
@@ -285,33 +283,72 @@ def killed(by: str | None, reason: str | None) -> str:
     return f"killed by {by}: {reason}" if reason else f"killed by {by}"
 
 
+# The two statements of a re-check, built once: the sessions with their login tokens, and the
+# grants that may allow them or carried them. Selected as columns, not entities: a re-check
+# runs on every forwarded connection.
+_SESSIONS_AND_LOGINS = (
+    select(
+        SessionRow.id,
+        SessionRow.status,
+        SessionRow.end_reason,
+        SessionRow.killed_at,
+        SessionRow.killed_by,
+        SessionRow.kill_reason,
+        TokenRow.user.label("login_user"),
+        TokenRow.revoked_at,
+        TokenRow.expires_at.label("login_expires_at"),
+    )
+    .outerjoin(TokenRow, TokenRow.id == SessionRow.token_id)
+    .where(SessionRow.id.in_(bindparam("ids", expanding=True)))
+)
+_GRANTS = select(
+    GrantRow.id,
+    GrantRow.user,
+    GrantRow.group_name,
+    GrantRow.status,
+    GrantRow.start_at,
+    GrantRow.end_at,
+    GrantRow.end_reason,
+    GrantRow.end_note,
+).where(
+    or_(
+        and_(
+            GrantRow.user.in_(bindparam("users", expanding=True)),
+            GrantRow.status == GrantStatus.ACTIVE,
+        ),
+        GrantRow.id.in_(bindparam("carriers", expanding=True)),
+    )
+)
+
+
 def _standing_of(
     s: Session, batch: Sequence[Carried], model: AccessModel, now: datetime
 ) -> dict[int, Standing]:
-    ids = [c.session_id for c in batch]
-    rows = {r.id: r for r in s.scalars(select(SessionRow).where(SessionRow.id.in_(ids)))}
-    logins = ended_logins(s, {c.token_id for c in batch}, model, now)
-    users = {c.user for c in batch}
-    carriers = {c.grant_id for c in batch if c.grant_id is not None}
-    grants = s.scalars(
-        select(GrantRow).where(
-            or_(
-                and_(GrantRow.user.in_(users), GrantRow.status == GrantStatus.ACTIVE),
-                GrantRow.id.in_(carriers),
-            )
-        )
+    rows = {
+        r.id: r for r in s.execute(_SESSIONS_AND_LOGINS, {"ids": [c.session_id for c in batch]})
+    }
+    grants = s.execute(
+        _GRANTS,
+        {
+            "users": sorted({c.user for c in batch}),
+            "carriers": sorted({c.grant_id for c in batch if c.grant_id is not None}),
+        },
     )
     live: dict[str, list[GrantWindow]] = defaultdict(list)
-    by_id: dict[int, GrantRow] = {}
+    by_id: dict[int, Any] = {}  # rows of _GRANTS
     for g in grants:
         by_id[g.id] = g
         if g.status == GrantStatus.ACTIVE:
-            live[g.user].append(grant_window(g))
+            window = GrantWindow(
+                g.id, g.user, g.group_name, GrantStatus(g.status), g.start_at, g.end_at
+            )
+            live[g.user].append(window)
     found = {}
     for c in batch:
-        row, login = rows.get(c.session_id), logins.get(c.token_id)
-        if row is None or row.status != ACTIVE or row.killed_at is not None or login:
-            found[c.session_id] = Standing(c.session_id, None, _ended_on_record(row, login))
+        row = rows.get(c.session_id)
+        ended = _ended_on_record(row, model, now)
+        if ended is not None:
+            found[c.session_id] = Standing(c.session_id, None, ended)
             continue
         decision = decide_access(model, c.user, Verb.CONNECT, c.target, live[c.user], now)
         target = model.target(c.target)
@@ -324,18 +361,21 @@ def _standing_of(
     return found
 
 
-def _ended_on_record(row: SessionRow | None, login: str | None) -> str:
+def _ended_on_record(row: Any, model: AccessModel, now: datetime) -> str | None:
+    """Why the session must end whatever access says: its record or its login; or None.
+    `row`: one of _SESSIONS_AND_LOGINS, or None."""
     if row is None:
         return "the session is not on record"
     if row.killed_at is not None:
         return killed(row.killed_by, row.kill_reason)
     if row.status != ACTIVE:
         return f"it ended elsewhere: {row.end_reason or row.status}"
-    return login or "its login ended"
+    return login_ended(row.login_user, row.revoked_at, row.login_expires_at, model, now)
 
 
-def _withdrawn(carrier: GrantRow | None, decision: AccessDecision) -> str:
-    """Why access is gone: the grant that carried the session ended, or the decision's word."""
+def _withdrawn(carrier: Any, decision: AccessDecision) -> str:
+    """Why access is gone: the grant that carried the session ended (`carrier`, a row of
+    _GRANTS, or None), or the decision's word."""
     if carrier is not None and carrier.status != GrantStatus.ACTIVE:
         how = carrier.end_reason or carrier.status
         note = (carrier.end_note or "")[:200]
