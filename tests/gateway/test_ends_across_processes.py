@@ -212,6 +212,39 @@ def test_a_kill_through_the_api_cuts_the_session_and_names_the_killer(
     forward.close()
 
 
+def test_session_kill_from_the_cli_says_what_is_true_and_refuses_escapes(
+    core: Core, servers: Servers, people: People, db_url: str, tmp_path: Path
+) -> None:
+    grant(core)
+    forward = servers.forwarder(people.token("member01"))
+    info = forward.open()
+    sock = talk(forward.start())
+    env = {
+        **server_env(db_url, tmp_path / "admin"),
+        "SEKISHO_SERVER": servers.api_url,
+        "SEKISHO_TOKEN": people.token("admin01"),
+        "SEKISHO_CONFIG_DIR": str(tmp_path / "admin-home"),
+    }
+
+    bad = run_cli(["session", "kill", str(info.id), "--reason", "ok\x1b[2Jgone"], env)
+    assert bad.returncode == 1
+    assert "reason" in bad.stderr + bad.stdout
+    assert "control characters" in bad.stderr + bad.stdout
+    assert "Traceback" not in bad.stderr
+    sock.sendall(b"still here")  # refused, so nothing was killed
+    assert sock.recv(100) == b"still here"
+
+    done = run_cli(["session", "kill", str(info.id), "--reason", "incident 9"], env)
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stdout.split())
+    assert f"session #{info.id} of member01" in said
+    assert "kill recorded (by admin01)" in said or "ended: killed by admin01" in said
+    assert cut(sock)
+    assert forward.wait(5)
+    assert forward.end_reason == "killed by admin01: incident 9"
+    forward.close()
+
+
 # -- an operator's CLI process ends access under a running gateway ---------------------------
 
 
