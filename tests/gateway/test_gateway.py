@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import socket
 import ssl
 import threading
@@ -620,3 +622,37 @@ def test_the_re_check_of_all_live_sessions_is_one_read_however_many(
         sqlalchemy.event.remove(sqlalchemy.Engine, "begin", on_begin)
     assert alone[0] == many[0] == 1  # one read transaction
     assert many[1] == alone[1]  # and as many statements for eight sessions as for one
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_a_session_at_its_end_ends_even_while_the_store_is_unreachable(
+    core: Core, forwarder: MakeForwarder, gateway: Gateway, clock: ManualClock, db_url: str
+) -> None:
+    """No store to ask whether another grant carries it on: it ends at its known end."""
+    grant(core, duration="30m")
+    f, address = start(forwarder)
+    sock = talk(address)
+    name = sqlalchemy.engine.make_url(db_url).database
+    admin = sqlalchemy.create_engine(
+        os.environ["SEKISHO_TEST_POSTGRES_URL"], isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as c:
+        c.execute(sqlalchemy.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+        c.execute(
+            sqlalchemy.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = :name AND pid <> pg_backend_pid()"
+            ),
+            {"name": name},
+        )
+    try:
+        clock.advance(timedelta(minutes=30))
+        with contextlib.suppress(sqlalchemy.exc.OperationalError):
+            gateway.check_deadlines()  # (the gateway's own watch may run it first)
+        assert closed(sock)
+        assert f.wait(5)
+        assert "grant #1 ended (expired)" in (f.end_reason or "")
+    finally:
+        with admin.connect() as c:
+            c.execute(sqlalchemy.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        admin.dispose()

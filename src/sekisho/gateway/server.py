@@ -487,7 +487,7 @@ class Gateway:
                 failing = False
             except Exception:
                 if not failing:  # once per outage, not five times a second
-                    log.exception("gateway watch failed; live sessions go on until it recovers")
+                    log.exception("gateway watch failed; retrying (sessions still end on time)")
                 failing = True
 
     def _watch_pause(self, next_recheck: float) -> float:
