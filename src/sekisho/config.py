@@ -38,8 +38,13 @@ class Settings(BaseSettings):
     gateway_cert: Path | None = None
     gateway_key: Path | None = None
     gateway_ca: Path | None = None  # with a brought certificate: the CA clients should trust
+    # Flood control before authentication (docs/gateway.md, "Limits"): new connections per
+    # client address, and connections whose TLS handshake and hello are not done yet, per
+    # client address and in all.
     gateway_connections_per_ip: Annotated[float, Field(gt=0)] = 200.0  # per second
     gateway_connections_burst: Annotated[float, Field(ge=1)] = 1000.0
+    gateway_unauthenticated_per_ip: Annotated[int, Field(ge=1, le=100_000)] = 32
+    gateway_unauthenticated_max: Annotated[int, Field(ge=1, le=100_000)] = 256
     gateway_connects_per_user: Annotated[float, Field(gt=0)] = 100.0  # per second
     gateway_connects_burst: Annotated[float, Field(ge=1)] = 400.0
 

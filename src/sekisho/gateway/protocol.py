@@ -10,6 +10,10 @@ A TLS connection to the gateway starts with a hello line from the client:
       the same, made ready ahead of need: answered {"ok": true, "standby": true}; the client
       later sends {"op": "go"} and it goes on as a `connect`.
 The gateway answers {"ok": true, ...} or {"ok": false, "code": ..., "reason": ...}.
+
+A hello that breaks these rules (not one JSON object, another version, an unknown op, a field
+of the wrong type or shape) is answered with a `bad-request` refusal and nothing else happens:
+`check_hello` runs before anything reads a field.
 """
 
 from __future__ import annotations
@@ -19,10 +23,15 @@ import socket
 import time
 from typing import Any
 
+from sekisho.domain.errors import InvalidInput
+from sekisho.domain.text import check_name, check_text
+
 VERSION = 1
 MAX_LINE = 4096
 HELLO_TIMEOUT = 10.0
 STANDBY_TIMEOUT = 30.0  # a standby connection unused this long is closed
+OPS = ("open", "connect", "standby")
+TOKEN_MAX = 256
 
 
 class ProtocolError(Exception):
@@ -60,9 +69,45 @@ def read_line(sock: socket.socket, timeout: float = HELLO_TIMEOUT) -> dict[str, 
         message = json.loads(data)
     except ValueError as exc:
         raise ProtocolError("the line is not JSON") from exc
+    except RecursionError as exc:  # `[[[[...` nested deeper than the parser recurses
+        raise ProtocolError("the line is not JSON: nested too deeply") from exc
     if not isinstance(message, dict):
         raise ProtocolError("the line is not a JSON object")
     return message
+
+
+def check_hello(hello: dict[str, Any]) -> None:
+    """Refuse a hello that is not version 1, names no known op, or carries a field of the wrong
+    shape. Text fields follow the rules for stored text (`sekisho.domain.text`): the target is
+    recorded in the audit trail and shown on operators' terminals, so it must be a name."""
+    version = hello.get("v")
+    if type(version) is not int or version != VERSION:  # True == 1 in Python: not a version
+        raise ProtocolError(f"unsupported protocol version {_quote(version)}")
+    op = hello.get("op")
+    if not isinstance(op, str) or op not in OPS:
+        raise ProtocolError(f"unknown op {_quote(op)}")
+    _field(hello, "token", lambda value: check_text("token", value, max_length=TOKEN_MAX))
+    if op == "open":
+        _field(hello, "target", lambda value: check_name("target", value))
+    else:
+        session = hello.get("session")
+        if type(session) is not int or session < 1:
+            raise ProtocolError("session: the session's id, a positive integer")
+
+
+def _field(hello: dict[str, Any], key: str, check: Any) -> None:
+    value = hello.get(key)
+    if not isinstance(value, str) or not value:
+        raise ProtocolError(f"{key}: a non-empty string")
+    try:
+        check(value)
+    except InvalidInput as exc:
+        raise ProtocolError(str(exc)) from None
+
+
+def _quote(value: Any) -> str:
+    """A client's value in a reason, short and escaped (repr), never raw text."""
+    return repr(value if isinstance(value, str | int | float | bool | None) else type(value))[:40]
 
 
 def refusal(code: str, reason: str, **extra: Any) -> dict[str, Any]:

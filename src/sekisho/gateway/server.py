@@ -32,10 +32,11 @@ import structlog
 from sekisho.domain.access import Verb
 from sekisho.domain.actor import Actor
 from sekisho.domain.decisions import AccessDecision
-from sekisho.domain.errors import AuthenticationFailed, Forbidden
+from sekisho.domain.errors import AuthenticationFailed, Forbidden, InvalidInput
+from sekisho.domain.text import check_text
 from sekisho.domain.timespec import iso
 from sekisho.gateway import protocol
-from sekisho.gateway.limits import RateLimiter
+from sekisho.gateway.limits import PendingSlots, RateLimiter, client_key
 from sekisho.gateway.live import LiveSession, Registry
 from sekisho.gateway.relay import Cut, Meter, relay
 from sekisho.gateway.rlimit import raise_open_files
@@ -55,13 +56,19 @@ WATCH_TICK = 0.2  # the deadline check's beat
 
 @dataclass(frozen=True)
 class GatewayLimits:
+    """The gateway's limits; `build_gateway` sets them from `Settings` (docs/gateway.md)."""
+
     new_connections_per_ip: float = 200.0  # per second, before any authentication
     new_connections_burst: float = 1000.0
     connects_per_user: float = 100.0  # forwarded connections per second per user
     connects_burst: float = 400.0
     opens_per_user: float = 2.0  # sessions per second per user
     opens_burst: float = 10.0
-    handshakes: int = 256  # TLS handshakes and hellos under way at once
+    # Connections accepted whose TLS handshake and hello are not done yet, at once: in all,
+    # and per client (an IPv4 address, an IPv6 /64), so that one client's silent connections
+    # cannot hold every slot until they time out.
+    handshakes: int = 256
+    handshakes_per_ip: int = 32
     target_timeout: float = 5.0
 
 
@@ -85,7 +92,7 @@ class Gateway:
         )
         self._per_user = RateLimiter(self.limits.connects_per_user, self.limits.connects_burst)
         self._opens = RateLimiter(self.limits.opens_per_user, self.limits.opens_burst)
-        self._handshakes = threading.BoundedSemaphore(self.limits.handshakes)
+        self._pending = PendingSlots(self.limits.handshakes_per_ip, self.limits.handshakes)
         self._listener: socket.socket | None = None
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -147,49 +154,64 @@ class Gateway:
                 log.warning("accept failed; retrying", error=str(exc))
                 self._stopping.wait(0.1)
                 continue
-            # Flood control before any work: no thread, no TLS for a client over its rate.
-            if not self._per_ip.allow(peer[0]) or not self._handshakes.acquire(blocking=False):
+            # Flood control before any work: no thread, no TLS for a client over its rate or
+            # holding its share of the slots for connections not yet authenticated.
+            client = client_key(peer[0])
+            if not self._per_ip.allow(client) or not self._pending.acquire(client):
                 self.refused_floods += 1
                 raw.close()
                 continue
-            threading.Thread(
-                target=self._serve, args=(raw, peer), name="gateway-conn", daemon=True
-            ).start()
+            try:
+                threading.Thread(
+                    target=self._serve, args=(raw, peer, client), name="gateway-conn", daemon=True
+                ).start()
+            except RuntimeError as exc:  # no thread to be had: a passing trouble, like above
+                self._pending.release(client)
+                raw.close()
+                log.warning("cannot start a connection thread", error=str(exc))
 
-    def _serve(self, raw: socket.socket, peer: tuple[str, int]) -> None:
+    def _serve(self, raw: socket.socket, peer: tuple[str, int], client: str) -> None:
         source = f"{peer[0]}:{peer[1]}"
         tls: ssl.SSLSocket | None = None
-        handshaking = True
+        pending = True  # holding one of the unauthenticated slots (`_admit`)
         try:
             raw.settimeout(protocol.HELLO_TIMEOUT)
             # Every line the gateway writes is small and answered: without this, a reply
             # that follows the handshake's last write waits for the peer's delayed ACK (40 ms).
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             tls = self._tls.wrap_socket(raw, server_side=True)
-            hello = protocol.read_line(tls)
-            self._handshakes.release()
-            handshaking = False
-            self._dispatch(tls, hello, source)
+            hello = self._hello(tls, source)
+            self._pending.release(client)
+            pending = False
+            if hello is not None:
+                self._dispatch(tls, hello, source)
         except (OSError, protocol.ProtocolError, ssl.SSLError) as exc:
             log.debug("connection dropped", peer=source, error=str(exc))
         except Exception:
             log.exception("gateway connection failed", peer=source)
         finally:
-            if handshaking:
-                self._handshakes.release()
+            if pending:
+                self._pending.release(client)
             (tls or raw).close()
 
-    def _dispatch(self, tls: ssl.SSLSocket, hello: dict[str, Any], source: str) -> None:
-        op = hello.get("op")
+    @staticmethod
+    def _hello(tls: ssl.SSLSocket, source: str) -> dict[str, Any] | None:
+        """The client's hello line; None when it was not one (refused as a bad request)."""
         try:
-            if hello.get("v") != protocol.VERSION:
-                raise protocol.ProtocolError(f"unsupported protocol version {hello.get('v')!r}")
-            if op == "open":
+            return protocol.read_line(tls)
+        except protocol.ProtocolError as exc:
+            log.debug("bad hello", peer=source, error=str(exc))
+            with contextlib.suppress(OSError):  # a silent or vanished peer may not read it
+                protocol.send_line(tls, protocol.refusal("bad-request", str(exc)))
+            return None
+
+    def _dispatch(self, tls: ssl.SSLSocket, hello: dict[str, Any], source: str) -> None:
+        try:
+            protocol.check_hello(hello)
+            if hello["op"] == "open":
                 self._open(tls, hello, source)
-            elif op in ("connect", "standby"):
+            else:  # connect or standby
                 self._connect(tls, hello, source)
-            else:
-                raise protocol.ProtocolError(f"unknown op {str(op)[:20]!r}")
         except protocol.ProtocolError as exc:
             protocol.send_line(tls, protocol.refusal("bad-request", str(exc)))
 
@@ -197,7 +219,7 @@ class Gateway:
 
     def _open(self, tls: ssl.SSLSocket, hello: dict[str, Any], source: str) -> None:
         core = self._core
-        token, target_name = _text(hello, "token", 256), _text(hello, "target", 128)
+        token, target_name = _text(hello, "token", protocol.TOKEN_MAX), _text(hello, "target", 128)
         principal = self._authenticate(tls, token)
         if principal is None:
             return
@@ -526,9 +548,15 @@ def _session_end(
 
 
 def _text(hello: dict[str, Any], key: str, limit: int, *, required: bool = True) -> str:
+    """A text field of the hello: a string within `limit`, free of control characters
+    (`protocol.check_hello` has checked each field's shape; this guards every reader)."""
     value = hello.get(key, "")
     if not isinstance(value, str) or len(value) > limit or (required and not value):
         raise protocol.ProtocolError(f"{key}: a string of at most {limit} characters")
+    try:
+        check_text(key, value, max_length=limit)
+    except InvalidInput as exc:
+        raise protocol.ProtocolError(str(exc)) from None
     return value
 
 

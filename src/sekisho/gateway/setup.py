@@ -26,6 +26,8 @@ def build_gateway(core: Core) -> Gateway:
         new_connections_burst=settings.gateway_connections_burst,
         connects_per_user=settings.gateway_connects_per_user,
         connects_burst=settings.gateway_connects_burst,
+        handshakes=settings.gateway_unauthenticated_max,
+        handshakes_per_ip=settings.gateway_unauthenticated_per_ip,
     )
     tls = gateway_tls(settings)
     return Gateway(core, tls, settings.gateway_host, settings.gateway_port, limits)
