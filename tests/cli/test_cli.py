@@ -266,8 +266,15 @@ def test_forward_without_a_grant_is_refused_with_the_way_in(
 
 
 def test_ca_export_prints_the_gateway_ca(cli: Run, tmp_path: Path) -> None:
+    from sekisho.gateway.pki import ensure_ca
+
     os.environ["SEKISHO_DATA_DIR"] = str(tmp_path / "data")
     try:
+        none_yet = cli("ca", "export")  # no server ever ran here: nothing to export
+        assert none_yet.code == 1
+        assert "no sekisho CA yet" in none_yet.err
+        assert not (tmp_path / "data").exists()
+        ensure_ca(tmp_path / "data")  # a CA as a server made it
         first = cli("ca", "export")
         assert first.code == 0
         assert first.out.startswith("-----BEGIN CERTIFICATE-----")

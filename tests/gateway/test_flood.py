@@ -6,6 +6,7 @@ socket may bind there), the user from 127.0.0.1, against a gateway with its defa
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from collections.abc import Callable, Iterator
 
@@ -15,6 +16,7 @@ from gateway_support import wait_for
 from sekisho.gateway.client import Forwarder
 from sekisho.gateway.limits import PendingSlots, client_key
 from sekisho.gateway.server import Gateway
+from sekisho.gateway.setup import build_gateway
 from sekisho.services.core import Core
 from support import LEADER, MEMBER, draft
 
@@ -81,6 +83,21 @@ def test_a_flooder_s_slots_come_back_when_its_connections_go(
         sock.close()
     flood.clear()
     wait_for(lambda: gateway._pending.in_use() == 0)
+
+
+def test_the_caps_are_settings(core: Core, gateway_model: None, flood: list[socket.socket]) -> None:
+    settings = core.settings.model_copy(
+        update={"gateway_port": 0, "gateway_unauthenticated_per_ip": 3}
+    )
+    gateway = build_gateway(dataclasses.replace(core, settings=settings))  # as `serve` does
+    gateway.start()
+    try:
+        for _ in range(10):
+            flood.append(silent_connection(gateway, FLOODER))
+        wait_for(lambda: gateway.refused_floods >= 7)
+        assert gateway._pending.in_use(FLOODER) == 3
+    finally:
+        gateway.stop()
 
 
 def test_the_slots_are_shared_fairly_and_never_exceed_the_caps() -> None:

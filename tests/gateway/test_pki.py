@@ -548,3 +548,49 @@ def test_no_sekisho_ip_address_is_invented(tmp_path: Path) -> None:
     """SAN values are exactly what was asked for, normalised (no surprise entries)."""
     files = leaf(tmp_path, ip_addresses=["::ffff:127.0.0.1", "0:0:0:0:0:0:0:1"])
     assert sans(files.cert)[1] == {str(ip_address("::ffff:127.0.0.1")), "::1"}
+
+
+# --- a CA in memory (the one nodes share) ---------------------------------------------------
+
+
+def test_a_ca_in_memory_issues_leaves_a_client_pinned_to_it_verifies(
+    tmp_path: Path, serve: list[EchoServer]
+) -> None:
+    authority = pki.new_authority()
+    gateway = pki.issue_gateway_certificate(authority, tmp_path, ["gw.example.test"])
+    assert not (tmp_path / "pki" / "ca.key").exists()  # the CA's key stays in memory
+    assert not (tmp_path / "pki" / "ca.crt").exists()
+    assert mode(gateway.key) == 0o600
+    server = start_echo(serve, server_context(gateway))
+    context = client_context(authority.cert_pem)
+    assert echo(server.port, context, "gw.example.test") == (b"hello", "TLSv1.3")
+    # Read back from its PEM text (as a node reads the shared one), it is the same CA.
+    again = pki.authority_from_pem(authority.cert_pem, authority.key_pem)
+    assert again.sha256 == authority.sha256
+    assert pki.issue_gateway_certificate(again, tmp_path, ["gw.example.test"]) == gateway
+
+
+def test_a_data_directory_s_ca_is_found_but_never_made(tmp_path: Path) -> None:
+    assert pki.authority_in(tmp_path) is None
+    assert not (tmp_path / "pki").exists()
+    files = ensure_ca(tmp_path)
+    found = pki.authority_in(tmp_path)
+    assert found is not None
+    assert found.cert_pem == files.cert.read_text()
+    os.chmod(files.key, 0o644)
+    with pytest.raises(InsecureKeyFile):
+        pki.authority_in(tmp_path)
+
+
+def test_a_stored_ca_must_be_whole_its_own_and_unexpired(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    one, other = pki.new_authority(), pki.new_authority()
+    with pytest.raises(PkiError, match="does not belong"):
+        pki.authority_from_pem(one.cert_pem, other.key_pem)
+    with pytest.raises(PkiError, match="cannot be read"):
+        pki.authority_from_pem("not a certificate", one.key_pem)
+    real_now = pki._now
+    monkeypatch.setattr(pki, "_now", lambda: real_now() + dt.timedelta(days=3653))
+    with pytest.raises(PkiError, match="expired"):
+        pki.authority_from_pem(one.cert_pem, one.key_pem)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
+from rich.markup import escape
 
 from sekisho.cli.render import err, out, print_json
 from sekisho.domain.actor import Actor
@@ -19,6 +20,7 @@ from sekisho.domain.errors import InvalidModel, ModelProblem
 if TYPE_CHECKING:
     from sekisho.config import Settings
     from sekisho.services.core import Core
+    from sekisho.store.db import Database
 
 CLI = Actor.system("cli")
 
@@ -99,7 +101,12 @@ def serve(
         out.print(f"web UI at http://{host}:{port}/ (links in notifications point to {links})")
     if Part.GATEWAY in parts:
         out.print(f"sekisho gateway on {core.settings.gateway_address} (TLS)")
-    run_server(core, host, port, parts)
+    from sekisho.gateway.pki import PkiError
+
+    try:
+        run_server(core, host, port, parts)
+    except PkiError as exc:  # TLS material unusable (a key others may read, another secret key)
+        _fail(str(exc))
 
 
 def sweep(json: JsonOpt = False) -> None:
@@ -185,30 +192,100 @@ ca_app = typer.Typer(help="The gateway's certificate authority.", no_args_is_hel
 
 @ca_app.command("export")
 def export_ca(
+    ctx: typer.Context,
     out_file: Annotated[
         Path | None, typer.Option("--out", help="Write to this file instead of stdout.")
     ] = None,
 ) -> None:
-    """Print the CA certificate clients use to verify the gateway (safe to distribute)."""
+    """Print the CA certificate clients use to verify the gateway (safe to distribute).
+
+    With --server, the server's, from its API. Else this installation's: the CA its nodes
+    share (in the database), or one its data directory has from before. Never makes one.
+    """
+    server = ctx.obj.get("server") if ctx.obj else None
+    pem = _fetched_ca(server) if server else _existing_ca()
+    if out_file is None:
+        print(pem, end="")
+        return
+    try:
+        out_file.write_text(pem)
+    except OSError as exc:
+        _fail(f"cannot write {out_file}: {exc.strerror or exc}")
+    out.print(f"wrote {escape(str(out_file))}")
+
+
+def _fail(message: str) -> NoReturn:
+    err.print(f"[red]error:[/] {escape(message)}")
+    raise typer.Exit(1)
+
+
+def _existing_ca() -> str:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from sekisho.config import Settings
-    from sekisho.gateway.pki import PkiError, ensure_ca
+    from sekisho.gateway.pki import PkiError
     from sekisho.gateway.setup import published_ca
 
     settings = Settings()
-    if settings.gateway_cert is None:
-        try:
-            ensure_ca(settings.data_dir)
-        except PkiError as exc:
-            err.print(f"[red]error:[/] {exc}")
-            raise typer.Exit(1) from None
-    pem = published_ca(settings)
-    if pem is None:
-        raise typer.BadParameter("the gateway uses a brought certificate: set SEKISHO_GATEWAY_CA")
-    if out_file is None:
-        print(pem, end="")
-    else:
-        out_file.write_text(pem)
-        out.print(f"wrote {out_file}")
+    db = None
+    try:
+        db = _existing_database(settings)
+        pem = published_ca(settings, db)
+    except PkiError as exc:
+        _fail(str(exc))
+    except SQLAlchemyError as exc:
+        url = _safe_url(settings.resolved_database_url)
+        _fail(f"cannot read the gateway CA from the database {url} ({type(exc).__name__})")
+    finally:
+        if db is not None:
+            db.dispose()
+    if pem is not None:
+        return pem
+    if settings.gateway_cert is not None:
+        _fail("the gateway uses a brought certificate: set SEKISHO_GATEWAY_CA to its CA")
+    _fail(
+        f"no sekisho CA yet (database {_safe_url(settings.resolved_database_url)}, data "
+        f"directory {settings.data_dir}): the first `sekisho serve` creates it; or pass "
+        "--server URL to fetch your server's"
+    )
+
+
+def _existing_database(settings: Settings) -> Database | None:
+    """The database, if it exists and has the shared CA's table: opening it creates nothing."""
+    from sqlalchemy import inspect
+    from sqlalchemy.engine import make_url
+
+    from sekisho.store.db import Database
+
+    url = make_url(settings.resolved_database_url)
+    if url.get_backend_name() == "sqlite":
+        path = url.database
+        if not path or path == ":memory:" or not Path(path).exists():
+            return None  # opening it would create the file
+    db = Database(settings.resolved_database_url)
+    if not inspect(db.engine).has_table("certificate_authorities"):
+        db.dispose()
+        return None  # never migrated this far: no gateway of this version has run on it
+    return db
+
+
+def _fetched_ca(server: str) -> str:
+    from cryptography import x509
+
+    from sekisho.cli.client import Client
+    from sekisho.cli.forward_cmds import _is_loopback
+
+    if not (server.startswith("https://") or _is_loopback(server)):
+        # Anyone on the path could swap the certificate: a CA fetched so proves nothing.
+        _fail(f"{server} is plain HTTP to another host: fetch the CA over https:// only")
+    pem = Client(server).get("/gateway").get("ca_pem")
+    if not isinstance(pem, str) or not pem:
+        _fail(f"the server at {server} has no gateway CA yet (no gateway has started)")
+    try:
+        x509.load_pem_x509_certificate(pem.encode("ascii"))
+    except (ValueError, UnicodeError):
+        _fail(f"the server at {server} sent something that is not a PEM certificate")
+    return pem
 
 
 def register(app: typer.Typer) -> None:

@@ -4,9 +4,13 @@ Why a CA of our own: sekisho runs on a laptop with no cloud account and often no
 so no public CA can vouch for it. Clients pin this CA alone (`client_context`), which is
 stronger than trusting the system store: only certificates this installation issued pass.
 
-Files live in `<directory>/pki/` (mode 0700): `ca.crt`/`ca.key` and `<name>.crt`/`<name>.key`.
-Keys are 0600 from the moment they exist; certificates are public (0644). Keys are stored
-unencrypted (a server must start unattended); the file mode is their protection.
+The gateway's CA is an `Authority` in memory: nodes that share a database share it, stored
+there with its key sealed (`sekisho.gateway.setup`, `sekisho.services.shared_ca`), and each
+node issues its own leaf certificate from it. Files live in `<directory>/pki/` (mode 0700):
+`<name>.crt`/`<name>.key` for leaves, and `ca.crt`/`ca.key` for a CA kept in files (the demo
+console's, tests', and a node's CA from before the shared one, which the shared one imports).
+Keys are 0600 from the moment they exist; certificates are public (0644). Leaf keys are
+stored unencrypted (a server must start unattended); the file mode is their protection.
 """
 
 from __future__ import annotations
@@ -55,6 +59,31 @@ class InsecureKeyFile(PkiError):
 class TlsFiles:
     cert: Path
     key: Path
+
+
+@dataclass(frozen=True)
+class Authority:
+    """A CA in memory: its certificate, and the key that signs with it."""
+
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+    @property
+    def cert_pem(self) -> str:
+        return _cert_pem(self.cert).decode("ascii")
+
+    @property
+    def key_pem(self) -> str:
+        return _key_pem(self.key).decode("ascii")
+
+    @property
+    def expired(self) -> bool:
+        return self.cert.not_valid_after_utc <= _now()
+
+    @property
+    def sha256(self) -> str:
+        """The certificate's fingerprint, as `openssl x509 -fingerprint -sha256` shows it."""
+        return self.cert.fingerprint(hashes.SHA256()).hex()
 
 
 def _now() -> dt.datetime:
@@ -228,6 +257,50 @@ def ca_pem(directory: Path) -> str:
     return _cert_pem(_read_cert(path)).decode("ascii")
 
 
+def new_authority() -> Authority:
+    """A new CA, in memory only: whoever keeps it decides where (sealed in the database)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    return Authority(_self_signed_ca(key), key)
+
+
+def authority_from_pem(cert_pem: str, key_pem: str) -> Authority:
+    """A CA from its PEM text, checked: the key is the certificate's, and it has not expired."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem.encode("ascii"))
+        key = serialization.load_pem_private_key(key_pem.encode("ascii"), password=None)
+    except (ValueError, TypeError, UnicodeError) as exc:
+        raise PkiError("the stored CA cannot be read (PEM certificate and key expected)") from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or not _same_key(cert, key):
+        raise PkiError("the stored CA's key does not belong to its certificate")
+    authority = Authority(cert, key)
+    if authority.expired:
+        raise PkiError(
+            f"the shared gateway CA expired on {cert.not_valid_after_utc:%Y-%m-%d}: remove its "
+            "row (name 'gateway') from the table certificate_authorities and start a gateway "
+            "to make a new one; every client must then import it"
+        )
+    return authority
+
+
+def authority_in(directory: Path) -> Authority | None:
+    """The CA kept in `directory/pki/` (as sekisho kept it before it shared one), if complete.
+
+    Never creates one: a directory without both files has none to offer.
+    """
+    files = TlsFiles(cert=directory / "pki" / "ca.crt", key=directory / "pki" / "ca.key")
+    if not (files.cert.exists() and files.key.exists()):
+        return None
+    return _load_authority(files)
+
+
+def _load_authority(files: TlsFiles) -> Authority:
+    _check_key_mode(files.key)
+    cert, key = _read_cert(files.cert), _read_key(files.key)
+    if not _same_key(cert, key):
+        raise PkiError(f"{files.cert} does not belong to the key {files.key}")
+    return Authority(cert, key)
+
+
 # --- leaf certificates ---------------------------------------------------------------------
 
 
@@ -348,14 +421,15 @@ def _leaf(
 
 
 def issue_certificate(
-    ca: TlsFiles,
+    ca: TlsFiles | Authority,
     name: str,
     dns_names: list[str],
     ip_addresses: list[str],
     directory: Path,
     days: int = 397,
 ) -> TlsFiles:
-    """A server certificate `<name>.crt`/`<name>.key` in `directory/pki/`, signed by `ca`.
+    """A server certificate `<name>.crt`/`<name>.key` in `directory/pki/`, signed by `ca`
+    (a CA in memory, or one kept in files).
 
     Reused while it is valid for 30 more days, signed by this CA, matches its key and covers
     every requested name (extra names are fine); otherwise a new key and certificate.
@@ -367,8 +441,8 @@ def issue_certificate(
     dns, ips = _dns_names(dns_names), _ip_addresses(ip_addresses)
     if not dns and not ips:
         raise ValueError("a certificate needs at least one DNS name or IP address")
-    _check_key_mode(ca.key)
-    ca_cert, ca_key = _read_cert(ca.cert), _read_key(ca.key)
+    authority = ca if isinstance(ca, Authority) else _load_authority(ca)
+    ca_cert, ca_key = authority.cert, authority.key
     pki = _pki_dir(directory)
     files = TlsFiles(cert=pki / f"{name}.crt", key=pki / f"{name}.key")
     with _locked(pki):
@@ -384,12 +458,20 @@ def issue_certificate(
     return files
 
 
-def ensure_gateway_certificate(directory: Path, hosts: list[str]) -> tuple[TlsFiles, TlsFiles]:
-    """(CA, gateway leaf) for localhost, 127.0.0.1, ::1 and `hosts` (names or IP addresses)."""
+def issue_gateway_certificate(
+    ca: TlsFiles | Authority, directory: Path, hosts: list[str]
+) -> TlsFiles:
+    """The gateway's leaf in `directory/pki/`, for localhost, 127.0.0.1, ::1 and `hosts`
+    (names or IP addresses): the names this node is reached by."""
     dns = ["localhost"] + [h for h in hosts if not _is_ip(h)]
     ips = ["127.0.0.1", "::1"] + [h for h in hosts if _is_ip(h)]
+    return issue_certificate(ca, "gateway", dns, ips, directory)
+
+
+def ensure_gateway_certificate(directory: Path, hosts: list[str]) -> tuple[TlsFiles, TlsFiles]:
+    """(CA, gateway leaf), both in files in `directory/pki/`: a gateway on its own (tests)."""
     ca = ensure_ca(directory)
-    return ca, issue_certificate(ca, "gateway", dns, ips, directory)
+    return ca, issue_gateway_certificate(ca, directory, hosts)
 
 
 # --- contexts ------------------------------------------------------------------------------

@@ -226,6 +226,24 @@ class LeaseRow(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class CertificateAuthorityRow(Base):
+    """A certificate authority every node on this database shares (the gateway's, by name).
+
+    The first node to need it stores it (insert-or-read under the name); every node issues its
+    own leaf certificates from it. The key is sealed with the nodes' SEKISHO_SECRET_KEY
+    (`SecretBox`); the certificate is public.
+    """
+
+    __tablename__ = "certificate_authorities"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cert_pem: Mapped[str] = mapped_column(Text)
+    key_sealed: Mapped[str] = mapped_column(Text)
+    origin: Mapped[str] = mapped_column(STATUS)  # created | imported (a node's CA from before)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(256))  # the node that stored it
+
+
 class SessionRow(Base):
     """A forwarding session: one `sekisho forward` run through the gateway, and what it did."""
 
