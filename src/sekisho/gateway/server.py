@@ -173,7 +173,7 @@ class Gateway:
     def _serve(self, raw: socket.socket, peer: tuple[str, int], client: str) -> None:
         source = f"{peer[0]}:{peer[1]}"
         tls: ssl.SSLSocket | None = None
-        pending = True  # holding one of the unauthenticated slots (`_admit`)
+        pending = True  # holding one of the unauthenticated slots, taken as it was accepted
         try:
             raw.settimeout(protocol.HELLO_TIMEOUT)
             # Every line the gateway writes is small and answered: without this, a reply
