@@ -86,7 +86,8 @@ def install(app: FastAPI) -> None:
     async def _shape(request: Request, exc: RequestValidationError) -> JSONResponse:
         field_errors = []
         for error in exc.errors():
-            location = [str(part) for part in error.get("loc", ()) if part not in ("body",)]
+            # ("body", "info", "change", "[key]") names the field info.change
+            location = [str(part) for part in error.get("loc", ()) if part not in ("body", "[key]")]
             field_errors.append(
                 {
                     "field": ".".join(location) or "body",

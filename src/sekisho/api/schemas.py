@@ -5,13 +5,35 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from sekisho.domain.access import Verb
+from sekisho.domain.text import has_control, normalize_newlines
 
-# Caps that bound memory before any rule runs; the services give the precise limits.
-Text = Annotated[str, Field(max_length=10_000)]
-Short = Annotated[str, Field(max_length=512)]
+
+def one_line(value: str) -> str:
+    """No control characters at all: names, filters, one-line values."""
+    if has_control(value):
+        raise PydanticCustomError("no_control_characters", "contains control characters")
+    return value
+
+
+def prose(value: str) -> str:
+    """Line breaks (a form's CRLF too) and tabs, but no other control character."""
+    value = normalize_newlines(value)
+    if has_control(value, multiline=True):
+        raise PydanticCustomError("no_control_characters", "contains control characters")
+    return value
+
+
+# Caps that bound memory before any rule runs; the services give the precise limits. Every
+# string that can reach the store is text: whatever is stored is later shown on someone's
+# terminal or page, so control characters (ESC sequences, bidi overrides) stop here.
+Text = Annotated[str, Field(max_length=10_000), AfterValidator(prose)]
+Short = Annotated[str, Field(max_length=512), AfterValidator(one_line)]
+Line = Annotated[str, AfterValidator(one_line)]  # for queries, which set their own caps
+Secret = Annotated[str, Field(max_length=512)]  # never stored nor shown: any characters
 
 
 class Body(BaseModel):
@@ -20,8 +42,8 @@ class Body(BaseModel):
 
 class LoginBody(Body):
     user: Short
-    password: Short
-    otp: Annotated[str, Field(max_length=16)]
+    password: Secret
+    otp: Annotated[Line, Field(max_length=16)]
 
 
 class TokenOut(BaseModel):
@@ -53,8 +75,10 @@ class RevokeBody(Body):
 
 
 class CredentialsBody(Body):
-    role: Annotated[str, Field(max_length=200, description="ACCOUNT/ROLE")]
-    duration: Annotated[str | None, Field(max_length=20, description="e.g. 1h")] = None
+    role: Annotated[Line, Field(max_length=200, description="ACCOUNT/ROLE")]
+    duration: Annotated[
+        Annotated[Line, Field(max_length=20)] | None, Field(description="e.g. 1h")
+    ] = None
     console: bool = False
 
 

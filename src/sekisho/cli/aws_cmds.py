@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from sekisho.cli.client import Client
-from sekisho.cli.render import err, out, print_json, when
+from sekisho.cli.render import err, out, print_json, say, when
 
 aws_app = typer.Typer(help="AWS: the policy sekisho itself needs.", no_args_is_help=True)
 
@@ -68,10 +68,13 @@ def assume_role(
         print(f"export AWS_SESSION_TOKEN={c['session_token']}")
         print(f"export AWS_CREDENTIAL_EXPIRATION={c['expiration']}")
         err.print(
-            f"# {c['role_arn']} as {c['session_name']}, until {when(c['expiration'])} ({c['via']})"
+            say(
+                f"# {c['role_arn']} as {c['session_name']}, until {when(c['expiration'])} "
+                f"({c['via']})"
+            )
         )
     if c.get("console_url") and output is not Format.JSON:
-        err.print(f"console: {c['console_url']}")
+        err.print(say(f"console: {c['console_url']}"))
 
 
 def reconcile(
@@ -99,14 +102,14 @@ def reconcile(
     else:
         verb = "would fix" if dry_run else "fixed"
         if report.clean:
-            out.print("[green]the provider agrees with the grants[/]")
+            out.print(say(("the provider agrees with the grants", "green")))
         for finding in report.findings:
             what = f"{finding.kind.value} {finding.user} in {finding.group}"
-            out.print(f"{verb}: {what}: {finding.detail}")
+            out.print(say(f"{verb}: {what}: {finding.detail}"))
         for finding, error in report.failed:
-            out.print(f"[red]could not fix[/] {finding.user} in {finding.group}: {error}")
+            out.print(say(("could not fix", "red"), f" {finding.user} in {finding.group}: {error}"))
         for group, error in report.unreadable.items():
-            out.print(f"[red]could not read[/] {group}: {error}")
+            out.print(say(("could not read", "red"), f" {group}: {error}"))
     if report.failed or report.unreadable:
         raise typer.Exit(1)
 
@@ -143,7 +146,7 @@ def export(
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, document in documents.items():
         (out_dir / name).write_text(json.dumps(document, indent=2) + "\n")
-        out.print(f"wrote {out_dir / name}")
+        out.print(say(f"wrote {out_dir / name}"))
 
 
 def _model(path: Path | None) -> Any:

@@ -17,10 +17,12 @@ from sekisho.cli.render import (
     emit,
     err,
     grants_table,
+    literal,
     out,
     print_json,
     request_detail,
     requests_table,
+    say,
     when,
 )
 from sekisho.domain.errors import InvalidInput
@@ -92,8 +94,10 @@ def login(
         print(f"export SEKISHO_SERVER={api.server}")
         return
     path = save_login(SavedLogin(api.server, data["user"], data["token"], data["expires_at"]))
-    out.print(f"logged in as [bold]{data['user']}[/] until {when(data['expires_at'])}")
-    out.print(f"[dim]token saved to {path} (mode 0600)[/]")
+    out.print(
+        say("logged in as ", literal(data["user"], "bold"), f" until {when(data['expires_at'])}")
+    )
+    out.print(say((f"token saved to {path} (mode 0600)", "dim")))
 
 
 def logout(ctx: typer.Context) -> None:
@@ -104,7 +108,7 @@ def logout(ctx: typer.Context) -> None:
     saved = load_login()
     if saved is not None:
         forget_login()
-    out.print("logged out")
+    out.print(say("logged out"))
 
 
 def whoami(ctx: typer.Context, json: JsonOpt = False) -> None:
@@ -113,14 +117,14 @@ def whoami(ctx: typer.Context, json: JsonOpt = False) -> None:
     if json:
         print_json(data)
         return
-    out.print(f"[bold]{data['user']}[/] ({data['display_name']})")
-    out.print(f"groups: {', '.join(data['groups']) or 'none'}")
+    out.print(say(literal(data["user"], "bold"), f" ({data['display_name']})"))
+    out.print(say(f"groups: {', '.join(data['groups']) or 'none'}"))
     if data.get("token_expires_at"):
-        out.print(f"token valid until {when(data['token_expires_at'])}")
+        out.print(say(f"token valid until {when(data['token_expires_at'])}"))
     if data["grants"]:
         out.print(grants_table(data["grants"]))
     else:
-        out.print("no active grants")
+        out.print(say("no active grants"))
 
 
 def can(
@@ -138,9 +142,9 @@ def can(
         print_json(data)
     elif data["allowed"]:
         until = f" until {when(data['grant_end'])}" if data.get("grant_end") else ""
-        out.print(f"[green]ALLOWED[/] {user} {verb} {obj}: {data['reason']}{until}")
+        out.print(say(("ALLOWED", "green"), f" {user} {verb} {obj}: {data['reason']}{until}"))
     else:
-        out.print(f"[red]DENIED[/] {user} {verb} {obj}: {data['reason']}")
+        out.print(say(("DENIED", "red"), f" {user} {verb} {obj}: {data['reason']}"))
     raise typer.Exit(0 if data["allowed"] else 1)
 
 
@@ -181,10 +185,10 @@ def create(
     if json:
         print_json(data)
         return
-    out.print(f"request [bold]#{data['id']}[/] filed: {data['status']}")
+    out.print(say("request ", (f"#{data['id']}", "bold"), f" filed: {data['status']}"))
     if data["status"] == "pending_approval":
         approvers = ", ".join(level["approvers"] for level in data["levels"])
-        out.print(f"waiting for approval by {approvers} (decide by {when(data['decide_by'])})")
+        out.print(say(f"waiting for approval by {approvers} (decide by {when(data['decide_by'])})"))
 
 
 @request_app.command("list")
@@ -219,10 +223,10 @@ def decided(data: dict[str, Any], json: bool) -> None:
     if json:
         print_json(data)
         return
-    out.print(f"request #{data['id']} is now [bold]{data['status']}[/]")
+    out.print(say(f"request #{data['id']} is now ", (data["status"], "bold")))
     if data.get("grant"):
         g = data["grant"]
-        out.print(f"grant #{g['id']}: {g['user']} in {g['group']} until {when(g['end_at'])}")
+        out.print(say(f"grant #{g['id']}: {g['user']} in {g['group']} until {when(g['end_at'])}"))
 
 
 @request_app.command("approve")
@@ -327,13 +331,15 @@ def audit_verify(ctx: typer.Context, json: JsonOpt = False) -> None:
         print_json(data)
     elif data["ok"]:
         out.print(
-            f"[green]audit trail verified[/]: {data['entries']} entries, "
-            f"head {data['head_hash'][:16]}"
+            say(
+                ("audit trail verified", "green"),
+                f": {data['entries']} entries, head {data['head_hash'][:16]}",
+            )
         )
     else:
-        err.print("[red bold]AUDIT TRAIL BROKEN[/]")
+        err.print(say(("AUDIT TRAIL BROKEN", "red bold")))
         for problem in data["problems"]:
-            err.print(f"  {problem}")
+            err.print(say(f"  {problem}"))
     raise typer.Exit(0 if data["ok"] else 1)
 
 
@@ -347,21 +353,25 @@ def show_user(
     if json:
         print_json(who)
         return
-    out.print(f"[bold]{who['user']}[/] ({who['display_name']}) {who.get('email') or ''}")
-    out.print(f"standing groups: {', '.join(who['groups']) or 'none'}")
+    out.print(
+        say(literal(who["user"], "bold"), f" ({who['display_name']}) {who.get('email') or ''}")
+    )
+    out.print(say(f"standing groups: {', '.join(who['groups']) or 'none'}"))
     roles = [r for r in ("admin", "auditor") if who.get(r)]
     if roles:
-        out.print(f"sekisho roles: {', '.join(roles)}")
+        out.print(say(f"sekisho roles: {', '.join(roles)}"))
     directory = who.get("directory") or {"provider": "?", "memberships": [], "tags": {}}
-    table = Table(title=f"Directory ({directory['provider']} provider)", title_justify="left")
+    table = Table(
+        title=literal(f"Directory ({directory['provider']} provider)"), title_justify="left"
+    )
     table.add_column("Work group membership")
     table.add_column("TTL tag")
     tags = directory["tags"]
     for group in sorted(set(directory["memberships"]) | set(tags)):
         member = group if group in directory["memberships"] else "-"
-        table.add_row(member, tags.get(group, "-"))
+        table.add_row(literal(member), literal(tags.get(group, "-")))
     out.print(table)
-    out.print(grants_table(who["grants"]) if who["grants"] else "no active grants")
+    out.print(grants_table(who["grants"]) if who["grants"] else say("no active grants"))
 
 
 def ended(grant: dict[str, Any]) -> str:

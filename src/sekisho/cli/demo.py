@@ -16,11 +16,14 @@ from typing import Annotated, Any
 
 import pyotp
 import typer
+from rich.markup import escape
+from rich.text import Text
 
 from sekisho.cli.render import out
 from sekisho.defaults import DEFAULT_PORT
 from sekisho.domain.actor import Actor
 from sekisho.domain.errors import InvalidInput
+from sekisho.domain.text import visible
 
 DEMO = Actor.system("demo")
 MODEL_NAME = "jump-account.yaml"
@@ -136,8 +139,9 @@ def code(user: str, directory: DirOpt = Path(".demo")) -> None:
     print(pyotp.TOTP(_user(directory, user)["totp_secret"]).now())
 
 
-def walkthrough(port: int, directory: Path) -> str:
-    return WALKTHROUGH.format(port=port, dir=directory)
+def walkthrough(port: int, directory: Path) -> Text:
+    """Our own guide, styled with markup; the directory is the reader's, shown as text."""
+    return Text.from_markup(WALKTHROUGH.format(port=port, dir=escape(visible(str(directory)))))
 
 
 WALKTHROUGH = """

@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sekisho.cli.client import Client
-from sekisho.cli.render import emit, err, out, status, when
+from sekisho.cli.render import emit, err, literal, out, say, status, when
 from sekisho.domain.errors import InvalidInput
 
 session_app = typer.Typer(help="Forwarding sessions: list them, kill one.", no_args_is_help=True)
@@ -87,20 +87,22 @@ def forward(
         server_hostname=server_name,
         bind=bind,
         local_port=local_port,
-        notice=lambda message: err.print(f"[yellow]{message}[/]"),
+        notice=lambda message: err.print(literal(message, "yellow")),
     )
     try:
         session = forwarder.open()
     except Refused as refused:
-        err.print(f"[red]refused:[/] {refused.reason}")
+        err.print(say(("refused:", "red"), f" {refused.reason}"))
         for route in refused.routes:
             err.print(
-                f"  request access: sekisho request create --template {route['template']} "
-                f"--group {route['group']} --for 2h --reason ..."
+                say(
+                    f"  request access: sekisho request create --template {route['template']} "
+                    f"--group {route['group']} --for 2h --reason ..."
+                )
             )
         raise typer.Exit(1) from None
     except GatewayUnreachable as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(say(("error:", "red"), f" {exc}"))
         raise typer.Exit(1) from None
     host, port = forwarder.start()
     _announce(session.__dict__, target, host, port, address)
@@ -114,9 +116,9 @@ def forward(
         signal.signal(signal.SIGINT, previous)
     if forwarder.ended_by_gateway:
         at = when(forwarder.ended_at) if forwarder.ended_at else "now"
-        out.print(f"[bold red]access ended[/] at {at}: {forwarder.end_reason}")
+        out.print(say(("access ended", "bold red"), f" at {at}: {forwarder.end_reason}"))
     else:
-        out.print(f"forward stopped ({forwarder.end_reason})")
+        out.print(say(f"forward stopped ({forwarder.end_reason})"))
 
 
 def _announce(
@@ -125,25 +127,33 @@ def _announce(
     info = session["target"]
     name = info.get("dns_name") or target
     out.print(
-        f"Forwarding [bold]{host}:{port}[/] -> {target} ({name}:{info.get('port')}) "
-        f"through the gateway at {gateway[0]}:{gateway[1]}"
+        say(
+            "Forwarding ",
+            (f"{host}:{port}", "bold"),
+            f" -> {target} ({name}:{info.get('port')}) "
+            f"through the gateway at {gateway[0]}:{gateway[1]}",
+        )
     )
     out.print(
-        f"Access: {session['via']}, until {when(session['expires_at'])} "
-        f"(session #{session['id']}; it ends then: {session['ends_because']})"
+        say(
+            f"Access: {session['via']}, until {when(session['expires_at'])} "
+            f"(session #{session['id']}; it ends then: {session['ends_because']})"
+        )
     )
     if info.get("protocol") in ("https", "http"):
         scheme = info["protocol"]
         local = "localhost" if host in ("127.0.0.1", "::1") else host
-        out.print(f"Open [bold]{scheme}://{local}:{port}/[/] in your browser")
+        out.print(say("Open ", (f"{scheme}://{local}:{port}/", "bold"), " in your browser"))
         if info.get("dns_name"):
             out.print(
-                f"  or {scheme}://{info['dns_name']}:{port}/ with "
-                f"`{host} {info['dns_name']}` in /etc/hosts"
+                say(
+                    f"  or {scheme}://{info['dns_name']}:{port}/ with "
+                    f"`{host} {info['dns_name']}` in /etc/hosts"
+                )
             )
         if scheme == "https":
-            out.print("  (its certificate comes from the sekisho CA: `sekisho ca export`)")
-    out.print("Press Ctrl-C to stop.")
+            out.print(say("  (its certificate comes from the sekisho CA: `sekisho ca export`)"))
+    out.print(say("Press Ctrl-C to stop."))
 
 
 @session_app.command("list")
@@ -191,11 +201,11 @@ def sessions_table(rows: list[dict[str, Any]]) -> Table:
         table.add_row(
             str(s["id"]),
             status(s["status"]),
-            s["user"],
-            s["target"],
-            s["via"],
+            literal(s["user"]),
+            literal(s["target"]),
+            literal(s["via"]),
             when(s["started_at"]),
-            ended,
+            literal(ended),
             f"{s['bytes_up']:,} / {s['bytes_down']:,} in {s['connections']} conn.",
         )
     return table

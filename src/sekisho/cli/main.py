@@ -15,7 +15,7 @@ import typer
 from sekisho.cli import aws_cmds, client_cmds, forward_cmds, notify_cmds, server_cmds
 from sekisho.cli import demo as demo_cmds
 from sekisho.cli.client import ApiError, Unreachable
-from sekisho.cli.render import err
+from sekisho.cli.render import err, say
 from sekisho.domain.errors import InvalidInput, InvalidModel, SekishoError
 
 app = typer.Typer(
@@ -50,31 +50,37 @@ demo_cmds.register(app)
 notify_cmds.register(app)
 
 
+ERROR = ("error:", "red")
+
+
 def report(error: BaseException) -> int:
-    """Say what went wrong in one place; return the exit code."""
+    """Say what went wrong in one place; return the exit code.
+
+    What the server says quotes what was typed: it is printed as text, never as markup."""
     if isinstance(error, ApiError):
         problem = error.problem
         items = problem.get("errors") or []
         said = "" if items else f": {error}"
-        err.print(f"[red]error:[/red] {problem.get('title', 'refused')}{said}")
+        err.print(say(ERROR, f" {problem.get('title', 'refused')}{said}"))
         for item in items:
-            err.print(f"  {item.get('field')}: {item.get('message')} [dim]({item.get('rule')})[/]")
+            field, message, rule = item.get("field"), item.get("message"), item.get("rule")
+            err.print(say(f"  {field}: {message} ", (f"({rule})", "dim")))
         return 1
     if isinstance(error, InvalidInput):
-        err.print("[red]error:[/red] invalid input")
+        err.print(say(ERROR, " invalid input"))
         for p in error.problems:
-            err.print(f"  {p.field}: {p.message} [dim]({p.rule})[/]")
+            err.print(say(f"  {p.field}: {p.message} ", (f"({p.rule})", "dim")))
         return 1
     if isinstance(error, InvalidModel):
-        err.print(f"[red]error:[/red] the access model has {len(error.problems)} problem(s)")
+        err.print(say(ERROR, f" the access model has {len(error.problems)} problem(s)"))
         for problem_line in error.problems:
-            err.print(f"  {problem_line}", markup=False)
+            err.print(say(f"  {problem_line}"))
         return 1
     if isinstance(error, SekishoError):
-        err.print(f"[red]error:[/red] {error.title}: {error.message}")
+        err.print(say(ERROR, f" {error.title}: {error.message}"))
         return 1
     if isinstance(error, Unreachable):
-        err.print(f"[red]error:[/red] {error}")
+        err.print(say(ERROR, f" {error}"))
         return 1
     raise error
 
@@ -83,14 +89,14 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)
     except typer.Abort:
-        err.print("aborted")
+        err.print(say("aborted"))
         sys.exit(1)
     except typer.TyperException as usage:  # the command line itself was wrong: exit 2
         show = getattr(usage, "show", None)
         if callable(show):
             show()
         else:
-            err.print(f"error: {usage}")
+            err.print(say(f"error: {usage}"))
         sys.exit(int(getattr(usage, "exit_code", 2)))
     except (ApiError, SekishoError, Unreachable) as error:
         sys.exit(report(error))

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from sekisho.cli.render import err, out, print_json, when
+from sekisho.cli.render import err, literal, out, print_json, say, when
 from sekisho.cli.server_cmds import CLI, JsonOpt, open_core
 
 if TYPE_CHECKING:
@@ -42,16 +42,17 @@ def status(json: JsonOpt = False) -> None:
     if json:
         print_json([_status_json(c) for c in channels])
     elif not channels:
-        out.print("no notification channels in the model")
+        out.print(say("no notification channels in the model"))
     else:
         from rich.table import Table
+        from rich.text import Text
 
         table = Table("channel", "type", "pending", "failing", "delivered", "gave up", "state")
         for c in channels:
-            state = "[green]ok[/]" if c.healthy else "[red]failing[/]"
+            state = Text("ok", "green") if c.healthy else Text("failing", "red")
             table.add_row(
-                c.name,
-                c.type or "-",
+                literal(c.name),
+                literal(c.type or "-"),
                 str(c.pending),
                 str(c.failing),
                 str(c.delivered),
@@ -61,13 +62,11 @@ def status(json: JsonOpt = False) -> None:
         out.print(table)
         for c in channels:
             for problem in c.problems:
-                out.print(f"[red]{c.name}:[/] {problem}")
+                out.print(say((f"{c.name}:", "red"), f" {problem}"))
             if c.last_error:
-                out.print(
-                    f"{c.name}: last error {when(c.last_error_at)}: {c.last_error}", markup=False
-                )
+                out.print(say(f"{c.name}: last error {when(c.last_error_at)}: {c.last_error}"))
             if c.oldest_pending_at and c.failing:
-                out.print(f"{c.name}: oldest undelivered since {when(c.oldest_pending_at)}")
+                out.print(say(f"{c.name}: oldest undelivered since {when(c.oldest_pending_at)}"))
     if any(not c.healthy for c in channels):
         raise typer.Exit(1)
 
@@ -106,11 +105,13 @@ def _print_report(report: DispatchReport, json: bool) -> None:
         )
         return
     out.print(
-        f"delivered {len(report.delivered)}, failed {len(report.failed)} (to be retried), "
-        f"gave up {len(report.gave_up)}, deferred {len(report.deferred)}"
+        say(
+            f"delivered {len(report.delivered)}, failed {len(report.failed)} (to be retried), "
+            f"gave up {len(report.gave_up)}, deferred {len(report.deferred)}"
+        )
     )
     for notification_id, error in report.failed.items():
-        err.print(f"notification #{notification_id}: {error}", markup=False)
+        err.print(say(f"notification #{notification_id}: {error}"))
 
 
 def _status_json(c: ChannelStatus) -> dict[str, Any]:

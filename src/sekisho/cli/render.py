@@ -1,8 +1,15 @@
-"""How the CLI shows things to people: tables, the timeline, times in the local zone."""
+"""How the CLI shows things to people: tables, the timeline, times in the local zone.
+
+Everything the server sends is someone else's text: it is shown as literal text (Rich `Text`,
+never markup), with control characters spelt out (ESC as `\\x1b`), so a reason or an audit
+entry cannot repaint the reader's terminal, hide words or make links. Our own words carry
+their style as (text, style) pairs, never as markup in a string.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,10 +19,38 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from sekisho.domain.text import PROSE_ALLOWED, is_control, visible
 from sekisho.domain.timespec import format_duration
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# No markup, no emoji codes: a string printed by mistake is still shown as it is.
+out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
+
+Part = str | Text | tuple[str, str]  # someone's text, a finished Text, or (our words, style)
+
+
+def literal(value: object, style: str = "") -> Text:
+    """One line of someone else's text, exactly as it is: no markup, controls spelt out."""
+    return Text(visible(str(value)), style=style)
+
+
+def prose(value: object, style: str = "") -> Text:
+    """Someone's paragraphs (a reason, a comment): line breaks and tabs kept, nothing else."""
+    return Text(visible(str(value), keep=PROSE_ALLOWED), style=style)
+
+
+def say(*parts: Part) -> Text:
+    """A line from parts: plain strings and (words, style) pairs both shown literally."""
+    line = Text()
+    for part in parts:
+        if isinstance(part, Text):
+            line.append_text(part)
+        elif isinstance(part, tuple):
+            line.append(visible(part[0]), style=part[1])
+        else:
+            line.append(visible(part))
+    return line
+
 
 STATUS_STYLE = {
     "pending_approval": "yellow",
@@ -37,9 +72,30 @@ STATUS_STYLE = {
 }
 
 
+# JSON escapes C0 controls itself; these it leaves raw (DEL, C1, bidi overrides, separators).
+_NOT_ASCII_TEXT = re.compile(r"[^\x20-\x7e\n]")
+
+
+def to_json(data: Any) -> str:
+    """JSON whose every control character is a \\u escape: safe to print to a terminal."""
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    return _NOT_ASCII_TEXT.sub(_json_escape, text)
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    ch = match.group()
+    if not is_control(ch):
+        return ch
+    code = ord(ch)
+    if code > 0xFFFF:  # as a surrogate pair, as JSON spells such characters
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
+
+
 def print_json(data: Any) -> None:
     # Plain print: machine output must not be wrapped or styled.
-    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    print(to_json(data))
 
 
 def emit(data: Any, json: bool, render: Callable[[Any], Any], empty: str | None = None) -> None:
@@ -47,9 +103,10 @@ def emit(data: Any, json: bool, render: Callable[[Any], Any], empty: str | None 
     if json:
         print_json(data)
     elif empty is not None and not data:
-        out.print(empty)
+        out.print(say(empty))
     else:
-        out.print(render(data))
+        shown = render(data)
+        out.print(say(shown) if isinstance(shown, str) else shown)
 
 
 def when(value: str | datetime | None) -> str:
@@ -72,7 +129,7 @@ def until(request: dict[str, Any]) -> str:
 
 def status(value: str | None) -> Text:
     text = value or "-"
-    return Text(text, style=STATUS_STYLE.get(text, ""))
+    return literal(text, style=STATUS_STYLE.get(text, ""))
 
 
 def requests_table(rows: list[dict[str, Any]]) -> Table:
@@ -83,12 +140,12 @@ def requests_table(rows: list[dict[str, Any]]) -> Table:
         table.add_row(
             str(r["id"]),
             status(r["status"]),
-            r["template"],
-            r["user"],
-            r["group"],
+            literal(r["template"]),
+            literal(r["user"]),
+            literal(r["group"]),
             until(r),
-            r["requester"],
-            (r["reason"] or "")[:60],
+            literal(r["requester"]),
+            literal((r["reason"] or "")[:60]),
         )
     return table
 
@@ -108,12 +165,12 @@ def grants_table(rows: list[dict[str, Any]]) -> Table:
         table.add_row(
             str(g["id"]),
             status("active" if g["active"] else g["status"]),
-            g["user"],
-            g["group"],
+            literal(g["user"]),
+            literal(g["group"]),
             when(g["start_at"]),
             when(g["end_at"]),
             f"#{g['request_id']}",
-            ended,
+            literal(ended),
         )
     return table
 
@@ -122,19 +179,19 @@ def request_detail(r: dict[str, Any]) -> Group:
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
     head.add_column()
-    head.add_row("Request", f"#{r['id']}  {r['template']} ({r['action']})")
+    head.add_row("Request", literal(f"#{r['id']}  {r['template']} ({r['action']})"))
     head.add_row("Status", status(r["status"]))
-    head.add_row("User", f"{r['user']} -> {r['group']}")
-    head.add_row("Requested by", f"{r['requester']} at {when(r['created_at'])}")
+    head.add_row("User", literal(f"{r['user']} -> {r['group']}"))
+    head.add_row("Requested by", literal(f"{r['requester']} at {when(r['created_at'])}"))
     if r.get("start_at"):
         head.add_row("Start", when(r["start_at"]))
     if r.get("end_at") or r.get("duration_seconds"):
         head.add_row("Until", until(r))
-    head.add_row("Reason", r["reason"])
+    head.add_row("Reason", prose(r["reason"]))
     for key, value in (r.get("change_info") or {}).items():
-        head.add_row(f"  {key}", value)
+        head.add_row(literal(f"  {key}"), prose(value))
     for key, value in (r.get("params") or {}).items():
-        head.add_row(f"  {key}", value)
+        head.add_row(literal(f"  {key}"), literal(value))
     if r["status"] == "pending_approval":
         head.add_row("Decide by", when(r["decide_by"]))
 
@@ -144,7 +201,7 @@ def request_detail(r: dict[str, Any]) -> Group:
     for level in r.get("levels", []):
         levels.add_row(
             str(level["level"]),
-            level["approvers"],
+            literal(level["approvers"]),
             str(level["min_approvals"]),
             str(level["approvals"]),
             status(level["state"]),
@@ -170,8 +227,8 @@ def timeline(entries: list[dict[str, Any]]) -> Table:
         table.add_row(
             mark,
             when(entry["at"]),
-            Text(entry["actor"], style="bold"),
-            Text(entry["message"], style="" if ok else "red"),
+            literal(entry["actor"], style="bold"),
+            prose(entry["message"], style="" if ok else "red"),
         )
         if not last:
             table.add_row(Text("│", style="dim"), "", "", "")
@@ -191,11 +248,11 @@ def audit_table(rows: list[dict[str, Any]]) -> Table:
         table.add_row(
             str(e["seq"]),
             when(e["at"]),
-            e["action"],
+            literal(e["action"]),
             status(e["outcome"]),
-            e["actor"],
-            e.get("subject") or "-",
+            literal(e["actor"]),
+            literal(e.get("subject") or "-"),
             str(e["request_id"]) if e.get("request_id") else "-",
-            detail[:160],
+            literal(visible(detail)[:160]),
         )
     return table

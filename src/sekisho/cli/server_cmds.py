@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from rich.markup import escape
 
-from sekisho.cli.render import err, out, print_json
+from sekisho.cli.render import err, out, print_json, say
 from sekisho.domain.actor import Actor
 from sekisho.domain.errors import InvalidModel, ModelProblem
 
@@ -48,7 +47,7 @@ def load_model(core: Core, path: Path) -> None:
     text = _read_model(path)
     loaded = core.models.load(text, str(path), CLI)
     state = "loaded" if loaded.changed else "unchanged"
-    out.print(f"model {path} {state} (version {loaded.id}, sha256 {loaded.sha256[:12]})")
+    out.print(say(f"model {path} {state} (version {loaded.id}, sha256 {loaded.sha256[:12]})"))
 
 
 def _read_model(path: Path) -> str:
@@ -61,7 +60,7 @@ def _read_model(path: Path) -> str:
 def init(model: ModelOpt = None) -> None:
     """Create or upgrade the database, then load the access model."""
     core = open_core()
-    out.print(f"database ready: {_safe_url(core.db.url)}")
+    out.print(say(f"database ready: {_safe_url(core.db.url)}"))
     if model is not None:
         load_model(core, model)
 
@@ -96,11 +95,11 @@ def serve(
         load_model(core, model)
     core.models.current()  # refuse to start without a model, with the reason
     if Part.API in parts:
-        out.print(f"sekisho API on http://{host}:{port} (database {_safe_url(core.db.url)})")
+        out.print(say(f"sekisho API on http://{host}:{port} (database {_safe_url(core.db.url)})"))
         links = core.settings.public_url
-        out.print(f"web UI at http://{host}:{port}/ (links in notifications point to {links})")
+        out.print(say(f"web UI at http://{host}:{port}/ (links in notifications point to {links})"))
     if Part.GATEWAY in parts:
-        out.print(f"sekisho gateway on {core.settings.gateway_address} (TLS)")
+        out.print(say(f"sekisho gateway on {core.settings.gateway_address} (TLS)"))
     from sekisho.gateway.pki import PkiError
 
     try:
@@ -124,12 +123,16 @@ def sweep(json: JsonOpt = False) -> None:
         print_json(data)
     else:
         out.print(
-            f"ended {len(report.expired)} grant(s), confirmed {len(report.retried)} retried "
-            f"ending(s), expired {len(report.requests_expired)} undecided request(s), "
-            f"ran {len(report.runbooks_run)} runbook(s)"
+            say(
+                f"ended {len(report.expired)} grant(s), confirmed {len(report.retried)} retried "
+                f"ending(s), expired {len(report.requests_expired)} undecided request(s), "
+                f"ran {len(report.runbooks_run)} runbook(s)"
+            )
         )
         for grant_id, error in report.still_failing.items():
-            out.print(f"[red]grant #{grant_id} not yet removed by the provider:[/] {error}")
+            out.print(
+                say((f"grant #{grant_id} not yet removed by the provider:", "red"), f" {error}")
+            )
     if report.still_failing:
         raise typer.Exit(1)
 
@@ -152,13 +155,13 @@ def enroll(
             }
         )
         return
-    out.print(f"[bold]{e.user}[/] enrolled. These are shown once; hand them over privately.")
-    out.print(f"  password:    {e.password}")
-    out.print(f"  TOTP secret: {e.totp_secret}")
-    out.print(f"  otpauth URI: {e.otpauth_uri}")
+    out.print(say((e.user, "bold"), " enrolled. These are shown once; hand them over privately."))
+    out.print(say(f"  password:    {e.password}"))
+    out.print(say(f"  TOTP secret: {e.totp_secret}"))
+    out.print(say(f"  otpauth URI: {e.otpauth_uri}"))
     import segno
 
-    out.print("Scan this with an authenticator app:")
+    out.print(say("Scan this with an authenticator app:"))
     buffer = io.StringIO()
     segno.make(e.otpauth_uri, error="m").terminal(out=buffer, compact=True)
     print(buffer.getvalue())
@@ -172,7 +175,7 @@ def check(file: Path) -> None:
     problems = check_text(_read_model(file), str(file))
     if problems:
         raise InvalidModel(problems)
-    out.print(f"[green]{file}: ok[/]")
+    out.print(say((f"{file}: ok", "green")))
 
 
 @model_app.command("show")
@@ -211,11 +214,11 @@ def export_ca(
         out_file.write_text(pem)
     except OSError as exc:
         _fail(f"cannot write {out_file}: {exc.strerror or exc}")
-    out.print(f"wrote {escape(str(out_file))}")
+    out.print(say(f"wrote {out_file}"))
 
 
 def _fail(message: str) -> NoReturn:
-    err.print(f"[red]error:[/] {escape(message)}")
+    err.print(say(("error:", "red"), f" {message}"))
     raise typer.Exit(1)
 
 

@@ -19,24 +19,60 @@ SHORT_TEXT = 200
 LONG_TEXT = 4000
 
 
-def _has_control(value: str, multiline: bool) -> bool:
-    allowed = {"\n", "\t", "\r"} if multiline else set()
-    for ch in value:
-        if ch in allowed:
-            continue
-        # Cc: C0/C1 controls (ESC sequences could repaint a terminal); Cf: bidi overrides etc.
-        if unicodedata.category(ch) in ("Cc", "Cf"):
-            return True
-    return False
+# Characters that are not text on a screen: C0 and C1 controls (ESC sequences repaint a
+# terminal, 0x9b is an 8-bit CSI), format characters (bidi overrides reorder what follows),
+# lone surrogates (not encodable at all) and the Unicode line and paragraph separators.
+CONTROL_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+PROSE_ALLOWED = frozenset({"\n", "\t"})  # what a paragraph of prose may contain
+
+
+def is_control(ch: str) -> bool:
+    return unicodedata.category(ch) in CONTROL_CATEGORIES
+
+
+def has_control(value: str, *, multiline: bool = False) -> bool:
+    """True if `value` holds a control character (line breaks and tabs allowed in prose)."""
+    if value.isascii() and value.isprintable():
+        return False  # the common case, decided in C
+    allowed = PROSE_ALLOWED if multiline else frozenset()
+    return any(ch not in allowed and is_control(ch) for ch in value)
+
+
+def normalize_newlines(value: str) -> str:
+    """A form's CRLF is a line break; a lone CR (which rewrites a terminal line) stays, to be
+    refused."""
+    return value.replace("\r\n", "\n")
+
+
+def visible(value: str, *, keep: frozenset[str] = frozenset()) -> str:
+    """`value` with every control character spelt out (ESC as \\x1b, U+202E as \\u202e), for
+    showing text someone else wrote on a terminal: it can no longer move the cursor, hide
+    text, make links or reorder the line. Characters in `keep` stay as they are."""
+    if value.isascii() and value.isprintable():
+        return value
+    return "".join(_spelt(ch) if ch not in keep and is_control(ch) else ch for ch in value)
+
+
+def _spelt(ch: str) -> str:
+    code = ord(ch)
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
 
 
 def check_text(field: str, value: str, *, max_length: int, multiline: bool = False) -> str:
-    """Return `value` stripped, or raise naming the field and the rule it breaks."""
+    """Return `value` stripped, or raise naming the field and the rule it breaks.
+
+    Prose (`multiline`) may hold line breaks and tabs; a CRLF counts as one line break."""
+    if multiline:
+        value = normalize_newlines(value)
     if len(value) > max_length:
         raise InvalidInput.one(
             field, "max_length", f"is {len(value)} characters long; at most {max_length} allowed"
         )
-    if _has_control(value, multiline):
+    if has_control(value, multiline=multiline):
         raise InvalidInput.one(field, "no_control_characters", "contains control characters")
     return value.strip()
 

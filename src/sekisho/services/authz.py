@@ -16,6 +16,7 @@ from sekisho.domain.actor import Actor
 from sekisho.domain.decisions import AccessDecision, decide_access
 from sekisho.domain.errors import Forbidden
 from sekisho.domain.grants import GrantStatus, GrantWindow
+from sekisho.domain.text import SHORT_TEXT, check_text
 from sekisho.services import policy
 from sekisho.services.audit import AuditEvent
 from sekisho.services.views import grant_window
@@ -48,10 +49,14 @@ class Authorizer:
     def check(self, actor: Actor, user: str, verb: Verb, obj: str) -> AccessDecision:
         """Decide for `user` on behalf of `actor`; a denial lands in the audit trail.
 
+        `user` and `obj` are refused (InvalidInput) if they hold control characters.
         Decided in a read transaction: allowing writes nothing, so decisions never queue
         behind the writers; only a denial takes a write transaction, for its audit entry.
         """
         core = self._core
+        # What is asked about lands in the audit trail, read on auditors' terminals: text only.
+        user = check_text("user", user, max_length=SHORT_TEXT)
+        obj = check_text("object", obj, max_length=SHORT_TEXT)
         with core.db.read() as s:
             model = core.models.model(s)
             if not policy.may_ask_about(model, actor, user):

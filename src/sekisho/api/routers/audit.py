@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from sekisho.api.deps import ActorDep, CoreDep
-from sekisho.api.schemas import AuditEntryOut, VerifyOut
+from sekisho.api.schemas import AuditEntryOut, Line, VerifyOut
 from sekisho.services.audit import AuditFilter
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -16,9 +16,9 @@ router = APIRouter(prefix="/audit", tags=["audit"])
 def list_entries(
     core: CoreDep,
     actor: ActorDep,
-    user: Annotated[str | None, Query(max_length=128)] = None,
+    user: Annotated[Line | None, Query(max_length=128)] = None,
     request: Annotated[int | None, Query(ge=1, le=2**62)] = None,
-    action: Annotated[str | None, Query(max_length=64)] = None,
+    action: Annotated[Line | None, Query(max_length=64)] = None,
     since: datetime | None = None,
     until: datetime | None = None,
     before: Annotated[int | None, Query(ge=1, le=2**62, description="paging: older than")] = None,

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, status
 
 from sekisho.api.deps import ActorDep, CoreDep, PrincipalDep, SourceDep
-from sekisho.api.schemas import LoginBody, TokenOut
+from sekisho.api.schemas import Line, LoginBody, TokenOut
 from sekisho.services.views import WhoAmI
 
 router = APIRouter(tags=["identity"])
@@ -29,6 +29,8 @@ def whoami(core: CoreDep, actor: ActorDep, principal: PrincipalDep) -> WhoAmI:
 
 
 @router.get("/users/{name}", response_model=WhoAmI)
-def show_user(name: Annotated[str, Path(max_length=128)], core: CoreDep, actor: ActorDep) -> WhoAmI:
+def show_user(
+    name: Annotated[Line, Path(max_length=128)], core: CoreDep, actor: ActorDep
+) -> WhoAmI:
     """A user's groups, active grants and the provider's directory (self, or auditors)."""
     return core.identity.describe(actor, name, directory=True)

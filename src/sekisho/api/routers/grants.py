@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from sekisho.api.deps import ActorDep, CoreDep
-from sekisho.api.schemas import RevokeBody
+from sekisho.api.schemas import Line, RevokeBody
 from sekisho.services.views import GrantView
 
 router = APIRouter(prefix="/grants", tags=["grants"])
@@ -18,7 +18,7 @@ def list_grants(
     core: CoreDep,
     actor: ActorDep,
     active: bool = False,
-    user: Annotated[str | None, Query(max_length=128)] = None,
+    user: Annotated[Line | None, Query(max_length=128)] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> list[GrantView]:
     return core.grants.list_grants(actor, active_only=active, user=user, limit=limit)
