@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 
 from sekisho import __version__, web
 from sekisho.api import problems
+from sekisho.api.limits import MAX_BODY, DeclaredBodyLimit
 from sekisho.api.routers import (
     audit,
     auth,
@@ -20,7 +20,7 @@ from sekisho.api.routers import (
 )
 from sekisho.services.core import Core
 
-MAX_BODY = 64 * 1024  # no legitimate request is larger; refuse before parsing
+__all__ = ["MAX_BODY", "create_app"]
 
 
 def create_app(core: Core) -> FastAPI:
@@ -35,20 +35,11 @@ def create_app(core: Core) -> FastAPI:
     app.state.core = core
     problems.install(app)
 
-    @app.middleware("http")
-    async def limit_body(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-            return problems.problem(
-                413,
-                "too-large",
-                "Request too large",
-                f"request bodies are limited to {MAX_BODY} bytes",
-                request.url.path,
-            )
-        return await call_next(request)
+    # Bodies are counted as they are read, however they are sent (chunked too): Starlette's
+    # limiter stops reading past MAX_BODY and the handlers answer a 413 problem. A body that
+    # says up front it is too large is refused before anything reads it.
+    app.add_middleware(RequestBodyLimitMiddleware, max_body_size=MAX_BODY)
+    app.add_middleware(DeclaredBodyLimit, max_body_size=MAX_BODY)
 
     v1 = APIRouter(prefix="/api/v1")
 

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
 from sekisho.domain import errors
 
@@ -63,6 +64,20 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
+def too_large(request: Request) -> JSONResponse:
+    """413 for a body over the limit; the connection closes, so the rest is never read."""
+    limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
+    detail = f"request bodies are limited to {limit} bytes" if limit else "the body is too large"
+    return problem(
+        413,
+        "too-large",
+        "Request too large",
+        detail,
+        request.url.path,
+        headers={"Connection": "close"},
+    )
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.SekishoError)
     async def _domain(request: Request, exc: errors.SekishoError) -> JSONResponse:
@@ -102,6 +117,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 413:  # the body limiter stopped reading
+            return too_large(request)
         code = {404: "not-found", 405: "method-not-allowed", 413: "too-large"}.get(
             exc.status_code, "http-error"
         )

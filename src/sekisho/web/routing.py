@@ -59,6 +59,8 @@ class WebRoute(APIRoute):
                 )
             except Exception as error:
                 response = await run_in_threadpool(errors.unexpected, request, error)
+            if response.status_code == 413:  # the body limiter stopped reading: so do we
+                response.headers["Connection"] = "close"
             return harden(response)
 
         return route
