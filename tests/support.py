@@ -15,6 +15,7 @@ from argon2 import PasswordHasher
 from fastapi import FastAPI
 
 from sekisho.domain.actor import Actor
+from sekisho.server import uvicorn_config
 from sekisho.services.core import Core
 from sekisho.services.workflow import RequestDraft
 
@@ -94,8 +95,7 @@ def free_port() -> int:
 def serving(app: FastAPI) -> Iterator[str]:
     """`app` on a real socket, as `sekisho serve` runs it; yields its base URL."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error")
-    instance = uvicorn.Server(config)
+    instance = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port, log_level="error"))
     thread = threading.Thread(target=instance.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -6,6 +6,7 @@ Anything that would be unsafe is refused, not defaulted.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -48,6 +49,11 @@ class Settings(BaseSettings):
     gateway_connects_per_user: Annotated[float, Field(gt=0)] = 100.0  # per second
     gateway_connects_burst: Annotated[float, Field(ge=1)] = 400.0
 
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed: addresses or
+    # networks, comma-separated. None by default: any client could otherwise pick the address
+    # the audit trail records, and whether cookies are Secure.
+    trusted_proxies: str = ""
+
     token_ttl: timedelta = timedelta(hours=1)
     login_failure_delay: Annotated[float, Field(ge=0, le=10)] = 1.0
     lockout_threshold: Annotated[int, Field(ge=1, le=100)] = 5
@@ -75,6 +81,18 @@ class Settings(BaseSettings):
             raise ValueError("token_ttl must be between 1 minute and 12 hours")
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies_are_addresses(cls, value: str) -> str:
+        for item in proxy_list(value):
+            try:
+                ipaddress.ip_network(item) if "/" in item else ipaddress.ip_address(item)
+            except ValueError as exc:
+                raise ValueError(
+                    f"trusted_proxies: {item!r} is not an IP address or network ({exc})"
+                ) from None
+        return value
+
     @field_validator("notify_lease")
     @classmethod
     def _notify_lease_outlasts_a_send(cls, value: timedelta) -> timedelta:
@@ -87,9 +105,18 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite:///{self.data_dir / 'sekisho.db'}"
 
     @property
+    def trusted_proxy_list(self) -> list[str]:
+        return proxy_list(self.trusted_proxies)
+
+    @property
     def gateway_address(self) -> str:
         return self.gateway_public_address or f"{self.gateway_host}:{self.gateway_port}"
 
     @property
     def secret_key_file(self) -> Path:
         return self.data_dir / "secret.key"
+
+
+def proxy_list(value: str) -> list[str]:
+    """`a, b/24` as a list; an empty item (`a,,b`) is kept, to be refused."""
+    return [item.strip() for item in value.split(",")] if value.strip() else []

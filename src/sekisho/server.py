@@ -9,6 +9,7 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from enum import StrEnum
+from typing import Any
 
 import structlog
 import uvicorn
@@ -77,15 +78,24 @@ def serve(core: Core, host: str, port: int, parts: frozenset[Part] = frozenset(P
             assert gateway is not None
             serve_gateway_only(gateway)
             return
-        config = uvicorn.Config(
-            build_app(core, gateway=gateway),
-            host=host,
-            port=port,
-            log_level="warning",
-            access_log=False,
-            server_header=False,
-        )
+        config = uvicorn_config(build_app(core, gateway=gateway), host, port)
         uvicorn.Server(config).run()
+
+
+def uvicorn_config(app: FastAPI, host: str, port: int, **overrides: Any) -> uvicorn.Config:
+    """How uvicorn runs the app (the tests run it so too).
+
+    uvicorn's own proxy handling is off: it believes X-Forwarded-* from 127.0.0.1, so any
+    local client could set the audited source. The app trusts only SEKISHO_TRUSTED_PROXIES.
+    """
+    options: dict[str, Any] = {
+        "log_level": "warning",
+        "access_log": False,
+        "server_header": False,
+        "proxy_headers": False,
+        **overrides,
+    }
+    return uvicorn.Config(app, host=host, port=port, **options)
 
 
 @contextlib.contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from sekisho import __version__, web
 from sekisho.api import problems
@@ -40,6 +41,9 @@ def create_app(core: Core) -> FastAPI:
     # says up front it is too large is refused before anything reads it.
     app.add_middleware(RequestBodyLimitMiddleware, max_body_size=MAX_BODY)
     app.add_middleware(DeclaredBodyLimit, max_body_size=MAX_BODY)
+    proxies = core.settings.trusted_proxy_list
+    if proxies:  # outermost: the client's address and scheme as the proxy saw them
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
 
     v1 = APIRouter(prefix="/api/v1")
 
