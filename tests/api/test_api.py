@@ -328,3 +328,12 @@ def test_gateway_info_and_sessions_need_a_login(
     assert api.get("/api/v1/sessions", headers=people.headers("member01")).json() == []
     missing = api.post("/api/v1/sessions/99/kill", headers=people.headers("admin01"))
     assert_problem(missing, 404, "not-found")
+
+
+def test_liveness_and_readiness_answer_without_a_login(api: TestClient) -> None:
+    live = api.get("/api/v1/healthz")
+    assert live.status_code == 200
+    assert live.json()["status"] == "ok"
+    ready = api.get("/api/v1/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["database"] == "ok"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request, Response
+from pydantic import BaseModel
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -20,8 +21,15 @@ from sekisho.api.routers import (
     sessions,
 )
 from sekisho.services.core import Core
+from sekisho.store import outage
 
 __all__ = ["MAX_BODY", "create_app"]
+
+
+class Readiness(BaseModel):
+    status: str
+    database: str
+    version: str
 
 
 def create_app(core: Core) -> FastAPI:
@@ -49,7 +57,15 @@ def create_app(core: Core) -> FastAPI:
 
     @v1.get("/healthz", tags=["service"])
     def healthz() -> dict[str, str]:
+        """Liveness: the process answers (whatever the database does)."""
         return {"status": "ok", "version": __version__}
+
+    @v1.get("/readyz", tags=["service"], response_model=Readiness)
+    def readyz(request: Request) -> Response | Readiness:
+        """Readiness, for a load balancer: 503 while the database cannot be reached."""
+        if not outage.watch(core.db).probe(core.db):
+            return problems.database_unavailable(request.url.path)
+        return Readiness(status="ready", database="ok", version=__version__)
 
     for module in (auth, requests, grants, decisions, audit, sessions, credentials, notifications):
         v1.include_router(module.router)

@@ -8,10 +8,12 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
 from sekisho.domain import errors
+from sekisho.store import outage
 
 log = structlog.get_logger(__name__)
 
@@ -20,6 +22,10 @@ MEDIA_TYPE = "application/problem+json"
 UNEXPECTED = (
     "sekisho hit an unexpected error. Anything it saved before the error stands: look again "
     "before you retry. The server log has details."
+)
+UNAVAILABLE = (
+    "sekisho cannot reach its database just now. Try again in a moment (anything saved "
+    "before it went away stands: look before you retry)."
 )
 
 STATUS: list[tuple[type[errors.SekishoError], int]] = [
@@ -78,6 +84,17 @@ def too_large(request: Request) -> JSONResponse:
     )
 
 
+def database_unavailable(instance: str) -> JSONResponse:
+    return problem(
+        503,
+        "database-unavailable",
+        "The database is unavailable",
+        UNAVAILABLE,
+        instance,
+        headers={"Retry-After": str(outage.RETRY_AFTER_SECONDS)},
+    )
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.SekishoError)
     async def _domain(request: Request, exc: errors.SekishoError) -> JSONResponse:
@@ -124,13 +141,18 @@ def install(app: FastAPI) -> None:
         )
         return problem(exc.status_code, code, str(exc.detail), str(exc.detail), request.url.path)
 
+    @app.exception_handler(SQLAlchemyError)
+    async def _database(request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        if not outage.unavailable(exc):
+            return unexpected(request, exc)
+        outage.watch(request.app.state.core.db).failed(exc)  # logged once per outage
+        return database_unavailable(request.url.path)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", path=request.url.path)
-        return problem(
-            500,
-            "internal-error",
-            "Internal error",
-            UNEXPECTED,
-            request.url.path,
-        )
+        return unexpected(request, exc)
+
+
+def unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error", path=request.url.path, exc_info=exc)
+    return problem(500, "internal-error", "Internal error", UNEXPECTED, request.url.path)

@@ -46,6 +46,11 @@ class Database:
         return self._writer
 
     @property
+    def engines(self) -> tuple[Engine, ...]:
+        """Every engine: the writer, and on SQLite the reader beside it."""
+        return (self._writer,) if self._reader is self._writer else (self._writer, self._reader)
+
+    @property
     def is_postgres(self) -> bool:
         return self.dialect == "postgresql"
 

@@ -8,10 +8,13 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
+from sekisho.api.problems import UNAVAILABLE
 from sekisho.domain.errors import InvalidInput, NotFound, SekishoError
+from sekisho.store import outage
 from sekisho.web import errors
 
 # Only our own scripts and styles, nothing from another origin, no framing. Inline SVG (the
@@ -48,6 +51,8 @@ class WebRoute(APIRoute):
                 response = await run_in_threadpool(errors.respond, request, error)
             except RequestValidationError as error:
                 response = await run_in_threadpool(errors.respond, request, _shape(error))
+            except SQLAlchemyError as error:
+                response = await run_in_threadpool(_database_error, request, error)
             except HTTPException as error:
                 response = await run_in_threadpool(
                     errors.message_page,
@@ -64,6 +69,18 @@ class WebRoute(APIRoute):
             return harden(response)
 
         return route
+
+
+def _database_error(request: Request, error: SQLAlchemyError) -> Response:
+    if not outage.unavailable(error):
+        return errors.unexpected(request, error)
+    outage.watch(request.app.state.core.db).failed(error)  # logged once per outage
+    request.state.web_user = None  # the page's navigation would ask the database again
+    response = errors.message_page(
+        request, "The database is unavailable", UNAVAILABLE, 503, "database-unavailable"
+    )
+    response.headers["Retry-After"] = str(outage.RETRY_AFTER_SECONDS)
+    return response
 
 
 def _shape(error: RequestValidationError) -> SekishoError:
