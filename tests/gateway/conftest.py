@@ -55,7 +55,7 @@ def people(core: Core) -> People:
 
 @pytest.fixture
 def forwarder(
-    gateway: Gateway, people: People, tls_dir: Path
+    core: Core, gateway: Gateway, people: People, tls_dir: Path
 ) -> Iterator[Callable[..., Forwarder]]:
     made: list[Forwarder] = []
 
@@ -66,7 +66,7 @@ def forwarder(
             people.token(user),
             target,
             server_hostname="localhost",
-            **kw,  # type: ignore[arg-type]
+            **{"clock": core.now, **kw},  # type: ignore[arg-type]  # the gateway's clock
         )
         made.append(f)
         return f

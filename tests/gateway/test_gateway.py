@@ -487,6 +487,7 @@ def test_the_gateway_going_away_is_survived_only_while_access_holds(
         "prod-admin-console",
         server_hostname="localhost",
         reconnect_for=20,
+        clock=core.now,  # the gateway's clock, which the session's end is in
         notice=notices.append,
     )
     f.open()

@@ -5,17 +5,21 @@ from __future__ import annotations
 import ipaddress
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlparse
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from sekisho.cli.client import Client
+from sekisho.cli.client import ApiError, Client, Unreachable
 from sekisho.cli.render import emit, err, literal, out, say, status, when
 from sekisho.domain.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from sekisho.gateway.client import Forwarder, SessionInfo
 
 session_app = typer.Typer(help="Forwarding sessions: list them, kill one.", no_args_is_help=True)
 
@@ -72,26 +76,63 @@ def forward(
     ] = None,
 ) -> None:
     """Carry a local port to TARGET through the gateway, while your access lasts."""
-    from sekisho.gateway.client import Forwarder, GatewayUnreachable, Refused
+    from sekisho.gateway.client import Forwarder
     from sekisho.gateway.pki import client_context
 
     api = _client(ctx)
-    address, server_name, ca_source = _gateway_and_ca(api, gateway, ca)
     if not api.token:
         raise InvalidInput.one("token", "required", "log in first: sekisho login --user NAME")
+    local = _local_address(bind)
+    address, server_name, ca_source = _gateway_and_ca(api, gateway, ca)
+    user = str(api.get("/me")["user"])
     forwarder = Forwarder(
         address,
         client_context(ca_source),
         api.token,
         target,
         server_hostname=server_name,
-        bind=bind,
+        bind=local,
         local_port=local_port,
+        still_allowed=_access_check(api, user, target),
         notice=lambda message: err.print(literal(message, "yellow")),
     )
+    try:  # the local address first: if it cannot be had, no session is opened
+        forwarder.listen()
+    except OSError as exc:
+        why = (exc.strerror or str(exc)).lower()
+        hint = " (pick another --local-port, or 0 for any free one)" if local_port else ""
+        err.print(say(("error:", "red"), f" cannot listen on {local}:{local_port}: {why}{hint}"))
+        raise typer.Exit(1) from None
+    session = _open(forwarder)
+    host, port = forwarder.start()
+    _announce(session.__dict__, target, host, port, address)
+    _wait(forwarder)
+    if forwarder.access_ended:
+        at = f" at {when(forwarder.ended_at)}" if forwarder.ended_at else ""
+        out.print(say(("access ended", "bold red"), f"{at}: {forwarder.end_reason}"))
+    else:
+        out.print(say(f"forward stopped ({forwarder.end_reason})"))
+
+
+def _local_address(bind: str) -> str:
+    if bind == "localhost":
+        return "127.0.0.1"
     try:
-        session = forwarder.open()
+        return str(ipaddress.ip_address(bind))
+    except ValueError:
+        raise InvalidInput.one(
+            "bind", "ip_address", f"{bind[:60]!r} is not an IP address (e.g. 127.0.0.1 or ::1)"
+        ) from None
+
+
+def _open(forwarder: Forwarder) -> SessionInfo:
+    """The session, or exit 1 with the gateway's refusal (and the way in) or why not."""
+    from sekisho.gateway.client import GatewayUnreachable, Refused
+
+    try:
+        return forwarder.open()
     except Refused as refused:
+        forwarder.close("refused")
         err.print(say(("refused:", "red"), f" {refused.reason}"))
         for route in refused.routes:
             err.print(
@@ -100,12 +141,31 @@ def forward(
                     f"--group {route['group']} --for 2h --reason ..."
                 )
             )
-        raise typer.Exit(1) from None
     except GatewayUnreachable as exc:
+        forwarder.close("unreachable")
         err.print(say(("error:", "red"), f" {exc}"))
-        raise typer.Exit(1) from None
-    host, port = forwarder.start()
-    _announce(session.__dict__, target, host, port, address)
+    raise typer.Exit(1)
+
+
+def _access_check(api: Client, user: str, target: str) -> Callable[[], str | None]:
+    """Asks the API whether access to `target` still holds: None if it does (or the API
+    cannot say), else why not."""
+
+    def still_allowed() -> str | None:
+        query = {"user": user, "verb": "connect", "object": target}
+        try:
+            answer = api.post("/decisions", json=query)
+        except Unreachable:
+            return None
+        except ApiError as refused:
+            return f"the API says: {refused}" if refused.status in (401, 403) else None
+        return None if answer.get("allowed") else str(answer.get("reason") or "access ended")
+
+    return still_allowed
+
+
+def _wait(forwarder: Forwarder) -> None:
+    """Until the forward ends; Ctrl-C ends it from here."""
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
@@ -114,11 +174,6 @@ def forward(
                 forwarder.close()
     finally:
         signal.signal(signal.SIGINT, previous)
-    if forwarder.ended_by_gateway:
-        at = when(forwarder.ended_at) if forwarder.ended_at else "now"
-        out.print(say(("access ended", "bold red"), f" at {at}: {forwarder.end_reason}"))
-    else:
-        out.print(say(f"forward stopped ({forwarder.end_reason})"))
 
 
 def _announce(

@@ -59,17 +59,14 @@ def report(error: BaseException) -> int:
     What the server says quotes what was typed: it is printed as text, never as markup."""
     if isinstance(error, ApiError):
         problem = error.problem
-        items = problem.get("errors") or []
-        said = "" if items else f": {error}"
-        err.print(say(ERROR, f" {problem.get('title', 'refused')}{said}"))
-        for item in items:
-            field, message, rule = item.get("field"), item.get("message"), item.get("rule")
-            err.print(say(f"  {field}: {message} ", (f"({rule})", "dim")))
+        items = [
+            (str(i.get("field")), str(i.get("message")), str(i.get("rule")))
+            for i in problem.get("errors") or []
+        ]
+        _field_problems(str(problem.get("title", "refused")), items, f"{error}")
         return 1
     if isinstance(error, InvalidInput):
-        err.print(say(ERROR, " invalid input"))
-        for p in error.problems:
-            err.print(say(f"  {p.field}: {p.message} ", (f"({p.rule})", "dim")))
+        _field_problems("invalid input", [(p.field, p.message, p.rule) for p in error.problems])
         return 1
     if isinstance(error, InvalidModel):
         err.print(say(ERROR, f" the access model has {len(error.problems)} problem(s)"))
@@ -83,6 +80,17 @@ def report(error: BaseException) -> int:
         err.print(say(ERROR, f" {error}"))
         return 1
     raise error
+
+
+def _field_problems(title: str, items: list[tuple[str, str, str]], detail: str = "") -> None:
+    """One problem on one line; several, each on its own line under the title."""
+    if len(items) == 1:
+        field, message, rule = items[0]
+        err.print(say(ERROR, f" {title}: {field}: {message} ", (f"({rule})", "dim")))
+        return
+    err.print(say(ERROR, f" {title}: {detail}" if not items and detail else f" {title}"))
+    for field, message, rule in items:
+        err.print(say(f"  {field}: {message} ", (f"({rule})", "dim")))
 
 
 def main() -> None:

@@ -3,7 +3,9 @@
 It opens a session (the control channel), then carries each local connection to the gateway
 over its own TLS connection, authorised there when it opens. When the gateway ends the
 session, every local connection is closed and the reason is reported. If the gateway itself
-goes away, the forwarder reconnects for a while, but only if access is still allowed.
+goes away, the forwarder keeps reconnecting, with backoff, for as long as access holds: until
+the session's own end (which the gateway said when it opened), or until the API says access
+ended; then it reports that, the true reason, not the unreachable gateway.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sekisho.gateway import protocol
@@ -30,6 +33,7 @@ CONNECT_TIMEOUT = 10.0
 REFILL_DELAY = 0.01
 SPARES = 4  # standby connections kept ready: a browser opens a few at once
 SPARE_MAX_AGE = 20.0  # the gateway drops a standby connection unused for 30 s
+RETRY_PAUSE = (0.5, 10.0)  # reconnecting: the first pause, doubled up to the last
 
 
 class Refused(Exception):
@@ -64,15 +68,22 @@ class Forwarder:
         server_hostname: str | None = None,
         bind: str = "127.0.0.1",
         local_port: int = 0,
-        reconnect_for: float = 30.0,
+        reconnect_for: float | None = None,
+        still_allowed: Callable[[], str | None] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        retry_pause: tuple[float, float] = RETRY_PAUSE,
         spares: int = SPARES,
         notice: Callable[[str], None] = lambda _message: None,
     ) -> None:
+        """`still_allowed` asks (the API) whether access holds: None if it does or nobody
+        can tell, else why not. `clock` is the gateway's time, which the session's end is
+        in. `reconnect_for` caps the reconnecting (seconds; None: while access holds)."""
         self._gateway, self._tls = gateway, tls
         self._server_hostname = server_hostname or gateway[0]
         self._token, self._target = token, target
         self._bind = (bind, local_port)
         self._reconnect_for = reconnect_for
+        self._still_allowed, self._clock, self._retry_pause = still_allowed, clock, retry_pause
         self._notice = notice
         self._listener: socket.socket | None = None
         self._control: ssl.SSLSocket | None = None
@@ -88,7 +99,13 @@ class Forwarder:
         self.session: SessionInfo | None = None
         self.end_reason: str | None = None
         self.ended_at: str | None = None  # the gateway's time, when it ended the session
-        self.ended_by_gateway = False
+        self.access_ended = False  # False: stopped here (Ctrl-C, or reconnect_for ran out)
+        self.unreachable_since: datetime | None = None
+        self.reconnect_attempts = 0  # failed tries to reach the gateway again, in all
+
+    @property
+    def ended_by_gateway(self) -> bool:
+        return self.access_ended
 
     # -- what `sekisho forward` calls -----------------------------------------------------
 
@@ -120,17 +137,23 @@ class Forwarder:
         )
         return self.session
 
+    def listen(self) -> tuple[str, int]:
+        """Take the local address now (OSError if it cannot be had: a port in use), before
+        any session is opened, so a bad address opens nothing at the gateway."""
+        if self._listener is None:
+            raise_open_files()
+            self._listener = socket.create_server(self._bind, backlog=256)
+        host, port = self._listener.getsockname()[:2]
+        return host, port
+
     def start(self) -> tuple[str, int]:
-        """Listen locally and carry connections; returns the local address."""
-        raise_open_files()
-        listener = socket.create_server(self._bind, backlog=256)
-        self._listener = listener
+        """Listen locally (if `listen` has not yet) and carry connections; the local address."""
+        host, port = self.listen()
         workers = [(self._accept_loop, "accept"), (self._hold_control, "control")]
         if self._spare_target:
             workers.append((self._keep_spares, "spares"))
         for target, name in workers:
             threading.Thread(target=target, name=f"forward-{name}", daemon=True).start()
-        host, port = listener.getsockname()[:2]
         return host, port
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -142,7 +165,7 @@ class Forwarder:
         self._closing = True
         with contextlib.suppress(OSError):
             self._wake_write.send(b"x")
-        self._finish(reason, by_gateway=False)
+        self._finish(reason, access_ended=False)
 
     # -- the control channel --------------------------------------------------------------
 
@@ -150,7 +173,7 @@ class Forwarder:
         while not self._done.is_set():
             ended = self._read_control()
             if ended is not None:
-                self._finish(ended, by_gateway=True)
+                self._finish(ended, access_ended=True)
                 return
             if self._closing:
                 return
@@ -197,28 +220,68 @@ class Forwarder:
                         return str(ended.get("reason") or "ended by the gateway")
 
     def _reconnect(self) -> None:
-        """The gateway went away: open again while access still holds, for a while."""
-        self._notice("lost the gateway; reconnecting ...")
-        deadline, pause = time.monotonic() + self._reconnect_for, 0.5
-        while time.monotonic() < deadline and not self._closing:
+        """The gateway went away: open a new session, with backoff, while access holds."""
+        since = self.unreachable_since = self._clock()
+        self._notice(f"lost the gateway at {_hms(since)}; reconnecting while access holds")
+        started, pause = time.monotonic(), self._retry_pause[0]
+        while not self._closing:
             try:
                 session = self.open()
             except Refused as exc:
-                self._finish(f"access refused on reconnect: {exc.reason}", by_gateway=True)
+                self._finish(f"access refused on reconnect: {exc.reason}", access_ended=True)
                 return
-            except (GatewayUnreachable, OSError):
-                time.sleep(pause)
-                pause = min(pause * 2, 5.0)
+            except (GatewayUnreachable, OSError) as exc:
+                self.reconnect_attempts += 1
+                if self._gave_up(since, started):
+                    return
+                if self.reconnect_attempts == 1 or pause >= self._retry_pause[1]:
+                    self._notice(
+                        f"the gateway is unreachable since {_hms(since)}; retrying ({exc})"
+                    )
+                self._done.wait(pause)
+                pause = min(pause * 2, self._retry_pause[1])
                 continue
+            self.unreachable_since = None
             self._notice(f"reconnected: session #{session.id}")
             return
-        self._finish("the gateway is unreachable", by_gateway=True)
 
-    def _finish(self, reason: str, *, by_gateway: bool) -> None:
+    def _gave_up(self, since: datetime, started: float) -> bool:
+        """Whether to stop reconnecting (and the forward ended, with the true reason)."""
+        ended = self._access_end(since)
+        if ended is not None:
+            self._finish(ended, access_ended=True)
+            return True
+        if self._reconnect_for is not None and time.monotonic() - started >= self._reconnect_for:
+            self._finish(
+                f"gave up reconnecting after {self._reconnect_for:g} s: the gateway is "
+                f"unreachable since {_hms(since)} (access still held)",
+                access_ended=False,
+            )
+            return True
+        return False
+
+    def _access_end(self, since: datetime) -> str | None:
+        """Why access has ended while the gateway was away, or None if it still holds."""
+        away = f"while the gateway was unreachable (since {_hms(since)})"
+        session = self.session
+        end = _parse_time(session.expires_at) if session else None
+        if session is not None and end is not None and self._clock() >= end:
+            because = session.ends_because or "the session's time ran out"
+            return f"{because} at {session.expires_at}, {away}"
+        if self._still_allowed is None:
+            return None
+        try:
+            refused = self._still_allowed()
+        except Exception as exc:  # asking is a courtesy: the session's end still bounds this
+            self._notice(f"could not ask whether access holds: {exc}")
+            return None
+        return f"{refused} ({away})" if refused else None
+
+    def _finish(self, reason: str, *, access_ended: bool) -> None:
         with self._lock:
             if self._done.is_set():
                 return
-            self.end_reason, self.ended_by_gateway = reason, by_gateway
+            self.end_reason, self.access_ended = reason, access_ended
             cuts = list(self._cuts)
             spares, self._spares = self._spares, []
             self._done.set()
@@ -359,6 +422,18 @@ class Forwarder:
             raise GatewayUnreachable(f"TLS with the gateway failed: {exc}") from exc
         tls.settimeout(None)
         return tls
+
+
+def _hms(at: datetime) -> str:
+    return at.astimezone().strftime("%H:%M:%S")
+
+
+def _parse_time(value: str) -> datetime | None:
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def _ended(line: bytes) -> dict[str, Any] | None:
