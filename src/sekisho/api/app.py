@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, FastAPI, Request, Response
 from pydantic import BaseModel
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
@@ -9,6 +11,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from sekisho import __version__, web
 from sekisho.api import problems
+from sekisho.api.docs import OPENAPI_URL, docs_router
 from sekisho.api.limits import MAX_BODY, DeclaredBodyLimit
 from sekisho.api.routers import (
     audit,
@@ -37,8 +40,8 @@ def create_app(core: Core) -> FastAPI:
         title="sekisho",
         version=__version__,
         summary="Just-in-time production access: request, approve, grant, expire, audit.",
-        openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        openapi_url=OPENAPI_URL,
+        docs_url=None,  # served below from the package, not from a CDN
         redoc_url=None,
     )
     app.state.core = core
@@ -60,7 +63,9 @@ def create_app(core: Core) -> FastAPI:
         """Liveness: the process answers (whatever the database does)."""
         return {"status": "ok", "version": __version__}
 
-    @v1.get("/readyz", tags=["service"], response_model=Readiness)
+    @v1.get(
+        "/readyz", tags=["service"], response_model=Readiness, responses=problems.responses(503)
+    )
     def readyz(request: Request) -> Response | Readiness:
         """Readiness, for a load balancer: 503 while the database cannot be reached."""
         if not outage.watch(core.db).probe(core.db):
@@ -70,5 +75,19 @@ def create_app(core: Core) -> FastAPI:
     for module in (auth, requests, grants, decisions, audit, sessions, credentials, notifications):
         v1.include_router(module.router)
     app.include_router(v1)
+    app.include_router(docs_router(app.title))
     web.install(app)  # the web UI at /, after the API so /api/v1 keeps its routes
+    _document_problems(app)
     return app
+
+
+def _document_problems(app: FastAPI) -> None:
+    """The OpenAPI document with the Problem schema its error responses refer to."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = problems.document_problems(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -41,6 +41,38 @@ STATUS: list[tuple[type[errors.SekishoError], int]] = [
 ]
 
 
+# What each problem status means, as the OpenAPI document says it.
+MEANING = {
+    401: "Not logged in, or the token has ended (or, on login: wrong user, password or code)",
+    403: "Not allowed for this user",
+    404: "No such thing",
+    409: "Conflicts with the current state (already decided, not active, ...)",
+    413: "The request body is over 64 KiB",
+    422: "Invalid input: each field, the rule it breaks and why",
+    429: "Too many attempts: locked for a while, or rate-limited",
+    502: "The provider (IAM, STS) failed",
+    503: "The database is unavailable (see Retry-After)",
+}
+PROBLEM_REF = "#/components/schemas/Problem"
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The problem responses an operation can give, for its OpenAPI description."""
+    content = {MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}}
+    return {status: {"description": MEANING[status], "content": content} for status in statuses}
+
+
+def document_problems(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Add the Problem schema the responses refer to (FastAPI adds only models it saw)."""
+    from sekisho.api.schemas import Problem
+
+    schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    found = openapi.setdefault("components", {}).setdefault("schemas", {})
+    found.update(schema.pop("$defs", {}))
+    found["Problem"] = schema
+    return openapi
+
+
 def status_of(error: errors.SekishoError) -> int:
     for kind, status in STATUS:
         if isinstance(error, kind):
@@ -136,6 +168,16 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 413:  # the body limiter stopped reading
             return too_large(request)
+        if exc.status_code == 400:  # FastAPI could not read the body at all (not UTF-8, ...)
+            rule = {"field": "body", "rule": "malformed", "message": "is not readable JSON"}
+            return problem(
+                422,
+                "invalid-input",
+                "Invalid input",
+                "body: is not readable JSON",
+                request.url.path,
+                [rule],
+            )
         code = {404: "not-found", 405: "method-not-allowed", 413: "too-large"}.get(
             exc.status_code, "http-error"
         )

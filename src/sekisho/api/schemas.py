@@ -9,7 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from sekisho.domain.access import Verb
-from sekisho.domain.text import has_control, normalize_newlines
+from sekisho.domain.text import has_control, no_control_pattern, normalize_newlines
 
 
 def one_line(value: str) -> str:
@@ -30,9 +30,24 @@ def prose(value: str) -> str:
 # Caps that bound memory before any rule runs; the services give the precise limits. Every
 # string that can reach the store is text: whatever is stored is later shown on someone's
 # terminal or page, so control characters (ESC sequences, bidi overrides) stop here.
-Text = Annotated[str, Field(max_length=10_000), AfterValidator(prose)]
-Short = Annotated[str, Field(max_length=512), AfterValidator(one_line)]
-Line = Annotated[str, AfterValidator(one_line)]  # for queries, which set their own caps
+# The OpenAPI document states the rule as a pattern (made when the document is, not at import:
+# it walks the Unicode tables); the validators enforce it with a rule name of their own.
+def _one_line_pattern(schema: dict[str, Any]) -> None:
+    schema["pattern"] = no_control_pattern()
+
+
+def _prose_pattern(schema: dict[str, Any]) -> None:
+    schema["pattern"] = no_control_pattern(multiline=True)
+
+
+Text = Annotated[
+    str, Field(max_length=10_000, json_schema_extra=_prose_pattern), AfterValidator(prose)
+]
+Short = Annotated[
+    str, Field(max_length=512, json_schema_extra=_one_line_pattern), AfterValidator(one_line)
+]
+# For queries, which set their own caps.
+Line = Annotated[str, Field(json_schema_extra=_one_line_pattern), AfterValidator(one_line)]
 Secret = Annotated[str, Field(max_length=512)]  # never stored nor shown: any characters
 
 
@@ -44,6 +59,11 @@ class LoginBody(Body):
     user: Short
     password: Secret
     otp: Annotated[Line, Field(max_length=16)]
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"user": "member01", "password": "...", "otp": "123456"}]},
+    )
 
 
 class TokenOut(BaseModel):
@@ -63,15 +83,42 @@ class RequestCreate(Body):
     info: Annotated[dict[Short, Text], Field(max_length=50)] = {}
     params: Annotated[dict[Short, Short], Field(max_length=50)] = {}
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "template": "AddUserToGroup",
+                    "group": "ProdMemberWorkGroup",
+                    "for": "2h",
+                    "reason": "Rotate the payment console API key",
+                    "info": {
+                        "target": "payment admin console",
+                        "change": "rotate the merchant key",
+                        "rollback": "restore the previous key",
+                    },
+                }
+            ]
+        },
+    )
 
 
 class DecisionBody(Body):
     comment: Text = ""
 
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"comment": "OK, go ahead"}]}
+    )
+
 
 class RevokeBody(Body):
     reason: Text
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"reason": "incident 42: access no longer needed"}]},
+    )
 
 
 class CredentialsBody(Body):
@@ -81,11 +128,23 @@ class CredentialsBody(Body):
     ] = None
     console: bool = False
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"role": "prod/Prod_MemberRole", "duration": "1h"}]},
+    )
+
 
 class AccessQuery(Body):
     user: Short
     verb: Verb
     object: Short
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"user": "member01", "verb": "assume", "object": "prod/Prod_MemberRole"}]
+        },
+    )
 
 
 class AccessOut(BaseModel):
@@ -124,3 +183,23 @@ class VerifyOut(BaseModel):
     head_seq: int
     head_hash: str
     problems: list[str]
+
+
+class FieldError(BaseModel):
+    field: str
+    rule: str
+    message: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem (application/problem+json): every refusal has this shape."""
+
+    type: Annotated[str, Field(examples=["urn:sekisho:problem:invalid-input"])]
+    title: str
+    status: int
+    detail: str
+    instance: str
+    code: Annotated[str, Field(description="machine-readable: invalid-input, not-found, ...")]
+    errors: Annotated[
+        list[FieldError] | None, Field(description="invalid input: one per field, with the rule")
+    ] = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -36,6 +37,38 @@ def has_control(value: str, *, multiline: bool = False) -> bool:
         return False  # the common case, decided in C
     allowed = PROSE_ALLOWED if multiline else frozenset()
     return any(ch not in allowed and is_control(ch) for ch in value)
+
+
+@functools.cache
+def control_ranges() -> tuple[tuple[int, int], ...]:
+    """The code points `is_control` refuses, as inclusive ranges (lone surrogates left out:
+    no decoded text can hold one), for describing the rule to others (a JSON Schema
+    pattern). Computed once, from the same Unicode tables."""
+    ranges: list[tuple[int, int]] = []
+    for code in range(0x110000):
+        if 0xD800 <= code <= 0xDFFF or not is_control(chr(code)):
+            continue
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1] = (ranges[-1][0], code)
+        else:
+            ranges.append((code, code))
+    return tuple(ranges)
+
+
+def no_control_pattern(*, multiline: bool = False) -> str:
+    """A regular expression (for a JSON Schema `pattern`; Python reads it the same) for text
+    without control characters; prose may also hold line breaks (LF or CRLF) and tabs."""
+
+    def spelt(code: int) -> str:  # \uXXXX means the same in every dialect; beyond, the char
+        return f"\\u{code:04x}" if code <= 0xFFFF else chr(code)
+
+    excluded = "".join(
+        spelt(a) if a == b else f"{spelt(a)}-{spelt(b)}" for a, b in control_ranges()
+    )
+    if not multiline:
+        return f"^[^{excluded}]*$"
+    allowed = "\\t\\n"
+    return f"^(?:[^{excluded}]|[{allowed}]|\\r\\n)*$"
 
 
 def normalize_newlines(value: str) -> str:

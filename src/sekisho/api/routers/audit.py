@@ -6,13 +6,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from sekisho.api.deps import ActorDep, CoreDep
+from sekisho.api.problems import responses
 from sekisho.api.schemas import AuditEntryOut, Line, VerifyOut
 from sekisho.services.audit import AuditFilter
 
-router = APIRouter(prefix="/audit", tags=["audit"])
+router = APIRouter(prefix="/audit", tags=["audit"], responses=responses(401, 403, 503))
 
 
-@router.get("", response_model=list[AuditEntryOut])
+@router.get("", response_model=list[AuditEntryOut], responses=responses(422))
 def list_entries(
     core: CoreDep,
     actor: ActorDep,

@@ -5,13 +5,14 @@ from typing import Annotated
 from fastapi import APIRouter, Path, status
 
 from sekisho.api.deps import ActorDep, CoreDep, PrincipalDep, SourceDep
+from sekisho.api.problems import responses
 from sekisho.api.schemas import Line, LoginBody, TokenOut
 from sekisho.services.views import WhoAmI
 
-router = APIRouter(tags=["identity"])
+router = APIRouter(tags=["identity"], responses=responses(401, 503))
 
 
-@router.post("/auth/login", response_model=TokenOut)
+@router.post("/auth/login", response_model=TokenOut, responses=responses(413, 422, 429))
 def login(body: LoginBody, core: CoreDep, source: SourceDep) -> TokenOut:
     """Password + TOTP code -> a short-lived bearer token."""
     issued = core.identity.login(body.user, body.password, body.otp, source)
@@ -28,7 +29,7 @@ def whoami(core: CoreDep, actor: ActorDep, principal: PrincipalDep) -> WhoAmI:
     return core.identity.whoami(actor, principal.expires_at)
 
 
-@router.get("/users/{name}", response_model=WhoAmI)
+@router.get("/users/{name}", response_model=WhoAmI, responses=responses(403, 404, 422))
 def show_user(
     name: Annotated[Line, Path(max_length=128)], core: CoreDep, actor: ActorDep
 ) -> WhoAmI:

@@ -3,14 +3,19 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from sekisho.api.deps import ActorDep, CoreDep
+from sekisho.api.problems import responses
 from sekisho.api.schemas import CredentialsBody
 from sekisho.domain.timespec import parse_duration
 from sekisho.services.broker import RoleCredentials
 
-router = APIRouter(tags=["aws"])
+router = APIRouter(tags=["aws"], responses=responses(401, 503))
 
 
-@router.post("/credentials", response_model=RoleCredentials)
+@router.post(
+    "/credentials",
+    response_model=RoleCredentials,
+    responses=responses(403, 409, 413, 422, 502),
+)
 def assume_role(
     body: CredentialsBody, core: CoreDep, actor: ActorDep, response: Response
 ) -> RoleCredentials:

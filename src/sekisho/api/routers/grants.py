@@ -5,10 +5,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from sekisho.api.deps import ActorDep, CoreDep
+from sekisho.api.problems import responses
 from sekisho.api.schemas import Line, RevokeBody
 from sekisho.services.views import GrantView
 
-router = APIRouter(prefix="/grants", tags=["grants"])
+router = APIRouter(prefix="/grants", tags=["grants"], responses=responses(401, 403, 422, 503))
 
 GrantId = Annotated[int, Path(ge=1, le=2**62)]
 
@@ -24,18 +25,20 @@ def list_grants(
     return core.grants.list_grants(actor, active_only=active, user=user, limit=limit)
 
 
-@router.get("/{grant_id}", response_model=GrantView)
+@router.get("/{grant_id}", response_model=GrantView, responses=responses(404))
 def show_grant(grant_id: GrantId, core: CoreDep, actor: ActorDep) -> GrantView:
     return core.grants.get(actor, grant_id)
 
 
-@router.post("/{grant_id}/release", response_model=GrantView)
+@router.post("/{grant_id}/release", response_model=GrantView, responses=responses(404, 409, 502))
 def release(grant_id: GrantId, core: CoreDep, actor: ActorDep) -> GrantView:
     """The holder is done: access ends now."""
     return core.grants.release(actor, grant_id)
 
 
-@router.post("/{grant_id}/revoke", response_model=GrantView)
+@router.post(
+    "/{grant_id}/revoke", response_model=GrantView, responses=responses(404, 409, 413, 502)
+)
 def revoke(grant_id: GrantId, body: RevokeBody, core: CoreDep, actor: ActorDep) -> GrantView:
     """An admin ends someone's access now, with a reason."""
     return core.grants.revoke(actor, grant_id, body.reason)

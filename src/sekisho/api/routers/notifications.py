@@ -8,8 +8,11 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from sekisho.api.deps import ActorDep, CoreDep
+from sekisho.api.problems import responses
 
-router = APIRouter(prefix="/notifications", tags=["notifications"])
+router = APIRouter(
+    prefix="/notifications", tags=["notifications"], responses=responses(401, 403, 503)
+)
 
 
 class ChannelStatusOut(BaseModel):

@@ -5,17 +5,23 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 
 from sekisho.api.deps import ActorDep, CoreDep
+from sekisho.api.problems import responses
 from sekisho.api.schemas import DecisionBody, RequestCreate
 from sekisho.domain.requests import RequestStatus
 from sekisho.services.views import RequestSummary, RequestView
 from sekisho.services.workflow import RequestDraft, RequestQuery
 
-router = APIRouter(prefix="/requests", tags=["requests"])
+router = APIRouter(prefix="/requests", tags=["requests"], responses=responses(401, 422, 503))
 
 RequestId = Annotated[int, Path(ge=1, le=2**62, description="The request's number")]
 
 
-@router.post("", response_model=RequestView, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=RequestView,
+    status_code=status.HTTP_201_CREATED,
+    responses=responses(403, 409, 413),
+)
 def file_request(body: RequestCreate, core: CoreDep, actor: ActorDep) -> RequestView:
     """File a request from a template. Auto-approvable templates run their runbook at once."""
     draft = RequestDraft(
@@ -45,25 +51,29 @@ def list_requests(
     return core.workflow.list_requests(actor, query)
 
 
-@router.get("/{request_id}", response_model=RequestView)
+@router.get("/{request_id}", response_model=RequestView, responses=responses(403, 404))
 def show_request(request_id: RequestId, core: CoreDep, actor: ActorDep) -> RequestView:
     return core.workflow.get(actor, request_id)
 
 
-@router.post("/{request_id}/approve", response_model=RequestView)
+@router.post(
+    "/{request_id}/approve", response_model=RequestView, responses=responses(403, 404, 409, 413)
+)
 def approve(
     request_id: RequestId, core: CoreDep, actor: ActorDep, body: DecisionBody | None = None
 ) -> RequestView:
     return core.workflow.approve(actor, request_id, body.comment if body else "")
 
 
-@router.post("/{request_id}/reject", response_model=RequestView)
+@router.post(
+    "/{request_id}/reject", response_model=RequestView, responses=responses(403, 404, 409, 413)
+)
 def reject(
     request_id: RequestId, body: DecisionBody, core: CoreDep, actor: ActorDep
 ) -> RequestView:
     return core.workflow.reject(actor, request_id, body.comment)
 
 
-@router.post("/{request_id}/cancel", response_model=RequestView)
+@router.post("/{request_id}/cancel", response_model=RequestView, responses=responses(403, 404, 409))
 def cancel(request_id: RequestId, core: CoreDep, actor: ActorDep) -> RequestView:
     return core.workflow.cancel(actor, request_id)

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Path, Query, status
 from pydantic import BaseModel
 
 from sekisho.api.deps import ActorDep, CoreDep
+from sekisho.api.problems import responses
 from sekisho.api.schemas import Body, Short
 from sekisho.gateway.pki import PkiError
 from sekisho.gateway.setup import published_ca
@@ -14,7 +15,7 @@ from sekisho.services.sessions import SessionView
 
 log = structlog.get_logger(__name__)
 
-router = APIRouter(tags=["gateway"])
+router = APIRouter(tags=["gateway"], responses=responses(401, 503))
 
 SessionId = Annotated[int, Path(ge=1, le=2**62)]
 
@@ -36,7 +37,7 @@ def gateway_info(core: CoreDep, _actor: ActorDep) -> GatewayInfo:
     return GatewayInfo(address=core.settings.gateway_address, ca_pem=ca_pem)
 
 
-@router.get("/sessions", response_model=list[SessionView])
+@router.get("/sessions", response_model=list[SessionView], responses=responses(422))
 def list_sessions(
     core: CoreDep,
     actor: ActorDep,
@@ -47,7 +48,9 @@ def list_sessions(
     return core.sessions.list_sessions(actor, active_only=active, limit=limit)
 
 
-@router.get("/sessions/{session_id}", response_model=SessionView)
+@router.get(
+    "/sessions/{session_id}", response_model=SessionView, responses=responses(403, 404, 422)
+)
 def show_session(session_id: SessionId, core: CoreDep, actor: ActorDep) -> SessionView:
     return core.sessions.get(actor, session_id)
 
@@ -60,6 +63,7 @@ class KillBody(Body):
     "/sessions/{session_id}/kill",
     response_model=SessionView,
     status_code=status.HTTP_202_ACCEPTED,
+    responses=responses(403, 404, 409, 413, 422),
 )
 def kill_session(
     session_id: SessionId, core: CoreDep, actor: ActorDep, body: KillBody | None = None
