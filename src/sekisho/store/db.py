@@ -33,7 +33,12 @@ class Database:
             self._writer = self._sqlite_engine(url, "BEGIN IMMEDIATE", echo)
             self._reader = self._sqlite_engine(url, "BEGIN", echo)
         elif self.dialect == "postgresql":
-            engine = create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10)
+            # A database host that does not answer is an outage after a few seconds, not a
+            # call that hangs for the kernel's TCP timeout (the URL may set its own).
+            connect = {} if "connect_timeout" in parsed.query else {"connect_timeout": 5}
+            engine = create_engine(
+                url, echo=echo, pool_pre_ping=True, pool_size=10, connect_args=connect
+            )
             self._writer = self._reader = engine
         else:
             raise ValueError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
