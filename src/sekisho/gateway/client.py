@@ -223,7 +223,7 @@ class Forwarder:
         """The gateway went away: open a new session, with backoff, while access holds."""
         since = self.unreachable_since = self._clock()
         self._notice(f"lost the gateway at {_hms(since)}; reconnecting while access holds")
-        started, pause = time.monotonic(), self._retry_pause[0]
+        started, pause, tries = time.monotonic(), self._retry_pause[0], 0
         while not self._closing:
             try:
                 session = self.open()
@@ -231,10 +231,10 @@ class Forwarder:
                 self._finish(f"access refused on reconnect: {exc.reason}", access_ended=True)
                 return
             except (GatewayUnreachable, OSError) as exc:
-                self.reconnect_attempts += 1
+                self.reconnect_attempts, tries = self.reconnect_attempts + 1, tries + 1
                 if self._gave_up(since, started):
                     return
-                if self.reconnect_attempts == 1 or pause >= self._retry_pause[1]:
+                if tries == 1 or pause >= self._retry_pause[1]:  # then every longest pause
                     self._notice(
                         f"the gateway is unreachable since {_hms(since)}; retrying ({exc})"
                     )
