@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from sekisho.domain import timespec
@@ -293,6 +294,7 @@ class WorkflowService:
 
     @staticmethod
     def _check_no_duplicate(session: Session, user: str, group: str, template: Template) -> None:
+        _one_filing_at_a_time(session, user, group, template.action.value)
         open_statuses = (RequestStatus.PENDING_APPROVAL, RequestStatus.APPROVED)
         existing = session.scalar(
             select(RequestRow.id).where(
@@ -540,3 +542,19 @@ def _recorded(row: DecisionRow) -> RecordedDecision:
         comment=row.comment,
         at=row.decided_at,
     )
+
+
+def _one_filing_at_a_time(session: Session, user: str, group: str, action: str) -> None:
+    """Serialise filings for one (subject, group, action) until this transaction ends.
+
+    Two identical filings at once would each find no open request and both insert one. On
+    PostgreSQL a transaction-scoped advisory lock makes the second wait for the first to
+    commit; its check (a new snapshot under READ COMMITTED) then sees the first's request.
+    SQLite's writers are serialised already. The key is namespaced so it never meets the
+    membership locks (`services.locks`), which are held across provider calls.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    digest = hashlib.sha256(f"request-filing\0{user}\0{group}\0{action}".encode()).digest()
+    key = int.from_bytes(digest[:8], "big", signed=True)
+    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
