@@ -55,9 +55,19 @@ class Settings(BaseSettings):
     trusted_proxies: str = ""
 
     token_ttl: timedelta = timedelta(hours=1)
+    # Sign-in throttling (services.throttle), counted by what was typed, known name or not:
+    # one name from one address is paused after `lockout_threshold` failures; one address
+    # after `login_source_threshold` across names; a name failing from anywhere slows down
+    # after `login_user_threshold`, except from addresses it signed in from within
+    # `login_trusted_for`. Pauses last, and failures are remembered for, `lockout_duration`.
     login_failure_delay: Annotated[float, Field(ge=0, le=10)] = 1.0
     lockout_threshold: Annotated[int, Field(ge=1, le=100)] = 5
     lockout_duration: timedelta = timedelta(minutes=15)
+    login_source_threshold: Annotated[int, Field(ge=1, le=10_000)] = 50
+    login_user_threshold: Annotated[int, Field(ge=1, le=1_000)] = 10
+    login_trusted_for: timedelta = timedelta(days=30)
+    # Password hashes (Argon2id, ~64 MiB and a core each) computed at once; the rest queue.
+    login_hash_slots: Annotated[int, Field(ge=1, le=64)] = 2
 
     # How long a runner holds work before another may take it over (it may have died).
     runbook_lease: timedelta = timedelta(seconds=60)
@@ -91,6 +101,13 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"trusted_proxies: {item!r} is not an IP address or network ({exc})"
                 ) from None
+        return value
+
+    @field_validator("lockout_duration")
+    @classmethod
+    def _lockout_duration_bounded(cls, value: timedelta) -> timedelta:
+        if not timedelta(seconds=1) <= value <= timedelta(days=1):
+            raise ValueError("lockout_duration must be between 1 second and 1 day")
         return value
 
     @field_validator("notify_lease")

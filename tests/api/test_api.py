@@ -124,7 +124,9 @@ def test_login_refusal_does_not_say_which_part_was_wrong(
     assert good.json()["token"].startswith("sks_")
 
 
-def test_lockout_is_429_and_audited(api: TestClient, people: People, core: Core) -> None:
+def test_a_throttled_sign_in_is_429_and_audited(
+    api: TestClient, people: People, core: Core
+) -> None:
     password, secret = people.enroll("member01")
     for _ in range(core.settings.lockout_threshold):
         api.post("/api/v1/auth/login", json={"user": "member01", "password": "x", "otp": "000000"})
@@ -132,7 +134,7 @@ def test_lockout_is_429_and_audited(api: TestClient, people: People, core: Core)
         "/api/v1/auth/login",
         json={"user": "member01", "password": password, "otp": code_for(core, secret)},
     )
-    assert_problem(locked, 429, "account-locked")
+    assert_problem(locked, 429, "login-throttled")
     with core.db.read() as s:
         actions = list(s.scalars(select(AuditRow.action).where(AuditRow.subject == "member01")))
     assert actions.count("auth.login_failed") == core.settings.lockout_threshold

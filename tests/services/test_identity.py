@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from sekisho.clock import ManualClock
 from sekisho.config import Settings
-from sekisho.domain.errors import AccountLocked, AuthenticationFailed, Forbidden
+from sekisho.domain.errors import AuthenticationFailed, Forbidden, LoginThrottled
 from sekisho.services.core import Core
 from sekisho.services.identity import Enrolment, IssuedToken
 from sekisho.store.tables import Base
@@ -188,24 +188,30 @@ def test_a_model_user_who_never_enrolled_cannot_log_in(core: Core, sleeps: list[
         core.identity.login("member02", "", "000000", SOURCE)
 
 
-def test_lockout_after_repeated_failures(
+def test_repeated_failures_pause_that_name_from_that_address(
     core: Core, clock: ManualClock, member: Enrolment, sleeps: list[float]
 ) -> None:
     threshold = core.settings.lockout_threshold
     for _ in range(threshold):
         with pytest.raises(AuthenticationFailed, match=REFUSAL):
             login(core, member, password="guess")
-    assert "locked until" in audit_rows(core)[-1].detail["reason"]
+    assert "paused until" in audit_rows(core)[-1].detail["reason"]
 
-    # Locked: even the right password and code are refused, with a delay and an entry.
-    with pytest.raises(AccountLocked) as caught:
+    # Paused: even the right password and code are refused from there, delayed and audited.
+    with pytest.raises(LoginThrottled) as caught:
         login(core, member)
     assert "try again after" in caught.value.message
     assert audit_rows(core)[-1].action == "auth.login_refused"
     assert sleeps == [DELAY] * (threshold + 1)
+    # From anywhere else the user still signs in.
+    elsewhere = core.identity.login(
+        "member01", member.password, code_for(core, member.totp_secret), "198.51.100.200"
+    )
+    assert elsewhere.user == "member01"
 
-    clock.advance(core.settings.lockout_duration - timedelta(seconds=1))
-    with pytest.raises(AccountLocked):
+    next_step(clock)
+    clock.advance(core.settings.lockout_duration - timedelta(seconds=31))
+    with pytest.raises(LoginThrottled):
         login(core, member)
     clock.advance(timedelta(seconds=1))
     issued = login(core, member)

@@ -32,7 +32,7 @@ STATUS: list[tuple[type[errors.SekishoError], int]] = [
     (errors.InvalidInput, 422),
     (errors.InvalidModel, 422),
     (errors.NotFound, 404),
-    (errors.AccountLocked, 429),
+    (errors.LoginThrottled, 429),
     (errors.AuthenticationFailed, 401),
     (errors.Forbidden, 403),
     (errors.Conflict, 409),

@@ -57,9 +57,11 @@ class AuthenticationFailed(SekishoError):
     title = "Authentication failed"
 
 
-class AccountLocked(AuthenticationFailed):
-    code = "account-locked"
-    title = "Account temporarily locked"
+class LoginThrottled(AuthenticationFailed):
+    """Too many failed sign-ins for what was typed, from where: wait. Known or not alike."""
+
+    code = "login-throttled"
+    title = "Too many failed sign-ins"
 
 
 class Forbidden(SekishoError):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -42,6 +43,7 @@ class Core:
     clock: Clock = field(default_factory=SystemClock)
     bus: EventBus = field(default_factory=EventBus)
     sleep: Callable[[float], None] = time.sleep
+    async_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # on the event loop
     # Argon2id with RFC 9106 parameters. Tests pass a cheap one; verification always uses
     # the parameters stored in each hash.
     password_hasher: PasswordHasher = field(default_factory=PasswordHasher)

@@ -1,19 +1,24 @@
 """Identity: enrolment (password + TOTP), login, short-lived tokens.
 
-Passwords are hashed with Argon2id; TOTP seeds are encrypted at rest and a code is accepted
-once; tokens are random, stored only as their SHA-256, short-lived and revocable. A failed
-login is refused without saying which part was wrong, after a delay, counts toward a lockout,
-and is audited.
+Passwords are hashed with Argon2id, outside every transaction and a few at a time; TOTP seeds
+are encrypted at rest and a code is accepted once; tokens are random, stored only as their
+SHA-256, short-lived and revocable. A failed login is refused without saying which part was
+wrong or whether the name exists, after a delay, is throttled by what was typed and from
+where (`services.throttle`), and is audited.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, TypeVar
 
 import pyotp
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -21,12 +26,14 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from sekisho.domain.actor import Actor
-from sekisho.domain.errors import AccountLocked, AuthenticationFailed, InvalidInput, NotFound
+from sekisho.domain.errors import AuthenticationFailed, InvalidInput, LoginThrottled, NotFound
 from sekisho.domain.grants import GrantStatus
 from sekisho.domain.text import check_name
 from sekisho.domain.timespec import iso
 from sekisho.services import policy
 from sekisho.services.audit import AuditEvent
+from sekisho.services.hashing import HashQueue
+from sekisho.services.throttle import Admission, LoginThrottle
 from sekisho.services.views import DirectoryView, GrantView, WhoAmI
 from sekisho.store.tables import GrantRow, TokenRow, UserRow
 
@@ -36,6 +43,10 @@ if TYPE_CHECKING:
 
 TOKEN_PREFIX = "sks_"
 ISSUER = "sekisho"
+REFUSAL = "wrong user, password or code"
+# Threads for sign-ins' short transactions on the event loop's path, apart from the API's.
+LOGIN_STEP_THREADS = 4
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,34 @@ class Principal:
     name: str
     token_id: str
     expires_at: datetime
+
+
+@dataclass(frozen=True)
+class _Credentials:
+    """An enrolled user's credentials, as read when an attempt was admitted."""
+
+    password_hash: str
+    totp_secret: str | None  # sealed
+    totp_last_step: int | None
+
+    def same_as(self, row: UserRow) -> bool:
+        """Not re-enrolled since (so what was checked is still what holds)."""
+        return (row.password_hash, row.totp_secret) == (self.password_hash, self.totp_secret)
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """A sign-in between its admission and its outcome."""
+
+    name: str
+    source: str
+    now: datetime
+    admission: Admission
+    user: _Credentials | None  # None: no such enrolled user (checked against a dummy)
+
+    @property
+    def trusted(self) -> bool:
+        return self.admission.trusted
 
 
 def token_id(token: str) -> str:
@@ -89,8 +128,11 @@ class IdentityService:
     def __init__(self, core: Core) -> None:
         self._core = core
         self._hasher = core.password_hasher
-        # Verifying against this when the user is unknown keeps both refusals' timing alike.
+        # Verifying against this when the user is unknown keeps both refusals' work alike.
         self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
+        self._throttle = LoginThrottle(core)
+        self._hashes = HashQueue(core.settings.login_hash_slots)
+        self._steps = ThreadPoolExecutor(LOGIN_STEP_THREADS, thread_name_prefix="sekisho-login")
 
     # -- enrolment ------------------------------------------------------------------------
 
@@ -102,6 +144,7 @@ class IdentityService:
         seed = pyotp.random_base32()
         uri = pyotp.TOTP(seed).provisioning_uri(name=name, issuer_name=ISSUER)
         now = core.now()
+        password_hash = self._hasher.hash(password)  # before the transaction: it is slow
         with core.db.write() as s:
             model = core.models.model(s)
             # Enrolling hands over the user's credentials: only admins (and sekisho itself).
@@ -111,12 +154,11 @@ class IdentityService:
             row = s.get(UserRow, name)
             again = row is not None and row.enrolled_at is not None
             if row is None:
-                row = UserRow(name=name, failed_logins=0)
+                row = UserRow(name=name)
                 s.add(row)
-            row.password_hash = self._hasher.hash(password)
+            row.password_hash = password_hash
             row.totp_secret = core.secrets.seal(seed)
             row.totp_last_step, row.enrolled_at = None, now
-            row.failed_logins, row.locked_until = 0, None
             # New credentials end every session the old ones opened.
             s.execute(
                 update(TokenRow)
@@ -138,116 +180,192 @@ class IdentityService:
         return Enrolment(name, password, seed, uri)
 
     # -- login ----------------------------------------------------------------------------
+    #
+    # Each sign-in runs in three steps, and the slow one holds nothing: (1) a short write
+    # transaction reads the credentials and asks the throttle (which counts the attempt
+    # before its password is checked); (2) the password hash, outside any transaction, in
+    # its turn in the hash queue; (3) a short write transaction that re-checks under the
+    # user's row lock (a TOTP code is good once however many use it at once) and issues the
+    # token, or records the refusal. `login` runs them on the caller's thread (the CLI, the
+    # tests); `login_async` on the event loop, with the refusal's delay awaited, not slept.
 
     def login(self, name: str, password: str, code: str, source: str) -> IssuedToken:
-        core = self._core
-        now = core.now()
-        with core.db.write() as s:
-            row = s.get(UserRow, name) if len(name) <= 128 else None
-            refusal = self._refuse_locked_or_unknown(s, row, name, password, source, now)
-            if refusal is None and row is not None:
-                step = self._check_credentials(row, password, code, now)
-                if step is None:
-                    refusal = self._count_failure(s, row, source, now, "wrong password or code")
-                else:
-                    row.failed_logins, row.locked_until, row.totp_last_step = 0, None, step
-                    return self._issue(s, name, source, now)
-        # The refusal is committed (counter, lockout, audit) before it is raised.
+        """Password + TOTP code -> a token; every refusal vague, delayed and audited."""
+        attempt = self._admit(name, source)
+        if isinstance(attempt, _Attempt):
+            check = partial(self._check_login, attempt, password, code)
+            outcome = self._settle_login(attempt, self._hashes.run(check, attempt.trusted))
+        else:
+            outcome = attempt
+        if isinstance(outcome, IssuedToken):
+            return outcome
         self._delay_refusal()
-        raise refusal or AuthenticationFailed("wrong user, password or code")
+        raise outcome
+
+    async def login_async(self, name: str, password: str, code: str, source: str) -> IssuedToken:
+        """`login` for the event loop: no thread waits for the hash's turn or the delay."""
+        attempt = await self._step(partial(self._admit, name, source))
+        if isinstance(attempt, _Attempt):
+            check = partial(self._check_login, attempt, password, code)
+            step = await self._hashes.run_async(check, attempt.trusted)
+            outcome = await self._step(partial(self._settle_login, attempt, step))
+        else:
+            outcome = attempt
+        if isinstance(outcome, IssuedToken):
+            return outcome
+        await self._delay_refusal_async()
+        raise outcome
 
     def first_sign_in_uri(self, name: str, password: str, source: str) -> str:
         """The otpauth URI to scan at a user's first sign-in, once their password checks out.
 
         Only while no code was ever accepted: until then the authenticator may not be set up
         (the web UI shows this as a QR code); afterwards the secret is never shown again.
-        Refusals are login's: vague, delayed, audited, a wrong password counts toward the
-        lockout. A right password on an account already set up is refused the same way (not
-        counted), so this never tells a password guesser more than login does.
+        Refusals are login's: vague, delayed, audited, throttled alike. A right password on
+        an account already set up is refused and counted like a wrong one, so this never
+        tells a password guesser more than login does.
         """
-        core = self._core
-        now = core.now()
-        with core.db.write() as s:
-            row = s.get(UserRow, name) if len(name) <= 128 else None
-            refusal = self._refuse_locked_or_unknown(s, row, name, password, source, now)
-            if refusal is None and row is not None:
-                password_ok = row.password_hash is not None and self._verify_password(
-                    row.password_hash, password
-                )
-                if not password_ok:
-                    refusal = self._count_failure(s, row, source, now, "wrong password")
-                elif row.totp_last_step is not None or row.totp_secret is None:
-                    why = "authenticator already set up"
-                    core.audit(s, _login_event("auth.totp_setup_refused", name, source, why))
-                    refusal = AuthenticationFailed("wrong user, password or code")
-                else:
-                    seed = core.secrets.open(row.totp_secret)
-                    core.audit(s, AuditEvent("auth.totp_setup", name, source[:256], subject=name))
-                    return pyotp.TOTP(seed).provisioning_uri(name=name, issuer_name=ISSUER)
+        attempt = self._admit(name, source)
+        if isinstance(attempt, _Attempt):
+            check = partial(self._check_password, attempt, password)
+            outcome = self._settle_first_sign_in(attempt, self._hashes.run(check, attempt.trusted))
+        else:
+            outcome = attempt
+        if isinstance(outcome, str):
+            return outcome
         self._delay_refusal()
-        raise refusal or AuthenticationFailed("wrong user, password or code")
+        raise outcome
 
-    def _refuse_locked_or_unknown(
-        self,
-        s: Session,
-        row: UserRow | None,
-        name: str,
-        password: str,
-        source: str,
-        now: datetime,
-    ) -> AuthenticationFailed | None:
-        """The refusal for a locked or unknown account (audited), or None to check further."""
+    async def first_sign_in_uri_async(self, name: str, password: str, source: str) -> str:
+        """`first_sign_in_uri` for the event loop."""
+        attempt = await self._step(partial(self._admit, name, source))
+        if isinstance(attempt, _Attempt):
+            check = partial(self._check_password, attempt, password)
+            right = await self._hashes.run_async(check, attempt.trusted)
+            outcome = await self._step(partial(self._settle_first_sign_in, attempt, right))
+        else:
+            outcome = attempt
+        if isinstance(outcome, str):
+            return outcome
+        await self._delay_refusal_async()
+        raise outcome
+
+    async def _step(self, work: Callable[[], T]) -> T:
+        """A short transaction of a sign-in, on the sign-in threads, not the API's."""
+        return await asyncio.wrap_future(self._steps.submit(work))
+
+    def _admit(self, name: str, source: str) -> _Attempt | AuthenticationFailed:
+        """Step 1: the credentials as stored now, and the throttle's yes (or its refusal)."""
         core = self._core
-        known = row is not None and core.models.model(s).user(name) is not None and row.enrolled_at
-        if row is not None and row.locked_until is not None and row.locked_until > now:
-            core.audit(s, _login_event("auth.login_refused", name, source, "locked"))
-            return AccountLocked(
-                f"too many failed attempts; try again after {iso(row.locked_until)}"
-            )
-        if not known or row is None:
-            self._verify_password(self._dummy_hash, password)
-            core.audit(s, _login_event("auth.login_failed", None, source, "unknown user"))
-            return AuthenticationFailed("wrong user, password or code")
-        return None
+        now, source = core.now(), source[:256]
+        with core.db.write() as s:
+            user = self._credentials(s, name)
+            admission = self._throttle.admit(s, name, source, now)
+            if admission.admitted:
+                return _Attempt(name, source, now, admission, user)
+            until = iso(admission.refused_until) if admission.refused_until else "?"
+            why = f"throttled: too many failures for {admission.refused_by}, until {until}"
+            known = name if user is not None else None
+            core.audit(s, _login_event("auth.login_refused", known, source, why))
+        return LoginThrottled(f"too many failed sign-ins; try again after {until}")
 
-    def _count_failure(
-        self, s: Session, row: UserRow, source: str, now: datetime, detail: str
-    ) -> AuthenticationFailed:
-        """One more failed attempt toward the lockout, audited."""
-        settings = self._core.settings
-        row.failed_logins += 1
-        if row.failed_logins >= settings.lockout_threshold:
-            row.locked_until = now + settings.lockout_duration
-            row.failed_logins = 0
-            detail = f"locked until {iso(row.locked_until)}"
-        self._core.audit(s, _login_event("auth.login_failed", row.name, source, detail))
-        return AuthenticationFailed("wrong user, password or code")
+    def _credentials(self, s: Session, name: str) -> _Credentials | None:
+        """What an enrolled user of the model signs in with; None for anyone else."""
+        row = s.get(UserRow, name) if len(name) <= 128 else None
+        if row is None or row.enrolled_at is None or row.password_hash is None:
+            return None
+        if self._core.models.model(s).user(name) is None:
+            return None
+        return _Credentials(row.password_hash, row.totp_secret, row.totp_last_step)
+
+    def _check_login(self, attempt: _Attempt, password: str, code: str) -> int | None:
+        """Step 2: the TOTP time step the password and code earn, or None. The same work
+        for every name: an unknown one is checked against a dummy hash."""
+        user = attempt.user
+        if user is None:
+            self._verify_password(self._dummy_hash, password)
+            return None
+        password_ok = self._verify_password(user.password_hash, password)
+        step = self._totp_step(user, code, attempt.now)
+        return step if password_ok else None
+
+    def _check_password(self, attempt: _Attempt, password: str) -> bool:
+        stored = attempt.user.password_hash if attempt.user else self._dummy_hash
+        return self._verify_password(stored, password) and attempt.user is not None
+
+    def _settle_login(
+        self, attempt: _Attempt, step: int | None
+    ) -> IssuedToken | AuthenticationFailed:
+        """Step 3: the token, if the code is still unused under the row lock; else refused."""
+        core = self._core
+        with core.db.write() as s:
+            if step is None or attempt.user is None:
+                why = "unknown user" if attempt.user is None else "wrong password or code"
+                return self._refuse(s, attempt, why)
+            row = s.get(UserRow, attempt.name, with_for_update=True)
+            if row is None or not attempt.user.same_as(row):
+                return self._refuse(s, attempt, "credentials changed during the sign-in")
+            if row.totp_last_step is not None and step <= row.totp_last_step:
+                return self._refuse(s, attempt, "wrong password or code (code already used)")
+            row.totp_last_step = step
+            self._throttle.succeeded(s, attempt.admission, attempt.now)
+            return self._issue(s, attempt.name, attempt.source, attempt.now)
+
+    def _settle_first_sign_in(self, attempt: _Attempt, right: bool) -> str | AuthenticationFailed:
+        core = self._core
+        with core.db.write() as s:
+            if not right or attempt.user is None:
+                why = "unknown user" if attempt.user is None else "wrong password"
+                return self._refuse(s, attempt, why)
+            row = s.get(UserRow, attempt.name, with_for_update=True)
+            if row is None or not attempt.user.same_as(row):
+                return self._refuse(s, attempt, "credentials changed during the sign-in")
+            if row.totp_last_step is not None or row.totp_secret is None:
+                # Counted like a wrong password: a refund would tell the guesser it was right.
+                why = "authenticator already set up"
+                core.audit(
+                    s, _login_event("auth.totp_setup_refused", row.name, attempt.source, why)
+                )
+                return AuthenticationFailed(REFUSAL)
+            self._throttle.refund(s, attempt.admission, attempt.now)  # a right password
+            seed = core.secrets.open(row.totp_secret)
+            core.audit(s, AuditEvent("auth.totp_setup", row.name, attempt.source, subject=row.name))
+            return pyotp.TOTP(seed).provisioning_uri(name=row.name, issuer_name=ISSUER)
+
+    def _refuse(self, s: Session, attempt: _Attempt, why: str) -> AuthenticationFailed:
+        """A failed attempt, audited (it was counted when admitted)."""
+        pauses = "; ".join(
+            f"{scope} paused until {iso(t)}" for scope, t in attempt.admission.paused
+        )
+        detail = f"{why}; {pauses}" if pauses else why
+        known = attempt.name if attempt.user is not None else None
+        self._core.audit(s, _login_event("auth.login_failed", known, attempt.source, detail))
+        return AuthenticationFailed(REFUSAL)
 
     def _delay_refusal(self) -> None:
         if self._core.settings.login_failure_delay:
             self._core.sleep(self._core.settings.login_failure_delay)
 
-    def _check_credentials(
-        self, row: UserRow, password: str, code: str, now: datetime
-    ) -> int | None:
+    async def _delay_refusal_async(self) -> None:
+        if self._core.settings.login_failure_delay:
+            await self._core.async_sleep(self._core.settings.login_failure_delay)
+
+    def _totp_step(self, user: _Credentials, code: str, now: datetime) -> int | None:
         """The accepted TOTP time step, or None. A code is good once (no replay)."""
-        password_ok = row.password_hash is not None and self._verify_password(
-            row.password_hash, password
-        )
         # ASCII only: str.isdigit() accepts other scripts' digits (full-width from an IME),
         # which hmac.compare_digest refuses with a TypeError instead of a wrong-code refusal.
         well_formed = code.isascii() and code.isdigit() and len(code) == 6
-        if row.totp_secret is None or not well_formed:
+        if user.totp_secret is None or not well_formed:
             return None
-        totp = pyotp.TOTP(self._core.secrets.open(row.totp_secret))
+        totp = pyotp.TOTP(self._core.secrets.open(user.totp_secret))
         current = totp.timecode(now)
         accepted = None
         for step in (current - 1, current, current + 1):  # one step of clock drift either way
             if hmac.compare_digest(totp.generate_otp(step), code):
                 accepted = step
-        if not password_ok or accepted is None:
+        if accepted is None:
             return None
-        if row.totp_last_step is not None and accepted <= row.totp_last_step:
+        if user.totp_last_step is not None and accepted <= user.totp_last_step:
             return None
         return accepted
 

@@ -1,11 +1,19 @@
-"""Encryption at rest for the few secrets sekisho must be able to read back (TOTP seeds)."""
+"""Encryption at rest for the few secrets sekisho must be able to read back (TOTP seeds).
+
+Also a keyed digest, for text the store must recognise but should not hold in clear.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 ENV_KEY = "SEKISHO_SECRET_KEY"
 
@@ -13,6 +21,9 @@ ENV_KEY = "SEKISHO_SECRET_KEY"
 class SecretBox:
     def __init__(self, key: bytes) -> None:
         self._fernet = Fernet(key)
+        # A key of its own for digests, derived from the same secret (nodes share it).
+        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"sekisho digest")
+        self._digest_key = hkdf.derive(base64.urlsafe_b64decode(key))
 
     @classmethod
     def from_environment(cls, key_file: Path) -> SecretBox:
@@ -34,6 +45,10 @@ class SecretBox:
 
     def seal(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode()
+
+    def digest(self, text: str) -> str:
+        """HMAC-SHA256 of `text` (hex): equal texts match, and the digest reveals none."""
+        return hmac.new(self._digest_key, text.encode(), hashlib.sha256).hexdigest()
 
     def open(self, sealed: str) -> str:
         try:

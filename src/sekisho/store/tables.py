@@ -53,7 +53,7 @@ class AccessModelRow(Base):
 
 
 class UserRow(Base):
-    """Credentials and login state. Who a user is and their groups live in the access model."""
+    """Credentials. Who a user is and their groups live in the access model."""
 
     __tablename__ = "users"
 
@@ -62,8 +62,21 @@ class UserRow(Base):
     totp_secret: Mapped[str | None] = mapped_column(Text)  # encrypted at rest (Fernet)
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)  # refuses a replayed code
     enrolled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class LoginThrottleRow(Base):
+    """Failed sign-ins counted by what was typed (a name, an address, or both), known or not.
+
+    The key is a keyed hash of the typed text, so a password typed into the name box never
+    lands here in clear. See `services.throttle`.
+    """
+
+    __tablename__ = "login_throttles"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class TokenRow(Base):

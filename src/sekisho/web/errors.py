@@ -26,7 +26,7 @@ log = structlog.get_logger(__name__)
 
 SIGN_IN_FAILED = (
     "Sign-in failed: check your user name, password and code. "
-    "After repeated failures the account is locked for a while."
+    "After repeated failures, signing in from here pauses for a while."
 )
 
 

@@ -13,9 +13,14 @@ router = APIRouter(tags=["identity"], responses=responses(401, 503))
 
 
 @router.post("/auth/login", response_model=TokenOut, responses=responses(413, 422, 429))
-def login(body: LoginBody, core: CoreDep, source: SourceDep) -> TokenOut:
-    """Password + TOTP code -> a short-lived bearer token."""
-    issued = core.identity.login(body.user, body.password, body.otp, source)
+async def login(body: LoginBody, core: CoreDep, source: SourceDep) -> TokenOut:
+    """Password + TOTP code -> a short-lived bearer token.
+
+    On the event loop: a sign-in waits for its password hash's turn and its refusal's delay
+    without holding one of the threads the other routes run on, so a flood of bogus sign-ins
+    does not stall the API.
+    """
+    issued = await core.identity.login_async(body.user, body.password, body.otp, source)
     return TokenOut(token=issued.token, user=issued.user, expires_at=issued.expires_at)
 
 

@@ -62,7 +62,11 @@ def sign_in_form(request: Request, next: str | None = None) -> Response:
 
 
 @router.post("/signin")
-def sign_in(request: Request, core: CoreDep, form: Form, _csrf: PresessionChecked) -> Response:
+async def sign_in(
+    request: Request, core: CoreDep, form: Form, _csrf: PresessionChecked
+) -> Response:
+    # On the event loop, as the API's login: the hash's turn and the refusal's delay are
+    # awaited, never slept on a worker thread.
     name = text(form, "user")[:128]
     password = text(form, "password", strip=False)[:512]
     code = text(form, "code").replace(" ", "")[:16]
@@ -76,7 +80,7 @@ def sign_in(request: Request, core: CoreDep, form: Form, _csrf: PresessionChecke
         # First sign-in: no authenticator yet. After the password checks out, show the
         # secret to scan, then ask for a code (and the password again: the page never
         # holds both factors at once).
-        uri = core.identity.first_sign_in_uri(name, password, client_source(request))
+        uri = await core.identity.first_sign_in_uri_async(name, password, client_source(request))
         return render.page(
             request,
             "setup_totp.html",
@@ -88,7 +92,7 @@ def sign_in(request: Request, core: CoreDep, form: Form, _csrf: PresessionChecke
             secret=_secret_of(uri),
             errors=NO_ERRORS,
         )
-    issued = core.identity.login(name, password, code, client_source(request))
+    issued = await core.identity.login_async(name, password, code, client_source(request))
     response = RedirectResponse(next_, status_code=303)
     set_session(response, request, issued, core.now())
     return response

@@ -1,0 +1,203 @@
+"""Sign-in throttling: slow a guesser down, never lock the real user out of their own machine.
+
+Failures are counted in the store (every node sees them) by what was typed, never by whether
+the name exists, so an unknown name is throttled exactly like a known one and no answer tells
+which names are real. Each attempt counts toward three counters:
+
+- this name from this address: paused for `lockout_duration` after `lockout_threshold`
+  failures (one guesser, one name);
+- this address, whatever the name: paused after `login_source_threshold` failures (one guesser
+  trying many names);
+- this name, from any address: after `login_user_threshold` failures each further one pauses
+  the name, doubling from a second up to `lockout_duration` (many addresses, one name).
+
+An address the name signed in from within `login_trusted_for` (a token on record) is exempt
+from the last two, so the user on their own machine still signs in while others guess. An
+attempt is charged before its password is checked: guesses sent at once cannot slip past a
+threshold, and a paused attempt costs no password hash. A counter forgets once
+`lockout_duration` passes without a failure. IPv6 addresses count by their /64, which one
+machine usually holds whole.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Executable, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from sekisho.store.tables import LoginThrottleRow, TokenRow
+
+if TYPE_CHECKING:
+    from sekisho.services.core import Core
+
+PAIR, SOURCE, NAME = "name from this address", "this address", "name"
+PRUNE_BATCH = 500
+
+
+@dataclass(frozen=True)
+class Rule:
+    scope: str
+    threshold: int
+    escalates: bool  # each failure past the threshold doubles the pause
+    spares_trusted: bool  # an address the name signed in from recently is exempt
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The throttle's answer to one attempt: go ahead (and it is counted), or wait."""
+
+    keys: dict[str, str]  # scope -> the counter's key
+    trusted: bool  # the name signed in from this address recently
+    refused_until: datetime | None = None
+    refused_by: str = ""
+    paused: tuple[tuple[str, datetime], ...] = ()  # pauses this attempt's failure would start
+
+    @property
+    def admitted(self) -> bool:
+        return self.refused_until is None
+
+
+class LoginThrottle:
+    def __init__(self, core: Core) -> None:
+        self._core = core
+        settings = core.settings
+        self._rules = (
+            Rule(PAIR, settings.lockout_threshold, escalates=False, spares_trusted=False),
+            Rule(SOURCE, settings.login_source_threshold, escalates=False, spares_trusted=True),
+            Rule(NAME, settings.login_user_threshold, escalates=True, spares_trusted=True),
+        )
+
+    def admit(self, s: Session, name: str, source: str, now: datetime) -> Admission:
+        """Refuse a paused attempt, else count it as a failure until it succeeds."""
+        keys = self._keys(name, source)
+        trusted = self._signed_in_recently(s, name, source, now)
+        rows = self._lock(s, keys, now)
+        window = self._core.settings.lockout_duration
+        for row in rows.values():
+            if now - row.last_failure_at >= window:  # quiet for a whole window: forgotten
+                row.failures, row.blocked_until = 0, None
+        pauses = [
+            (rows[rule.scope].blocked_until, rule.scope)
+            for rule in self._rules
+            if not (trusted and rule.spares_trusted)
+        ]
+        active = [(until, scope) for until, scope in pauses if until is not None and until > now]
+        if active:
+            until, scope = max(active)
+            return Admission(keys, trusted, until, scope)
+        started = []
+        for rule in self._rules:
+            row = rows[rule.scope]
+            row.failures += 1
+            row.last_failure_at = now
+            if row.failures >= rule.threshold:
+                row.blocked_until = now + self._pause(rule, row.failures)
+                started.append((rule.scope, row.blocked_until))
+        return Admission(keys, trusted, paused=tuple(started))
+
+    def succeeded(self, s: Session, admission: Admission, now: datetime) -> None:
+        """A sign-in went through: this name from this address starts over.
+
+        The address's and the name's counts only lose this attempt: the real user signing
+        in says nothing about the guesses others make.
+        """
+        rows = self._refund(s, admission, now)
+        rows[PAIR].failures, rows[PAIR].blocked_until = 0, None
+        self._prune(s, now)
+
+    def refund(self, s: Session, admission: Admission, now: datetime) -> None:
+        """The attempt was not a guess (a right password): take its count back."""
+        self._refund(s, admission, now)
+
+    def _refund(
+        self, s: Session, admission: Admission, now: datetime
+    ) -> dict[str, LoginThrottleRow]:
+        rows = self._lock(s, admission.keys, now)
+        for rule in self._rules:
+            row = rows[rule.scope]
+            row.failures = max(0, row.failures - 1)
+            if row.failures < rule.threshold:
+                row.blocked_until = None
+        return rows
+
+    def _pause(self, rule: Rule, failures: int) -> timedelta:
+        longest = self._core.settings.lockout_duration
+        if not rule.escalates:
+            return longest
+        doublings = min(failures - rule.threshold, 30)
+        return min(longest, timedelta(seconds=2**doublings))
+
+    def _keys(self, name: str, source: str) -> dict[str, str]:
+        digest = self._core.secrets.digest
+        where = _address_key(source)
+        return {
+            PAIR: digest(f"pair\0{name}\0{where}"),
+            SOURCE: digest(f"source\0{where}"),
+            NAME: digest(f"name\0{name}"),
+        }
+
+    def _signed_in_recently(self, s: Session, name: str, source: str, now: datetime) -> bool:
+        since = now - self._core.settings.login_trusted_for
+        token = s.scalar(
+            select(TokenRow.id)
+            .where(TokenRow.user == name, TokenRow.source == source, TokenRow.issued_at >= since)
+            .limit(1)
+        )
+        return token is not None
+
+    def _lock(self, s: Session, keys: dict[str, str], now: datetime) -> dict[str, LoginThrottleRow]:
+        """The counters, created if new, locked until commit (in key order: no deadlocks)."""
+        ordered = sorted(set(keys.values()))
+        for _ in range(3):  # a prune may remove a stale counter between insert and select
+            s.execute(self._insert_missing(ordered, now))
+            found = {
+                row.key: row
+                for row in s.scalars(
+                    select(LoginThrottleRow)
+                    .where(LoginThrottleRow.key.in_(ordered))
+                    .order_by(LoginThrottleRow.key)
+                    .with_for_update()
+                    .execution_options(populate_existing=True)
+                )
+            }
+            if len(found) == len(ordered):
+                return {scope: found[key] for scope, key in keys.items()}
+        raise RuntimeError("sign-in counters kept vanishing while being read")
+
+    def _insert_missing(self, keys: list[str], now: datetime) -> Executable:
+        fresh = [{"key": k, "failures": 0, "last_failure_at": now} for k in keys]
+        if self._core.db.is_postgres:
+            return postgresql.insert(LoginThrottleRow).values(fresh).on_conflict_do_nothing()
+        return sqlite.insert(LoginThrottleRow).values(fresh).on_conflict_do_nothing()
+
+    def _prune(self, s: Session, now: datetime) -> None:
+        """Forget counters quiet for a whole window (skipping any another attempt holds)."""
+        stale = (
+            select(LoginThrottleRow.key)
+            .where(LoginThrottleRow.last_failure_at <= now - self._core.settings.lockout_duration)
+            .limit(PRUNE_BATCH)
+            .with_for_update(skip_locked=True)
+        )
+        s.execute(
+            delete(LoginThrottleRow)
+            .where(LoginThrottleRow.key.in_(stale.scalar_subquery()))
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _address_key(source: str) -> str:
+    """What one machine holds: an IPv4 address, or an IPv6 address's /64."""
+    try:
+        address = ipaddress.ip_address(source)
+    except ValueError:
+        return source
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network(f"{address}/64", strict=False))
+    return str(address)
