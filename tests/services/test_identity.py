@@ -8,14 +8,14 @@ from pathlib import Path
 import pyotp
 import pytest
 from flows import actions, audit_rows, counts, granted, invalid, refused
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from sekisho.clock import ManualClock
 from sekisho.config import Settings
 from sekisho.domain.errors import AuthenticationFailed, Forbidden, LoginThrottled
 from sekisho.services.core import Core
 from sekisho.services.identity import Enrolment, IssuedToken
-from sekisho.store.tables import Base
+from sekisho.store.tables import Base, LoginThrottleRow
 from support import ADMIN, AUDITOR, LEADER, MEMBER, code_for
 
 DELAY = 1.5
@@ -218,6 +218,36 @@ def test_repeated_failures_pause_that_name_from_that_address(
     assert core.identity.authenticate(issued.token).name == "member01"
 
 
+def test_an_ipv6_machine_is_one_address_however_it_rotates(
+    core: Core, clock: ManualClock, member: Enrolment, sleeps: list[float]
+) -> None:
+    """Privacy addresses change within a /64: the guesser behind them stays one address."""
+    for i in range(core.settings.lockout_threshold):
+        with pytest.raises(AuthenticationFailed):
+            core.identity.login("member01", "guess", "000000", f"2001:db8:1:2::{i + 1:x}")
+    code = code_for(core, member.totp_secret)
+    with pytest.raises(LoginThrottled):
+        core.identity.login("member01", member.password, code, "2001:db8:1:2:ffff::9")
+    assert core.identity.login("member01", member.password, code, "2001:db8:1:3::1").user
+
+
+def test_quiet_counters_are_forgotten(
+    core: Core, clock: ManualClock, member: Enrolment, sleeps: list[float]
+) -> None:
+    for name in ("ghost1", "ghost2", "member01"):
+        with pytest.raises(AuthenticationFailed):
+            core.identity.login(name, "guess", "000000", "192.0.2.1")
+    assert throttle_rows(core) == 7  # a pair and a name each, and the one address
+    clock.advance(core.settings.lockout_duration)
+    login(core, member)
+    assert throttle_rows(core) == 3  # only the counters this sign-in touched
+
+
+def throttle_rows(core: Core) -> int:
+    with core.db.read() as s:
+        return s.scalar(select(func.count()).select_from(LoginThrottleRow)) or 0
+
+
 def test_failures_below_the_threshold_are_forgiven_by_a_success(
     core: Core, clock: ManualClock, member: Enrolment
 ) -> None:
@@ -330,6 +360,10 @@ def test_secrets_never_reach_the_audit_trail_or_the_database_in_clear(
     wrong = "hunter2-" + member.password[::-1]
     with pytest.raises(AuthenticationFailed):
         login(core, member, password=wrong)
+    # A password typed into the name box: throttled by it, but never stored as typed.
+    typed_as_name = "correct-horse-" + member.password
+    with pytest.raises(AuthenticationFailed):
+        core.identity.login(typed_as_name, "", "000000", SOURCE)
     principal = core.identity.authenticate(issued.token)
     core.identity.logout(principal, SOURCE)
     leader = core.identity.enroll(ADMIN, "leader01")
@@ -340,6 +374,7 @@ def test_secrets_never_reach_the_audit_trail_or_the_database_in_clear(
         issued.token,
         issued.token.removeprefix("sks_"),
         wrong,
+        typed_as_name,
         leader.password,
         leader.totp_secret,
     ]

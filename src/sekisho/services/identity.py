@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -32,6 +32,7 @@ from sekisho.domain.text import check_name
 from sekisho.domain.timespec import iso
 from sekisho.services import policy
 from sekisho.services.audit import AuditEvent
+from sekisho.services.batched_audit import BatchedAudit
 from sekisho.services.hashing import HashQueue
 from sekisho.services.throttle import Admission, LoginThrottle
 from sekisho.services.views import DirectoryView, GrantView, WhoAmI
@@ -87,6 +88,14 @@ class _Credentials:
 
 
 @dataclass(frozen=True)
+class _Refusal:
+    """A refused sign-in: the error to raise once its audit entry is written."""
+
+    error: AuthenticationFailed
+    audited: Future[None]
+
+
+@dataclass(frozen=True)
 class _Attempt:
     """A sign-in between its admission and its outcome."""
 
@@ -131,6 +140,7 @@ class IdentityService:
         # Verifying against this when the user is unknown keeps both refusals' work alike.
         self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
         self._throttle = LoginThrottle(core)
+        self._refusals = BatchedAudit(core)
         self._hashes = HashQueue(core.settings.login_hash_slots)
         self._steps = ThreadPoolExecutor(LOGIN_STEP_THREADS, thread_name_prefix="sekisho-login")
 
@@ -199,8 +209,9 @@ class IdentityService:
             outcome = attempt
         if isinstance(outcome, IssuedToken):
             return outcome
+        outcome.audited.result()
         self._delay_refusal()
-        raise outcome
+        raise outcome.error
 
     async def login_async(self, name: str, password: str, code: str, source: str) -> IssuedToken:
         """`login` for the event loop: no thread waits for the hash's turn or the delay."""
@@ -213,8 +224,9 @@ class IdentityService:
             outcome = attempt
         if isinstance(outcome, IssuedToken):
             return outcome
+        await asyncio.wrap_future(outcome.audited)
         await self._delay_refusal_async()
-        raise outcome
+        raise outcome.error
 
     def first_sign_in_uri(self, name: str, password: str, source: str) -> str:
         """The otpauth URI to scan at a user's first sign-in, once their password checks out.
@@ -233,8 +245,9 @@ class IdentityService:
             outcome = attempt
         if isinstance(outcome, str):
             return outcome
+        outcome.audited.result()
         self._delay_refusal()
-        raise outcome
+        raise outcome.error
 
     async def first_sign_in_uri_async(self, name: str, password: str, source: str) -> str:
         """`first_sign_in_uri` for the event loop."""
@@ -247,27 +260,36 @@ class IdentityService:
             outcome = attempt
         if isinstance(outcome, str):
             return outcome
+        await asyncio.wrap_future(outcome.audited)
         await self._delay_refusal_async()
-        raise outcome
+        raise outcome.error
 
     async def _step(self, work: Callable[[], T]) -> T:
         """A short transaction of a sign-in, on the sign-in threads, not the API's."""
         return await asyncio.wrap_future(self._steps.submit(work))
 
-    def _admit(self, name: str, source: str) -> _Attempt | AuthenticationFailed:
-        """Step 1: the credentials as stored now, and the throttle's yes (or its refusal)."""
+    def _admit(self, name: str, source: str) -> _Attempt | _Refusal:
+        """Step 1: the credentials as stored now, and the throttle's yes (or its refusal).
+
+        A read first: a paused attempt (most of a flood) is refused without a write of its
+        own; its audit entry shares a commit with the others'.
+        """
         core = self._core
         now, source = core.now(), source[:256]
-        with core.db.write() as s:
+        with core.db.read() as s:
             user = self._credentials(s, name)
-            admission = self._throttle.admit(s, name, source, now)
-            if admission.admitted:
+            trusted = self._throttle.signed_in_recently(s, name, source, now)
+            pause = self._throttle.pause_for(s, name, source, now, trusted)
+        if pause is None:
+            with core.db.write() as s:
+                admission = self._throttle.admit(s, name, source, now, trusted)
+            if admission.pause is None:
                 return _Attempt(name, source, now, admission, user)
-            until = iso(admission.refused_until) if admission.refused_until else "?"
-            why = f"throttled: too many failures for {admission.refused_by}, until {until}"
-            known = name if user is not None else None
-            core.audit(s, _login_event("auth.login_refused", known, source, why))
-        return LoginThrottled(f"too many failed sign-ins; try again after {until}")
+            pause = admission.pause  # paused meanwhile
+        why = f"throttled: too many failures for {pause.scope}, until {iso(pause.until)}"
+        known = name if user is not None else None
+        error = LoginThrottled(f"too many failed sign-ins; try again after {iso(pause.until)}")
+        return self._refusal("auth.login_refused", known, source, why, error)
 
     def _credentials(self, s: Session, name: str) -> _Credentials | None:
         """What an enrolled user of the model signs in with; None for anyone else."""
@@ -293,54 +315,58 @@ class IdentityService:
         stored = attempt.user.password_hash if attempt.user else self._dummy_hash
         return self._verify_password(stored, password) and attempt.user is not None
 
-    def _settle_login(
-        self, attempt: _Attempt, step: int | None
-    ) -> IssuedToken | AuthenticationFailed:
+    def _settle_login(self, attempt: _Attempt, step: int | None) -> IssuedToken | _Refusal:
         """Step 3: the token, if the code is still unused under the row lock; else refused."""
-        core = self._core
-        with core.db.write() as s:
-            if step is None or attempt.user is None:
-                why = "unknown user" if attempt.user is None else "wrong password or code"
-                return self._refuse(s, attempt, why)
+        if step is None or attempt.user is None:
+            why = "unknown user" if attempt.user is None else "wrong password or code"
+            return self._failed(attempt, why)
+        with self._core.db.write() as s:
             row = s.get(UserRow, attempt.name, with_for_update=True)
             if row is None or not attempt.user.same_as(row):
-                return self._refuse(s, attempt, "credentials changed during the sign-in")
+                return self._failed(attempt, "credentials changed during the sign-in")
             if row.totp_last_step is not None and step <= row.totp_last_step:
-                return self._refuse(s, attempt, "wrong password or code (code already used)")
+                return self._failed(attempt, "wrong password or code (code already used)")
             row.totp_last_step = step
             self._throttle.succeeded(s, attempt.admission, attempt.now)
             return self._issue(s, attempt.name, attempt.source, attempt.now)
 
-    def _settle_first_sign_in(self, attempt: _Attempt, right: bool) -> str | AuthenticationFailed:
+    def _settle_first_sign_in(self, attempt: _Attempt, right: bool) -> str | _Refusal:
+        if not right or attempt.user is None:
+            return self._failed(
+                attempt, "unknown user" if attempt.user is None else "wrong password"
+            )
         core = self._core
         with core.db.write() as s:
-            if not right or attempt.user is None:
-                why = "unknown user" if attempt.user is None else "wrong password"
-                return self._refuse(s, attempt, why)
             row = s.get(UserRow, attempt.name, with_for_update=True)
             if row is None or not attempt.user.same_as(row):
-                return self._refuse(s, attempt, "credentials changed during the sign-in")
+                return self._failed(attempt, "credentials changed during the sign-in")
             if row.totp_last_step is not None or row.totp_secret is None:
                 # Counted like a wrong password: a refund would tell the guesser it was right.
                 why = "authenticator already set up"
-                core.audit(
-                    s, _login_event("auth.totp_setup_refused", row.name, attempt.source, why)
+                refused = AuthenticationFailed(REFUSAL)
+                return self._refusal(
+                    "auth.totp_setup_refused", row.name, attempt.source, why, refused
                 )
-                return AuthenticationFailed(REFUSAL)
             self._throttle.refund(s, attempt.admission, attempt.now)  # a right password
             seed = core.secrets.open(row.totp_secret)
             core.audit(s, AuditEvent("auth.totp_setup", row.name, attempt.source, subject=row.name))
             return pyotp.TOTP(seed).provisioning_uri(name=row.name, issuer_name=ISSUER)
 
-    def _refuse(self, s: Session, attempt: _Attempt, why: str) -> AuthenticationFailed:
-        """A failed attempt, audited (it was counted when admitted)."""
+    def _failed(self, attempt: _Attempt, why: str) -> _Refusal:
+        """A failed attempt (counted when it was admitted), to be audited."""
         pauses = "; ".join(
-            f"{scope} paused until {iso(t)}" for scope, t in attempt.admission.paused
+            f"{p.scope} paused until {iso(p.until)}" for p in attempt.admission.paused
         )
         detail = f"{why}; {pauses}" if pauses else why
         known = attempt.name if attempt.user is not None else None
-        self._core.audit(s, _login_event("auth.login_failed", known, attempt.source, detail))
-        return AuthenticationFailed(REFUSAL)
+        error = AuthenticationFailed(REFUSAL)
+        return self._refusal("auth.login_failed", known, attempt.source, detail, error)
+
+    def _refusal(
+        self, action: str, name: str | None, source: str, why: str, error: AuthenticationFailed
+    ) -> _Refusal:
+        """`error`, once its audit entry has committed (in a group commit with others)."""
+        return _Refusal(error, self._refusals.record(_login_event(action, name, source, why)))
 
     def _delay_refusal(self) -> None:
         if self._core.settings.login_failure_delay:

@@ -48,18 +48,19 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Pause:
+    until: datetime
+    scope: str  # which counter paused the attempt
+
+
+@dataclass(frozen=True)
 class Admission:
     """The throttle's answer to one attempt: go ahead (and it is counted), or wait."""
 
     keys: dict[str, str]  # scope -> the counter's key
     trusted: bool  # the name signed in from this address recently
-    refused_until: datetime | None = None
-    refused_by: str = ""
-    paused: tuple[tuple[str, datetime], ...] = ()  # pauses this attempt's failure would start
-
-    @property
-    def admitted(self) -> bool:
-        return self.refused_until is None
+    pause: Pause | None = None  # refused: paused until then
+    paused: tuple[Pause, ...] = ()  # pauses this attempt's failure would start
 
 
 class LoginThrottle:
@@ -72,33 +73,63 @@ class LoginThrottle:
             Rule(NAME, settings.login_user_threshold, escalates=True, spares_trusted=True),
         )
 
-    def admit(self, s: Session, name: str, source: str, now: datetime) -> Admission:
+    def signed_in_recently(self, s: Session, name: str, source: str, now: datetime) -> bool:
+        """A token on record for this name from this address, within `login_trusted_for`."""
+        since = now - self._core.settings.login_trusted_for
+        token = s.scalar(
+            select(TokenRow.id)
+            .where(TokenRow.user == name, TokenRow.source == source, TokenRow.issued_at >= since)
+            .limit(1)
+        )
+        return token is not None
+
+    def pause_for(
+        self, s: Session, name: str, source: str, now: datetime, trusted: bool
+    ) -> Pause | None:
+        """The pause in force for this attempt, if any: a read, which changes nothing, so a
+        paused flood costs no write (`admit` checks again under the counters' locks)."""
+        keys = self._keys(name, source)
+        found = {
+            row.key: row
+            for row in s.scalars(
+                select(LoginThrottleRow).where(LoginThrottleRow.key.in_(keys.values()))
+            )
+        }
+        return self._pause_in_force({k: found.get(v) for k, v in keys.items()}, trusted, now)
+
+    def admit(self, s: Session, name: str, source: str, now: datetime, trusted: bool) -> Admission:
         """Refuse a paused attempt, else count it as a failure until it succeeds."""
         keys = self._keys(name, source)
-        trusted = self._signed_in_recently(s, name, source, now)
         rows = self._lock(s, keys, now)
-        window = self._core.settings.lockout_duration
-        for row in rows.values():
-            if now - row.last_failure_at >= window:  # quiet for a whole window: forgotten
-                row.failures, row.blocked_until = 0, None
-        pauses = [
-            (rows[rule.scope].blocked_until, rule.scope)
-            for rule in self._rules
-            if not (trusted and rule.spares_trusted)
-        ]
-        active = [(until, scope) for until, scope in pauses if until is not None and until > now]
-        if active:
-            until, scope = max(active)
-            return Admission(keys, trusted, until, scope)
+        pause = self._pause_in_force(dict(rows), trusted, now)
+        if pause is not None:
+            return Admission(keys, trusted, pause)
         started = []
         for rule in self._rules:
             row = rows[rule.scope]
+            if now - row.last_failure_at >= self._core.settings.lockout_duration:
+                row.failures, row.blocked_until = 0, None  # quiet for a whole window
             row.failures += 1
             row.last_failure_at = now
             if row.failures >= rule.threshold:
                 row.blocked_until = now + self._pause(rule, row.failures)
-                started.append((rule.scope, row.blocked_until))
+                started.append(Pause(row.blocked_until, rule.scope))
         return Admission(keys, trusted, paused=tuple(started))
+
+    def _pause_in_force(
+        self, rows: dict[str, LoginThrottleRow | None], trusted: bool, now: datetime
+    ) -> Pause | None:
+        window = self._core.settings.lockout_duration
+        active = [
+            Pause(row.blocked_until, rule.scope)
+            for rule in self._rules
+            if (row := rows[rule.scope]) is not None
+            and row.blocked_until is not None
+            and row.blocked_until > now
+            and now - row.last_failure_at < window  # else forgotten
+            and not (trusted and rule.spares_trusted)
+        ]
+        return max(active, key=lambda p: p.until, default=None)
 
     def succeeded(self, s: Session, admission: Admission, now: datetime) -> None:
         """A sign-in went through: this name from this address starts over.
@@ -140,15 +171,6 @@ class LoginThrottle:
             SOURCE: digest(f"source\0{where}"),
             NAME: digest(f"name\0{name}"),
         }
-
-    def _signed_in_recently(self, s: Session, name: str, source: str, now: datetime) -> bool:
-        since = now - self._core.settings.login_trusted_for
-        token = s.scalar(
-            select(TokenRow.id)
-            .where(TokenRow.user == name, TokenRow.source == source, TokenRow.issued_at >= since)
-            .limit(1)
-        )
-        return token is not None
 
     def _lock(self, s: Session, keys: dict[str, str], now: datetime) -> dict[str, LoginThrottleRow]:
         """The counters, created if new, locked until commit (in key order: no deadlocks)."""
