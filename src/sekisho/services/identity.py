@@ -34,7 +34,7 @@ from sekisho.services import policy
 from sekisho.services.audit import AuditEvent
 from sekisho.services.batched_audit import BatchedAudit
 from sekisho.services.hashing import HashQueue
-from sekisho.services.throttle import Admission, LoginThrottle
+from sekisho.services.throttle import Admission, LoginThrottle, Pause, RecentPauses
 from sekisho.services.views import DirectoryView, GrantView, WhoAmI
 from sekisho.store.tables import GrantRow, TokenRow, UserRow
 
@@ -141,6 +141,7 @@ class IdentityService:
         self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
         self._throttle = LoginThrottle(core)
         self._refusals = BatchedAudit(core)
+        self._recent_pauses = RecentPauses()
         self._hashes = HashQueue(core.settings.login_hash_slots)
         self._steps = ThreadPoolExecutor(LOGIN_STEP_THREADS, thread_name_prefix="sekisho-login")
 
@@ -271,11 +272,15 @@ class IdentityService:
     def _admit(self, name: str, source: str) -> _Attempt | _Refusal:
         """Step 1: the credentials as stored now, and the throttle's yes (or its refusal).
 
-        A read first: a paused attempt (most of a flood) is refused without a write of its
-        own; its audit entry shares a commit with the others'.
+        A paused attempt (most of a flood) needs no write: a pause this process saw is
+        refused from memory, the others after a read; the audit entry of each shares a
+        commit with the others' (`BatchedAudit`).
         """
         core = self._core
         now, source = core.now(), source[:256]
+        remembered = self._recent_pauses.get(name, source, now)
+        if remembered is not None:
+            return self._paused(name, source, *remembered)
         with core.db.read() as s:
             user = self._credentials(s, name)
             trusted = self._throttle.signed_in_recently(s, name, source, now)
@@ -286,10 +291,13 @@ class IdentityService:
             if admission.pause is None:
                 return _Attempt(name, source, now, admission, user)
             pause = admission.pause  # paused meanwhile
+        self._recent_pauses.put(name, source, pause, user is not None)
+        return self._paused(name, source, pause, user is not None)
+
+    def _paused(self, name: str, source: str, pause: Pause, known: bool) -> _Refusal:
         why = f"throttled: too many failures for {pause.scope}, until {iso(pause.until)}"
-        known = name if user is not None else None
         error = LoginThrottled(f"too many failed sign-ins; try again after {iso(pause.until)}")
-        return self._refusal("auth.login_refused", known, source, why, error)
+        return self._refusal("auth.login_refused", name if known else None, source, why, error)
 
     def _credentials(self, s: Session, name: str) -> _Credentials | None:
         """What an enrolled user of the model signs in with; None for anyone else."""
@@ -328,6 +336,7 @@ class IdentityService:
                 return self._failed(attempt, "wrong password or code (code already used)")
             row.totp_last_step = step
             self._throttle.succeeded(s, attempt.admission, attempt.now)
+            self._recent_pauses.forget(attempt.name, attempt.source)
             return self._issue(s, attempt.name, attempt.source, attempt.now)
 
     def _settle_first_sign_in(self, attempt: _Attempt, right: bool) -> str | _Refusal:

@@ -22,6 +22,8 @@ machine usually holds whole.
 from __future__ import annotations
 
 import ipaddress
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 
 PAIR, SOURCE, NAME = "name from this address", "this address", "name"
 PRUNE_BATCH = 500
+REMEMBERED_PAUSES = 10_000
 
 
 @dataclass(frozen=True)
@@ -210,6 +213,40 @@ class LoginThrottle:
             .where(LoginThrottleRow.key.in_(stale.scalar_subquery()))
             .execution_options(synchronize_session=False)
         )
+
+
+class RecentPauses:
+    """Pauses this process saw in force, by (name, address): a flood of attempts that are
+    paused anyway is refused without a query each.
+
+    The store stays the truth: a remembered pause ends when the store said it would, and a
+    sign-in that succeeds here forgets its pair. (One lifted early elsewhere, by a refund of
+    a concurrent success, may still hold here until its end.)
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pauses: OrderedDict[tuple[str, str], tuple[Pause, bool]] = OrderedDict()
+
+    def get(self, name: str, source: str, now: datetime) -> tuple[Pause, bool] | None:
+        """The pause and whether the name was known, if one is in force."""
+        with self._lock:
+            found = self._pauses.get((name, source))
+            if found is not None and found[0].until <= now:
+                del self._pauses[(name, source)]
+                return None
+            return found
+
+    def put(self, name: str, source: str, pause: Pause, known: bool) -> None:
+        with self._lock:
+            self._pauses[(name, source)] = (pause, known)
+            self._pauses.move_to_end((name, source))
+            while len(self._pauses) > REMEMBERED_PAUSES:
+                self._pauses.popitem(last=False)
+
+    def forget(self, name: str, source: str) -> None:
+        with self._lock:
+            self._pauses.pop((name, source), None)
 
 
 def _address_key(source: str) -> str:
