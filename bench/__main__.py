@@ -16,7 +16,18 @@ from typing import TypeVar
 
 import httpx
 
-from bench import approval, aws, expiry, gateway, machine, notify, report, sweep, throughput
+from bench import (
+    approval,
+    aws,
+    expiry,
+    gateway,
+    login,
+    machine,
+    notify,
+    report,
+    sweep,
+    throughput,
+)
 from bench.api import People
 from bench.backends import Backend, enroll, load_bench_model, open_core, postgres_version
 from bench.report import Section
@@ -25,7 +36,7 @@ from bench.server import ServerProcess
 HERE = Path(__file__).resolve().parent
 POSTGRES_ENV = "SEKISHO_BENCH_POSTGRES_URL"
 CORE = ("approval", "expiry", "throughput", "sweep")
-MEASUREMENTS = (*CORE, gateway.KEY, aws.KEY, notify.KEY)
+MEASUREMENTS = (*CORE, gateway.KEY, aws.KEY, notify.KEY, login.KEY)
 T = TypeVar("T")
 
 
@@ -133,6 +144,7 @@ def main() -> None:
     gateway_result: gateway.GatewayResult | None = None
     aws_result: aws.AwsResult | None = None
     notify_result: notify.NotifyResult | None = None
+    login_result: login.LoginResult | None = None
     try:
         if "expiry" in wanted:
             timers = timed("timer precision (peer)", lambda: expiry.timer_precision(plan.timer_n))
@@ -175,6 +187,15 @@ def main() -> None:
                 "notify, all of it",
                 lambda: notify.run(notify_plan, workdir / "notify", backends, timed),
             )
+        if login.KEY in wanted:
+            if not backends:
+                raise SystemExit("nothing to measure: --no-sqlite without a PostgreSQL URL")
+            print("login:", flush=True)
+            login_plan = login.QUICK if args.quick else login.FULL
+            login_result = timed(
+                "sign-in flood, all of it",
+                lambda: login.run(login_plan, workdir / "login", backends, timed),
+            )
         postgres = None  # None: the row stays as the run whose sections are kept wrote it
         if core_wanted and args.postgres_url:
             postgres = postgres_version(args.postgres_url)
@@ -198,6 +219,8 @@ def main() -> None:
         sections += aws.sections(aws_result)
     if notify_result is not None:
         sections += notify.sections(notify_result)
+    if login_result is not None:
+        sections += login.sections(login_result)
     report.write(
         output,
         title="sekisho benchmarks: the core's and the gateway's yardsticks",
@@ -277,6 +300,8 @@ Sections 5-8 measure the gateway: a real `sekisho serve` (API, scheduler and gat
 real `sekisho forward` as child processes, against socat, `ssh -L` and the direct connection.
 Section 11 measures notifications: the dispatcher in this process against a signature-checking
 webhook receiver in a child process, and filing a request with and without notifications.
+Section 12 measures sign-in under a flood of bogus logins: a real server with the real Argon2
+parameters and refusal delay, callers from many loopback addresses over real sockets.
 `--only NAME` re-measures some parts and keeps the other sections as they were; the machine
 table's `run:` rows say which run measured which sections, and when.
 """

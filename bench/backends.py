@@ -76,8 +76,8 @@ def postgres_version(admin_url: str) -> str:
     return f"{server} on {make_url(admin_url).host}, {shown}"
 
 
-def settings_for(url: str, data_dir: Path) -> Settings:
-    return Settings(data_dir=data_dir, database_url=url, login_failure_delay=0)
+def settings_for(url: str, data_dir: Path, login_failure_delay: float = 0) -> Settings:
+    return Settings(data_dir=data_dir, database_url=url, login_failure_delay=login_failure_delay)
 
 
 def open_core(url: str, data_dir: Path) -> Core:

@@ -27,7 +27,8 @@ def free_port() -> int:
 class ServerProcess:
     """`with ServerProcess(url, data_dir) as server:` a running server at `server.base_url`."""
 
-    def __init__(self, database_url: str, data_dir: Path) -> None:
+    def __init__(self, database_url: str, data_dir: Path, *extra_args: str) -> None:
+        self.extra_args = extra_args  # more `bench.serve` options
         self.database_url = database_url
         self.data_dir = data_dir
         self.port = free_port()
@@ -53,6 +54,7 @@ class ServerProcess:
                 str(self.data_dir),
                 "--port",
                 str(self.port),
+                *self.extra_args,
             ],
             cwd=ROOT,
             stdout=log,
