@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,6 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
-from conftest import postgres_url
 from sekisho.store import migrate
 from sekisho.store.db import Database
 
@@ -25,9 +25,8 @@ def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
         yield db
         db.dispose()
         return
-    url = postgres_url()
-    if url is None:
-        pytest.skip("PostgreSQL not configured")
+    request.getfixturevalue("postgres_database")  # skips, or fails under CI, without a server
+    url = os.environ["SEKISHO_TEST_POSTGRES_URL"]
     name = f"sekisho_migration_{uuid.uuid4().hex[:10]}"
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
