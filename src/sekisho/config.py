@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
+import socket
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,9 +20,17 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sekisho.defaults import DEFAULT_PORT
 
 
+def default_node_name() -> str:
+    return socket.gethostname().strip()[:128] or "sekisho"
+
+
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "sekisho"
+
+
+_NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+_S3_URL = re.compile(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9!_.*'()/-]{0,512})?")
 
 
 class Settings(BaseSettings):
@@ -84,6 +94,24 @@ class Settings(BaseSettings):
     notify_give_up: timedelta = timedelta(days=1)
     notify_retention: timedelta = timedelta(days=30)
 
+    # This node's name, in every audit entry it writes and every checkpoint it signs.
+    node_name: str = Field(default_factory=default_node_name)
+
+    # The audit trail's signed checkpoints (docs/audit.md). The key lives in a file, never in
+    # the database; nodes sharing a database share it. A checkpoint is signed every
+    # `audit_checkpoint_every`, and sooner once `audit_checkpoint_entries` entries came since
+    # the last one; each goes to the anchors set here (and to the admins' channels if routed).
+    audit_key_file: Path | None = None  # default: <data_dir>/audit-signing.key
+    audit_checkpoint_every: timedelta = timedelta(minutes=15)
+    audit_checkpoint_entries: Annotated[int, Field(ge=1, le=10_000_000)] = 1000
+    audit_anchor_file: Path | None = None  # JSON Lines, appended; keep it on another system
+    audit_anchor_s3: str | None = None  # s3://bucket/prefix
+    audit_anchor_s3_region: str | None = None
+    audit_anchor_s3_endpoint: str | None = None  # moto or another S3-compatible store
+    # With S3 Object Lock on the bucket: keep each checkpoint object this long, in this mode.
+    audit_anchor_s3_retain: timedelta | None = None
+    audit_anchor_s3_lock_mode: Literal["GOVERNANCE", "COMPLIANCE"] = "COMPLIANCE"
+
     @field_validator("token_ttl")
     @classmethod
     def _token_ttl_bounded(cls, value: timedelta) -> timedelta:
@@ -116,6 +144,41 @@ class Settings(BaseSettings):
         if value < timedelta(minutes=1):
             raise ValueError("notify_lease must be at least 1 minute (a send may take 60 s)")
         return value
+
+    @field_validator("node_name")
+    @classmethod
+    def _node_name_is_a_name(cls, value: str) -> str:
+        if not _NODE_NAME.fullmatch(value):
+            raise ValueError(
+                "node_name is 1 to 128 letters, digits and . _ : - (a host name, say), "
+                "starting with a letter or digit"
+            )
+        return value
+
+    @field_validator("audit_checkpoint_every")
+    @classmethod
+    def _checkpoint_every_bounded(cls, value: timedelta) -> timedelta:
+        if not timedelta(seconds=10) <= value <= timedelta(days=1):
+            raise ValueError("audit_checkpoint_every must be between 10 seconds and 1 day")
+        return value
+
+    @field_validator("audit_anchor_s3")
+    @classmethod
+    def _s3_url(cls, value: str | None) -> str | None:
+        if value is not None and not _S3_URL.fullmatch(value):
+            raise ValueError("audit_anchor_s3 must be s3://BUCKET or s3://BUCKET/PREFIX")
+        return value
+
+    @field_validator("audit_anchor_s3_retain")
+    @classmethod
+    def _retain_positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and not timedelta(days=1) <= value <= timedelta(days=36500):
+            raise ValueError("audit_anchor_s3_retain must be between 1 day and 100 years")
+        return value
+
+    @property
+    def resolved_audit_key_file(self) -> Path:
+        return self.audit_key_file or self.data_dir / "audit-signing.key"
 
     @property
     def resolved_database_url(self) -> str:

@@ -153,7 +153,7 @@ def test_an_auditor_sees_a_planted_audit_object_as_visible_escapes(
     plant(core, request_id)
     env = terminal_env(server, people, "auditor01", tmp_path)
 
-    screen = run_in_terminal("audit", "list", env=env)
+    screen = run_in_terminal("audit", "list", env=env, columns=320)
     assert screen.code == 0, screen.text
     assert_nothing_raw(screen)
     text = shown(screen)

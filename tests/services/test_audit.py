@@ -118,7 +118,7 @@ def test_an_edit_with_a_recomputed_hash_still_breaks_the_chain(
         request_id=forged.request_id,
         detail=forged.detail,
     )
-    new_hash = audit._entry_hash(target.prev_hash, target.seq, target.at, forged)
+    new_hash = audit._entry_hash(target.prev_hash, target.seq, target.at, forged, target.node)
     sql(
         core,
         "UPDATE audit_log SET actor = 'leader01', hash = :h WHERE seq = :s",

@@ -206,9 +206,12 @@ class NotifyEvent(StrEnum):
     GRANT_ENDED = "grant.ended"  # access ended: expired, released, revoked, removed
     EXPIRY_REPORT = "expiry.report"  # what the expiry sweep ended, and failed to end
     RECONCILE_REPORT = "reconcile.report"  # what the reconciler changed, and failed to change
+    AUDIT_CHECKPOINT = "audit.checkpoint"  # the audit trail's head, signed (or a refusal)
 
 
-REPORT_EVENTS = frozenset({NotifyEvent.EXPIRY_REPORT, NotifyEvent.RECONCILE_REPORT})
+REPORT_EVENTS = frozenset(
+    {NotifyEvent.EXPIRY_REPORT, NotifyEvent.RECONCILE_REPORT, NotifyEvent.AUDIT_CHECKPOINT}
+)
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,18 @@
 Entries are written in the same transaction as the change they record, so a change and its
 entry land together or not at all. Each entry's hash covers the previous entry's hash, so
 editing, deleting or reordering any entry breaks the chain, and `verify` says where.
+
+The chain alone cannot catch someone who rewrites it with write access to the database: they
+can re-hash everything after an edit, or cut entries off the end and move the head back.
+Signed checkpoints kept outside the database catch both (`audit_anchor`,
+`audit_checkpoints`): `verify` with an anchor checks the chain still has, at each
+checkpoint's entry, the hash that was signed.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -18,6 +24,8 @@ from sqlalchemy.orm import Session
 
 from sekisho.domain.actor import Actor
 from sekisho.services import policy
+from sekisho.services.audit_anchor import Checkpoint, signature_problems
+from sekisho.services.audit_keys import VerifyKey
 from sekisho.store.tables import AuditHeadRow, AuditRow
 from sekisho.store.types import canonical_json
 
@@ -79,8 +87,10 @@ class AuditEvent:
             raise ValueError(f"audit detail keys not on the allow-list: {sorted(unknown)}")
 
 
-def _entry_hash(prev_hash: str, seq: int, at: datetime, event: AuditEvent) -> str:
-    body = {
+def _entry_hash(
+    prev_hash: str, seq: int, at: datetime, event: AuditEvent, node: str | None = None
+) -> str:
+    body: dict[str, object] = {
         "seq": seq,
         "at": at.isoformat(timespec="microseconds"),
         "action": event.action,
@@ -93,16 +103,23 @@ def _entry_hash(prev_hash: str, seq: int, at: datetime, event: AuditEvent) -> st
         "source": event.source,
         "detail": dict(event.detail),
     }
+    # Entries written before entries named their node have no node, and their hashes did
+    # not cover one: the field joins the hashed body only when it is set.
+    if node is not None:
+        body["node"] = node
     return hashlib.sha256(f"{prev_hash}\n{canonical_json(body)}".encode()).hexdigest()
 
 
-def record(session: Session, at: datetime, event: AuditEvent) -> AuditRow:
-    """Append one entry inside the caller's transaction (locks the chain head until commit)."""
+def record(session: Session, at: datetime, event: AuditEvent, node: str | None = None) -> AuditRow:
+    """Append one entry inside the caller's transaction (locks the chain head until commit).
+
+    `node` names the sekisho node that wrote it. No signing here: this runs inside every
+    change's transaction; checkpoints sign the head now and then (`audit_checkpoints`)."""
     head = session.execute(
         select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()
     ).scalar_one()
     seq = head.seq + 1
-    digest = _entry_hash(head.hash, seq, at, event)
+    digest = _entry_hash(head.hash, seq, at, event, node)
     row = AuditRow(
         seq=seq,
         at=at,
@@ -115,6 +132,7 @@ def record(session: Session, at: datetime, event: AuditEvent) -> AuditRow:
         object=event.object,
         source=event.source,
         detail=dict(event.detail),
+        node=node,
         prev_hash=head.hash,
         hash=digest,
     )
@@ -137,6 +155,9 @@ def _as_event(row: AuditRow) -> AuditEvent:
     )
 
 
+NO_ANCHOR = "no anchor given: a rewrite of the whole trail cannot be detected without one"
+
+
 @dataclass
 class VerifyReport:
     ok: bool
@@ -144,21 +165,37 @@ class VerifyReport:
     head_seq: int
     head_hash: str
     problems: list[str]
+    anchor_checkpoints: int = 0  # the anchor's checkpoints compared with the chain
+    anchored_seq: int = 0  # the last entry a checkpoint of the anchor vouches for
+    notes: list[str] = field(default_factory=list)  # what the result does not prove
 
 
-def verify(session: Session, batch: int = 5000) -> VerifyReport:
-    """Walk the whole chain; report the first place it breaks and the head's state."""
+def verify(
+    session: Session,
+    batch: int = 5000,
+    anchor: Sequence[Checkpoint] = (),
+    since: Checkpoint | None = None,
+) -> VerifyReport:
+    """Walk the chain; report the first place it breaks, the head's state, and whether every
+    checkpoint of `anchor` still matches (an entry with the signed hash at the signed seq).
+
+    `since`: walk only from that checkpoint's entry on (it must still match), not from 1.
+    """
+    expected: dict[int, list[Checkpoint]] = {}
+    for cp in [*anchor, *([since] if since else [])]:
+        expected.setdefault(cp.seq, []).append(cp)
     problems: list[str] = []
     prev_seq, prev_hash, count = 0, GENESIS, 0
-    for row in _walk(session, batch):
+    start = 0
+    if since is not None and since.seq > 0:
+        prev_seq, prev_hash, start = since.seq - 1, "", since.seq - 1
+    for row in _walk(session, batch, after=start):
         count += 1
-        if row.seq != prev_seq + 1:
-            problems.append(f"entries {prev_seq + 1}..{row.seq - 1} are missing (deleted)")
-        elif row.prev_hash != prev_hash:
-            problems.append(f"entry {row.seq} does not follow entry {prev_seq} (chain broken)")
-        elif _entry_hash(row.prev_hash, row.seq, row.at, _as_event(row)) != row.hash:
-            problems.append(f"entry {row.seq} was altered (its content does not match its hash)")
-        if problems:
+        problem = _link_problem(row, prev_seq, prev_hash) or _anchor_problem(
+            row, expected.get(row.seq, ())
+        )
+        if problem:
+            problems.append(problem)
             break
         prev_seq, prev_hash = row.seq, row.hash
     head = session.get(AuditHeadRow, 1)
@@ -168,11 +205,54 @@ def verify(session: Session, batch: int = 5000) -> VerifyReport:
             f"the chain ends at entry {prev_seq} but its head records entry {head_seq}: "
             "entries at the end were deleted"
         )
-    return VerifyReport(not problems, count, head_seq, head_hash, problems)
+    vouched = max(expected, default=0)
+    if not problems and vouched > prev_seq:
+        cp = max(expected[vouched], key=lambda c: c.at)
+        problems.append(
+            f"the chain ends at entry {prev_seq} (its head at entry {head_seq}) but {cp.label} "
+            f"vouches for entry {cp.seq}: entries at the end were deleted and the head was "
+            "moved back to hide it"
+        )
+    report = VerifyReport(not problems, count, head_seq, head_hash, problems, len(anchor))
+    report.anchored_seq = max((c.seq for c in anchor), default=0)
+    report.notes = _notes(report, bool(anchor))
+    return report
 
 
-def _walk(session: Session, batch: int) -> Iterator[AuditRow]:
-    after = 0
+def _link_problem(row: AuditRow, prev_seq: int, prev_hash: str) -> str | None:
+    if row.seq != prev_seq + 1:
+        return f"entries {prev_seq + 1}..{row.seq - 1} are missing (deleted)"
+    if prev_hash and row.prev_hash != prev_hash:
+        return f"entry {row.seq} does not follow entry {prev_seq} (chain broken)"
+    if _entry_hash(row.prev_hash, row.seq, row.at, _as_event(row), row.node) != row.hash:
+        return f"entry {row.seq} was altered (its content does not match its hash)"
+    return None
+
+
+def _anchor_problem(row: AuditRow, checkpoints: Sequence[Checkpoint]) -> str | None:
+    for cp in checkpoints:
+        if cp.hash != row.hash:
+            return (
+                f"entry {row.seq} no longer has the hash {cp.label} signed "
+                f"({cp.hash[:16]}, now {row.hash[:16]}): the trail was rewritten"
+            )
+    return None
+
+
+def _notes(report: VerifyReport, anchored: bool) -> list[str]:
+    if not report.ok:
+        return []
+    if not anchored:
+        return [NO_ANCHOR]
+    if report.head_seq > report.anchored_seq:
+        return [
+            f"entries {report.anchored_seq + 1}..{report.head_seq} are newer than the anchor's "
+            "last checkpoint: consistent with it, but no checkpoint vouches for them yet"
+        ]
+    return []
+
+
+def _walk(session: Session, batch: int, after: int = 0) -> Iterator[AuditRow]:
     while True:
         rows = session.scalars(
             select(AuditRow).where(AuditRow.seq > after).order_by(AuditRow.seq).limit(batch)
@@ -226,7 +306,28 @@ class AuditTrail:
             policy.require_auditor(self._core.models.model(s), actor, "read the audit trail")
             return list(s.scalars(query(f)))
 
-    def verify(self, actor: Actor) -> VerifyReport:
-        with self._core.db.read() as s:
-            policy.require_auditor(self._core.models.model(s), actor, "verify the audit trail")
-            return verify(s)
+    def verify(
+        self,
+        actor: Actor,
+        anchor: Sequence[Checkpoint] = (),
+        keys: Sequence[VerifyKey] = (),
+    ) -> VerifyReport:
+        """The chain, and the anchor's checkpoints against it. `keys`: the public keys the
+        checkpoints must be signed with; none given, this server's own (if it has one)."""
+        core = self._core
+        with core.db.read() as s:
+            policy.require_auditor(core.models.model(s), actor, "verify the audit trail")
+            report = verify(s, anchor=anchor)
+        if anchor:
+            own = core.audit_checkpoints.verify_key()
+            keys = list(keys) or ([own] if own else [])
+            signed = signature_problems(anchor, keys)
+            if not keys:
+                report.notes.append(
+                    "the checkpoints' signatures were not checked: no public key given and "
+                    "this server has no audit key"
+                )
+            if signed:
+                report.problems += signed
+                report.ok, report.notes = False, []
+        return report

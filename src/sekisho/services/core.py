@@ -17,6 +17,7 @@ from sekisho.config import Settings
 from sekisho.providers.base import Provider
 from sekisho.services import audit
 from sekisho.services.audit import AuditTrail
+from sekisho.services.audit_checkpoints import CheckpointService
 from sekisho.services.authz import Authorizer
 from sekisho.services.broker import CredentialBroker
 from sekisho.services.events import Event, EventBus
@@ -56,7 +57,9 @@ class Core:
         return self.clock.now()
 
     def audit(self, session: Session, event: audit.AuditEvent) -> None:
-        audit.record(session, self.now(), event)
+        """Append an entry, naming this node, in the caller's transaction (no signing here:
+        checkpoints sign the head now and then)."""
+        audit.record(session, self.now(), event, self.settings.node_name)
 
     def publish(
         self,
@@ -76,6 +79,10 @@ class Core:
     @cached_property
     def audit_trail(self) -> AuditTrail:
         return AuditTrail(self)
+
+    @cached_property
+    def audit_checkpoints(self) -> CheckpointService:
+        return CheckpointService(self)
 
     @cached_property
     def models(self) -> ModelService:

@@ -43,6 +43,7 @@ from sekisho.store.tables import (
 )
 
 if TYPE_CHECKING:
+    from sekisho.services.audit_anchor import Checkpoint
     from sekisho.services.core import Core
 
 APPROVER = "approver"  # asked to decide
@@ -292,6 +293,17 @@ class OutboxService:
                 grant_id=grant_id,
                 request_id=request_id,
             )
+
+    def audit_checkpoint(
+        self, s: Session, checkpoint: Checkpoint | None, problems: list[str]
+    ) -> None:
+        """A signed checkpoint of the audit trail, or a refusal to sign one, to the admins:
+        one more copy of the anchor outside the database. In the checkpoint's transaction."""
+        from sekisho.services.audit_checkpoints import checkpoint_notice
+
+        model = self._model(s)
+        if self._routed(model, NotifyEvent.AUDIT_CHECKPOINT, None):
+            self._enqueue(s, model, checkpoint_notice(self._core, model, checkpoint, problems))
 
     def _line(
         self,

@@ -41,6 +41,7 @@ class Scheduler:
         # A reconcile reads every user at the provider (minutes for a big IAM): it runs
         # beside the loop, never in it, so endings and lease renewals keep their times.
         self._reconciling: asyncio.Future[None] | None = None
+        self._checkpointing: asyncio.Future[None] | None = None  # beside the loop too
         self.passes = 0
 
     def stop(self) -> None:
@@ -67,8 +68,9 @@ class Scheduler:
                 await core.clock.wait_until(deadline, self._wake.event)
         finally:
             unsubscribe()
-            if self._reconciling is not None and not self._reconciling.done():
-                await asyncio.wait([self._reconciling])  # a provider call is not interrupted
+            for work in (self._reconciling, self._checkpointing):
+                if work is not None and not work.done():
+                    await asyncio.wait([work])  # a provider call, an export: not interrupted
             if self.holding:
                 await asyncio.to_thread(self._leases.release, SCHEDULER)
 
@@ -100,8 +102,23 @@ class Scheduler:
         ):
             self._reconcile_at = core.now() + core.models.model().provider.reconcile_every
             self._reconciling = asyncio.ensure_future(asyncio.to_thread(self._reconcile))
+        await self._checkpoint_if_due()
         soonest = min(self._renew_at, self._reconcile_at)
         return min(deadline, soonest) if deadline else soonest
+
+    async def _checkpoint_if_due(self) -> None:
+        """Sign the audit trail's head when it is due (docs/audit.md). At most every lease
+        renewal apart, so the `after N entries` rule holds within seconds."""
+        if self._checkpointing is not None and not self._checkpointing.done():
+            return
+        if await asyncio.to_thread(self._core.audit_checkpoints.due):
+            self._checkpointing = asyncio.ensure_future(asyncio.to_thread(self._checkpoint))
+
+    def _checkpoint(self) -> None:
+        try:
+            self._core.audit_checkpoints.checkpoint()
+        except Exception:
+            log.exception("audit checkpoint failed; the next one runs at its time")
 
     def _reconcile(self) -> None:
         """Compare the provider with the grants (drift, hand-made changes); log the outcome."""

@@ -215,6 +215,8 @@ class AuditRow(Base):
     object: Mapped[str | None] = mapped_column(String(256))
     source: Mapped[str] = mapped_column(String(256))
     detail: Mapped[dict[str, Any]] = mapped_column(CanonicalJSON())
+    # The node that wrote it; None on entries written before entries named one.
+    node: Mapped[str | None] = mapped_column(NAME)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 
@@ -227,6 +229,22 @@ class AuditHeadRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpointRow(Base):
+    """A signed checkpoint of the chain's head. Kept here for the schedule and for re-export;
+    its proof is the copy kept outside the database (the anchor), signed with a key that is
+    not in the database either."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    seq: Mapped[int] = mapped_column(BigInteger, index=True)
+    hash: Mapped[str] = mapped_column(String(64))
+    node: Mapped[str] = mapped_column(NAME)
+    key: Mapped[str] = mapped_column(String(128))  # the signing key's fingerprint
+    signature: Mapped[str] = mapped_column(String(128))  # base64 Ed25519
 
 
 class LeaseRow(Base):
