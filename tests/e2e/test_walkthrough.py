@@ -82,7 +82,7 @@ def test_demo_and_walkthrough_reproduce_the_seed(tmp_path: Path) -> None:
             "access ended at",
             "grant #1 ended (expired)",
             "the console is no longer reachable",
-            "audit trail verified",
+            "chain consistent",
         ):
             assert expected in output, expected
         # Denied before, allowed during, denied again after the end.

@@ -9,7 +9,6 @@ caught.
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 from dataclasses import replace
@@ -18,8 +17,9 @@ from pathlib import Path
 
 import pytest
 from flows import audit_rows, file, granted, sql
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import select
 
+from audit_attacks import cut_the_end, rehash_from, replace_the_trail
 from sekisho.clock import ManualClock
 from sekisho.config import Settings
 from sekisho.domain.access import Verb
@@ -28,7 +28,6 @@ from sekisho.services.audit_anchor import AnchorError, Checkpoint, read_anchor
 from sekisho.services.audit_keys import AuditKeyError, VerifyKey, load_signing_key
 from sekisho.services.core import Core
 from sekisho.store.tables import AuditCheckpointRow
-from sekisho.store.types import UTCDateTime
 from support import AUDITOR, LEADER, LEADER2, MEMBER2
 
 NOW = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
@@ -80,84 +79,6 @@ def checkpointed_story(core: Core, clock: ManualClock) -> Checkpoint:
     assert result.ok, result
     assert result.checkpoint is not None
     return result.checkpoint
-
-
-# -- what an attacker with write access to the database does, with raw SQL ---------------------
-
-
-def rehash_from(core: Core, seq: int, edits: dict[int, dict[str, str]]) -> None:
-    """Apply `edits` ({seq: {column: value}}, text columns), then recompute every entry's hash
-    from `seq` to the end and move the head to match: the chain is consistent again."""
-    rows = audit_rows(core)
-    prev = rows[seq - 2].hash if seq > 1 else audit.GENESIS
-    for row in rows[seq - 1 :]:
-        changed = edits.get(row.seq, {})
-        for column, value in changed.items():
-            setattr(row, column, value)
-        digest = audit._entry_hash(prev, row.seq, row.at, audit._as_event(row), row.node)
-        sets = ", ".join(f"{c} = :{c}" for c in changed)
-        sql(
-            core,
-            f"UPDATE audit_log SET {sets + ', ' if sets else ''}prev_hash = :p, hash = :h "
-            "WHERE seq = :s",
-            **changed,
-            p=prev,
-            h=digest,
-            s=row.seq,
-        )
-        prev = digest
-    sql(core, "UPDATE audit_head SET seq = :s, hash = :h WHERE id = 1", s=rows[-1].seq, h=prev)
-
-
-def cut_the_end(core: Core, count: int) -> None:
-    """Delete the last `count` entries and move the head back to the new last one."""
-    rows = audit_rows(core)
-    keep = rows[-count - 1]
-    sql(core, "DELETE FROM audit_log WHERE seq > :s", s=keep.seq)
-    sql(core, "UPDATE audit_head SET seq = :s, hash = :h WHERE id = 1", s=keep.seq, h=keep.hash)
-
-
-def replace_the_trail(core: Core, extra: int) -> None:
-    """Delete every entry and write a whole new, consistent trail (`extra` entries longer),
-    where every entry's source is a harmless address."""
-    old = audit_rows(core)
-    sql(core, "DELETE FROM audit_log")
-    insert = text(
-        "INSERT INTO audit_log (seq, at, action, outcome, actor, subject, request_id, "
-        "grant_id, object, source, detail, node, prev_hash, hash) VALUES (:seq, :at, :action, "
-        ":outcome, :actor, :subject, :request_id, :grant_id, :object, :source, :detail, :node, "
-        ":prev_hash, :hash)"
-    ).bindparams(bindparam("at", type_=UTCDateTime()))
-    prev = audit.GENESIS
-    forged = [*old, *[old[-1]] * extra]
-    with core.db.write() as s:
-        for seq, row in enumerate(forged, start=1):
-            event = replace(audit._as_event(row), source="10.0.0.1")
-            digest = audit._entry_hash(prev, seq, row.at, event, row.node)
-            s.execute(
-                insert,
-                {
-                    "seq": seq,
-                    "at": row.at,
-                    "action": event.action,
-                    "outcome": event.outcome,
-                    "actor": event.actor,
-                    "subject": event.subject,
-                    "request_id": event.request_id,
-                    "grant_id": event.grant_id,
-                    "object": event.object,
-                    "source": event.source,
-                    "detail": json.dumps(dict(event.detail), sort_keys=True),
-                    "node": row.node,
-                    "prev_hash": prev,
-                    "hash": digest,
-                },
-            )
-            prev = digest
-        s.execute(
-            text("UPDATE audit_head SET seq = :s, hash = :h WHERE id = 1"),
-            {"s": len(forged), "h": prev},
-        )
 
 
 # -- the three attacks ---------------------------------------------------------------------------
@@ -302,9 +223,7 @@ def test_the_checkpointer_never_signs_a_rewritten_trail(core: Core, clock: Manua
 def test_checkpoints_are_due_by_time_and_by_entries(
     core: Core, clock: ManualClock, tmp_path: Path
 ) -> None:
-    core = replace(
-        core, settings=core.settings.model_copy(update={"audit_checkpoint_entries": 3})
-    )
+    core = replace(core, settings=core.settings.model_copy(update={"audit_checkpoint_entries": 3}))
     clock.set(NOW)
     assert core.audit_checkpoints.due()  # never had one
     assert core.audit_checkpoints.checkpoint().ok

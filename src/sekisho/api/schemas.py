@@ -172,6 +172,7 @@ class AuditEntryOut(BaseModel):
     object: str | None
     source: str
     detail: dict[str, Any]
+    node: str | None  # the node that wrote it; None on entries from before nodes were named
     hash: str
 
     model_config = ConfigDict(from_attributes=True)
@@ -183,6 +184,16 @@ class VerifyOut(BaseModel):
     head_seq: int
     head_hash: str
     problems: list[str]
+    anchor_checkpoints: int = 0  # the anchor's checkpoints compared with the chain
+    anchored_seq: int = 0  # the last entry a checkpoint of the anchor vouches for
+    notes: list[str] = []  # what the result does not prove
+
+
+class AnchorBody(Body):
+    """Checkpoints from an anchor kept outside sekisho's database (the newest suffice: each
+    vouches for every entry before its own)."""
+
+    checkpoints: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=100)]
 
 
 class FieldError(BaseModel):

@@ -11,11 +11,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from sekisho.cli import audit_cmds
 from sekisho.cli.client import Client, SavedLogin, forget_login, load_login, save_login
 from sekisho.cli.render import (
     audit_table,
     emit,
-    err,
     grants_table,
     literal,
     out,
@@ -33,7 +33,10 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")
 
 request_app = typer.Typer(help="File, decide and follow requests.", no_args_is_help=True)
 grant_app = typer.Typer(help="Grants: list, release yours, revoke (admins).", no_args_is_help=True)
-audit_app = typer.Typer(help="The audit trail: list and verify.", no_args_is_help=True)
+audit_app = typer.Typer(
+    help="The audit trail: list, verify (against an anchor), checkpoint, key.",
+    no_args_is_help=True,
+)
 can_app = typer.Typer(help="May USER assume a role / connect to a target now?")
 
 
@@ -324,23 +327,35 @@ def audit_list(
 
 
 @audit_app.command("verify")
-def audit_verify(ctx: typer.Context, json: JsonOpt = False) -> None:
-    """Prove the trail was not edited: walk the hash chain. Exit 1 if it is broken."""
-    data = client(ctx).get("/audit/verify")
-    if json:
-        print_json(data)
-    elif data["ok"]:
-        out.print(
-            say(
-                ("audit trail verified", "green"),
-                f": {data['entries']} entries, head {data['head_hash'][:16]}",
-            )
-        )
-    else:
-        err.print(say(("AUDIT TRAIL BROKEN", "red bold")))
-        for problem in data["problems"]:
-            err.print(say(f"  {problem}"))
-    raise typer.Exit(0 if data["ok"] else 1)
+def audit_verify(
+    ctx: typer.Context,
+    anchor: audit_cmds.AnchorOpt = None,
+    public_key: audit_cmds.PublicKeyOpt = None,
+    direct: audit_cmds.DirectOpt = False,
+    json: JsonOpt = False,
+) -> None:
+    """Prove the trail was not edited: walk the hash chain and, with --anchor, compare it with
+    signed checkpoints kept elsewhere (catches a cut end, a re-hash, a replaced trail). Exit 1
+    if anything does not match."""
+    checkpoints = audit_cmds.load_anchor(anchor) if anchor else []
+    keys = audit_cmds.load_keys(public_key)
+    if direct:
+        audit_cmds.show_verify(audit_cmds.verify_direct(checkpoints, keys), json)
+    if not checkpoints:
+        audit_cmds.show_verify(client(ctx).get("/audit/verify"), json)
+    from sekisho.services.audit_anchor import latest, signature_problems
+
+    local = signature_problems(checkpoints, keys) if keys else []
+    sent = [c.to_json() for c in latest(checkpoints, audit_cmds.SENT)]
+    data = client(ctx).post("/audit/verify", json={"checkpoints": sent})
+    if local:  # the server's answer does not outweigh a signature this machine checked
+        data = data | {"ok": False, "problems": [*data["problems"], *local], "notes": []}
+    elif keys:
+        data["notes"] = [
+            *data["notes"],
+            f"signatures checked here with {', '.join(k.fingerprint for k in keys)}",
+        ]
+    audit_cmds.show_verify(data, json)
 
 
 def show_user(
@@ -382,6 +397,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(request_app, name="request")
     app.add_typer(grant_app, name="grant")
     app.add_typer(audit_app, name="audit")
+    audit_cmds.register(audit_app)  # checkpoint, key: server-side
     app.command()(login)
     app.command()(logout)
     app.command()(whoami)

@@ -237,7 +237,7 @@ def timeline(entries: list[dict[str, Any]]) -> Table:
 
 def audit_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(title="Audit trail (newest first)", title_justify="left")
-    for column in ("#", "Time", "Action", "Outcome", "Actor", "User", "Req", "Detail"):
+    for column in ("#", "Time", "Action", "Outcome", "Actor", "User", "Req", "Node", "Detail"):
         table.add_column(column, overflow="fold")
     for e in rows:
         detail = ", ".join(
@@ -253,6 +253,7 @@ def audit_table(rows: list[dict[str, Any]]) -> Table:
             literal(e["actor"]),
             literal(e.get("subject") or "-"),
             str(e["request_id"]) if e.get("request_id") else "-",
+            literal(e.get("node") or "-"),
             literal(visible(detail)[:160]),
         )
     return table

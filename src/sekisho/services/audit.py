@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from sekisho.domain.actor import Actor
 from sekisho.services import policy
 from sekisho.services.audit_anchor import Checkpoint, signature_problems
-from sekisho.services.audit_keys import VerifyKey
+from sekisho.services.audit_keys import AuditKeyError, VerifyKey
 from sekisho.store.tables import AuditHeadRow, AuditRow
 from sekisho.store.types import canonical_json
 
@@ -319,15 +319,25 @@ class AuditTrail:
             policy.require_auditor(core.models.model(s), actor, "verify the audit trail")
             report = verify(s, anchor=anchor)
         if anchor:
-            own = core.audit_checkpoints.verify_key()
-            keys = list(keys) or ([own] if own else [])
-            signed = signature_problems(anchor, keys)
-            if not keys:
-                report.notes.append(
-                    "the checkpoints' signatures were not checked: no public key given and "
-                    "this server has no audit key"
-                )
+            keys = list(keys) or self._own_key(report)
+            signed = signature_problems(anchor, keys) if keys else []
             if signed:
                 report.problems += signed
                 report.ok, report.notes = False, []
         return report
+
+    def _own_key(self, report: VerifyReport) -> list[VerifyKey]:
+        """This server's public key, or a note on the report saying why there is none."""
+        try:
+            own = self._core.audit_checkpoints.verify_key()
+        except AuditKeyError as error:
+            report.notes.append(f"the checkpoints' signatures were not checked: {error}")
+            return []
+        if own is None:
+            report.notes.append(
+                "the checkpoints' signatures were not checked: no public key given and this "
+                "server has no audit key"
+            )
+            return []
+        report.notes.append(f"signatures checked with this server's key {own.fingerprint}")
+        return [own]

@@ -26,6 +26,7 @@ COLUMNS = (
     "object",
     "source",
     "detail",
+    "node",
     "hash",
 )
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -47,6 +48,7 @@ def entry(row: AuditRow) -> dict[str, Any]:
         "object": row.object,
         "source": row.source,
         "detail": row.detail,
+        "node": row.node,
         "hash": row.hash,
     }
 

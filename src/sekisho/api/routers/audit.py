@@ -7,8 +7,10 @@ from fastapi import APIRouter, Query
 
 from sekisho.api.deps import ActorDep, CoreDep
 from sekisho.api.problems import responses
-from sekisho.api.schemas import AuditEntryOut, Line, VerifyOut
-from sekisho.services.audit import AuditFilter
+from sekisho.api.schemas import AnchorBody, AuditEntryOut, Line, VerifyOut
+from sekisho.domain.errors import FieldProblem, InvalidInput
+from sekisho.services.audit import AuditFilter, VerifyReport
+from sekisho.services.audit_anchor import AnchorError, Checkpoint
 
 router = APIRouter(prefix="/audit", tags=["audit"], responses=responses(401, 403, 503))
 
@@ -43,12 +45,36 @@ def list_entries(
 
 @router.get("/verify", response_model=VerifyOut)
 def verify(core: CoreDep, actor: ActorDep) -> VerifyOut:
-    """Walk the hash chain: any edited, deleted or reordered entry is reported."""
-    report = core.audit_trail.verify(actor)
+    """Walk the hash chain: any edited, deleted or reordered entry is reported. Without an
+    anchor, a rewrite of the whole trail (re-hashed to the head) cannot be detected."""
+    return _out(core.audit_trail.verify(actor))
+
+
+@router.post("/verify", response_model=VerifyOut, responses=responses(413, 422))
+def verify_against_anchor(core: CoreDep, actor: ActorDep, body: AnchorBody) -> VerifyOut:
+    """Walk the chain and compare it with signed checkpoints kept outside the database: a
+    cut end, an edit re-hashed to the head and a replaced trail are reported, and so is a
+    checkpoint whose signature does not verify with this server's audit key."""
+    anchor: list[Checkpoint] = []
+    problems: list[FieldProblem] = []
+    for index, data in enumerate(body.checkpoints):
+        try:
+            anchor.append(Checkpoint.from_json(data, f"checkpoint {index + 1}"))
+        except AnchorError as error:
+            problems.append(FieldProblem(f"checkpoints[{index}]", "checkpoint", str(error)))
+    if problems:
+        raise InvalidInput(problems)
+    return _out(core.audit_trail.verify(actor, anchor))
+
+
+def _out(report: VerifyReport) -> VerifyOut:
     return VerifyOut(
         ok=report.ok,
         entries=report.entries,
         head_seq=report.head_seq,
         head_hash=report.head_hash,
         problems=report.problems,
+        anchor_checkpoints=report.anchor_checkpoints,
+        anchored_seq=report.anchored_seq,
+        notes=report.notes,
     )
