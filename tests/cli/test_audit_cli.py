@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from audit_attacks import audit_rows, cut_the_end, rehash_from, replace_the_trail
 from test_cli import login
 
+from audit_attacks import audit_rows, cut_the_end, rehash_from, replace_the_trail
 from sekisho.services.core import Core
 
 Run = Callable[..., "Result"]  # noqa: F821 - the fixture's Result
@@ -155,9 +155,7 @@ def test_a_bad_anchor_or_key_is_one_clear_line(
     assert "Traceback" not in wrong.err
 
 
-def test_audit_list_names_the_node(
-    cli: Run, core: Core, server: str, operator: Path
-) -> None:
+def test_audit_list_names_the_node(cli: Run, core: Core, server: str, operator: Path) -> None:
     history(cli, core, server)
     listed = cli("audit", "list", "--json", who="auditor01")
     nodes = {e["node"] for e in json.loads(listed.out)}

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import itertools
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from flows import PROD_MEMBER_ROLE, audit_rows, counts, file, granted, sql
+from pydantic import ValidationError
 from sqlalchemy import update
 
 from sekisho.clock import ManualClock
+from sekisho.config import Settings
 from sekisho.domain.access import Verb
 from sekisho.domain.errors import Forbidden
 from sekisho.services import audit
 from sekisho.services.audit import AuditFilter, VerifyReport
 from sekisho.services.core import Core
+from sekisho.store.db import Database
 from sekisho.store.tables import AuditRow
 from support import ADMIN, AUDITOR, LEADER, LEADER2, MEMBER, MEMBER2
 
@@ -284,3 +289,65 @@ def test_paging_newest_first(core: Core, clock: ManualClock) -> None:
     assert [e.seq for e in page] == sorted((e.seq for e in page), reverse=True)
     older = core.audit_trail.list_entries(AUDITOR, AuditFilter(limit=3, before_seq=page[-1].seq))
     assert older[0].seq == page[-1].seq - 1
+
+
+# -- the node that wrote each entry ------------------------------------------------------------
+
+
+def test_two_nodes_on_one_database_each_name_their_entries(
+    core: Core, clock: ManualClock, db_url: str, settings: Settings
+) -> None:
+    """Two Cores (two nodes) append to one chain; each entry names the node that wrote it,
+    and its hash covers the name: moving an entry to the other node breaks the chain."""
+    node_a = replace(core, settings=settings.model_copy(update={"node_name": "node-a"}))
+    node_b = replace(
+        core,
+        db=Database(db_url),
+        settings=settings.model_copy(update={"node_name": "node-b"}),
+    )
+    try:
+        filed = file(node_a)
+        node_b.workflow.approve(LEADER, filed.id, "go")
+        node_a.authz.check(LEADER, "leader01", Verb.ASSUME, "prod/Prod_LeaderRole")
+        rows = audit_rows(core, filed.id)
+        assert [(r.action, r.node) for r in rows] == [
+            ("request.filed", "node-a"),
+            ("request.approved", "node-b"),
+            ("grant.activated", "node-b"),
+            ("request.succeeded", "node-b"),
+        ]
+        assert audit_rows(core)[-1].node == "node-a"
+        assert verify(core).ok
+        assert [e.node for e in core.audit_trail.list_entries(AUDITOR, AuditFilter(limit=1))] == [
+            "node-a"
+        ]
+        approved = rows[1]
+        sql(core, "UPDATE audit_log SET node = 'node-a' WHERE seq = :s", s=approved.seq)
+        assert verify(core).problems == [
+            f"entry {approved.seq} was altered (its content does not match its hash)"
+        ]
+    finally:
+        node_b.db.dispose()
+
+
+def test_entries_written_before_nodes_were_named_still_verify(core: Core) -> None:
+    """An entry from before this change has no node, and its hash never covered one."""
+    with core.db.write() as s:
+        audit.record(s, core.now(), audit.AuditEvent("model.loaded", "sekisho:old", "test"))
+    file(core)  # and entries from now on name their node
+    rows = audit_rows(core)
+    old = next(r for r in rows if r.actor == "sekisho:old")
+    assert old.node is None
+    assert rows[-1].node == core.settings.node_name
+    assert verify(core).ok
+    sql(core, "UPDATE audit_log SET node = 'node-x' WHERE seq = :s", s=old.seq)  # claimed later
+    assert verify(core).problems == [
+        f"entry {old.seq} was altered (its content does not match its hash)"
+    ]
+
+
+def test_a_node_name_is_a_plain_name(tmp_path: Path) -> None:
+    for bad in ("", "node a", "node\x1b[2J", "x" * 129, "-lead"):
+        with pytest.raises(ValidationError, match="node_name"):
+            Settings(data_dir=tmp_path, node_name=bad)
+    assert Settings(data_dir=tmp_path, node_name="ip-10-0-0-1.ec2.internal").node_name
