@@ -8,6 +8,7 @@ key and the anchor, nothing the server says is taken on trust. `audit checkpoint
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -77,10 +78,8 @@ def load_keys(paths: list[Path] | None) -> list[VerifyKey]:
 def verify_direct(anchor: list[Checkpoint], keys: list[VerifyKey]) -> dict[str, Any]:
     """The chain and the anchor, read from the database itself (nothing is written to it)."""
     from sekisho.config import Settings
-    from sekisho.services import audit
     from sekisho.services.audit_anchor import signature_problems
     from sekisho.services.audit_keys import AuditKeyError, load_signing_key
-    from sekisho.store.db import Database
 
     settings = Settings()
     notes: list[str] = []
@@ -93,17 +92,37 @@ def verify_direct(anchor: list[Checkpoint], keys: list[VerifyKey]) -> dict[str, 
             fail("give --public-key FILE: without it no signature can be checked")
         keys = [own.verify_key]
         notes.append(f"signatures checked with the local key file's key {keys[0].fingerprint}")
-    db = Database(settings.resolved_database_url)
-    try:
-        with db.read() as s:
-            report = audit.verify(s, anchor=anchor)
-    finally:
-        db.dispose()
+    report = _read_and_verify(settings.resolved_database_url, anchor)
     signed = signature_problems(anchor, keys)
     if signed:
         report.problems += signed
         report.ok, report.notes = False, []
     return report_json(report) | {"notes": notes + report.notes}
+
+
+def _read_and_verify(url: str, anchor: list[Checkpoint]) -> VerifyReport:
+    """The chain from the database at `url`, never creating or changing anything there."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from sekisho.services import audit
+    from sekisho.store.db import Database
+
+    parsed = make_url(url)
+    shown = parsed.render_as_string(hide_password=True)
+    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file():
+        fail(f"no database at {shown}: set SEKISHO_DATABASE_URL (or SEKISHO_DATA_DIR)")
+    try:
+        db = Database(url)
+    except ValueError as error:
+        fail(str(error))
+    try:
+        with db.read() as s:
+            return audit.verify(s, anchor=anchor)
+    except SQLAlchemyError as error:
+        fail(f"cannot read the audit trail at {shown}: {type(error).__name__}")
+    finally:
+        db.dispose()
 
 
 def report_json(report: VerifyReport) -> dict[str, Any]:
@@ -127,7 +146,8 @@ def show_verify(data: dict[str, Any], json: bool) -> NoReturn:
         for problem in data["problems"]:
             err.print(say(f"  {problem}"))
     else:
-        head = f"{data['entries']} entries, head {data['head_hash'][:16]}"
+        entries = "1 entry" if data["entries"] == 1 else f"{data['entries']} entries"
+        head = f"{entries}, head {data['head_hash'][:16]}"
         if data.get("anchor_checkpoints"):
             out.print(
                 say(
@@ -147,6 +167,9 @@ def checkpoint(json: JsonOpt = False) -> None:
     """Sign the audit trail's head now and export it to the anchors (server-side; the
     scheduler does this every SEKISHO_AUDIT_CHECKPOINT_EVERY). Exit 1 if refused or an
     export failed."""
+    from sekisho import logs
+
+    logs.configure(level=logging.WARNING)  # to stderr, and only what went wrong
     core = open_core()
     result = core.audit_checkpoints.checkpoint()
     cp = result.checkpoint

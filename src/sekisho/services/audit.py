@@ -200,7 +200,8 @@ def verify(
         prev_seq, prev_hash = row.seq, row.hash
     head = session.get(AuditHeadRow, 1)
     head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS)
-    if not problems and (head_seq, head_hash) != (prev_seq, prev_hash):
+    walked = bool(prev_hash)  # with `since`, nothing walked leaves no hash to compare
+    if not problems and walked and (head_seq, head_hash) != (prev_seq, prev_hash):
         problems.append(
             f"the chain ends at entry {prev_seq} but its head records entry {head_seq}: "
             "entries at the end were deleted"

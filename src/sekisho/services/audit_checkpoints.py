@@ -13,6 +13,7 @@ consistent from there to the head. If it does not, nothing is signed and the adm
 from __future__ import annotations
 
 import base64
+import contextlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -22,6 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from sekisho.domain.access import AccessModel, NotifyEvent
+from sekisho.domain.errors import Conflict
 from sekisho.domain.timespec import iso
 from sekisho.notify.message import Message
 from sekisho.services import audit
@@ -120,7 +122,7 @@ class CheckpointService:
                 problems = report.problems
             else:
                 checkpoint = self._sign(s, key, head.seq, head.hash)
-                core.outbox.audit_checkpoint(s, checkpoint, [])
+                self._tell_admins(s, checkpoint, [])
         if problems:
             return self._refuse(problems)
         core.publish("notify.queued")
@@ -176,9 +178,13 @@ class CheckpointService:
     def _refuse(self, problems: list[str]) -> CheckpointResult:
         log.error("audit trail does not match its last checkpoint: not signed", problems=problems)
         with self._core.db.write() as s:
-            self._core.outbox.audit_checkpoint(s, None, problems)
+            self._tell_admins(s, None, problems)
         self._core.publish("notify.queued")
         return CheckpointResult(None, problems=problems)
+
+    def _tell_admins(self, s: Session, checkpoint: Checkpoint | None, problems: list[str]) -> None:
+        with contextlib.suppress(Conflict):  # no access model loaded yet: nobody to tell
+            self._core.outbox.audit_checkpoint(s, checkpoint, problems)
 
     def _sinks(self) -> list[Sink]:
         settings = self._core.settings

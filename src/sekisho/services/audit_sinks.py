@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from sekisho.clock import Clock
-from sekisho.services.audit_anchor import AnchorError, Checkpoint, parse_lines
+from sekisho.services.audit_anchor import MAX_LINE, AnchorError, Checkpoint, parse_lines
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -155,9 +155,12 @@ def s3_client(region: str | None, endpoint_url: str | None, timeout: float = 10.
 
 
 def read_s3_anchor(
-    url: str, *, region: str | None = None, endpoint_url: str | None = None
+    url: str, *, region: str | None = None, endpoint_url: str | None = None, newest: int = 100
 ) -> list[Checkpoint]:
-    """Every checkpoint under an S3 prefix, as an anchor (for `audit verify --anchor s3://`)."""
+    """The `newest` checkpoints under an S3 prefix, as an anchor (`audit verify --anchor
+    s3://...`). Keys sort by the entry they vouch for, and each checkpoint vouches for every
+    entry before its own, so the newest are the ones that matter; listing is cheap, fetching
+    every object of years of checkpoints is not."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     place = S3Place.parse(url)
@@ -167,11 +170,11 @@ def read_s3_anchor(
         pages = client.get_paginator("list_objects_v2").paginate(
             Bucket=place.bucket, Prefix=place.prefix
         )
-        for page in pages:
-            for item in page.get("Contents", []):
-                body = client.get_object(Bucket=place.bucket, Key=item["Key"])["Body"].read()
-                text = body.decode("utf-8", errors="replace")
-                found += parse_lines(text.splitlines(), f"s3://{place.bucket}/{item['Key']}")
+        keys = sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+        for key in keys[-newest:]:
+            body = client.get_object(Bucket=place.bucket, Key=key)["Body"].read(MAX_LINE * 4)
+            text = body.decode("utf-8", errors="replace")
+            found += parse_lines(text.splitlines(), f"s3://{place.bucket}/{key}")
     except ClientError as exc:
         error = exc.response.get("Error", {})
         raise AnchorError(f"cannot read {url}: S3 {error.get('Code', '?')}") from None
