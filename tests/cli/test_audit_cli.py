@@ -163,3 +163,16 @@ def test_audit_list_names_the_node(cli: Run, core: Core, server: str, operator: 
     table = cli("audit", "list", who="auditor01")
     assert "Node" in table.out
     assert core.settings.node_name in table.out
+
+
+def test_verify_direct_without_a_database_is_one_line_and_creates_none(
+    cli: Run, tmp_path: Path
+) -> None:
+    os.environ["SEKISHO_DATA_DIR"] = str(tmp_path / "nothing")
+    try:
+        result = cli("audit", "verify", "--direct")
+    finally:
+        os.environ.pop("SEKISHO_DATA_DIR", None)
+    assert result.code == 1
+    assert result.err.startswith("error: no database at sqlite:///")
+    assert not (tmp_path / "nothing" / "sekisho.db").exists()

@@ -263,3 +263,18 @@ def test_the_public_key_alone_verifies_a_checkpoint(core: Core, clock: ManualClo
     assert key.fingerprint == cp.key
     assert cp.signed_by(key)
     assert not replace(cp, seq=cp.seq + 1).signed_by(key)
+
+
+def test_the_checkpointer_names_a_cut_end(core: Core, clock: ManualClock) -> None:
+    cp = checkpointed_story(core, clock)
+    cut_the_end(core, 2)
+    result = core.audit_checkpoints.checkpoint()
+    assert result.checkpoint is None
+    assert result.problems == [
+        f"the chain ends at entry {cp.seq - 2} (its head at entry {cp.seq - 2}) but "
+        f"{cp.label} vouches for entry {cp.seq}: entries at the end were deleted and the head "
+        "was moved back to hide it"
+    ]
+    assert not core.audit_checkpoints.due()  # a refusal is tried again a period later
+    clock.advance(core.settings.audit_checkpoint_every)
+    assert core.audit_checkpoints.due()

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from sekisho.domain.actor import Actor
@@ -200,7 +200,9 @@ def verify(
         prev_seq, prev_hash = row.seq, row.hash
     head = session.get(AuditHeadRow, 1)
     head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS)
-    walked = bool(prev_hash)  # with `since`, nothing walked leaves no hash to compare
+    walked = bool(prev_hash)
+    if not walked:  # `since`'s entry is gone: say where the chain really ends
+        prev_seq = session.scalar(select(func.max(AuditRow.seq))) or 0
     if not problems and walked and (head_seq, head_hash) != (prev_seq, prev_hash):
         problems.append(
             f"the chain ends at entry {prev_seq} but its head records entry {head_seq}: "
