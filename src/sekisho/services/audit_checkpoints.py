@@ -171,7 +171,9 @@ class CheckpointService:
                 last = self._file.last()
             except AnchorError as exc:
                 return None, [str(exc)]
-            if last is not None and last.key == key.fingerprint and last.signed_by(key):
+            if last is not None and last.key == key.fingerprint:
+                if not last.signed_by(key):
+                    return None, [f"the anchor file's last {last.label} does not verify"]
                 found.append(last)
         return max(found, key=lambda c: (c.seq, c.at), default=None), []
 
