@@ -26,6 +26,7 @@ AnchorOpt = Annotated[
     str | None,
     typer.Option(
         "--anchor",
+        metavar="FILE|s3://BUCKET/PREFIX",
         help="Signed checkpoints kept outside the database: a JSON Lines file or "
         "s3://BUCKET/PREFIX.",
     ),
@@ -34,6 +35,7 @@ PublicKeyOpt = Annotated[
     list[Path] | None,
     typer.Option(
         "--public-key",
+        metavar="FILE",
         help="The audit key's public PEM (`sekisho audit key`); repeat for rotated keys.",
     ),
 ]
