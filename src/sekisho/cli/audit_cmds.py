@@ -8,7 +8,6 @@ key and the anchor, nothing the server says is taken on trust. `audit checkpoint
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -169,9 +168,6 @@ def checkpoint(json: JsonOpt = False) -> None:
     """Sign the audit trail's head now and export it to the anchors (server-side; the
     scheduler does this every SEKISHO_AUDIT_CHECKPOINT_EVERY). Exit 1 if refused or an
     export failed."""
-    from sekisho import logs
-
-    logs.configure(level=logging.WARNING)  # to stderr, and only what went wrong
     core = open_core()
     result = core.audit_checkpoints.checkpoint()
     cp = result.checkpoint

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-import structlog
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -36,8 +35,6 @@ from sekisho.store.tables import AuditCheckpointRow, AuditHeadRow
 
 if TYPE_CHECKING:
     from sekisho.services.core import Core
-
-log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -132,8 +129,6 @@ class CheckpointService:
                 result.exported.append(sink.append(checkpoint))
             except ExportFailed as exc:
                 result.failed.append(str(exc))
-                log.error("audit checkpoint not exported", sink=sink.name, error=str(exc))
-        log.info("audit checkpoint", id=checkpoint.id, seq=checkpoint.seq, to=result.exported)
         return result
 
     def _sign(self, s: Session, key: SigningKey, seq: int, digest: str) -> Checkpoint:
@@ -178,7 +173,6 @@ class CheckpointService:
         return max(found, key=lambda c: (c.seq, c.at), default=None), []
 
     def _refuse(self, problems: list[str]) -> CheckpointResult:
-        log.error("audit trail does not match its last checkpoint: not signed", problems=problems)
         with self._core.db.write() as s:
             self._tell_admins(s, None, problems)
         self._core.publish("notify.queued")

@@ -116,9 +116,19 @@ class Scheduler:
 
     def _checkpoint(self) -> None:
         try:
-            self._core.audit_checkpoints.checkpoint()
+            result = self._core.audit_checkpoints.checkpoint()
         except Exception:
             log.exception("audit checkpoint failed; the next one runs at its time")
+            return
+        if result.checkpoint is None:
+            log.error(
+                "audit trail does not match its last checkpoint: NOT signed",
+                problems=result.problems,
+            )
+            return
+        for failure in result.failed:
+            log.error("audit checkpoint not exported", error=failure)
+        log.info("audit checkpoint", seq=result.checkpoint.seq, to=result.exported)
 
     def _reconcile(self) -> None:
         """Compare the provider with the grants (drift, hand-made changes); log the outcome."""
