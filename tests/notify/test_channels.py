@@ -125,9 +125,9 @@ def test_a_malformed_secret_url_fails_as_a_delivery_without_showing_it() -> None
         "https://hooks.example.com/T0K\x00EN-abc",
         "https://" + "a" * 70 + ".com/T0KEN-abc",
     ):
-        sender = open_sender(Channel("team", ChannelType.SLACK, url_env="U"), {"U": url})
+        channel = Channel("team", ChannelType.SLACK, url_env="U")
         with pytest.raises(DeliveryFailed) as failed:  # not another exception, logged whole
-            sender.send(delivery())
+            open_sender(channel, {"U": url}).send(delivery())
         assert "T0K" not in str(failed.value)
 
 

@@ -262,7 +262,7 @@ def test_notify_commands(
     assert len(json.loads(dispatched.stdout)["delivered"]) == 3  # stdout is only the JSON
 
     tested = run_cli(env, "notify", "test", "hook")
-    assert (tested.returncode, tested.stdout.split(",")[0]) == (0, "delivered 1")
+    assert (tested.returncode, tested.stdout) == (0, "channel hook: delivered the test message\n")
     (test,) = webhook.bodies("notify.test")
     assert test["title"] == "sekisho test message for channel hook"
     assert test["url"] == "http://127.0.0.1:8470/"

@@ -81,16 +81,37 @@ def send_test(
     json: JsonOpt = False,
 ) -> None:
     """Send a test message through CHANNEL now, and say what the channel answered."""
+    import logging
+
     from sekisho import logs
     from sekisho.services.dispatcher import Dispatcher
 
-    logs.configure()
+    logs.configure(level=logging.ERROR)  # the line printed below says what a warning would
     core = open_core()
     ids = core.outbox.test(channel, to)
     report = Dispatcher(core).deliver(ids)
-    _print_report(report, json)
+    if json:
+        _print_report(report, json)
+    else:
+        _print_test(channel, ids, report)
     if len(report.delivered) != len(ids):
         raise typer.Exit(1)
+
+
+def _print_test(channel: str, ids: list[int], report: DispatchReport) -> None:
+    """One line per test message: delivered, or why not (the error is safe to show)."""
+    for notification_id in ids:
+        which = f"channel {channel}" + (f" (message #{notification_id})" if len(ids) > 1 else "")
+        if notification_id in report.delivered:
+            out.print(f"{which}: delivered the test message", markup=False)
+            continue
+        if notification_id in report.failed:
+            said = f"not delivered: {report.failed[notification_id]} (retried with backoff)"
+        elif notification_id in report.gave_up:
+            said = "not delivered, given up"
+        else:
+            said = "not sent: the channel failed first (retried with it)"
+        err.print(f"{which}: {said}", markup=False)
 
 
 def _print_report(report: DispatchReport, json: bool) -> None:

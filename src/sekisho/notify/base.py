@@ -77,6 +77,18 @@ def _context(ca_file: str | None, _stamp: int) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=ca_file or certifi.where())
 
 
+def parses_as_url(url: str) -> bool:
+    """Whether `url` is a URL both httpx (which sends to it) and urllib (botocore's) can read,
+    with a host and a port in range. Their errors are not kept: they quote the URL."""
+    try:
+        httpx.URL(url)
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except (httpx.InvalidURL, ValueError):  # UnicodeError is a ValueError
+        return False
+    return bool(parts.hostname)
+
+
 class HttpPoster:
     """What the HTTP channels share: one keep-alive client that verifies TLS and never
     follows a redirect, and errors that never show a secret URL (its path or query)."""
@@ -85,8 +97,7 @@ class HttpPoster:
         self, url: str, *, timeout: float, ca_file: str | None = None, secret_url: bool = True
     ) -> None:
         self._url = url
-        parts = urlsplit(url)
-        self._secrets = [url, parts.path, parts.query] if secret_url else []
+        self._secrets = url_secrets(url) if secret_url else []
         self._client = httpx.Client(
             timeout=timeout,
             verify=tls_context(ca_file),
@@ -101,8 +112,18 @@ class HttpPoster:
             raise DeliveryFailed("timed out") from None
         except httpx.HTTPError as exc:
             raise DeliveryFailed(redact(f"{type(exc).__name__}: {exc}", self._secrets)) from None
-        except (httpx.InvalidURL, UnicodeError):  # not HTTPErrors; their text may quote the URL
+        except (httpx.InvalidURL, ValueError):  # not HTTPErrors; their text may quote the URL
             raise DeliveryFailed("the channel's URL is not a valid URL") from None
 
     def close(self) -> None:
         self._client.close()
+
+
+def url_secrets(url: str) -> list[str | None]:
+    """The parts of a secret URL an error must not show: all of it, its path and query (the
+    token), its user part. A URL that does not even split is refused when it is sent."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return [url]
+    return [url, parts.path, parts.query, parts.username, parts.password]

@@ -9,7 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from sekisho.domain.access import Channel, ChannelType
-from sekisho.notify.base import DeliveryFailed, Sender, from_env, tls_context
+from sekisho.notify.base import DeliveryFailed, Sender, from_env, parses_as_url, tls_context
 
 
 def open_sender(channel: Channel, environ: Mapping[str, str] | None = None) -> Sender:
@@ -20,7 +20,9 @@ def open_sender(channel: Channel, environ: Mapping[str, str] | None = None) -> S
         from sekisho.notify.webhook import WebhookSender
 
         key = from_env(env, channel.secret_env, "the webhook's signing key")
-        url = channel.url or _checked(from_env(env, channel.url_env, "the webhook's URL"))
+        url = channel.url or _checked(
+            from_env(env, channel.url_env, "the webhook's URL"), channel.url_env
+        )
         return WebhookSender(
             url,
             key.encode(),
@@ -31,7 +33,7 @@ def open_sender(channel: Channel, environ: Mapping[str, str] | None = None) -> S
     if channel.type is ChannelType.SLACK:
         from sekisho.notify.slack import SlackSender
 
-        url = _checked(from_env(env, channel.url_env, "the Slack webhook URL"))
+        url = _checked(from_env(env, channel.url_env, "the Slack webhook URL"), channel.url_env)
         return SlackSender(url, timeout=timeout)
     if channel.type is ChannelType.EMAIL:
         from sekisho.notify.email import EmailSender
@@ -58,16 +60,21 @@ def open_sender(channel: Channel, environ: Mapping[str, str] | None = None) -> S
     return SnsSender(channel.topic_arn, timeout=timeout, endpoint_url=channel.endpoint_url)
 
 
-def _checked(url: str) -> str:
-    """A URL from the environment gets the model's transport rule: https, or http only to a
-    loopback address. The error never shows the URL (it is a secret)."""
+def _checked(url: str, name: str | None) -> str:
+    """A URL from the environment must be one (as httpx, which sends to it, reads URLs) and
+    gets the model's transport rule: https, or http only to a loopback address. The error
+    names the variable, never the URL (it is a secret)."""
+    if not parses_as_url(url):
+        raise DeliveryFailed(f"the URL in environment variable {name} is not a valid URL")
     parts = urlsplit(url)
     host = parts.hostname or ""
     if parts.scheme == "https" and host:
         return url
     if parts.scheme == "http" and _is_loopback(host):
         return url
-    raise DeliveryFailed("the URL from the environment must be https (http only to loopback)")
+    raise DeliveryFailed(
+        f"the URL in environment variable {name} must be https (http only to loopback)"
+    )
 
 
 def _is_loopback(host: str) -> bool:
@@ -91,6 +98,11 @@ def config_problems(channel: Channel, environ: Mapping[str, str] | None = None) 
     for name, what in wanted:
         if name and not env.get(name):
             problems.append(f"environment variable {name} ({what}) is not set")
+    if channel.url_env and env.get(channel.url_env):
+        try:
+            _checked(env[channel.url_env], channel.url_env)
+        except DeliveryFailed as exc:
+            problems.append(str(exc))
     if channel.ca_file and not Path(channel.ca_file).is_file():
         problems.append(f"ca_file {channel.ca_file} is not a readable file")
     return problems

@@ -76,7 +76,8 @@ class EmailSender:
                 self._reset()
                 codes = ", ".join(f"{addr}: {code}" for addr, (code, _) in exc.recipients.items())
                 raise DeliveryFailed(f"all recipients refused ({codes})") from None
-            except (smtplib.SMTPException, OSError, ssl.SSLError) as exc:
+            except (smtplib.SMTPException, OSError, ssl.SSLError, ValueError) as exc:
+                # ValueError: a host the resolver cannot even encode (IDNA), a NUL in it
                 self.close()
                 raise DeliveryFailed(self._safe(_describe(exc))) from None
             # Some of several fixed recipients refused: the others have it, so this is done

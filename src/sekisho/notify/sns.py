@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sekisho.notify.base import Delivery, DeliveryFailed
+from sekisho.notify.base import Delivery, DeliveryFailed, parses_as_url
 from sekisho.notify.render import plain_text, sns_subject
 
 if TYPE_CHECKING:
@@ -29,16 +29,21 @@ class SnsSender:
         self._topic = topic_arn
         self._fifo = topic_arn.endswith(".fifo")
         region = topic_arn.split(":")[3]
-        self._client: SNSClient = boto3.session.Session().client(
-            "sns",
-            region_name=region,
-            endpoint_url=endpoint_url,
-            config=Config(
-                connect_timeout=timeout,
-                read_timeout=timeout,
-                retries={"max_attempts": 1, "mode": "standard"},  # the dispatcher retries
-            ),
-        )
+        if endpoint_url is not None and not parses_as_url(endpoint_url):
+            raise DeliveryFailed("the channel's endpoint_url is not a valid URL")
+        try:
+            self._client: SNSClient = boto3.session.Session().client(
+                "sns",
+                region_name=region,
+                endpoint_url=endpoint_url,
+                config=Config(
+                    connect_timeout=timeout,
+                    read_timeout=timeout,
+                    retries={"max_attempts": 1, "mode": "standard"},  # the dispatcher retries
+                ),
+            )
+        except ValueError:  # botocore's "Invalid endpoint: ..." (a URL it cannot split)
+            raise DeliveryFailed("the channel's endpoint_url is not a valid URL") from None
 
     def send(self, delivery: Delivery) -> str:
         from botocore.exceptions import BotoCoreError, ClientError

@@ -22,8 +22,10 @@ outbox) nor the other channels (each channel's batch runs on its own worker thre
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
+import traceback
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -36,7 +38,7 @@ from sqlalchemy import Table, bindparam, delete, func, or_, select, update
 
 from sekisho.domain.access import Channel
 from sekisho.domain.timespec import backoff
-from sekisho.notify.base import Delivery, DeliveryFailed, Sender
+from sekisho.notify.base import Delivery, DeliveryFailed, Sender, redact, url_secrets
 from sekisho.notify.channels import open_sender
 from sekisho.notify.message import Message
 from sekisho.services.events import Wakeup
@@ -95,6 +97,7 @@ class Dispatcher:
     ) -> None:
         self._core = core
         self.holder = holder or f"dispatcher:{node_id()}"
+        self._environ = environ
         self._senders = senders or (lambda channel: open_sender(channel, environ))
         self._wake = Wakeup()
         self._stopping = False
@@ -241,6 +244,10 @@ class Dispatcher:
         except DeliveryFailed as exc:
             self._failed(items[0], str(exc), items[1:], report)
             return report
+        except Exception as exc:  # a bug: still a failed delivery, retried and shown
+            self._log_bug("opening a notification sender failed", channel, items[0], exc)
+            self._failed(items[0], f"internal error: {type(exc).__name__}", items[1:], report)
+            return report
         done: list[tuple[_Claimed, str]] = []
         since = time.monotonic()
         try:
@@ -255,7 +262,7 @@ class Dispatcher:
                     self._failed(item, str(exc), items[index + 1 :], report)
                     break
                 except Exception as exc:  # a bug in a sender must not stop the others
-                    log.exception("notification sender failed", channel=name, key=item.key)
+                    self._log_bug("notification sender failed", channel, item, exc)
                     self._drop_sender(name)
                     self._failed(
                         item, f"internal error: {type(exc).__name__}", items[index + 1 :], report
@@ -271,6 +278,15 @@ class Dispatcher:
             if done:
                 self._delivered(done, report)
         return report
+
+    def _log_bug(self, what: str, channel: Channel, item: _Claimed, exc: Exception) -> None:
+        """The traceback, for whoever fixes the bug, without the channel's secrets (an
+        exception's text may quote a secret URL)."""
+        env = os.environ if self._environ is None else self._environ
+        secrets = url_secrets(env.get(channel.url_env or "", ""))
+        secrets += [env.get(channel.secret_env or ""), env.get(channel.password_env or "")]
+        trace = "".join(traceback.format_exception(exc))
+        log.error(what, channel=channel.name, delivery=item.key, error=redact(trace, secrets))
 
     def _sender(self, channel: Channel) -> Sender:
         """One sender per channel and pass: connections (and TLS set-up) are reused."""
