@@ -10,6 +10,7 @@ answered OK and not taken twice), so "arrived exactly once" is checked where it 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -61,6 +62,7 @@ class HttpReceiver:
     hold_at: int | None = None  # hold the response to the Nth accepted message ...
     held: threading.Event = field(default_factory=threading.Event)  # ... set when holding
     release: threading.Event = field(default_factory=threading.Event)
+    refuse: Callable[[dict[str, Any]], bool] | None = None  # answer 500 to these bodies
     lock: threading.Lock = field(default_factory=threading.Lock)
     port: int = 0
 
@@ -85,6 +87,8 @@ class HttpReceiver:
             with self.lock:
                 self.rejected.append(str(exc))
             return 401, b"bad signature"
+        if self.refuse is not None and self.refuse(json.loads(raw)):
+            return 500, b"cannot take this one now"
         with self.lock:
             if key in self.accepted:
                 self.duplicates.append(key)
@@ -190,6 +194,10 @@ class SmtpReceiver:
     duplicates: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     tls_sessions: int = 0
+    refuse: Callable[[EmailMessage], bool] | None = None  # answer 451 to these mails
+    hold_at: int | None = None  # hold the answer to the Nth accepted mail ...
+    held: threading.Event = field(default_factory=threading.Event)  # ... set when holding
+    release: threading.Event = field(default_factory=threading.Event)
 
     def to(self, address: str, event: str | None = None) -> list[Mail]:
         with self.lock:
@@ -206,12 +214,18 @@ class SmtpReceiver:
         message = message_from_bytes(envelope.content, policy=policy.default)
         assert isinstance(message, EmailMessage)
         key = str(message["X-Sekisho-Delivery"])
+        if self.refuse is not None and self.refuse(message):
+            return "451 4.3.0 cannot take this one now"
         with self.lock:
             if key in self.mails:
                 self.duplicates.append(key)
-            else:
-                self.mails[key] = Mail(key, envelope.mail_from, list(envelope.rcpt_tos), message)
-                self.order.append(key)
+                return "250 OK queued"
+            self.mails[key] = Mail(key, envelope.mail_from, list(envelope.rcpt_tos), message)
+            self.order.append(key)
+            hold = self.hold_at is not None and len(self.order) == self.hold_at
+        if hold:
+            self.held.set()
+            await asyncio.get_running_loop().run_in_executor(None, self.release.wait, 30)
         return "250 OK queued"
 
 
@@ -244,6 +258,7 @@ def smtp_receiver(directory: Path) -> Iterator[SmtpReceiver]:
     try:
         yield receiver
     finally:
+        receiver.release.set()
         controller.stop()
 
 

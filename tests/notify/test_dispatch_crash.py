@@ -52,6 +52,9 @@ def test_kill_the_dispatcher_mid_delivery_and_restart_it(
         core.grants.release(MEMBER, approved.grant.id)  # type: ignore[union-attr]
     keys = [r.key for r in rows(core)]
     assert len(keys) == 4 * CYCLES
+    by_request: dict[int | None, list[str]] = {}
+    for row in rows(core):
+        by_request.setdefault(row.request_id, []).append(row.key)
 
     webhook.hold_at = HOLD_AT
     env = {
@@ -77,20 +80,35 @@ def test_kill_the_dispatcher_mid_delivery_and_restart_it(
     delivered = [r for r in left if r.status == "delivered"]
     stuck = [r for r in left if r.status == "pending"]
     assert len(delivered) < HOLD_AT <= len(webhook.accepted)
-    assert keys[HOLD_AT - 1] in {r.key for r in stuck}  # it arrived; nobody recorded it
-    assert all(r.lease_until is not None for r in stuck)  # claimed by the dead process
+    held = webhook.order[HOLD_AT - 1]
+    assert held in {r.key for r in stuck}  # it arrived; nobody recorded it
+    leased = [r for r in stuck if r.lease_until is not None]  # claimed by the dead process
+    assert held in {r.key for r in leased}
+    # What was not claimed waits behind an earlier message of its request.
+    assert all(
+        any(e.request_id == r.request_id and e.id < r.id for e in stuck)
+        for r in stuck
+        if r.lease_until is None
+    )
 
     restarted = Dispatcher(core)
-    assert restarted.run_pass().delivered == []  # the dead one's lease still holds them
+    early = restarted.run_pass()  # the dead one's lease still holds its messages ...
+    assert not {r.id for r in leased} & set(early.delivered)
+    for row in leased:  # ... and what comes after them in their request
+        later = {r.id for r in stuck if r.request_id == row.request_id and r.id > row.id}
+        assert not later & set(early.delivered)
     clock.advance(timedelta(minutes=5))  # past the lease (2 minutes)
     report = restarted.run_pass()
-    assert sorted(report.delivered) == sorted(r.id for r in stuck)
+    assert sorted(early.delivered + report.delivered) == sorted(r.id for r in stuck)
     assert {r.status for r in rows(core)} == {"delivered"}
 
-    # At the receiver: every key exactly once, in order; the resent ones it already had were
-    # acknowledged and dropped by key.
-    assert webhook.order == keys
+    # At the receiver: every key exactly once, each request's in the order written (filed,
+    # decided, activated, ended); the resent ones it already had were acknowledged and
+    # dropped by key.
+    assert sorted(webhook.order) == sorted(keys)
+    for request_keys in by_request.values():
+        assert [k for k in webhook.order if k in request_keys] == request_keys
     assert webhook.rejected == []
-    assert keys[HOLD_AT - 1] in webhook.duplicates
+    assert held in webhook.duplicates
     assert len(webhook.duplicates) == len(set(webhook.duplicates))
     assert set(webhook.duplicates) <= {r.key for r in stuck}

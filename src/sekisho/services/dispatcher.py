@@ -13,9 +13,14 @@ Why a crash or a restart loses none and sends none twice:
   key reaches a receiver twice; the lease outlasts any send, so a slow dispatcher is not
   overtaken.
 
-A channel that fails is probed by one message at a time: its other messages wait for the same
-retry instead of each timing out. It never blocks the workflow (services only write the
-outbox) nor the other channels (each channel's batch runs on its own worker thread).
+In order: a message about a request (or its grant) is not claimed while an earlier one with
+its order key, channel and recipient is pending (due, failing, or leased, by a dead dispatcher
+too), so nobody hears of an ending before the activation. One given up holds nothing back.
+
+A failed message is retried with backoff on its own, and the batch goes on; when a message
+about another subject fails too, the channel is taken as failing and its other messages wait
+for the same retry instead of each timing out. It never blocks the workflow (services only
+write the outbox) nor the other channels (each channel's batch runs on its own worker thread).
 `sekisho notify status` shows, per channel, what is pending, failing, delivered and given up.
 """
 
@@ -34,7 +39,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 import structlog
-from sqlalchemy import Table, bindparam, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, delete, exists, func, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
 from sekisho.domain.access import Channel
 from sekisho.domain.timespec import backoff
@@ -70,6 +76,7 @@ class _Claimed:
     channel: str
     recipient: str | None
     message: dict[str, Any]
+    order_key: str | None = None
 
 
 @dataclass
@@ -119,7 +126,9 @@ class Dispatcher:
                 if not claimed:
                     break
                 report.add(self._deliver(claimed))
-                if len(claimed) < BATCH:
+                # A round sends at most one message of each order key: what it delivered
+                # may have freed the next of the same key (a read tells; no write lock).
+                if len(claimed) < BATCH and not self._due_now():
                     break
         finally:
             self._close_senders()
@@ -142,7 +151,9 @@ class Dispatcher:
             candidates = [
                 s.scalar(
                     select(func.min(NotificationRow.next_at)).where(
-                        NotificationRow.status == PENDING, NotificationRow.lease_until.is_(None)
+                        NotificationRow.status == PENDING,
+                        NotificationRow.lease_until.is_(None),
+                        _first_of_its_order(),  # one held back waits for the earlier one
                     )
                 ),
                 s.scalar(
@@ -155,6 +166,10 @@ class Dispatcher:
             ]
         found = [c for c in candidates if c is not None]
         return min(found) if found else None
+
+    def _due_now(self) -> bool:
+        due = self.next_due()
+        return due is not None and due <= self._core.now()
 
     # -- the loop in `sekisho serve` ------------------------------------------------------
 
@@ -194,7 +209,9 @@ class Dispatcher:
     def _claim(self, ids: list[int] | None = None) -> list[_Claimed]:
         core = self._core
         now = core.now()
-        stmt = select(NotificationRow).where(NotificationRow.status == PENDING)
+        stmt = select(NotificationRow).where(
+            NotificationRow.status == PENDING, _first_of_its_order()
+        )
         if ids is None:
             stmt = stmt.where(
                 NotificationRow.next_at <= now,
@@ -211,7 +228,10 @@ class Dispatcher:
             for row in rows:
                 row.lease_until = now + core.settings.notify_lease
                 row.claimed_by = self.holder
-            return [_Claimed(r.id, r.key, r.event, r.channel, r.recipient, r.message) for r in rows]
+            return [
+                _Claimed(r.id, r.key, r.event, r.channel, r.recipient, r.message, r.order_key)
+                for r in rows
+            ]
 
     def _deliver(self, claimed: list[_Claimed]) -> DispatchReport:
         by_channel: dict[str, list[_Claimed]] = defaultdict(list)
@@ -235,39 +255,34 @@ class Dispatcher:
     def _deliver_channel(
         self, channel: Channel | None, name: str, items: list[_Claimed]
     ) -> DispatchReport:
+        """Send the channel's batch in order. A failure is retried with backoff on its own
+        (the messages after it with its order key wait, by the claim's rule) and the batch
+        goes on; only when a message about another subject fails too is the channel taken as
+        failing: its other messages then wait for the retry, untried (a probe, not a timeout
+        each), so one failing subject holds up nothing else."""
         report = DispatchReport()
         if channel is None:
             self._give_up(items, f"channel {name} is no longer in the model", report)
             return report
-        try:
-            sender = self._sender(channel)
-        except DeliveryFailed as exc:
-            self._failed(items[0], str(exc), items[1:], report)
-            return report
-        except Exception as exc:  # a bug: still a failed delivery, retried and shown
-            self._log_bug("opening a notification sender failed", channel, items[0], exc)
-            self._failed(items[0], f"internal error: {type(exc).__name__}", items[1:], report)
-            return report
         done: list[tuple[_Claimed, str]] = []
+        suspect: _Claimed | None = None  # failed; the channel may still work
         since = time.monotonic()
         try:
             for index, item in enumerate(items):
                 try:
-                    delivery = Delivery(
-                        item.key, item.event, Message.from_json(item.message), item.recipient
-                    )
-                    receipt = sender.send(delivery)
+                    receipt = self._send(channel, item)
+                except _ChannelFailed as failed:
+                    self._failed(item, failed.error, items[index + 1 :], report)
+                    break
                 except DeliveryFailed as exc:
                     self._drop_sender(name)
-                    self._failed(item, str(exc), items[index + 1 :], report)
-                    break
-                except Exception as exc:  # a bug in a sender must not stop the others
-                    self._log_bug("notification sender failed", channel, item, exc)
-                    self._drop_sender(name)
-                    self._failed(
-                        item, f"internal error: {type(exc).__name__}", items[index + 1 :], report
-                    )
-                    break
+                    if suspect is not None and not _same_subject(suspect, item):
+                        self._failed(item, str(exc), items[index + 1 :], report)
+                        break  # two subjects failed: it is the channel
+                    self._failed(item, str(exc), [], report, defer_others=False)
+                    suspect = suspect or item
+                    continue
+                suspect = None
                 if not done:
                     since = time.monotonic()
                 done.append((item, receipt))
@@ -278,6 +293,25 @@ class Dispatcher:
             if done:
                 self._delivered(done, report)
         return report
+
+    def _send(self, channel: Channel, item: _Claimed) -> str:
+        """One message through the channel's sender: its receipt; DeliveryFailed for this
+        message; _ChannelFailed when no sender could even be opened (nothing can go)."""
+        try:
+            sender = self._sender(channel)
+        except DeliveryFailed as exc:
+            raise _ChannelFailed(str(exc)) from None
+        except Exception as exc:  # a bug: still a failed delivery, retried and shown
+            self._log_bug("opening a notification sender failed", channel, item, exc)
+            raise _ChannelFailed(f"internal error: {type(exc).__name__}") from None
+        delivery = Delivery(item.key, item.event, Message.from_json(item.message), item.recipient)
+        try:
+            return sender.send(delivery)
+        except DeliveryFailed:
+            raise
+        except Exception as exc:  # a bug in a sender must not stop the others
+            self._log_bug("notification sender failed", channel, item, exc)
+            raise DeliveryFailed(f"internal error: {type(exc).__name__}") from None
 
     def _log_bug(self, what: str, channel: Channel, item: _Claimed, exc: Exception) -> None:
         """The traceback, for whoever fixes the bug, without the channel's secrets (an
@@ -331,9 +365,16 @@ class Dispatcher:
         report.delivered += [item.id for item, _ in done]
 
     def _failed(
-        self, item: _Claimed, error: str, rest: list[_Claimed], report: DispatchReport
+        self,
+        item: _Claimed,
+        error: str,
+        rest: list[_Claimed],
+        report: DispatchReport,
+        *,
+        defer_others: bool = True,
     ) -> None:
-        """Retry `item` with backoff; the channel's other messages wait for the same retry."""
+        """Retry `item` with backoff; unless told otherwise, the channel's other messages wait
+        for the same retry (the channel is failing)."""
         core = self._core
         settings = core.settings
         now = core.now()
@@ -355,21 +396,8 @@ class Dispatcher:
                 )
                 report.failed[row.id] = error
             # The channel is failing: its other pending messages wait, untried, for the retry.
-            s.execute(
-                update(NotificationRow)
-                .where(
-                    NotificationRow.channel == item.channel,
-                    NotificationRow.status == PENDING,
-                    NotificationRow.id != item.id,
-                    NotificationRow.next_at < retry,
-                    or_(
-                        NotificationRow.lease_until.is_(None),
-                        NotificationRow.lease_until <= now,
-                        NotificationRow.id.in_([r.id for r in rest]),
-                    ),
-                )
-                .values(next_at=retry, lease_until=None)
-            )
+            if defer_others:
+                self._defer_channel(s, item, rest, now, retry)
         report.deferred += [r.id for r in rest]
         log.warning(
             "notification not delivered",
@@ -378,6 +406,28 @@ class Dispatcher:
             attempts=row.attempts,
             error=error,
             gave_up=row.status == FAILED,
+        )
+
+    @staticmethod
+    def _defer_channel(
+        s: Session, item: _Claimed, rest: list[_Claimed], now: datetime, retry: datetime
+    ) -> None:
+        """The channel's other pending messages (the rest of this batch, and any not leased
+        elsewhere) wait, untried, for `item`'s retry."""
+        s.execute(
+            update(NotificationRow)
+            .where(
+                NotificationRow.channel == item.channel,
+                NotificationRow.status == PENDING,
+                NotificationRow.id != item.id,
+                NotificationRow.next_at < retry,
+                or_(
+                    NotificationRow.lease_until.is_(None),
+                    NotificationRow.lease_until <= now,
+                    NotificationRow.id.in_([r.id for r in rest]),
+                ),
+            )
+            .values(next_at=retry, lease_until=None)
         )
 
     def _give_up(self, items: list[_Claimed], error: str, report: DispatchReport) -> None:
@@ -422,6 +472,31 @@ class Dispatcher:
                     ReportLineRow.report_key.is_not(None), ReportLineRow.at < before
                 )
             )
+
+
+class _ChannelFailed(Exception):
+    """No sender for the channel (a variable not set, a URL that is none): nothing can go."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+def _same_subject(one: _Claimed, other: _Claimed) -> bool:
+    return one.order_key is not None and one.order_key == other.order_key
+
+
+def _first_of_its_order() -> ColumnElement[bool]:
+    """No earlier message with the same order key, channel and recipient is pending (due,
+    failing or leased). Pending only: one given up (or delivered) holds nothing back."""
+    earlier = aliased(NotificationRow)
+    return ~exists().where(
+        earlier.order_key == NotificationRow.order_key,
+        earlier.channel == NotificationRow.channel,
+        earlier.status == PENDING,
+        earlier.recipient.is_not_distinct_from(NotificationRow.recipient),
+        earlier.id < NotificationRow.id,
+    )
 
 
 def _close(sender: Sender) -> None:

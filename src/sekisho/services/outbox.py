@@ -729,10 +729,11 @@ class OutboxService:
 
     def _enqueue(self, s: Session, model: AccessModel, notice: Notice) -> None:
         channels = model.notifications.channels_for(notice.event, notice.template)
+        order = order_key(notice)
         rows: list[dict[str, Any]] = []
         for channel in channels:
             if not channel.personal:
-                rows.append(self._values(notice.event, channel.name, None, notice.broadcast))
+                rows.append(self._values(notice.event, channel.name, None, notice.broadcast, order))
                 continue
             seen: set[str] = set()
             for user, message in notice.personal.items():
@@ -740,7 +741,7 @@ class OutboxService:
                 address = person.email if person else None
                 if address and address.lower() not in seen:
                     seen.add(address.lower())
-                    rows.append(self._values(notice.event, channel.name, address, message))
+                    rows.append(self._values(notice.event, channel.name, address, message, order))
         if rows:
             # One executemany in the caller's transaction, past the ORM's unit of work: the
             # rows are never read back here, and this is on every filing's path.
@@ -752,7 +753,12 @@ class OutboxService:
         return NotificationRow(**self._values(event, channel, recipient, message))
 
     def _values(
-        self, event: str, channel: str, recipient: str | None, message: Message
+        self,
+        event: str,
+        channel: str,
+        recipient: str | None,
+        message: Message,
+        order: str | None = None,
     ) -> dict[str, Any]:
         now = self._core.now()
         event = str(event)
@@ -765,12 +771,20 @@ class OutboxService:
             "recipient": recipient,
             "request_id": message.request_id,
             "grant_id": message.grant_id,
+            "order_key": order,
             "message": message.to_json(),
             "status": "pending",
             "attempts": 0,
             "created_at": now,
             "next_at": now,
         }
+
+
+def order_key(notice: Notice) -> str | None:
+    """Messages about one request and its grant reach each recipient in the order they were
+    written (the dispatcher holds one back while an earlier one is pending): `request:ID`.
+    Reports and test messages are about no one request: no order."""
+    return f"request:{notice.request_id}" if notice.request_id is not None else None
 
 
 def _roles(people: dict[str, Message]) -> tuple[tuple[str, str], ...]:

@@ -327,6 +327,9 @@ class NotificationRow(Base):
     recipient: Mapped[str | None] = mapped_column(String(320))  # personal e-mail: the address
     request_id: Mapped[int | None] = mapped_column(BigInteger)
     grant_id: Mapped[int | None] = mapped_column(BigInteger)
+    # What it is about ("request:7", for the request and its grant): not sent while an
+    # earlier message with the same key, channel and recipient is pending. None: no order.
+    order_key: Mapped[str | None] = mapped_column(String(64))
     message: Mapped[dict[str, Any]] = mapped_column(CanonicalJSON())  # channel-neutral
     status: Mapped[str] = mapped_column(STATUS)  # pending | delivered | failed (gave up)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -344,6 +347,7 @@ class NotificationRow(Base):
     __table_args__ = (
         Index("ix_notifications_status_next_at", "status", "next_at"),
         Index("ix_notifications_channel_status", "channel", "status"),
+        Index("ix_notifications_order_key", "order_key", "channel", "status"),
     )
 
 
