@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
+
+from sekisho.domain.timespec import iso, seed_tag, zone
 
 
 class GroupKind(StrEnum):
@@ -175,6 +177,13 @@ class ProviderKind(StrEnum):
     AWS_IAM = "aws_iam"  # IAM groups and user tags, as the seed's runbook
 
 
+class TagFormat(StrEnum):
+    """How the `{group: end}` TTL tag's value is written."""
+
+    SEED = "seed"  # YYYYMMDDhhmm in the model's zone, as the seed's TTL checker reads it
+    ISO = "iso"  # ISO 8601 in UTC, to the second (2026-11-29T09:16:00Z)
+
+
 @dataclass(frozen=True)
 class ProviderSettings:
     """Where grants become real, and how to reach it."""
@@ -186,6 +195,9 @@ class ProviderSettings:
     identity_account: str | None = None  # the account holding IAM users and groups (jump)
     reconcile_every: timedelta = timedelta(minutes=15)
     federation_url: str = "https://signin.aws.amazon.com/federation"
+    # The model's default: the seed's form with aws_iam (its TTL checker may still run beside
+    # sekisho), ISO 8601 in sekisho's own directory (nothing else reads it).
+    tag_format: TagFormat = TagFormat.ISO
 
 
 class ChannelType(StrEnum):
@@ -297,6 +309,13 @@ class AccessModel:
     settings: ModelSettings = field(default_factory=ModelSettings)
     provider: ProviderSettings = field(default_factory=ProviderSettings)
     notifications: Notifications = field(default_factory=Notifications)
+
+    def ttl_tag(self, end: datetime) -> str:
+        """The TTL tag's value for a membership ending at `end`, as the provider gets it.
+        Both the runbook (writing) and the reconciler (checking) use this one form."""
+        if self.provider.tag_format is TagFormat.SEED:
+            return seed_tag(end, zone(self.settings.timezone))
+        return iso(end)
 
     # Lookups. The model is small (hundreds of entries); linear scans keep it a plain value.
 

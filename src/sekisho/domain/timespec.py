@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sekisho.domain.errors import InvalidInput
 
 _SEED_TTL = re.compile(r"\d{12}")  # YYYYMMDDhhmm, as the seed's TTL tag
+_SEED_FORMAT = "%Y%m%d%H%M"
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 _MAX_DURATION = timedelta(days=366)
 # The instants a person may name. Far from datetime's own limits, so moving an instant to UTC
@@ -29,7 +30,7 @@ def parse_instant(text: str, field: str, tz: ZoneInfo) -> datetime:
     value = text.strip()
     if _SEED_TTL.fullmatch(value):
         try:
-            naive = datetime.strptime(value, "%Y%m%d%H%M")  # noqa: DTZ007 - zone applied below
+            naive = datetime.strptime(value, _SEED_FORMAT)  # noqa: DTZ007 - zone applied below
         except ValueError as exc:
             raise InvalidInput.one(
                 field, "time_format", f"{text!r} is not a valid YYYYMMDDhhmm time"
@@ -97,6 +98,27 @@ def format_duration(delta: timedelta) -> str:
 def iso(at: datetime) -> str:
     """UTC ISO 8601 with a Z, to the second: the form sekisho writes everywhere."""
     return at.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def seed_tag(end: datetime, tz: ZoneInfo) -> str:
+    """The seed's TTL tag for a membership ending at `end`: YYYYMMDDhhmm on the wall clock of
+    `tz`, never before `end` as it is read back (`parse_ttl_tag`): rounded up to the minute
+    (an end at 09:16:30 is tagged 09:17), and past the hour a clock change repeats (a time in
+    it reads as its first occurrence)."""
+    local = end.astimezone(tz)
+    minute = local.replace(second=0, microsecond=0)
+    if minute < local:
+        minute += timedelta(minutes=1)  # wall-clock arithmetic: tzinfo kept, fold reset
+    text = minute.strftime(_SEED_FORMAT)
+    while _read_seed(text, tz) < end:  # the fold=0 reading rises with the wall clock
+        minute += timedelta(minutes=1)
+        text = minute.strftime(_SEED_FORMAT)
+    return text
+
+
+def _read_seed(text: str, tz: ZoneInfo) -> datetime:
+    naive = datetime.strptime(text, _SEED_FORMAT)  # noqa: DTZ007 - the zone is applied here
+    return naive.replace(tzinfo=tz).astimezone(UTC)
 
 
 def parse_ttl_tag(value: str, tz: ZoneInfo) -> datetime | None:

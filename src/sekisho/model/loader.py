@@ -23,6 +23,7 @@ from sekisho.domain.access import (
     ProviderSettings,
     Role,
     Route,
+    TagFormat,
     Target,
     Template,
     TemplateAction,
@@ -35,6 +36,7 @@ from sekisho.model.schema import (
     ChannelDoc,
     GroupDoc,
     ModelDoc,
+    ProviderDoc,
     RouteDoc,
     TargetDoc,
     TemplateDoc,
@@ -124,6 +126,7 @@ def build(top: ModelDoc, shaped: Shaped) -> AccessModel:
             identity_account=top.provider.identity_account,
             reconcile_every=top.provider.reconcile_every,
             federation_url=top.provider.federation_url,
+            tag_format=_tag_format(top.provider),
         ),
         notifications=Notifications(
             channels=tuple(_channel(e.doc) for e in shaped.channels),
@@ -131,6 +134,14 @@ def build(top: ModelDoc, shaped: Shaped) -> AccessModel:
             remind_before=top.notifications.remind_before,
         ),
     )
+
+
+def _tag_format(doc: ProviderDoc) -> TagFormat:
+    """As written; else the seed's form on IAM (its TTL checker may run beside sekisho while
+    moving), ISO 8601 in sekisho's own directory."""
+    if doc.tag_format is not None:
+        return TagFormat(doc.tag_format)
+    return TagFormat.SEED if ProviderKind(doc.type) is ProviderKind.AWS_IAM else TagFormat.ISO
 
 
 def _channel(doc: ChannelDoc) -> Channel:

@@ -18,7 +18,7 @@ RULES: dict[str, str] = {
     "unknown_field": "a field this kind of entry does not have (often a typo)",
     "wrong_type": "a value of the wrong type (text, number, true/false, list, mapping)",
     "required": "a required field is missing or empty",
-    "invalid_choice": "a value outside a fixed set (kind, action, protocol)",
+    "invalid_choice": "a value outside a fixed set (kind, action, protocol, provider.tag_format)",
     "invalid_value": "a value Pydantic rejected for another reason",
     # Values
     "unsupported_version": "version is not 1",

@@ -265,6 +265,7 @@ class ProviderDoc(Doc):
     identity_account: Name | None = None
     reconcile_every: Duration = timedelta(minutes=15)
     federation_url: HttpUrl = "https://signin.aws.amazon.com/federation"
+    tag_format: Literal["seed", "iso"] | None = None  # None: seed with aws_iam, iso with local
 
 
 class AccountDoc(Doc):

@@ -16,7 +16,6 @@ from sqlalchemy import select
 
 from sekisho.domain.errors import ProviderFailure
 from sekisho.domain.grants import GrantStatus, membership_end
-from sekisho.domain.timespec import iso
 from sekisho.services.views import grant_window
 from sekisho.store.tables import GrantRow
 
@@ -37,6 +36,7 @@ OnStep = Callable[[StepOutcome], None]
 def converge(core: Core, user: str, group: str, on_step: OnStep) -> bool:
     """Run the steps that bring the provider in line; stop at the first failure."""
     with core.db.read() as s:
+        model = core.models.model(s)
         rows = s.scalars(
             select(GrantRow).where(
                 GrantRow.user == user,
@@ -55,7 +55,7 @@ def converge(core: Core, user: str, group: str, on_step: OnStep) -> bool:
     else:
         steps = [
             ("add_user_to_group", lambda: provider.add_member(user, group)),
-            ("tag_user", lambda: provider.set_tag(user, group, iso(end))),
+            ("tag_user", lambda: provider.set_tag(user, group, model.ttl_tag(end))),
         ]
     for name, run in steps:
         try:

@@ -164,9 +164,9 @@ class Reconciler:
                     findings.append(
                         Finding(Kind.MISSING_MEMBERSHIP, user, group, "holds a grant, not a member")
                     )
-                elif tags_of(user).get(group) != iso(end):
+                elif tags_of(user).get(group) != (tag := model.ttl_tag(end)):
                     findings.append(
-                        Finding(Kind.WRONG_TAG, user, group, f"its tag should say {iso(end)}")
+                        Finding(Kind.WRONG_TAG, user, group, f"its tag should say {tag}")
                     )
         findings += self._stale_tags(model, members_of, holders, tags_of)
         return findings
