@@ -9,6 +9,7 @@ import contextlib
 import smtplib
 import socket
 import ssl
+import unicodedata
 from email.message import EmailMessage
 from email.utils import formatdate
 
@@ -21,7 +22,7 @@ MESSAGE_ID_DOMAIN = "sekisho"
 def build(delivery: Delivery, sender: str, to: list[str]) -> EmailMessage:
     message = delivery.message
     mail = EmailMessage()
-    mail["Subject"] = message.title
+    mail["Subject"] = one_line(message.title)
     mail["From"] = sender
     mail["To"] = ", ".join(to)
     mail["Date"] = formatdate(usegmt=True)
@@ -32,6 +33,14 @@ def build(delivery: Delivery, sender: str, to: list[str]) -> EmailMessage:
     mail.set_content(plain_text(message))
     mail.add_alternative(html_text(message), subtype="html")
     return mail
+
+
+def one_line(text: str) -> str:
+    """A header value on one line: a line break (or any control character) in it could
+    otherwise start a header of its own; the policy refuses them, so they become spaces."""
+    return " ".join(
+        "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in text).split()
+    )
 
 
 class EmailSender:
@@ -57,7 +66,10 @@ class EmailSender:
         to = [delivery.recipient] if delivery.recipient else list(self._to)
         if not to:
             raise DeliveryFailed("no recipient: the person has no e-mail address")
-        mail = build(delivery, self._sender, to)
+        try:
+            mail = build(delivery, self._sender, to)
+        except ValueError as exc:  # an address the mail policy refuses
+            raise DeliveryFailed(f"not a mail that can be sent: {exc}"[:300]) from None
         for fresh in (False, True):
             try:
                 smtp = self._connection(fresh)

@@ -9,6 +9,7 @@ from typing import Any
 from sekisho.notify.message import Message
 
 SLACK_TEXT_MAX = 2900  # a section's text may hold 3000 characters
+SLACK_FIELD_MAX = 1900  # a field may hold 2000
 SLACK_FIELDS_MAX = 10  # a section holds at most 10 fields
 SNS_SUBJECT_MAX = 100
 
@@ -50,24 +51,28 @@ def html_text(message: Message) -> str:
 
 
 def slack_payload(message: Message) -> dict[str, Any]:
-    """An incoming-webhook payload: Block Kit blocks, and `text` for notifications."""
+    """An incoming-webhook payload: Block Kit blocks, and `text` for notifications.
+
+    What people typed (reasons, comments, change information) is shown as text: `&`, `<` and
+    `>` escaped (no `<!channel>`, `<url|label>` or `<@user>` of theirs is parsed), and every
+    mrkdwn object `verbatim` (no typed `@here` or channel name becomes a mention or a link)."""
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": message.title[:150]}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": _mrkdwn(message.summary)}},
+        {"type": "section", "text": _mrkdwn(message.summary)},
     ]
     if message.facts:
         blocks.append(
             {
                 "type": "section",
                 "fields": [
-                    {"type": "mrkdwn", "text": _mrkdwn(f"*{label}*\n{value}", 1900)}
+                    _mrkdwn(value, SLACK_FIELD_MAX, bold=label)
                     for label, value in message.facts[:SLACK_FIELDS_MAX]
                 ],
             }
         )
     if message.lines:
         text = "\n".join(f"• {line}" for line in message.lines)
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _mrkdwn(text)}})
+        blocks.append({"type": "section", "text": _mrkdwn(text)})
     blocks += [
         {
             "type": "actions",
@@ -81,7 +86,7 @@ def slack_payload(message: Message) -> dict[str, Any]:
         },
         {
             "type": "context",
-            "elements": [{"type": "mrkdwn", "text": _mrkdwn(f"sekisho · {_footer(message)}")}],
+            "elements": [_mrkdwn(f"sekisho · {_footer(message)}")],
         },
     ]
     fallback = f"{_escape(message.title)} <{message.link}|{_escape(message.link_label)}>"
@@ -118,10 +123,25 @@ def _footer(message: Message) -> str:
     return f"{message.event} at {message.occurred_at}"
 
 
+_SLACK_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+
+
 def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return "".join(_SLACK_ESCAPES.get(c, c) for c in text)
 
 
-def _mrkdwn(text: str, limit: int = SLACK_TEXT_MAX) -> str:
+def _mrkdwn(text: str, limit: int = SLACK_TEXT_MAX, *, bold: str = "") -> dict[str, Any]:
+    """A verbatim mrkdwn text object showing `text` (after `bold`, a label, on its own line),
+    cut to `limit` characters between escapes, never inside one."""
+    head = f"*{_escape(bold)}*\n" if bold else ""
     escaped = _escape(text)
-    return escaped if len(escaped) <= limit else escaped[: limit - 1] + "…"
+    if len(head) + len(escaped) > limit:
+        room = limit - len(head) - 1
+        kept = ""
+        for char in text:
+            piece = _SLACK_ESCAPES.get(char, char)
+            if len(kept) + len(piece) > room:
+                break
+            kept += piece
+        escaped = kept + "…"
+    return {"type": "mrkdwn", "text": head + escaped, "verbatim": True}
