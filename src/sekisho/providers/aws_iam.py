@@ -1,8 +1,11 @@
 """The `aws_iam` provider: the seed's runbook on real IAM.
 
 Activating a grant adds the IAM user to the IAM group and tags the user `{group: end}`;
-ending removes both. Every call is idempotent (adding a member twice, removing one that is
-gone, untagging a missing tag all succeed), and is reported done only once IAM answered.
+ending removes both. The end is written as the runbook hands it over, in the model's
+`provider.tag_format` (`AccessModel.ttl_tag`: the seed's YYYYMMDDhhmm by default, which the
+seed's TTL checker reads, or ISO 8601). Every call is idempotent (adding a member twice,
+removing one that is gone, untagging a missing tag all succeed), and is reported done only
+once IAM answered.
 """
 
 from __future__ import annotations
