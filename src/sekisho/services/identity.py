@@ -17,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 
@@ -114,6 +115,33 @@ def token_id(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+class LoginEnd(StrEnum):
+    """Why a login token no longer holds: the one set of rules for every reader of tokens
+    (the API and the web, one token at a time; the gateway, for many live sessions at once)."""
+
+    REVOKED = "revoked"  # logged out, re-enrolled, or never issued
+    EXPIRED = "expired"
+    USER_GONE = "user_gone"  # no longer in the access model
+
+
+def login_end(
+    user: str | None,
+    revoked_at: datetime | None,
+    expires_at: datetime | None,
+    model: AccessModel,
+    now: datetime,
+) -> LoginEnd | None:
+    """Why the token whose stored row has these fields no longer holds (None: it holds;
+    `user` None: no such token)."""
+    if user is None or revoked_at is not None or expires_at is None:
+        return LoginEnd.REVOKED
+    if expires_at <= now:
+        return LoginEnd.EXPIRED
+    if model.user(user) is None:
+        return LoginEnd.USER_GONE
+    return None
+
+
 def login_ended(
     user: str | None,
     revoked_at: datetime | None,
@@ -121,16 +149,15 @@ def login_ended(
     model: AccessModel,
     now: datetime,
 ) -> str | None:
-    """Why a login token no longer holds (None: it does), from its stored row's fields
-    (`user` None: no such token). The rules of `authenticate`, for the gateway, which reads
-    the tokens of many live sessions at once."""
-    if user is None or revoked_at is not None or expires_at is None:
-        return "the login that opened it ended: revoked (logged out or re-enrolled)"
-    if expires_at <= now:
-        return "your login expired; log in again"
-    if model.user(user) is None:
-        return "this user is no longer in the access model"
-    return None
+    """`login_end` in the words a forwarder shows when its session ends for it."""
+    ended = login_end(user, revoked_at, expires_at, model, now)
+    if ended is None:
+        return None
+    return {
+        LoginEnd.REVOKED: "the login that opened it ended: revoked (logged out or re-enrolled)",
+        LoginEnd.EXPIRED: "your login expired; log in again",
+        LoginEnd.USER_GONE: "this user is no longer in the access model",
+    }[ended]
 
 
 class IdentityService:
@@ -443,13 +470,17 @@ class IdentityService:
         core = self._core
         with core.db.read() as s:
             row = s.get(TokenRow, token_id(token))
-            if row is None or row.revoked_at is not None:
-                raise AuthenticationFailed("invalid or revoked token: log in again")
-            if row.expires_at <= core.now():
-                raise AuthenticationFailed(f"token expired at {iso(row.expires_at)}: log in again")
-            if core.models.model(s).user(row.user) is None:
-                raise AuthenticationFailed("this user is no longer in the access model")
-            return Principal(row.user, row.id, row.expires_at)
+            model = core.models.model(s)
+        if row is None:
+            raise AuthenticationFailed("invalid or revoked token: log in again")
+        ended = login_end(row.user, row.revoked_at, row.expires_at, model, core.now())
+        if ended is LoginEnd.REVOKED:
+            raise AuthenticationFailed("invalid or revoked token: log in again")
+        if ended is LoginEnd.EXPIRED:
+            raise AuthenticationFailed(f"token expired at {iso(row.expires_at)}: log in again")
+        if ended is LoginEnd.USER_GONE:
+            raise AuthenticationFailed("this user is no longer in the access model")
+        return Principal(row.user, row.id, row.expires_at)
 
     def logout(self, principal: Principal, source: str) -> None:
         core = self._core
