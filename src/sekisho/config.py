@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     gateway_unauthenticated_max: Annotated[int, Field(ge=1, le=100_000)] = 256
     gateway_connects_per_user: Annotated[float, Field(gt=0)] = 100.0  # per second
     gateway_connects_burst: Annotated[float, Field(ge=1)] = 400.0
+    # Seconds live sessions outlast a database that cannot be read before they end
+    # (fail-closed: nothing confirms their access any more); forwarders then reconnect.
+    gateway_store_grace: Annotated[float, Field(ge=1, le=600)] = 15.0
 
     # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed: addresses or
     # networks, comma-separated. None by default: any client could otherwise pick the address

@@ -36,6 +36,10 @@ SPARE_MAX_AGE = 20.0  # the gateway drops a standby connection unused for 30 s
 RETRY_PAUSE = (0.5, 10.0)  # reconnecting: the first pause, doubled up to the last
 
 
+# Refusals that say "not now", not "no": a reconnect goes on trying (with backoff).
+PASSING_REFUSALS = frozenset({"unavailable", "rate-limited"})
+
+
 class Refused(Exception):
     """The gateway said no; `code` is machine-readable, the message says why."""
 
@@ -228,22 +232,23 @@ class Forwarder:
             try:
                 session = self.open()
             except Refused as exc:
-                self._finish(f"access refused on reconnect: {exc.reason}", access_ended=True)
-                return
-            except (GatewayUnreachable, OSError) as exc:
-                self.reconnect_attempts, tries = self.reconnect_attempts + 1, tries + 1
-                if self._gave_up(since, started):
+                if exc.code not in PASSING_REFUSALS:
+                    self._finish(f"access refused on reconnect: {exc.reason}", access_ended=True)
                     return
-                if tries == 1 or pause >= self._retry_pause[1]:  # then every longest pause
-                    self._notice(
-                        f"the gateway is unreachable since {_hms(since)}; retrying ({exc})"
-                    )
-                self._done.wait(pause)
-                pause = min(pause * 2, self._retry_pause[1])
-                continue
-            self.unreachable_since = None
-            self._notice(f"reconnected: session #{session.id}")
-            return
+                failure: Exception = exc  # the gateway cannot check access now: not a no
+            except (GatewayUnreachable, OSError) as exc:
+                failure = exc
+            else:
+                self.unreachable_since = None
+                self._notice(f"reconnected: session #{session.id}")
+                return
+            self.reconnect_attempts, tries = self.reconnect_attempts + 1, tries + 1
+            if self._gave_up(since, started):
+                return
+            if tries == 1 or pause >= self._retry_pause[1]:  # then every longest pause
+                self._notice(_retrying(since, failure))
+            self._done.wait(pause)
+            pause = min(pause * 2, self._retry_pause[1])
 
     def _gave_up(self, since: datetime, started: float) -> bool:
         """Whether to stop reconnecting (and the forward ended, with the true reason)."""
@@ -434,6 +439,12 @@ def _parse_time(value: str) -> datetime | None:
     except ValueError:
         return None
     return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _retrying(since: datetime, failure: Exception) -> str:
+    if isinstance(failure, Refused):
+        return f"the gateway cannot check access now ({failure.reason}); retrying"
+    return f"the gateway is unreachable since {_hms(since)}; retrying ({failure})"
 
 
 def _ended(line: bytes) -> dict[str, Any] | None:

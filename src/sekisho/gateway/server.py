@@ -45,12 +45,18 @@ from sekisho.services.events import EVENTS_MISSED, Event
 from sekisho.services.identity import Principal
 from sekisho.services.lease import node_id
 from sekisho.services.sessions import Opening, Standing
+from sekisho.store import outage
 
 log = structlog.get_logger(__name__)
 
 HEARTBEAT_EVERY = 5.0
 REAP_EVERY = 30.0
 RECHECK_EVERY = 1.0  # seconds between re-checks of every live session against the store
+# Seconds live sessions go on while the store cannot be read: past that, nothing confirms
+# that their access still holds (a revocation may have committed on a node the store still
+# reaches), so they end, fail-closed, and forwarders come back once access can be checked.
+STORE_GRACE = 15.0
+UNAVAILABLE = "sekisho cannot check access now: the database is unavailable; try again soon"
 WATCH_TICK = 0.2  # the deadline check's beat
 
 
@@ -102,6 +108,7 @@ class Gateway:
         # another process, a notification lost between nodes): the store is the truth, read
         # for all live sessions at once this often. None: events and new connections only.
         self.recheck_every: float | None = RECHECK_EVERY
+        self.store_grace = STORE_GRACE
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -214,6 +221,12 @@ class Gateway:
                 self._connect(tls, hello, source)
         except protocol.ProtocolError as exc:
             protocol.send_line(tls, protocol.refusal("bad-request", str(exc)))
+        except Exception as exc:
+            if not outage.unavailable(exc):
+                raise
+            # Fail closed, said once per outage rather than as a traceback per connection.
+            outage.watch(self._core.db).failed(exc)
+            protocol.send_line(tls, protocol.refusal("unavailable", UNAVAILABLE))
 
     # -- opening a session ----------------------------------------------------------------
 
@@ -486,31 +499,51 @@ class Gateway:
 
     def _watch(self) -> None:
         """Deadlines (a session's end, idleness), the periodic re-check against the store,
-        heartbeats, and reaping dead gateways' rows."""
-        mono = time.monotonic()
-        last_beat = last_reap = mono
-        next_recheck = mono + (self.recheck_every or 0)
-        failing = False
-        while not self._stopping.wait(self._watch_pause(next_recheck)):
+        heartbeats, and reaping dead gateways' rows. A store that cannot be read is logged
+        once, until a read succeeds again; past the grace, live sessions end (fail-closed)."""
+        turn = _WatchTurn(time.monotonic(), self.recheck_every)
+        while not self._stopping.wait(self._watch_pause(turn.next_recheck)):
             try:
-                self.check_deadlines()
-                now = time.monotonic()
-                if self.recheck_every is not None and now >= next_recheck:
-                    next_recheck = now + self.recheck_every
-                    self._recheck(self.sessions.all())
-                if now - last_beat >= HEARTBEAT_EVERY:
-                    self._core.sessions.heartbeat([s.counters() for s in self.sessions.all()])
-                    last_beat = now
-                if now - last_reap >= REAP_EVERY:
-                    self._core.sessions.reap_stale()
-                    last_reap = now
-                if failing:
-                    log.info("gateway watch recovered")
-                failing = False
+                read_store = self._watch_turn(turn)
             except Exception:
-                if not failing:  # once per outage, not five times a second
+                if not turn.failing:  # once per outage, not five times a second
                     log.exception("gateway watch failed; retrying (sessions still end on time)")
-                failing = True
+                turn.failing = True
+                if self.recheck_every is not None:
+                    self._fail_closed(time.monotonic() - turn.confirmed)
+                continue
+            if read_store and turn.failing:
+                log.info("gateway watch recovered")
+                turn.failing = False
+
+    def _watch_turn(self, turn: _WatchTurn) -> bool:
+        """One turn of the watch; True if it read the store (and so the store answers)."""
+        self.check_deadlines()
+        now, read_store = time.monotonic(), False
+        if self.recheck_every is not None and now >= turn.next_recheck:
+            turn.next_recheck = now + self.recheck_every
+            self._recheck(self.sessions.all())
+            turn.confirmed, read_store = now, True
+        if now - turn.last_beat >= HEARTBEAT_EVERY:
+            self._core.sessions.heartbeat([s.counters() for s in self.sessions.all()])
+            turn.last_beat, read_store = now, True
+        if now - turn.last_reap >= REAP_EVERY:
+            self._core.sessions.reap_stale()
+            turn.last_reap, read_store = now, True
+        return read_store
+
+    def _fail_closed(self, unconfirmed_for: float) -> None:
+        """End every live session once the store has been unreadable past the grace: they
+        end as the gateway stopping does (`retry`), so forwarders reconnect, and are let back
+        in only when the store says access still holds."""
+        if unconfirmed_for < self.store_grace:
+            return
+        why = (
+            f"access could not be confirmed for {int(unconfirmed_for)}s (the database is "
+            "unavailable); reconnecting once it is back"
+        )
+        for live in self.sessions.all():
+            live.end(why, retry=True)
 
     def _watch_pause(self, next_recheck: float) -> float:
         """Until the next deadline check, or sooner when the periodic re-check is due."""
@@ -535,6 +568,15 @@ class Gateway:
                 live.end(f"idle for {int(live.idle_timeout)}s (the target's idle timeout)")
         if unreadable is not None:
             raise unreadable  # for the watch to log
+
+
+class _WatchTurn:
+    """What the watch remembers between turns (monotonic seconds)."""
+
+    def __init__(self, now: float, recheck_every: float | None) -> None:
+        self.last_beat = self.last_reap = self.confirmed = now
+        self.next_recheck = now + (recheck_every or 0)
+        self.failing = False
 
 
 def _session_end(

@@ -101,7 +101,9 @@ def build_gateway(core: Core) -> Gateway:
         handshakes_per_ip=settings.gateway_unauthenticated_per_ip,
     )
     tls = gateway_tls(core)
-    return Gateway(core, tls, settings.gateway_host, settings.gateway_port, limits)
+    gateway = Gateway(core, tls, settings.gateway_host, settings.gateway_port, limits)
+    gateway.store_grace = settings.gateway_store_grace
+    return gateway
 
 
 def published_ca(settings: Settings, db: Database | None) -> str | None:
