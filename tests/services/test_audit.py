@@ -215,6 +215,26 @@ def test_concurrent_appends_keep_one_chain(core: Core) -> None:
     assert verify(core).ok
 
 
+def test_verify_while_entries_are_appended_sees_one_moment(core: Core) -> None:
+    """The walk and the head it ends on are read in one snapshot: entries appended meanwhile
+    are not mistaken for a cut end ("entries at the end were deleted")."""
+    appending = threading.Event()
+
+    def append() -> None:
+        while not appending.is_set():
+            core.authz.check(MEMBER, "member01", Verb.ASSUME, PROD_MEMBER_ROLE)
+
+    writer = threading.Thread(target=append)
+    writer.start()
+    try:
+        reports = [core.audit_trail.verify(AUDITOR) for _ in range(40)]
+    finally:
+        appending.set()
+        writer.join(timeout=60)
+    assert [r.problems for r in reports if not r.ok] == []
+    assert len({r.head_seq for r in reports}) > 1  # the trail did grow under the verifies
+
+
 # -- reading the trail ------------------------------------------------------------------------
 
 

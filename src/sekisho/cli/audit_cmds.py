@@ -118,7 +118,7 @@ def _read_and_verify(url: str, anchor: list[Checkpoint]) -> VerifyReport:
     except ValueError as error:
         fail(str(error))
     try:
-        with db.read() as s:
+        with db.snapshot() as s:
             return audit.verify(s, anchor=anchor)
     except SQLAlchemyError as error:
         fail(f"cannot read the audit trail at {shown}: {type(error).__name__}")

@@ -318,7 +318,7 @@ class AuditTrail:
         """The chain, and the anchor's checkpoints against it. `keys`: the public keys the
         checkpoints must be signed with; none given, this server's own (if it has one)."""
         core = self._core
-        with core.db.read() as s:
+        with core.db.snapshot() as s:
             policy.require_auditor(core.models.model(s), actor, "verify the audit trail")
             report = verify(s, anchor=anchor)
         if anchor:

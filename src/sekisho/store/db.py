@@ -74,6 +74,17 @@ class Database:
         with self._read_sessions() as session, session.begin():
             yield session
 
+    @contextmanager
+    def snapshot(self) -> Iterator[Session]:
+        """A read transaction that sees one moment throughout, for reads that span many
+        statements (walking the audit chain, then its head). SQLite's read transaction is
+        one already; PostgreSQL's default (read committed) sees each statement's own moment,
+        so there it is REPEATABLE READ."""
+        with self._read_sessions() as session, session.begin():
+            if self.is_postgres:
+                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            yield session
+
     def dispose(self) -> None:
         self._writer.dispose()
         if self._reader is not self._writer:
