@@ -5,7 +5,9 @@ through a TCP proxy that the test cuts and restores."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -130,3 +132,26 @@ def test_an_outage_is_a_503_logged_once_and_readiness_follows_it(
         "the database is unavailable; calls answer 503 until it is back",
         "the database is back",
     ]
+
+
+def test_the_background_loops_say_an_outage_once_too(
+    core: Core, proxy: TcpProxy, clock: ManualClock
+) -> None:
+    """The scheduler and the dispatcher retry every second while the database is away: the
+    outage is one line in the log, not a traceback per retry."""
+    with serving(build_app(core)), structlog.testing.capture_logs() as logs:
+        proxy.stop()
+        for _ in range(6):  # six retry pauses of each loop
+            clock.advance(timedelta(seconds=1))
+            core.publish("notify.queued")
+            # Proving an absence (no second line) takes letting the loops run a while.
+            time.sleep(0.2)
+        deadline = time.monotonic() + 10
+        while not outage_lines(logs) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        during = list(logs)
+        proxy.start()
+    assert outage_lines(during) == [
+        "the database is unavailable; calls answer 503 until it is back"
+    ]
+    assert not [e for e in during if e.get("exc_info")]

@@ -50,6 +50,7 @@ from sekisho.notify.message import Message
 from sekisho.services.events import Wakeup
 from sekisho.services.lease import node_id
 from sekisho.services.outbox import ORPHAN_AFTER
+from sekisho.store import outage
 from sekisho.store.tables import NotificationRow, ReportLineRow
 
 if TYPE_CHECKING:
@@ -197,8 +198,9 @@ class Dispatcher:
                                 gave_up=len(report.gave_up),
                             )
                         due = await asyncio.to_thread(self.next_due)
-                except Exception:
-                    log.exception("notification dispatch failed; retrying shortly")
+                except Exception as error:
+                    what = "notification dispatch failed; retrying shortly"
+                    outage.loop_failed(core.db, error, log, what)
                     due = core.now() + ERROR_PAUSE
                 await core.clock.wait_until(due, self._wake.event)
         finally:

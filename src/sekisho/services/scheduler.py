@@ -18,6 +18,7 @@ import structlog
 
 from sekisho.services.events import Wakeup
 from sekisho.services.lease import SCHEDULER, Leases
+from sekisho.store import outage
 
 if TYPE_CHECKING:
     from sekisho.services.core import Core
@@ -62,8 +63,8 @@ class Scheduler:
                 self._wake.event.clear()
                 try:
                     deadline = await self._turn()
-                except Exception:
-                    log.exception("sweep failed; retrying shortly")
+                except Exception as error:
+                    outage.loop_failed(core.db, error, log, "sweep failed; retrying shortly")
                     deadline = core.now() + ERROR_PAUSE
                 await core.clock.wait_until(deadline, self._wake.event)
         finally:

@@ -106,3 +106,12 @@ def watch(db: Database) -> OutageWatch:
         if found is None:
             found = _watches[db] = OutageWatch(db)
         return found
+
+
+def loop_failed(db: Database, error: BaseException, logger: Any, what: str) -> None:
+    """A background loop's turn failed: an outage is said once (with the API's and the
+    gateway's), anything else with its traceback, as `what`."""
+    if unavailable(error):
+        watch(db).failed(error)
+    else:
+        logger.exception(what)
