@@ -28,7 +28,7 @@ def test_demo_and_walkthrough_reproduce_the_seed(tmp_path: Path) -> None:
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
         "SEKISHO_DEMO_DIR": str(tmp_path / ".demo"),
         "SEKISHO_SERVER": f"http://127.0.0.1:{port}",
-        "DURATION": "6s",
+        "DURATION": "15s",  # the steps before the forward must fit in it on a busy machine
         "LOCAL_PORT": str(free_port()),
         "COLUMNS": "160",
     }
