@@ -29,7 +29,7 @@ from typing import Any
 
 import structlog
 
-from sekisho.domain.access import Verb
+from sekisho.domain.access import AccessModel, Verb
 from sekisho.domain.actor import Actor
 from sekisho.domain.decisions import AccessDecision
 from sekisho.domain.errors import AuthenticationFailed, Forbidden, InvalidInput
@@ -109,6 +109,7 @@ class Gateway:
         # for all live sessions at once this often. None: events and new connections only.
         self.recheck_every: float | None = RECHECK_EVERY
         self.store_grace = STORE_GRACE
+        self._model: tuple[float, AccessModel] | None = None  # (read at, monotonic; model)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -457,12 +458,17 @@ class Gateway:
             if killed is not None:
                 killed.end(reason or "killed")
         elif event.name == "model.loaded":
-            self._recheck(self.sessions.all(), "the access model changed")
+            self._recheck(self.sessions.all(), "the access model changed", fresh_model=True)
         elif event.name == EVENTS_MISSED:
-            self._recheck(self.sessions.all())
+            self._recheck(self.sessions.all(), fresh_model=True)
 
     def _recheck(
-        self, lives: list[LiveSession], why: str | None = None, *, grant_id: int | None = None
+        self,
+        lives: list[LiveSession],
+        why: str | None = None,
+        *,
+        grant_id: int | None = None,
+        fresh_model: bool = False,
     ) -> None:
         """Decide sessions again from the store, in one read: carry on or end each.
 
@@ -471,6 +477,8 @@ class Gateway:
         serialised by its own lock (taken in id order, so batches never deadlock), and the
         store is read under it: a re-check that reads later also applies later, so a re-bind
         to a grant that ends meanwhile is always undone by that grant's own end event.
+        The access model is read from the store at most once a re-check interval (and on
+        `fresh_model`): a model loaded elsewhere takes effect like any change made elsewhere.
         """
         lives = sorted((live for live in lives if live.ended is None), key=lambda live: live.id)
         if not lives:
@@ -478,10 +486,23 @@ class Gateway:
         with contextlib.ExitStack() as held:
             for live in lives:
                 held.enter_context(live.checking)
-            standings = self._core.sessions.standing([live.carried() for live in lives])
+            carried = [live.carried() for live in lives]
+            standings, model = self._core.sessions.standing(
+                carried, self._cached_model(fresh_model)
+            )
+            self._model = (time.monotonic(), model)
             for live in lives:
                 told = why if grant_id is None or live.grant_id == grant_id else None
                 self._apply(live, standings[live.id], told)
+
+    def _cached_model(self, fresh: bool) -> AccessModel | None:
+        """The model read at most a re-check interval ago, unless `fresh`; None: read it with
+        the store's truth. Every forwarded connection is checked, and reading the model each
+        time would double the check's cost."""
+        cached = self._model
+        if fresh or cached is None or time.monotonic() - cached[0] >= (self.recheck_every or 0):
+            return None
+        return cached[1]
 
     def _apply(self, live: LiveSession, standing: Standing, why: str | None) -> None:
         decision = standing.decision
@@ -522,7 +543,7 @@ class Gateway:
         now, read_store = time.monotonic(), False
         if self.recheck_every is not None and now >= turn.next_recheck:
             turn.next_recheck = now + self.recheck_every
-            self._recheck(self.sessions.all())
+            self._recheck(self.sessions.all(), fresh_model=True)
             turn.confirmed, read_store = now, True
         if now - turn.last_beat >= HEARTBEAT_EVERY:
             self._core.sessions.heartbeat([s.counters() for s in self.sessions.all()])

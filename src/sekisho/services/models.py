@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from sekisho.domain.access import AccessModel
@@ -68,7 +68,7 @@ class ModelService:
         self._core.publish("model.loaded", data={"sha256": digest})  # decisions may change
         return loaded
 
-    def current(self, session: Session | None = None) -> tuple[int, AccessModel]:
+    def current(self, session: Session | Connection | None = None) -> tuple[int, AccessModel]:
         if session is None:
             with self._core.db.read() as s:
                 return self.current(s)
@@ -79,13 +79,17 @@ class ModelService:
             cached = self._parsed.get(row_id)
         if cached is not None:
             return row_id, cached
-        row = session.get_one(AccessModelRow, row_id)
+        row = session.execute(
+            select(AccessModelRow.source_text, AccessModelRow.source_name).where(
+                AccessModelRow.id == row_id
+            )
+        ).one()
         model = load_text(row.source_text, row.source_name)
         with self._lock:
             self._parsed[row_id] = model
         return row_id, model
 
-    def model(self, session: Session | None = None) -> AccessModel:
+    def model(self, session: Session | Connection | None = None) -> AccessModel:
         return self.current(session)[1]
 
     @staticmethod

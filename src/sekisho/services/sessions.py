@@ -17,8 +17,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import and_, bindparam, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, and_, bindparam, or_, select
 
 from sekisho.domain.access import AccessModel, Verb
 from sekisho.domain.actor import Actor
@@ -189,19 +188,22 @@ class SessionService:
                 core.audit(s, _event("session.ended", row, {"reason": row.end_reason}))
             return [r.id for r in rows]
 
-    def standing(self, carried: Sequence[Carried]) -> dict[int, Standing]:
+    def standing(
+        self, carried: Sequence[Carried], model: AccessModel | None = None
+    ) -> tuple[dict[int, Standing], AccessModel]:
         """The store's truth for live sessions, in one read transaction however many: each
         one's login (revoked, expired, user gone), its record (killed, ended elsewhere) and
-        the decision to connect now."""
+        the decision to connect now, under `model` (None: the one in the store now, read in
+        the same transaction). Returns the standings and the model they were decided under."""
         core = self._core
         now = core.now()
         found: dict[int, Standing] = {}
-        with core.db.read() as s:
-            model = core.models.model(s)
+        with core.db.read_rows() as connection:
+            model = model or core.models.model(connection)
             for start in range(0, len(carried), STANDING_BATCH):
                 batch = carried[start : start + STANDING_BATCH]
-                found.update(_standing_of(s, batch, model, now))
-        return found
+                found.update(_standing_of(connection, batch, model, now))
+        return found, model
 
     # -- people's side --------------------------------------------------------------------
 
@@ -322,12 +324,11 @@ _GRANTS = select(
 
 
 def _standing_of(
-    s: Session, batch: Sequence[Carried], model: AccessModel, now: datetime
+    connection: Connection, batch: Sequence[Carried], model: AccessModel, now: datetime
 ) -> dict[int, Standing]:
-    rows = {
-        r.id: r for r in s.execute(_SESSIONS_AND_LOGINS, {"ids": [c.session_id for c in batch]})
-    }
-    grants = s.execute(
+    ids = {"ids": [c.session_id for c in batch]}
+    rows = {r.id: r for r in connection.execute(_SESSIONS_AND_LOGINS, ids)}
+    grants = connection.execute(
         _GRANTS,
         {
             "users": sorted({c.user for c in batch}),

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -73,6 +73,13 @@ class Database:
     def read(self) -> Iterator[Session]:
         with self._read_sessions() as session, session.begin():
             yield session
+
+    @contextmanager
+    def read_rows(self) -> Iterator[Connection]:
+        """A read transaction without the ORM, for hot paths that read plain columns (a
+        gateway checks the store for every forwarded connection)."""
+        with self._reader.connect() as connection, connection.begin():
+            yield connection
 
     @contextmanager
     def snapshot(self) -> Iterator[Session]:
