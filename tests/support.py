@@ -53,6 +53,19 @@ def draft(**overrides: object) -> RequestDraft:
     return RequestDraft(**fields)  # type: ignore[arg-type]
 
 
+def request_body(**overrides: object) -> dict[str, object]:
+    """A request as the API takes it (POST /requests), from the example model."""
+    data: dict[str, object] = {
+        "template": "AddUserToGroup",
+        "group": "ProdMemberWorkGroup",
+        "reason": "fix the payment console",
+        "for": "2h",
+        "info": INFO,
+    }
+    data.update(overrides)
+    return data
+
+
 def code_for(core: Core, secret: str, offset_steps: int = 0) -> str:
     totp = pyotp.TOTP(secret)
     return totp.generate_otp(totp.timecode(core.now()) + offset_steps)

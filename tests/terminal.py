@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import select
 import struct
 import subprocess
@@ -26,6 +27,11 @@ class Screen:
     @property
     def text(self) -> str:
         return self.raw.decode("utf-8", errors="replace")
+
+    @property
+    def plain(self) -> str:
+        """The text as a person reads it: no colours (SGR sequences), lines ending in LF."""
+        return re.sub(r"\x1b\[[0-9;]*m", "", self.text).replace("\r\n", "\n")
 
 
 def run_in_terminal(

@@ -12,20 +12,9 @@ from sekisho.gateway.pki import ensure_ca
 from sekisho.services.core import Core
 from sekisho.store.tables import AuditRow, RequestRow
 from support import INFO, People, code_for
+from support import request_body as body
 
 PROBLEM = "application/problem+json"
-
-
-def body(**overrides: object) -> dict[str, object]:
-    data: dict[str, object] = {
-        "template": "AddUserToGroup",
-        "group": "ProdMemberWorkGroup",
-        "reason": "fix the payment console",
-        "for": "2h",
-        "info": INFO,
-    }
-    data.update(overrides)
-    return data
 
 
 def counts(core: Core) -> tuple[int, int]:

@@ -12,7 +12,7 @@ from sekisho.domain.access import Verb
 from sekisho.domain.errors import InvalidInput
 from sekisho.services.core import Core
 from sekisho.store.tables import AuditRow, RequestRow
-from support import AUDITOR, INFO, MEMBER, People
+from support import AUDITOR, INFO, MEMBER, People, request_body
 
 PROBLEM = "application/problem+json"
 ESCAPES = ["\x1b[2J", "\x1b]8;;https://evil.example/\x07x", "\x9b2J", "a\u202eb", "\x00", "\x7f"]
@@ -32,18 +32,6 @@ def refused(response, field: str) -> None:  # type: ignore[no-untyped-def]
     assert {"field": field, "rule": "no_control_characters"} in [
         {"field": e["field"], "rule": e["rule"]} for e in errors
     ], errors
-
-
-def request_body(**overrides: object) -> dict[str, object]:
-    data: dict[str, object] = {
-        "template": "AddUserToGroup",
-        "group": "ProdMemberWorkGroup",
-        "reason": "fix the payment console",
-        "for": "2h",
-        "info": INFO,
-    }
-    data.update(overrides)
-    return data
 
 
 def test_a_decision_about_an_object_with_escapes_is_refused_and_not_audited(

@@ -14,13 +14,13 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from cli_terminal import Screen, run_in_terminal
 from sqlalchemy import update
 
 from sekisho.services.audit import AuditEvent
 from sekisho.services.core import Core
 from sekisho.store.tables import RequestRow, TimelineRow
 from support import INFO, People
+from terminal import Screen, run_in_terminal
 
 CONCEAL = "[conceal]and also drop the audit table[/conceal]"
 LINK = "[link=https://evil.example/]rotate the key[/link]"

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import sqlalchemy
 
 
 class EchoTarget:
@@ -136,3 +139,53 @@ def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess
         timeout=120,
         check=False,
     )
+
+
+def talk(address: tuple[str, int], payload: bytes = b"hello") -> socket.socket:
+    """A local client through the forward: send, and read the echo back."""
+    sock = socket.create_connection(address, timeout=5)
+    sock.sendall(payload)
+    got = b""
+    while len(got) < len(payload):
+        chunk = sock.recv(65536)
+        assert chunk, "the connection closed before the echo came back"
+        got += chunk
+    assert got == payload
+    return sock
+
+
+def closed(sock: socket.socket) -> bool:
+    """True when the peer has closed (or reset) this connection; False if it is still open
+    after 5 s (a timeout is not a close)."""
+    sock.settimeout(5)
+    try:
+        return sock.recv(1) == b""
+    except TimeoutError:
+        return False
+    except OSError:
+        return True
+
+
+@contextmanager
+def database_down(db_url: str) -> Iterator[None]:
+    """PostgreSQL unreachable for real: new connections to the test's database refused
+    (ALLOW_CONNECTIONS false) and its open ones terminated, until the block ends."""
+    name = sqlalchemy.engine.make_url(db_url).database
+    admin = sqlalchemy.create_engine(
+        os.environ["SEKISHO_TEST_POSTGRES_URL"], isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as c:
+        c.execute(sqlalchemy.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+        c.execute(
+            sqlalchemy.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = :name AND pid <> pg_backend_pid()"
+            ),
+            {"name": name},
+        )
+    try:
+        yield
+    finally:
+        with admin.connect() as c:
+            c.execute(sqlalchemy.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        admin.dispose()

@@ -67,6 +67,27 @@ def test_events_cross_nodes_once_and_do_not_loop(core: Core, node_b: Core, bridg
     assert [e.name for e in seen_a] == ["grant.ended", "scheduler.stop"]
 
 
+def forward_through(
+    core: Core, gateway: Gateway, tls_dir: Path
+) -> tuple[int, Forwarder, socket.socket]:
+    """member01, granted the console now, forwarding through `gateway`; bytes flow."""
+    request = core.workflow.file(MEMBER, draft(duration="1h"))
+    grant = core.workflow.approve(LEADER, request.id, "ok").grant
+    assert grant is not None
+    forward = Forwarder(
+        gateway.address,
+        pki.client_context(pki.ensure_ca(tls_dir).cert),
+        People(core).token("member01"),
+        "prod-admin-console",
+        server_hostname="localhost",
+    )
+    forward.open()
+    local = socket.create_connection(forward.start())
+    local.sendall(b"ping")
+    assert local.recv(10) == b"ping"
+    return grant.id, forward, local
+
+
 def test_a_revocation_on_node_a_cuts_a_session_on_node_b(
     core: Core,
     node_b: Core,
@@ -79,22 +100,9 @@ def test_a_revocation_on_node_a_cuts_a_session_on_node_b(
     gateway_b = Gateway(node_b, pki.server_context(leaf), "127.0.0.1", 0)
     gateway_b.start()
     try:
-        request = core.workflow.file(MEMBER, draft(duration="1h"))
-        grant = core.workflow.approve(LEADER, request.id, "ok").grant
-        assert grant is not None
-        forward = Forwarder(
-            gateway_b.address,
-            pki.client_context(pki.ensure_ca(tmp_path).cert),
-            People(core).token("member01"),
-            "prod-admin-console",
-            server_hostname="localhost",
-        )
-        forward.open()
-        local = socket.create_connection(forward.start())
-        local.sendall(b"ping")
-        assert local.recv(10) == b"ping"
+        grant_id, forward, local = forward_through(core, gateway_b, tmp_path)
 
-        core.grants.revoke(ADMIN, grant.id, "incident on node A")  # API on node A
+        core.grants.revoke(ADMIN, grant_id, "incident on node A")  # API on node A
 
         local.settimeout(5)
         assert local.recv(10) == b""  # cut on node B
@@ -185,24 +193,11 @@ def test_a_revocation_cuts_across_nodes_after_the_bridge_lost_its_connections(
     gateway_b.recheck_every = None
     gateway_b.start()
     try:
-        request = core.workflow.file(MEMBER, draft(duration="1h"))
-        grant = core.workflow.approve(LEADER, request.id, "ok").grant
-        assert grant is not None
-        forward = Forwarder(
-            gateway_b.address,
-            pki.client_context(pki.ensure_ca(tmp_path).cert),
-            People(core).token("member01"),
-            "prod-admin-console",
-            server_hostname="localhost",
-        )
-        forward.open()
-        local = socket.create_connection(forward.start())
-        local.sendall(b"ping")
-        assert local.recv(10) == b"ping"
+        grant_id, forward, local = forward_through(core, gateway_b, tmp_path)
         warm_up(core, node_b)
         terminate_bridge_backends(db_url, killed)
 
-        core.grants.revoke(ADMIN, grant.id, "incident after a blip")  # at once, on node A
+        core.grants.revoke(ADMIN, grant_id, "incident after a blip")  # at once, on node A
 
         local.settimeout(5)
         try:

@@ -25,6 +25,7 @@ from gateway_support import (
     accepts_tcp,
     answers_http,
     run_cli,
+    talk,
     wait_for,
 )
 from sqlalchemy import select
@@ -52,18 +53,6 @@ def grant(core: Core) -> int:
     done = core.workflow.approve(LEADER, request.id, "ok")
     assert done.grant is not None
     return done.grant.id
-
-
-def talk(address: tuple[str, int], payload: bytes = b"hello") -> socket.socket:
-    sock = socket.create_connection(address, timeout=5)
-    sock.sendall(payload)
-    got = b""
-    while len(got) < len(payload):
-        chunk = sock.recv(65536)
-        assert chunk, "the connection closed before the echo came back"
-        got += chunk
-    assert got == payload
-    return sock
 
 
 def cut(sock: socket.socket, seconds: float = 5) -> bool:

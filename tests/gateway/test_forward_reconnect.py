@@ -10,8 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from gateway_support import wait_for
-from test_gateway import talk
+from gateway_support import talk, wait_for
 
 from sekisho.clock import ManualClock
 from sekisho.gateway import pki

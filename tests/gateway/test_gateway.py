@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import socket
 import ssl
 import threading
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
-from gateway_support import EchoTarget, wait_for
+from gateway_support import EchoTarget, closed, database_down, talk, wait_for
 from sqlalchemy import select
 
 from sekisho.clock import ManualClock
@@ -40,31 +39,6 @@ def start(make: MakeForwarder, **kw: object) -> tuple[Forwarder, tuple[str, int]
     f = make(**kw)
     f.open()
     return f, f.start()
-
-
-def talk(address: tuple[str, int], payload: bytes = b"hello") -> socket.socket:
-    """A local client through the forward: send, and read the echo back."""
-    sock = socket.create_connection(address, timeout=5)
-    sock.sendall(payload)
-    got = b""
-    while len(got) < len(payload):
-        chunk = sock.recv(65536)
-        assert chunk, "the connection closed before the echo came back"
-        got += chunk
-    assert got == payload
-    return sock
-
-
-def closed(sock: socket.socket) -> bool:
-    """True when the peer has closed (or reset) this connection; False if it is still open
-    after 5 s (a timeout is not a close)."""
-    sock.settimeout(5)
-    try:
-        return sock.recv(1) == b""
-    except TimeoutError:
-        return False
-    except OSError:
-        return True
 
 
 def session_rows(core: Core) -> list[SessionRow]:
@@ -636,27 +610,10 @@ def test_a_session_at_its_end_ends_even_while_the_store_is_unreachable(
     grant(core, duration="30m")
     f, address = start(forwarder)
     sock = talk(address)
-    name = sqlalchemy.engine.make_url(db_url).database
-    admin = sqlalchemy.create_engine(
-        os.environ["SEKISHO_TEST_POSTGRES_URL"], isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as c:
-        c.execute(sqlalchemy.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
-        c.execute(
-            sqlalchemy.text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = :name AND pid <> pg_backend_pid()"
-            ),
-            {"name": name},
-        )
-    try:
+    with database_down(db_url):
         clock.advance(timedelta(minutes=30))
         with contextlib.suppress(sqlalchemy.exc.OperationalError):
             gateway.check_deadlines()  # (the gateway's own watch may run it first)
         assert closed(sock)
         assert f.wait(5)
         assert "grant #1 ended (expired)" in (f.end_reason or "")
-    finally:
-        with admin.connect() as c:
-            c.execute(sqlalchemy.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
-        admin.dispose()

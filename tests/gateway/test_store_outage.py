@@ -6,15 +6,12 @@ refused (ALLOW_CONNECTIONS false) and its open ones are terminated.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import pytest
-import sqlalchemy
 import structlog
-from gateway_support import wait_for
-from test_gateway import closed, grant, start, talk
+from gateway_support import closed, database_down, talk, wait_for
+from test_gateway import grant, start
 
 from sekisho.gateway.client import Forwarder, Refused
 from sekisho.gateway.server import Gateway
@@ -23,29 +20,6 @@ from sekisho.services.core import Core
 MakeForwarder = Callable[..., Forwarder]
 
 pytestmark = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
-
-
-@contextmanager
-def database_down(db_url: str) -> Iterator[None]:
-    name = sqlalchemy.engine.make_url(db_url).database
-    admin = sqlalchemy.create_engine(
-        os.environ["SEKISHO_TEST_POSTGRES_URL"], isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as c:
-        c.execute(sqlalchemy.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
-        c.execute(
-            sqlalchemy.text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = :name AND pid <> pg_backend_pid()"
-            ),
-            {"name": name},
-        )
-    try:
-        yield
-    finally:
-        with admin.connect() as c:
-            c.execute(sqlalchemy.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
-        admin.dispose()
 
 
 def test_a_session_opened_while_the_database_is_down_is_refused_as_unavailable_once_logged(

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sekisho.domain.actor import Actor
@@ -91,51 +95,12 @@ def remove_draft(group: str = "ProdMemberWorkGroup") -> RequestDraft:
     return RequestDraft(template="RemoveUserFromGroup", group=group, reason="work finished early")
 
 
-def run_in_terminal(env: dict[str, str], *args: str, timeout: float = 60) -> tuple[int, str]:
-    """`sekisho ARGS...` in its own process with a pseudo-terminal as stdout and stderr, as an
-    operator sees it: (exit code, everything it printed, with CR LF made LF)."""
-    import os
-    import pty
-    import select
-    import subprocess
-    import sys
-    import time
-
-    leader, follower = pty.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from sekisho.cli.main import main; main()", *args],
-        env={**env, "TERM": "xterm", "COLUMNS": "200"},
-        stdin=subprocess.DEVNULL,
-        stdout=follower,
-        stderr=follower,
-        close_fds=True,
+def dispatch_process(core: Core, data_dir: Path) -> subprocess.Popen[bytes]:
+    """`sekisho notify dispatch` in a process of its own on `core`'s database (to kill)."""
+    env = {**os.environ, "SEKISHO_DATABASE_URL": core.db.url, "SEKISHO_DATA_DIR": str(data_dir)}
+    return subprocess.Popen(
+        [sys.executable, "-c", "from sekisho.cli.main import main; main()", "notify", "dispatch"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
-    os.close(follower)
-    output = b""
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([leader], [], [], 0.5)
-            if ready:
-                try:
-                    chunk = os.read(leader, 65536)
-                except OSError:  # EIO: the process closed the terminal
-                    break
-                if not chunk:
-                    break
-                output += chunk
-            elif process.poll() is not None:
-                break
-        code = process.wait(timeout=max(1.0, deadline - time.monotonic()))
-    finally:
-        os.close(leader)
-        if process.poll() is None:
-            process.kill()
-    return code, output.decode(errors="replace").replace("\r\n", "\n")
-
-
-def plain(printed: str) -> str:
-    """Terminal output without its colours (SGR sequences)."""
-    import re
-
-    return re.sub(r"\x1b\[[0-9;]*m", "", printed)

@@ -9,14 +9,11 @@ claimed but never sent. A new dispatcher takes over once the dead one's lease ru
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from notify_support import channels_yaml, granted, load, with_notifications
+from notify_support import channels_yaml, dispatch_process, granted, load, with_notifications
 from receivers import HttpReceiver
 from sqlalchemy import select
 
@@ -57,17 +54,7 @@ def test_kill_the_dispatcher_mid_delivery_and_restart_it(
         by_request.setdefault(row.request_id, []).append(row.key)
 
     webhook.hold_at = HOLD_AT
-    env = {
-        **os.environ,
-        "SEKISHO_DATABASE_URL": core.db.url,
-        "SEKISHO_DATA_DIR": str(tmp_path / "dispatcher"),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from sekisho.cli.main import main; main()", "notify", "dispatch"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    process = dispatch_process(core, tmp_path / "dispatcher")
     try:
         assert webhook.held.wait(60), "the dispatcher never reached the held message"
     finally:

@@ -5,16 +5,13 @@ the real dispatcher, and a real `sekisho notify dispatch` process killed mid-del
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
-from notify_support import channels_yaml, file, load, with_notifications
+from notify_support import channels_yaml, dispatch_process, file, load, with_notifications
 from receivers import HttpReceiver, SmtpReceiver
 from sqlalchemy import select
 
@@ -125,17 +122,7 @@ def test_a_dispatcher_killed_before_the_activation_went_out_never_lets_the_end_o
     webhook.hold_at = len(webhook.order) + 1
     smtp.hold_at = len(smtp.order) + 1
 
-    env = {
-        **os.environ,
-        "SEKISHO_DATABASE_URL": core.db.url,
-        "SEKISHO_DATA_DIR": str(tmp_path / "dispatcher"),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from sekisho.cli.main import main; main()", "notify", "dispatch"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    process = dispatch_process(core, tmp_path / "dispatcher")
     try:
         assert webhook.held.wait(60), "the dispatcher never reached the held webhook"
         assert smtp.held.wait(60), "the dispatcher never reached the held mail"

@@ -16,8 +16,6 @@ from notify_support import (
     WEBHOOK_KEY_ENV,
     file,
     load,
-    plain,
-    run_in_terminal,
     with_notifications,
 )
 from sqlalchemy import select
@@ -30,6 +28,7 @@ from sekisho.notify.email import EmailSender
 from sekisho.services.core import Core
 from sekisho.services.dispatcher import Dispatcher
 from sekisho.store.tables import NotificationRow
+from terminal import run_in_terminal
 
 HOOK_URL_ENV = "SEKISHO_TEST_HOOK_URL"
 TOKEN = "T0KEN-5ecret-" + "9f3a"  # what must never show: the secret part of the URL
@@ -47,6 +46,12 @@ CHANNELS = f"""\
 """
 ROUTES = "    - {events: ['*'], channels: [hook, team]}\n"
 MESSAGE = Message("notify.test", "t", "s", "https://sekisho.example.com/", "2026-11-29T09:00:00Z")
+
+
+def shown(env: dict[str, str], *args: str) -> tuple[int, str]:
+    """`sekisho ARGS` on a real terminal: its exit code and what a person reads there."""
+    screen = run_in_terminal(*args, env=env, columns=200)
+    return screen.code, screen.plain
 
 
 @pytest.fixture
@@ -168,22 +173,21 @@ def test_the_commands_say_a_malformed_url_fails_in_one_line_without_showing_it(
         "SEKISHO_DATABASE_URL": core.db.url,
         "SEKISHO_DATA_DIR": str(tmp_path / "cli-data"),
     }
-    code, printed = run_in_terminal(env, "notify", "dispatch")  # it logs to the terminal too
+    code, printed = shown(env, "notify", "dispatch")  # it logs to the terminal too
     assert code == 1, printed
     assert "failed 2 (to be retried)" in printed
     assert "Traceback" not in printed
     assert secret_free(printed)
 
     for channel in ("hook", "team"):
-        code, printed = run_in_terminal(env, "notify", "test", channel)
+        code, printed = shown(env, "notify", "test", channel)
         assert code == 1, printed
         (line,) = printed.strip().splitlines()
         assert line.startswith(f"channel {channel}: not delivered: ")
         assert f"the URL in environment variable {channel_env[channel]} is not a valid URL" in line
         assert secret_free(printed)
 
-    code, printed = run_in_terminal(env, "notify", "status")
-    printed = plain(printed)
+    code, printed = shown(env, "notify", "status")
     assert code == 1, printed
     assert re.search(r"hook\s.*\bfailing\b", printed), printed
     assert re.search(r"team\s.*\bfailing\b", printed), printed

@@ -7,6 +7,8 @@ import asyncio
 from dataclasses import replace
 from pathlib import Path
 
+from test_scheduler import until
+
 from sekisho.clock import ManualClock
 from sekisho.domain.access import Verb
 from sekisho.services.audit_anchor import read_anchor
@@ -14,15 +16,6 @@ from sekisho.services.core import Core
 from sekisho.services.lease import Leases
 from sekisho.services.scheduler import RENEW_EVERY, Scheduler
 from support import AUDITOR, LEADER
-
-
-async def until(predicate, seconds: float = 10) -> None:  # type: ignore[no-untyped-def]
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("the scheduler did not act in time")
-        await asyncio.sleep(0.01)
 
 
 def test_checkpoints_at_start_after_n_entries_and_every_period_on_the_lease_holder(
