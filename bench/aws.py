@@ -32,10 +32,10 @@ from bench.stats import Summary, fmt, fmt_ratio, median
 from sekisho.bootstrap import build_core, ensure_schema
 from sekisho.config import Settings
 from sekisho.domain.actor import Actor
+from sekisho.domain.drafts import RequestDraft
 from sekisho.domain.grants import GrantStatus
 from sekisho.domain.requests import RequestStatus
 from sekisho.services.core import Core
-from sekisho.services.workflow import RequestDraft
 from sekisho.store.tables import GrantRow, RequestRow
 
 KEY = "aws"

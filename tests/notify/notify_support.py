@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sekisho.domain.actor import Actor
+from sekisho.domain.drafts import RequestDraft
 from sekisho.services.core import Core
 from sekisho.services.views import RequestView
-from sekisho.services.workflow import RequestDraft
 from support import EXAMPLE_TEXT, LEADER, MEMBER, draft
 
 if TYPE_CHECKING:

@@ -11,10 +11,10 @@ from sqlalchemy import func, select, text, update
 
 from sekisho.domain.access import Verb
 from sekisho.domain.actor import Actor
+from sekisho.domain.drafts import RequestDraft
 from sekisho.domain.errors import InvalidInput, SekishoError
 from sekisho.services.core import Core
 from sekisho.services.views import RequestView
-from sekisho.services.workflow import RequestDraft
 from sekisho.store.tables import AuditRow, Base, GrantRow, RequestRow
 from support import EXAMPLE_TEXT, LEADER, MEMBER, draft
 

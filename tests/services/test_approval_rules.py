@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from sekisho.clock import ManualClock
 from sekisho.domain.actor import Actor
+from sekisho.domain.drafts import RequestDraft
 from sekisho.domain.errors import (
     AlreadyDecided,
     Conflict,
@@ -24,8 +25,8 @@ from sekisho.domain.errors import (
 )
 from sekisho.domain.requests import RequestStatus
 from sekisho.providers.memory import MemoryProvider
+from sekisho.queries.requests import RequestQuery
 from sekisho.services.core import Core
-from sekisho.services.workflow import RequestDraft, RequestQuery
 from sekisho.store.tables import DecisionRow, GrantRow
 from support import ADMIN, AUDITOR, LEADER, LEADER2, MEMBER, MEMBER2
 

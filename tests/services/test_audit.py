@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from flows import PROD_MEMBER_ROLE, audit_rows, counts, file, granted, sql
 from pydantic import ValidationError
-from sqlalchemy import update
+from sqlalchemy import text, update
+from sqlalchemy.exc import DBAPIError
 
 from sekisho.clock import ManualClock
 from sekisho.config import Settings
@@ -182,18 +183,38 @@ def test_verify_reads_the_chain_in_batches(core: Core, clock: ManualClock) -> No
 # -- entries land with their change, or not at all --------------------------------------------
 
 
-def test_a_change_whose_entry_cannot_be_written_is_not_made(
-    core: Core, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_change_whose_entry_cannot_be_written_is_not_made(core: Core) -> None:
     before = counts(core)
-
-    def broken(*_: object) -> None:
-        raise RuntimeError("disk full")
-
-    monkeypatch.setattr(core, "audit", broken)
-    with pytest.raises(RuntimeError):
+    refuse_audit_entries(core)
+    with pytest.raises(DBAPIError, match="disk full"):
         file(core)
     assert counts(core) == before
+
+
+def refuse_audit_entries(core: Core) -> None:
+    """The store refuses every new audit entry, as a full disk would."""
+    table = AuditRow.__tablename__
+    with core.db.write() as s:
+        if core.db.is_postgres:
+            s.execute(
+                text(
+                    "CREATE FUNCTION refuse_entry() RETURNS trigger AS "
+                    "$$ BEGIN RAISE EXCEPTION 'disk full'; END $$ LANGUAGE plpgsql"
+                )
+            )
+            s.execute(
+                text(
+                    f"CREATE TRIGGER refuse_entry BEFORE INSERT ON {table} "
+                    "FOR EACH ROW EXECUTE FUNCTION refuse_entry()"
+                )
+            )
+        else:
+            s.execute(
+                text(
+                    f"CREATE TRIGGER refuse_entry BEFORE INSERT ON {table} "
+                    "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+                )
+            )
 
 
 def test_concurrent_appends_keep_one_chain(core: Core) -> None:

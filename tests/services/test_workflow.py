@@ -22,9 +22,9 @@ from sekisho.domain.access import Verb
 from sekisho.domain.errors import Conflict, Forbidden, NotFound
 from sekisho.domain.requests import RequestStatus
 from sekisho.providers.memory import MemoryProvider
+from sekisho.queries.requests import RequestQuery
 from sekisho.services.audit import AuditFilter
 from sekisho.services.core import Core
-from sekisho.services.workflow import RequestQuery
 from support import ADMIN, AUDITOR, LEADER, LEADER2, MEMBER, MEMBER2
 
 # The ManualClock starts at 2026-11-29 09:00 UTC, which is 18:00 in Asia/Tokyo (the model's zone).

@@ -14,7 +14,15 @@ from sqlalchemy.orm import Session
 
 from sekisho.clock import Clock, SystemClock
 from sekisho.config import Settings
+from sekisho.effects import Effects
+from sekisho.operations.requests import (
+    CancelRequest,
+    DecideRequest,
+    ExpireUndecided,
+    FileRequest,
+)
 from sekisho.providers.base import Provider
+from sekisho.queries.requests import RequestQueries
 from sekisho.services import audit
 from sekisho.services.audit import AuditTrail
 from sekisho.services.audit_checkpoints import CheckpointService
@@ -33,6 +41,7 @@ from sekisho.services.sessions import SessionService
 from sekisho.services.sweeper import Sweeper
 from sekisho.services.workflow import WorkflowService
 from sekisho.store.db import Database
+from sekisho.store.unit_of_work import Store
 
 
 @dataclass
@@ -100,9 +109,26 @@ class Core:
         return Authorizer(self)
 
     @cached_property
-    def workflow(self) -> WorkflowService:
+    def effects(self) -> Effects:
+        return Effects(self.settings.node_name, self.outbox, self.models.model)
 
-        return WorkflowService(self)
+    @cached_property
+    def store(self) -> Store:
+        return Store(self.db, self.effects, self.bus)
+
+    @cached_property
+    def expire_undecided(self) -> ExpireUndecided:
+        return ExpireUndecided(self.store, self.clock)
+
+    @cached_property
+    def workflow(self) -> WorkflowService:
+        store, clock, models, runbook = self.store, self.clock, self.models, self.runbook
+        return WorkflowService(
+            FileRequest(store, clock, models, runbook),
+            DecideRequest(store, clock, models, runbook),
+            CancelRequest(store, clock, models),
+            RequestQueries(self.db, clock, models),
+        )
 
     @cached_property
     def runbook(self) -> RunbookService:

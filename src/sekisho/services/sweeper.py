@@ -91,7 +91,7 @@ class Sweeper:
                     )
                 )
             )
-        report.requests_expired += [r for r in due if core.workflow.expire_undecided(r)]
+        report.requests_expired += [r for r in due if core.expire_undecided.execute(r)]
 
     def _run_runbooks(self, report: SweepReport) -> None:
         core = self._core

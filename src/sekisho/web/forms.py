@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fastapi import Depends, Request
 from starlette.datastructures import FormData
 
-from sekisho.services.workflow import RequestDraft
+from sekisho.domain.drafts import RequestDraft
 
 QUICK_DURATIONS = ("30m", "1h", "2h", "4h")
 UNTIL = "until"

@@ -15,7 +15,7 @@ from markupsafe import Markup
 from sekisho import __version__
 from sekisho.domain.requests import RequestStatus
 from sekisho.domain.timespec import iso
-from sekisho.services.workflow import RequestQuery
+from sekisho.queries.requests import RequestQuery
 from sekisho.web import flash
 from sekisho.web.session import WebUser, get_core
 

@@ -7,9 +7,10 @@ from fastapi import APIRouter, Path, Query, status
 from sekisho.api.deps import ActorDep, CoreDep
 from sekisho.api.problems import responses
 from sekisho.api.schemas import DecisionBody, RequestCreate
+from sekisho.domain.drafts import RequestDraft
 from sekisho.domain.requests import RequestStatus
+from sekisho.queries.requests import RequestQuery
 from sekisho.services.views import RequestSummary, RequestView
-from sekisho.services.workflow import RequestDraft, RequestQuery
 
 router = APIRouter(prefix="/requests", tags=["requests"], responses=responses(401, 422, 503))
 

@@ -12,9 +12,9 @@ from starlette.datastructures import FormData
 from sekisho.domain.access import Template
 from sekisho.domain.requests import RequestStatus
 from sekisho.domain.timespec import parse_duration
+from sekisho.queries.requests import RequestQuery
 from sekisho.services.core import Core
 from sekisho.services.views import RequestView
-from sekisho.services.workflow import RequestQuery
 from sekisho.web import flash, permissions, render
 from sekisho.web.errors import NO_ERRORS, FormErrors, redisplay_on_error
 from sekisho.web.forms import QUICK_DURATIONS, Form, request_draft, text

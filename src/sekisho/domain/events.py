@@ -1,0 +1,62 @@
+"""Domain events: what an operation did, recorded on its unit of work.
+
+An operation records facts, not their consequences. The effect handlers (`sekisho.effects`)
+turn each fact into timeline rows, audit entries and outbox messages in the same transaction,
+and into bus events published after the commit. Events name ids and carry the values that
+were true when they happened (a status, a comment); everything else the handlers read from
+the rows in the same transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sekisho.domain.actor import Actor
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    at: datetime
+
+
+# -- requests ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RequestFiled(DomainEvent):
+    request_id: int
+    actor: Actor
+    summary: str  # "member01 in prod-admins for 2h after approval"
+
+
+@dataclass(frozen=True)
+class RequestAutoApproved(DomainEvent):
+    request_id: int
+
+
+@dataclass(frozen=True)
+class RequestDecided(DomainEvent):
+    """One approver's decision on one level (0-based `level`)."""
+
+    request_id: int
+    actor: Actor
+    approved: bool
+    level: int
+    comment: str
+    final: bool  # the request left pending_approval with it (approved, or rejected)
+
+    @property
+    def verb(self) -> str:
+        return "approved" if self.approved else "rejected"
+
+
+@dataclass(frozen=True)
+class RequestCancelled(DomainEvent):
+    request_id: int
+    actor: Actor
+
+
+@dataclass(frozen=True)
+class RequestExpiredUndecided(DomainEvent):
+    request_id: int

@@ -1,0 +1,41 @@
+"""Effects: the one place where what an operation did becomes timeline, audit, outbox and bus.
+
+`Effects.apply` runs inside the operation's transaction as each event is recorded, so the
+change, its story, its audit entry and its messages commit together or not at all, in the
+order they happened. It returns the bus events, which the unit of work publishes after the
+commit (a subscriber never sees a change that then rolled back).
+
+Each area's handlers live beside each other (`effects/requests.py`, ...); `HANDLERS` maps an
+event type to its handler, so a new notifier or a new kind of record is one more line here,
+not an edit of every use case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import Session
+
+from sekisho.domain.access import AccessModel
+from sekisho.domain.events import DomainEvent
+from sekisho.effects import requests
+from sekisho.effects.context import EffectContext, Handler
+from sekisho.services.events import Event
+
+if TYPE_CHECKING:
+    from sekisho.services.outbox import OutboxService
+
+
+class Effects:
+    def __init__(
+        self, node: str | None, outbox: OutboxService, model_of: Callable[[Session], AccessModel]
+    ) -> None:
+        self._node, self._outbox, self._model_of = node, outbox, model_of
+        self._handlers: dict[type, Handler] = {**requests.HANDLERS}
+
+    def apply(self, session: Session, event: DomainEvent) -> list[Event]:
+        handler = self._handlers.get(type(event))
+        if handler is None:
+            raise TypeError(f"no effect handler for {type(event).__name__}")
+        return handler(EffectContext(session, self._node, self._outbox, self._model_of), event)

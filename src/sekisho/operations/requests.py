@@ -1,0 +1,271 @@
+"""Filing and deciding requests: FileRequest, DecideRequest, CancelRequest, ExpireUndecided."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from sekisho.clock import Clock
+from sekisho.domain import drafts
+from sekisho.domain.access import AccessModel, TemplateAction
+from sekisho.domain.actor import Actor
+from sekisho.domain.drafts import ReadDraft, RequestDraft
+from sekisho.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from sekisho.domain.events import (
+    RequestAutoApproved,
+    RequestCancelled,
+    RequestDecided,
+    RequestExpiredUndecided,
+    RequestFiled,
+)
+from sekisho.domain.grants import GrantStatus
+from sekisho.domain.requests import Decision, RecordedDecision, RequestStatus, decide
+from sekisho.domain.text import LONG_TEXT, check_text
+from sekisho.domain.timespec import iso
+from sekisho.ports import ModelSource
+from sekisho.services import policy
+from sekisho.services.request_state import move
+from sekisho.store.tables import DecisionRow, GrantRow, RequestRow
+from sekisho.store.unit_of_work import Store, UnitOfWork
+
+if TYPE_CHECKING:
+    from sekisho.services.runbook import Job, RunbookService
+
+
+class FileRequest:
+    """A person asks for access (or for a removal); an auto-approved template runs at once."""
+
+    def __init__(
+        self, store: Store, clock: Clock, models: ModelSource, runbook: RunbookService
+    ) -> None:
+        self._store, self._clock, self._models, self._runbook = store, clock, models, runbook
+
+    def execute(self, actor: Actor, draft: RequestDraft) -> int:
+        now = self._clock.now()
+        with self._store.write() as uow:
+            s = uow.session
+            model_id, model = self._models.current(s)
+            read = drafts.read_draft(
+                model, actor.name, draft, now, for_others=policy.is_admin(model, actor)
+            )
+            _check_no_duplicate(s, read)
+            if read.template.action is TemplateAction.REMOVE:
+                _check_something_to_remove(s, read.subject, read.group.name, now)
+            row = _new_request(model, model_id, actor, read, now)
+            s.add(row)
+            s.flush()
+            uow.record(RequestFiled(now, row.id, actor, read.summary))
+            job = None
+            if read.template.auto_approve:
+                move(row, RequestStatus.APPROVED, now)
+                uow.record(RequestAutoApproved(now, row.id))
+                job = self._runbook.claim(s, row)
+            request_id = row.id
+        if job is not None:
+            self._runbook.run(job)
+        return request_id
+
+
+class DecideRequest:
+    """An approver approves or rejects the level that waits; the last approval runs it."""
+
+    def __init__(
+        self, store: Store, clock: Clock, models: ModelSource, runbook: RunbookService
+    ) -> None:
+        self._store, self._clock, self._models, self._runbook = store, clock, models, runbook
+
+    def execute(self, actor: Actor, request_id: int, decision: Decision, comment: str) -> None:
+        comment = check_text("comment", comment or "", max_length=LONG_TEXT, multiline=True)
+        if decision is Decision.REJECT and not comment:
+            raise InvalidInput.one("comment", "required", "say why you reject the request")
+        with self._store.write() as uow:
+            model = self._models.model(uow.session)
+            row = lock_request(uow.session, request_id)
+            if not policy.may_view_request(model, actor, row):
+                raise NotFound(f"no request #{request_id}")
+            job = self._decide(uow, model, row, actor, decision, comment)
+        if job is not None:
+            self._runbook.run(job)
+
+    def _decide(
+        self,
+        uow: UnitOfWork,
+        model: AccessModel,
+        row: RequestRow,
+        actor: Actor,
+        decision: Decision,
+        comment: str,
+    ) -> Job | None:
+        now = self._clock.now()
+        template = model.template(row.template)
+        if template is None or row.level >= len(template.approval):
+            raise Conflict(f"template {row.template} changed; the request cannot be decided")
+        status = RequestStatus(row.status)
+        if status is RequestStatus.PENDING_APPROVAL and now >= row.decide_by:
+            raise Conflict(f"request #{row.id} expired undecided at {iso(row.decide_by)}")
+        outcome = decide(
+            template=template,
+            status=status,
+            level=row.level,
+            requester=row.requester,
+            subject=row.subject,
+            approver=actor.name,
+            approver_groups=frozenset(g.name for g in model.standing_groups_of(actor.name)),
+            decisions=[recorded(d) for d in row.decisions],
+            decision=decision,
+        )
+        decided_level = row.level
+        uow.session.add(
+            DecisionRow(
+                request_id=row.id,
+                level=row.level,
+                approver=actor.name,
+                decision=decision.value,
+                comment=comment,
+                decided_at=now,
+            )
+        )
+        if outcome.new_status is not status:  # a level passed, the request stays pending
+            move(row, outcome.new_status, now)
+        row.level, row.updated_at = outcome.new_level, now
+        approved = decision is Decision.APPROVE
+        final = outcome.new_status is not RequestStatus.PENDING_APPROVAL
+        uow.record(RequestDecided(now, row.id, actor, approved, decided_level, comment, final))
+        # Claimed in this transaction: nobody else can run it, and nobody sees it waiting.
+        if row.status == RequestStatus.APPROVED:
+            return self._runbook.claim(uow.session, row)
+        return None
+
+
+class CancelRequest:
+    """The requester withdraws a request nobody has decided yet."""
+
+    def __init__(self, store: Store, clock: Clock, models: ModelSource) -> None:
+        self._store, self._clock, self._models = store, clock, models
+
+    def execute(self, actor: Actor, request_id: int) -> None:
+        now = self._clock.now()
+        with self._store.write() as uow:
+            model = self._models.model(uow.session)
+            row = lock_request(uow.session, request_id)
+            if not policy.may_view_request(model, actor, row):
+                raise NotFound(f"no request #{request_id}")
+            if actor.name != row.requester:
+                raise Forbidden("only the requester may cancel a request")
+            status = RequestStatus(row.status)
+            if status is not RequestStatus.PENDING_APPROVAL:
+                raise Conflict(f"request #{row.id} is {status.value}; only pending ones cancel")
+            move(row, RequestStatus.CANCELLED, now)
+            uow.record(RequestCancelled(now, row.id, actor))
+
+
+class ExpireUndecided:
+    """Nobody decided before the deadline: the request closes. False if it was not due."""
+
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self._store, self._clock = store, clock
+
+    def execute(self, request_id: int) -> bool:
+        now = self._clock.now()
+        with self._store.write() as uow:
+            row = lock_request(uow.session, request_id)
+            if row.status != RequestStatus.PENDING_APPROVAL or now < row.decide_by:
+                return False
+            move(row, RequestStatus.EXPIRED_UNAPPROVED, now)
+            uow.record(RequestExpiredUndecided(now, row.id))
+        return True
+
+
+def lock_request(session: Session, request_id: int) -> RequestRow:
+    row = session.execute(
+        select(RequestRow).where(RequestRow.id == request_id).with_for_update()
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"no request #{request_id}")
+    return row
+
+
+def recorded(row: DecisionRow) -> RecordedDecision:
+    return RecordedDecision(
+        level=row.level,
+        approver=row.approver,
+        decision=Decision(row.decision),
+        comment=row.comment,
+        at=row.decided_at,
+    )
+
+
+def _new_request(
+    model: AccessModel, model_id: int, actor: Actor, read: ReadDraft, now: datetime
+) -> RequestRow:
+    window = read.window
+    return RequestRow(
+        template=read.template.name,
+        action=read.template.action.value,
+        requester=actor.name,
+        subject=read.subject,
+        group_name=read.group.name,
+        start_at=window.start_at,
+        end_at=window.end_at,
+        duration_s=int(window.duration.total_seconds()) if window.duration else None,
+        reason=read.reason,
+        change_info=read.info,
+        params=read.params,
+        status=RequestStatus.PENDING_APPROVAL,
+        level=0,
+        created_at=now,
+        updated_at=now,
+        decide_by=drafts.decide_by(model, window, now),
+        model_id=model_id,
+    )
+
+
+def _check_no_duplicate(session: Session, read: ReadDraft) -> None:
+    user, group, action = read.subject, read.group.name, read.template.action.value
+    _one_filing_at_a_time(session, user, group, action)
+    open_statuses = (RequestStatus.PENDING_APPROVAL, RequestStatus.APPROVED)
+    existing = session.scalar(
+        select(RequestRow.id).where(
+            RequestRow.subject == user,
+            RequestRow.group_name == group,
+            RequestRow.action == action,
+            RequestRow.status.in_(open_statuses),
+        )
+    )
+    if existing is not None:
+        raise Conflict(f"request #{existing} for {user} in {group} is already open")
+
+
+def _check_something_to_remove(session: Session, user: str, group: str, now: datetime) -> None:
+    held = session.scalar(
+        select(GrantRow.id).where(
+            GrantRow.user == user,
+            GrantRow.group_name == group,
+            GrantRow.status == GrantStatus.ACTIVE,
+            GrantRow.end_at > now,
+        )
+    )
+    if held is None:
+        raise InvalidInput.one(
+            "group", "no_active_grant", f"{user} holds no active grant in {group}"
+        )
+
+
+def _one_filing_at_a_time(session: Session, user: str, group: str, action: str) -> None:
+    """Serialise filings for one (subject, group, action) until this transaction ends.
+
+    Two identical filings at once would each find no open request and both insert one. On
+    PostgreSQL a transaction-scoped advisory lock makes the second wait for the first to
+    commit; its check (a new snapshot under READ COMMITTED) then sees the first's request.
+    SQLite's writers are serialised already. The key is namespaced so it never meets the
+    membership locks (`services.locks`), which are held across provider calls.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    digest = hashlib.sha256(f"request-filing\0{user}\0{group}\0{action}".encode()).digest()
+    key = int.from_bytes(digest[:8], "big", signed=True)
+    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})

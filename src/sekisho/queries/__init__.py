@@ -1,0 +1,1 @@
+"""Queries: what interfaces read, as views; they never change anything."""

@@ -1,0 +1,88 @@
+"""Reading requests: one with its timeline and grant, or a list as the viewer may see it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from sekisho.clock import Clock
+from sekisho.domain.access import AccessModel
+from sekisho.domain.actor import Actor
+from sekisho.domain.errors import NotFound
+from sekisho.domain.requests import RequestStatus
+from sekisho.ports import ModelSource
+from sekisho.services import policy
+from sekisho.services.views import RequestSummary, RequestView
+from sekisho.store.db import Database
+from sekisho.store.tables import GrantRow, RequestRow, TimelineRow
+
+
+@dataclass(frozen=True)
+class RequestQuery:
+    mine: bool = False  # filed by me or granting me
+    to_approve: bool = False  # waiting for a decision I may give
+    status: RequestStatus | None = None
+    limit: int = 200
+
+
+class RequestQueries:
+    def __init__(self, db: Database, clock: Clock, models: ModelSource) -> None:
+        self._db, self._clock, self._models = db, clock, models
+
+    def get(self, actor: Actor, request_id: int) -> RequestView:
+        with self._db.read() as s:
+            model = self._models.model(s)
+            row = s.get(RequestRow, request_id)
+            if row is None or not policy.may_view_request(model, actor, row):
+                raise NotFound(f"no request #{request_id}")
+            entries = list(
+                s.scalars(
+                    select(TimelineRow)
+                    .where(TimelineRow.request_id == request_id)
+                    .order_by(TimelineRow.id)
+                )
+            )
+            grant = s.scalar(select(GrantRow).where(GrantRow.request_id == request_id))
+            return RequestView.build(row, model, entries, grant, self._clock.now())
+
+    def list_requests(self, actor: Actor, query: RequestQuery) -> list[RequestSummary]:
+        with self._db.read() as s:
+            model = self._models.model(s)
+            stmt = select(RequestRow).order_by(RequestRow.id.desc())
+            mine = (RequestRow.requester == actor.name) | (RequestRow.subject == actor.name)
+            approvable = [
+                t.name
+                for t in model.templates
+                if policy.may_approve_some_level(model, actor, t.name)
+            ]
+            if query.to_approve:
+                stmt = stmt.where(
+                    RequestRow.status == RequestStatus.PENDING_APPROVAL,
+                    RequestRow.template.in_(approvable),
+                    ~mine,
+                )
+            elif query.mine:
+                stmt = stmt.where(mine)
+            elif not policy.is_auditor(model, actor):
+                stmt = stmt.where(mine | RequestRow.template.in_(approvable))
+            if query.status is not None:
+                stmt = stmt.where(RequestRow.status == query.status)
+            limit = max(1, min(query.limit, 1000))
+            rows = list(s.scalars(stmt.limit(limit)))
+            if query.to_approve:
+                rows = [r for r in rows if _awaits(model, actor, r)]
+            return [RequestSummary.of(r) for r in rows]
+
+
+def _awaits(model: AccessModel, actor: Actor, row: RequestRow) -> bool:
+    """Whether `actor` could decide the request's current level now."""
+    template = model.template(row.template)
+    if template is None or row.level >= len(template.approval):
+        return False
+    if actor.name in (row.requester, row.subject):
+        return False
+    if any(d.approver == actor.name for d in row.decisions):
+        return False
+    mine = {g.name for g in model.standing_groups_of(actor.name)}
+    return template.approval[row.level].approvers in mine
