@@ -23,16 +23,15 @@ import random
 import re
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, text, update
-from sqlalchemy.orm import Session
 
 from bench.backends import Backend, load_bench_model, open_core
+from bench.counting import Counting
 from bench.report import Table
 from bench.stats import fmt, fmt_ratio, median, ratio
 from sekisho.services.core import Core
@@ -322,26 +321,6 @@ def _time_raw_min(core: Core) -> float:
     return median(samples)
 
 
-@contextmanager
-def _counting_writes(core: Core) -> Iterator[list[int]]:
-    """Count write transactions (`db.write()`), the sweep's and the local provider's."""
-    db = core.db
-    original = db.write
-    count = [0]
-
-    @contextmanager
-    def write() -> Iterator[Session]:
-        count[0] += 1
-        with original() as session:
-            yield session
-
-    db.write = write  # type: ignore[method-assign]
-    try:
-        yield count
-    finally:
-        del db.write
-
-
 @dataclass(frozen=True)
 class ProfileLine:
     function: str
@@ -362,15 +341,16 @@ class SweepProfile:
 def _profile_sweep(core: Core, batch: DueBatch, grants: int) -> SweepProfile:
     restore_due(core, batch, grants)
     profiler = cProfile.Profile()
-    with _counting_writes(core) as writes:
+    with Counting(core.db) as counting:
         profiler.enable()
         report = core.sweeper.run_due()
         profiler.disable()
+        writes = counting.take().writing
     ended = len(report.expired)
     stats = pstats.Stats(profiler)
     table: dict[tuple[str, int, str], tuple[int, int, float, float, Any]] = stats.stats  # type: ignore[attr-defined]
     total = max(max((ct for _, _, _, ct, _ in table.values()), default=0.0), 1e-9)
-    result = SweepProfile(ended, total, writes[0] / ended if ended else float("nan"))
+    result = SweepProfile(ended, total, writes / ended if ended else float("nan"))
     by_own = sorted(table.items(), key=lambda item: item[1][2], reverse=True)[:PROFILE_ROWS]
     result.own = [ProfileLine(_name(k), v[1], v[2], v[2] / total) for k, v in by_own]
     ours = [(k, v) for k, v in table.items() if f"{SRC}sekisho{SRC}" in k[0]]

@@ -185,6 +185,7 @@ def table(results: dict[str, ThroughputResult]) -> Table:
             "ratio healthz/s : workflows/s",
             "ratio /me/s : workflows/s",
             "server CPU ms per workflow / healthz / me",
+            "ratio server CPU per workflow : per healthz",
             "client CPU share (workflow / healthz)",
             "approvals answered before provisioning",
         ]
@@ -205,7 +206,43 @@ def table(results: dict[str, ThroughputResult]) -> Table:
                 fmt_ratio(ratio(hz.per_second, wf.per_second)),
                 fmt_ratio(ratio(me.per_second, wf.per_second)),
                 " / ".join(fmt(p.server_cpu_ms_per_op) for p in (wf, hz, me)),
+                fmt_ratio(cpu_ratio(r, concurrency)),
                 f"{wf.client_cpu_share:.0%} / {hz.client_cpu_share:.0%}",
                 f"{wf.raced} of {wf.completed}",
+            )
+    return t
+
+
+# The issue's goal (issue 10): server CPU per workflow at most 8x a healthz round trip's.
+GOAL_CPU_RATIO = 8.0
+
+
+def cpu_ratio(result: ThroughputResult, concurrency: int) -> float:
+    """Server CPU per workflow over server CPU per healthz, at the same concurrency."""
+    workflow = result.phases[("workflow", concurrency)].server_cpu_ms_per_op
+    healthz = result.phases[("healthz", concurrency)].server_cpu_ms_per_op
+    return ratio(workflow, healthz)
+
+
+def describe(name: str, result: ThroughputResult) -> list[str]:
+    """One line per client count: the ratio the issue's goal is about."""
+    return [
+        f"{name}, {c} client(s): server CPU per workflow {fmt_ratio(cpu_ratio(result, c))} "
+        f"a healthz round trip's (goal: at most {GOAL_CPU_RATIO:g}x)"
+        for c in sorted({c for _, c in result.phases})
+    ]
+
+
+def goal_table(results: dict[str, ThroughputResult]) -> Table:
+    t = Table(["goal (issue 10)", "database", "clients", "measured", "met"])
+    for name, r in results.items():
+        for concurrency in sorted({c for _, c in r.phases}):
+            measured = cpu_ratio(r, concurrency)
+            t.add(
+                f"server CPU per workflow at most {GOAL_CPU_RATIO:g}x a healthz round trip's",
+                name,
+                str(concurrency),
+                fmt_ratio(measured),
+                "yes" if measured <= GOAL_CPU_RATIO else "**no**",
             )
     return t
