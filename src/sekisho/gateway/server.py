@@ -29,7 +29,7 @@ from typing import Any
 
 import structlog
 
-from sekisho.domain.access import AccessModel, Verb
+from sekisho.domain.access import AccessModel, Target, Verb
 from sekisho.domain.actor import Actor
 from sekisho.domain.decisions import AccessDecision
 from sekisho.domain.errors import AuthenticationFailed, Forbidden, InvalidInput
@@ -76,6 +76,62 @@ class GatewayLimits:
     handshakes: int = 256
     handshakes_per_ip: int = 32
     target_timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class _Admitted:
+    """A session the gateway allows to open: who, on which decision, to which target, and
+    until when (the earliest of the grant's end and the session's own limits)."""
+
+    principal: Principal
+    decision: AccessDecision
+    target: Target
+    limits: list[tuple[datetime, str]]
+    expires_at: datetime
+    expiry_reason: str
+
+    def opening(self, hello: dict[str, Any], source: str, node: str) -> Opening:
+        return Opening(
+            user=self.principal.name,
+            target=self.target.name,
+            token_id=self.principal.token_id,
+            client_addr=source,
+            local_addr=_local_address(hello),
+            target_addr=f"{self.target.host}:{self.target.port}",
+            node=node,
+            expires_at=self.expires_at,
+        )
+
+    def live_session(self, session_id: int, wake: socket.socket) -> LiveSession:
+        return LiveSession(
+            id=session_id,
+            user=self.principal.name,
+            target=self.target.name,
+            token_id=self.principal.token_id,
+            grant_id=self.decision.grant_id,
+            expires_at=self.expires_at,
+            expiry_reason=self.expiry_reason,
+            limits=self.limits,
+            idle_timeout=self.target.idle_timeout.total_seconds(),
+            wake=wake,
+            target_addr=(self.target.host, self.target.port),
+        )
+
+    def welcome(self, session_id: int) -> dict[str, Any]:
+        """The answer to the hello: the session is open."""
+        return {
+            "ok": True,
+            "session": session_id,
+            "via": self.decision.reason,
+            "expires_at": iso(self.expires_at),
+            "ends_because": self.expiry_reason,
+            "target": {
+                "name": self.target.name,
+                "protocol": self.target.protocol.value,
+                "dns_name": self.target.dns_name,
+                "port": self.target.port,
+            },
+        }
 
 
 class Gateway:
@@ -232,94 +288,75 @@ class Gateway:
     # -- opening a session ----------------------------------------------------------------
 
     def _open(self, tls: ssl.SSLSocket, hello: dict[str, Any], source: str) -> None:
-        core = self._core
+        """A session: admitted, on record, held until it ends, and its end on record."""
         token, target_name = _text(hello, "token", protocol.TOKEN_MAX), _text(hello, "target", 128)
-        principal = self._authenticate(tls, token)
-        if principal is None:
+        admitted = self._admit(tls, token, target_name, source)
+        if admitted is None:
             return
-        if not self._opens.allow(principal.name):
-            protocol.send_line(tls, protocol.refusal("rate-limited", "too many sessions opened"))
+        opening = admitted.opening(hello, source, self.node)
+        if not self._target_answers(tls, opening, admitted.target):
             return
-        try:
-            decision = core.authz.check(
-                Actor(principal.name, source), principal.name, Verb.CONNECT, target_name
-            )
-        except Forbidden as exc:
-            protocol.send_line(tls, protocol.refusal("denied", exc.message))
-            return
-        if not decision.allowed:
-            routes = [{"template": r.template, "group": r.group} for r in decision.routes]
-            protocol.send_line(tls, protocol.refusal("denied", decision.reason, routes=routes))
-            return
-        target = core.models.model().target(target_name)
-        assert target is not None  # the decision allowed it, so the model has it
-        limits = [  # what bounds the session whatever carries it
-            (principal.expires_at, "your login expired; log in again"),
-            (core.now() + target.max_session, "the maximum session length was reached"),
-        ]
-        expires_at, expiry_reason = _session_end(decision, limits)
-        opening = Opening(
-            user=principal.name,
-            target=target_name,
-            token_id=principal.token_id,
-            client_addr=source,
-            local_addr=_local_address(hello),
-            target_addr=f"{target.host}:{target.port}",
-            node=self.node,
-            expires_at=expires_at,
-        )
-        try:  # a target that is down fails the session now, with the reason, on record
-            socket.create_connection(
-                (target.host, target.port), timeout=self.limits.target_timeout
-            ).close()
-        except OSError as exc:
-            reason = f"{target_name} ({target.host}:{target.port}) is not answering: {exc}"
-            core.sessions.refuse(opening, reason)
-            protocol.send_line(tls, protocol.refusal("target-unreachable", reason))
-            return
-        view = core.sessions.open(opening, decision)
+        view = self._core.sessions.open(opening, admitted.decision)
         wake_read, wake_write = socket.socketpair()
-        live = LiveSession(
-            id=view.id,
-            user=principal.name,
-            target=target_name,
-            token_id=principal.token_id,
-            grant_id=decision.grant_id,
-            expires_at=expires_at,
-            expiry_reason=expiry_reason,
-            limits=limits,
-            idle_timeout=target.idle_timeout.total_seconds(),
-            wake=wake_write,
-            target_addr=(target.host, target.port),
-        )
+        live = admitted.live_session(view.id, wake_write)
         self.sessions.add(live)
         # An end that committed while this session opened found no session to cut: ask once
         # more now that every later end will find it.
         self._recheck([live])
         try:
-            protocol.send_line(
-                tls,
-                {
-                    "ok": True,
-                    "session": view.id,
-                    "via": decision.reason,
-                    "expires_at": iso(expires_at),
-                    "ends_because": expiry_reason,
-                    "target": {
-                        "name": target.name,
-                        "protocol": target.protocol.value,
-                        "dns_name": target.dns_name,
-                        "port": target.port,
-                    },
-                },
-            )
+            protocol.send_line(tls, admitted.welcome(view.id))
             self._hold_control(tls, live, wake_read)
         finally:
             live.end(live.ended or "the forwarder disconnected")
             self.sessions.discard(live)
             wake_read.close()
             wake_write.close()
-            core.sessions.end(live.counters(), live.ended or "closed")
+            self._core.sessions.end(live.counters(), live.ended or "closed")
+
+    def _admit(
+        self, tls: ssl.SSLSocket, token: str, target_name: str, source: str
+    ) -> _Admitted | None:
+        """Who opens a session to which target, and until when; None once refused (the
+        refusal said on the connection)."""
+        principal = self._authenticate(tls, token)
+        if principal is None:
+            return None
+        if not self._opens.allow(principal.name):
+            protocol.send_line(tls, protocol.refusal("rate-limited", "too many sessions opened"))
+            return None
+        try:
+            decision = self._core.authz.check(
+                Actor(principal.name, source), principal.name, Verb.CONNECT, target_name
+            )
+        except Forbidden as exc:
+            protocol.send_line(tls, protocol.refusal("denied", exc.message))
+            return None
+        if not decision.allowed:
+            routes = [{"template": r.template, "group": r.group} for r in decision.routes]
+            protocol.send_line(tls, protocol.refusal("denied", decision.reason, routes=routes))
+            return None
+        target = self._core.models.model().target(target_name)
+        assert target is not None  # the decision allowed it, so the model has it
+        limits = [  # what bounds the session whatever carries it
+            (principal.expires_at, "your login expired; log in again"),
+            (self._core.now() + target.max_session, "the maximum session length was reached"),
+        ]
+        expires_at, expiry_reason = _session_end(decision, limits)
+        return _Admitted(principal, decision, target, limits, expires_at, expiry_reason)
+
+    def _target_answers(self, tls: ssl.SSLSocket, opening: Opening, target: Target) -> bool:
+        """Whether the target takes a connection now; if not, the session fails now, with
+        the reason, on record."""
+        try:
+            socket.create_connection(
+                (target.host, target.port), timeout=self.limits.target_timeout
+            ).close()
+        except OSError as exc:
+            reason = f"{target.name} ({target.host}:{target.port}) is not answering: {exc}"
+            self._core.sessions.refuse(opening, reason)
+            protocol.send_line(tls, protocol.refusal("target-unreachable", reason))
+            return False
+        return True
 
     def _hold_control(self, tls: ssl.SSLSocket, live: LiveSession, wake: socket.socket) -> None:
         """Own the control channel until the session ends; then say why, on it."""
