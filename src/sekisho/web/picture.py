@@ -135,29 +135,16 @@ def _resource_sub(reach: Reach) -> str:
     return f"{kind} \u00b7 nobody"
 
 
+# A row of the resource column: (node key, label, None), or ("", "", heading) for an account.
+ResourceRow = tuple[str, str, str | None]
+
+
 def draw(model: AccessModel) -> Picture:
     (_, px, pw), (_, sx, sw), (_, wx, ww), (_, rx, rw) = COLUMNS
-    reaches = {(r.verb.value, r.resource): r for r in reachability(model)}
-
     people = [(u.name, u.display_name) for u in model.users]
     standing = [g for g in model.groups if not g.is_work]
     work = [g for g in model.groups if g.is_work]
-
-    # The resource column, by account, each with its heading.
-    resource_rows: list[tuple[str, str, str | None]] = []  # (key, label, heading)
-    for account in model.accounts:
-        items = [("assume", r.ref) for r in account.roles]
-        items += [("connect", t.name) for t in model.targets if t.account == account.name]
-        if not items:
-            continue
-        number = f" ({account.aws_account_id})" if account.aws_account_id else ""
-        resource_rows.append(("", "", f"account {account.name}{number}"))
-        resource_rows += [(f"{verb}:{obj}", obj, None) for verb, obj in items]
-    loose = [t for t in model.targets if t.account is None or model.account(t.account) is None]
-    if loose:
-        resource_rows.append(("", "", "targets"))
-        resource_rows += [(f"connect:{t.name}", t.name, None) for t in loose]
-
+    resource_rows = _resource_rows(model)
     resource_height = sum(HEADING if h else ROW for _, _, h in resource_rows)
     height = max(len(people) * ROW, len(standing) * ROW, len(work) * ROW, resource_height)
     picture = Picture(width=rx + rw + 20, height=TOP + height + 16)
@@ -176,28 +163,51 @@ def draw(model: AccessModel) -> Picture:
         )
     top = column_top(len(standing))
     for index, group in enumerate(standing):
-        nodes[f"group:{group.name}"] = Node(
-            f"group:{group.name}",
-            group.name,
-            _group_sub(group),
-            sx,
-            top + index * ROW,
-            sw,
-            "standing",
+        sub = _group_sub(group)
+        nodes[f"group:{group.name}"] = _group_node(
+            group, sub, sx, top + index * ROW, sw, "standing"
         )
     top = column_top(len(work))
     for index, group in enumerate(work):
-        nodes[f"group:{group.name}"] = Node(
-            f"group:{group.name}",
-            group.name,
-            _work_sub(model, group),
-            wx,
-            top + index * ROW,
-            ww,
-            "work",
-        )
+        sub = _work_sub(model, group)
+        nodes[f"group:{group.name}"] = _group_node(group, sub, wx, top + index * ROW, ww, "work")
     y = TOP + (height - resource_height) / 2
-    for key, label, heading in resource_rows:
+    nodes.update(_resource_nodes(model, resource_rows, picture, y))
+    picture.nodes = list(nodes.values())
+    picture.edges = _edges(model, nodes)
+    return picture
+
+
+def _group_node(group: Group, sub: str, x: float, y: float, w: float, kind: str) -> Node:
+    return Node(f"group:{group.name}", group.name, sub, x, y, w, kind)
+
+
+def _resource_rows(model: AccessModel) -> list[ResourceRow]:
+    """The resource column, by account, each with its heading; targets of no account last."""
+    rows: list[ResourceRow] = []
+    for account in model.accounts:
+        items = [("assume", r.ref) for r in account.roles]
+        items += [("connect", t.name) for t in model.targets if t.account == account.name]
+        if not items:
+            continue
+        number = f" ({account.aws_account_id})" if account.aws_account_id else ""
+        rows.append(("", "", f"account {account.name}{number}"))
+        rows += [(f"{verb}:{obj}", obj, None) for verb, obj in items]
+    loose = [t for t in model.targets if t.account is None or model.account(t.account) is None]
+    if loose:
+        rows.append(("", "", "targets"))
+        rows += [(f"connect:{t.name}", t.name, None) for t in loose]
+    return rows
+
+
+def _resource_nodes(
+    model: AccessModel, rows: list[ResourceRow], picture: Picture, y: float
+) -> dict[str, Node]:
+    """The resource column's nodes from `y` down; its account headings go on the picture."""
+    (_, rx, rw) = COLUMNS[3]
+    reaches = {(r.verb.value, r.resource): r for r in reachability(model)}
+    nodes: dict[str, Node] = {}
+    for key, label, heading in rows:
         if heading is not None:
             picture.headings.append(Heading(rx, y + HEADING - 8, heading))
             y += HEADING
@@ -208,9 +218,7 @@ def draw(model: AccessModel) -> Picture:
             key, label, _resource_sub(reach), rx, y, rw, "resource", _resource_marks(reach)
         )
         y += ROW
-    picture.nodes = list(nodes.values())
-    picture.edges = _edges(model, nodes)
-    return picture
+    return nodes
 
 
 def _edges(model: AccessModel, nodes: dict[str, Node]) -> list[Edge]:
