@@ -19,6 +19,21 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # One helper per table or group of tables, in the DDL's order (foreign keys need it).
+    _access_models()
+    _audit_log()
+    _local_directory()
+    _identity()
+    _requests()
+    _decisions()
+    _grants()
+    _timeline()
+    _leases()
+    _audit_genesis()
+
+
+def _access_models() -> None:
+    """The access model's versions."""
     op.create_table(
         "access_models",
         sa.Column(
@@ -34,6 +49,10 @@ def upgrade() -> None:
         sa.Column("loaded_by", sa.String(length=128), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_access_models")),
     )
+
+
+def _audit_log() -> None:
+    """The hash-chained audit log and its head."""
     op.create_table(
         "audit_head",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -65,6 +84,9 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_audit_log_request_id"), ["request_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_audit_log_subject"), ["subject"], unique=False)
 
+
+def _local_directory() -> None:
+    """The local provider's memberships and tags."""
     op.create_table(
         "local_memberships",
         sa.Column("user", sa.String(length=128), nullable=False),
@@ -79,6 +101,10 @@ def upgrade() -> None:
         sa.Column("value", sa.String(length=256), nullable=False),
         sa.PrimaryKeyConstraint("user", "key", name=op.f("pk_local_tags")),
     )
+
+
+def _identity() -> None:
+    """Login tokens and users."""
     op.create_table(
         "tokens",
         sa.Column("id", sa.String(length=64), nullable=False),
@@ -103,6 +129,10 @@ def upgrade() -> None:
         sa.Column("locked_until", sekisho.store.types.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_users")),
     )
+
+
+def _requests() -> None:
+    """Requests."""
     op.create_table(
         "requests",
         sa.Column(
@@ -139,6 +169,9 @@ def upgrade() -> None:
         batch_op.create_index("ix_requests_status_decide_by", ["status", "decide_by"], unique=False)
         batch_op.create_index(batch_op.f("ix_requests_subject"), ["subject"], unique=False)
 
+
+def _decisions() -> None:
+    """Approvers' decisions on requests."""
     op.create_table(
         "decisions",
         sa.Column(
@@ -164,6 +197,9 @@ def upgrade() -> None:
     with op.batch_alter_table("decisions", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_decisions_request_id"), ["request_id"], unique=False)
 
+
+def _grants() -> None:
+    """Grants."""
     op.create_table(
         "grants",
         sa.Column(
@@ -199,6 +235,9 @@ def upgrade() -> None:
         batch_op.create_index("ix_grants_status_end_at", ["status", "end_at"], unique=False)
         batch_op.create_index("ix_grants_user_group", ["user", "group_name"], unique=False)
 
+
+def _timeline() -> None:
+    """Every request's timeline."""
     op.create_table(
         "timeline",
         sa.Column(
@@ -223,6 +262,9 @@ def upgrade() -> None:
     with op.batch_alter_table("timeline", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_timeline_request_id"), ["request_id"], unique=False)
 
+
+def _leases() -> None:
+    """Leases (one scheduler at a time)."""
     op.create_table(
         "leases",
         sa.Column("name", sa.String(length=64), nullable=False),
@@ -230,6 +272,9 @@ def upgrade() -> None:
         sa.Column("expires_at", sekisho.store.types.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_leases")),
     )
+
+
+def _audit_genesis() -> None:
     # The audit chain's head starts at the genesis hash; every append locks and moves it.
     audit_head = sa.table(
         "audit_head",

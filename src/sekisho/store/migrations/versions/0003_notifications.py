@@ -19,6 +19,13 @@ depends_on = None
 
 
 def upgrade() -> None:
+    _notifications()
+    _reminders()
+    _report_lines()
+
+
+def _notifications() -> None:
+    """The outbox: one row per message and channel."""
     op.create_table(
         "notifications",
         sa.Column(
@@ -56,6 +63,9 @@ def upgrade() -> None:
             "ix_notifications_channel_status", ["channel", "status"], unique=False
         )
 
+
+def _reminders() -> None:
+    """Reminders due before a grant ends."""
     op.create_table(
         "notification_reminders",
         sa.Column("grant_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -70,6 +80,9 @@ def upgrade() -> None:
             batch_op.f("ix_notification_reminders_due_at"), ["due_at"], unique=False
         )
 
+
+def _report_lines() -> None:
+    """Lines waiting for the next report."""
     op.create_table(
         "notification_report_lines",
         sa.Column(
