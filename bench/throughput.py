@@ -4,8 +4,9 @@ C concurrent clients (asyncio tasks sharing one httpx.AsyncClient with C connect
 loop: a member files a request, an approver (a second user) approves it, and the approval runs
 the runbook (add to group + tag through the local provider) before it answers. Each workflow
 writes the request, a decision, a grant, the membership and the tag, six timeline rows and four
-hash-chained audit entries, in about eight transactions. Members are split between clients, so
-no two clients file for the same person at once (one open request per person and group).
+hash-chained audit entries (section 13 counts the transactions and statements that takes).
+Members are split between clients, so no two clients file for the same person at once (one
+open request per person and group).
 
 Peers, same server, same concurrency, same client: GET /api/v1/healthz (no auth, no database)
 and an authenticated GET /api/v1/me (token lookup + the user's grants: one read transaction).
