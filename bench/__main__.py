@@ -445,7 +445,9 @@ def throughput_section(plan: Plan, rates: dict[str, throughput.ThroughputResult]
         "the limit of that phase, so its peer rate is a lower bound and the ratio an "
         "underestimate; server CPU per operation is unaffected by that.",
         "The server CPU ratio is the server's CPU time per workflow over its CPU time per "
-        "healthz round trip, at the same client count: the figure issue 10's goal is about.",
+        "healthz round trip, at the same client count: the figure issue 10's goal is about. "
+        "On a shared machine the workflow's CPU grows with the load more than healthz's does, "
+        "so compare it between runs at similar load averages (the machine table's run rows).",
     ]
     tables = [throughput.table(rates), throughput.goal_table(rates)]
     return Section(title, method, tables, notes, key="throughput")
