@@ -10,8 +10,8 @@ from sekisho.cli.render import err, literal, out, print_json, say, when
 from sekisho.cli.server_cmds import CLI, JsonOpt, open_core
 
 if TYPE_CHECKING:
+    from sekisho.notify.status import ChannelStatus
     from sekisho.services.dispatcher import DispatchReport
-    from sekisho.services.outbox import ChannelStatus
 
 notify_app = typer.Typer(
     help="Notifications: deliver the outbox, see each channel's state, send a test.",

@@ -60,3 +60,21 @@ class RequestCancelled(DomainEvent):
 @dataclass(frozen=True)
 class RequestExpiredUndecided(DomainEvent):
     request_id: int
+
+
+# -- notifications -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GrantsEndingSoon(DomainEvent):
+    """The sweep took these grants' reminders: each holder is told their access ends soon."""
+
+    grant_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ReportComposed(DomainEvent):
+    """Report lines no report had taken were gathered under `report_key` into one report."""
+
+    source: str  # expiry | reconcile
+    report_key: str

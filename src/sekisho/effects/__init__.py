@@ -19,20 +19,20 @@ from sqlalchemy.orm import Session
 
 from sekisho.domain.access import AccessModel
 from sekisho.domain.events import DomainEvent
-from sekisho.effects import requests
+from sekisho.effects import notify, requests
 from sekisho.effects.context import EffectContext, Handler
 from sekisho.services.events import Event
 
 if TYPE_CHECKING:
-    from sekisho.services.outbox import OutboxService
+    from sekisho.notify.notices import Notices
 
 
 class Effects:
     def __init__(
-        self, node: str | None, outbox: OutboxService, model_of: Callable[[Session], AccessModel]
+        self, node: str | None, outbox: Notices, model_of: Callable[[Session], AccessModel]
     ) -> None:
         self._node, self._outbox, self._model_of = node, outbox, model_of
-        self._handlers: dict[type, Handler] = {**requests.HANDLERS}
+        self._handlers: dict[type, Handler] = {**requests.HANDLERS, **notify.HANDLERS}
 
     def apply(self, session: Session, event: DomainEvent) -> list[Event]:
         handler = self._handlers.get(type(event))

@@ -14,14 +14,14 @@ from sekisho.services import audit, timeline
 from sekisho.services.events import Event
 
 if TYPE_CHECKING:
-    from sekisho.services.outbox import OutboxService
+    from sekisho.notify.notices import Notices
 
 
 @dataclass(frozen=True)
 class EffectContext:
     session: Session
     node: str | None
-    outbox: OutboxService
+    outbox: Notices  # the notification hooks
     model_of: Callable[[Session], AccessModel]
 
     @property

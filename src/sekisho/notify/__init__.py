@@ -1,8 +1,14 @@
-"""Notifications' channels: a signed webhook, Slack, e-mail over SMTP, AWS SNS.
+"""Notifications: who hears of what, what they read, and the channels that carry it.
 
-Services never call these: they write messages to the outbox (`sekisho.services.outbox`) in
-the same transaction as the change, and the dispatcher (`sekisho.services.dispatcher`) hands
-each message to a sender from `open_sender`. See docs/notifications.md.
+Written in the change's transaction (the effect handlers call `notices.Notices`' hooks):
+`routing` (which channels, which people, by role), `wording` and the `*_notices` modules
+(what each message says), `outbox` (the rows to deliver), `reminders` (before a grant ends),
+`reports` (what a sweep or a reconcile ended, fixed or failed to), `status` (each channel's
+state) and `probe` (a channel's test message).
+
+Delivered later by the dispatcher (`sekisho.services.dispatcher`), which
+hands each message to a sender from `open_sender`: a signed webhook, Slack, e-mail over
+SMTP, AWS SNS. See docs/notifications.md.
 """
 
 from sekisho.notify.base import Delivery, DeliveryFailed, Sender

@@ -2,6 +2,8 @@
 
 Kept as plain JSON in the outbox row, so a message written by one version of sekisho is sent
 by the next, and rendering (Slack blocks, HTML) can improve without touching stored rows.
+A `Notice` is one occurrence of an event before the outbox fans it out: the channel's message
+and each person's own.
 """
 
 from __future__ import annotations
@@ -65,3 +67,15 @@ class Message:
             recipients=tuple((str(a), str(b)) for a, b in data.get("recipients") or ()),
             data=dict(data.get("data") or {}),
         )
+
+
+@dataclass
+class Notice:
+    """One occurrence of an event: the channel's message, and each person's own."""
+
+    event: str
+    template: str | None
+    request_id: int | None
+    grant_id: int | None
+    broadcast: Message
+    personal: dict[str, Message] = field(default_factory=dict)  # user -> message

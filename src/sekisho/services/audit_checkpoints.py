@@ -14,23 +14,18 @@ from __future__ import annotations
 
 import base64
 import contextlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from sekisho.domain.access import AccessModel, NotifyEvent
 from sekisho.domain.errors import Conflict
-from sekisho.domain.timespec import iso
-from sekisho.notify.message import Message
 from sekisho.services import audit
 from sekisho.services.audit_anchor import AnchorError, Checkpoint
 from sekisho.services.audit_keys import SigningKey, VerifyKey, load_signing_key
 from sekisho.services.audit_sinks import ExportFailed, FileSink, S3Sink, Sink
-from sekisho.services.outbox import ADMIN, Notice
-from sekisho.services.wording import Wording
 from sekisho.store.tables import AuditCheckpointRow, AuditHeadRow
 
 if TYPE_CHECKING:
@@ -217,53 +212,3 @@ def _latest_row(s: Session) -> AuditCheckpointRow | None:
 
 def _from_row(row: AuditCheckpointRow) -> Checkpoint:
     return Checkpoint(row.id, row.seq, row.hash, row.at, row.node, row.key, row.signature)
-
-
-def checkpoint_notice(
-    core: Core, model: AccessModel, checkpoint: Checkpoint | None, problems: list[str]
-) -> Notice:
-    """The admins' message: the signed checkpoint itself (in `data`, and as the one line of
-    `lines`, ready to append to an anchor file), or why nothing was signed."""
-    w = Wording(core, model)
-    link = f"{core.settings.public_url.rstrip('/')}/audit"
-    if checkpoint is None:
-        title = "sekisho audit: the trail does not match its last checkpoint; NOT signed"
-        summary = (
-            "Before signing the audit trail's head, sekisho checked it against the last "
-            "checkpoint it signed, and it no longer matches: the trail was changed in the "
-            "database. Run `sekisho audit verify --direct --anchor FILE` with your anchor."
-        )
-        facts: tuple[tuple[str, str], ...] = (("Node", core.settings.node_name),)
-        lines = tuple(problems[:20])
-        data: dict[str, object] = {"ok": False, "problems": problems[:20]}
-    else:
-        title = f"sekisho audit checkpoint #{checkpoint.id}: entry {checkpoint.seq}"
-        summary = (
-            f"The audit trail up to entry {checkpoint.seq} is signed with key "
-            f"{checkpoint.key}. Keep this message: with the public key it proves later that "
-            "those entries were not rewritten (`sekisho audit verify --anchor`)."
-        )
-        facts = (
-            ("Entry", str(checkpoint.seq)),
-            ("Hash", checkpoint.hash),
-            ("Signed", w.when(checkpoint.at)),
-            ("Node", checkpoint.node),
-            ("Key", checkpoint.key),
-        )
-        lines = (checkpoint.to_line(),)
-        data = {"ok": True, "checkpoint": checkpoint.to_json()}
-    message = Message(
-        event=NotifyEvent.AUDIT_CHECKPOINT.value,
-        title=title,
-        summary=summary,
-        link=link,
-        link_label="Open the audit trail",
-        occurred_at=iso(core.now()),
-        facts=facts,
-        lines=lines,
-        data=data,
-    )
-    admins = model.admins()
-    mine = {a: replace(message, role=ADMIN) for a in admins}
-    broadcast = replace(message, recipients=tuple((a, ADMIN) for a in admins))
-    return Notice(NotifyEvent.AUDIT_CHECKPOINT.value, None, None, None, broadcast, mine)

@@ -15,6 +15,11 @@ from sqlalchemy.orm import Session
 from sekisho.clock import Clock, SystemClock
 from sekisho.config import Settings
 from sekisho.effects import Effects
+from sekisho.notify.notices import Notices
+from sekisho.notify.probe import QueueTestMessage
+from sekisho.notify.reminders import SendReminders
+from sekisho.notify.reports import ComposeReports
+from sekisho.notify.status import ChannelStatuses
 from sekisho.operations.requests import (
     CancelRequest,
     DecideRequest,
@@ -110,7 +115,7 @@ class Core:
 
     @cached_property
     def effects(self) -> Effects:
-        return Effects(self.settings.node_name, self.outbox, self.models.model)
+        return Effects(self.settings.node_name, self.notices, self.models.model)
 
     @cached_property
     def store(self) -> Store:
@@ -153,8 +158,26 @@ class Core:
         return SessionService(self)
 
     @cached_property
+    def notices(self) -> Notices:
+        """The notification hooks the effects write through."""
+        settings = self.settings
+        return Notices(
+            self.models, self.clock, public_url=settings.public_url, node=settings.node_name
+        )
+
+    @cached_property
     def outbox(self) -> OutboxService:
-        return OutboxService(self)
+        store, clock, models, settings = self.store, self.clock, self.models, self.settings
+        return OutboxService(
+            models,
+            clock,
+            public_url=settings.public_url,
+            node=settings.node_name,
+            send_reminders=SendReminders(store, clock, models),
+            compose_reports=ComposeReports(store, clock),
+            queue_test=QueueTestMessage(store, clock, models, settings.public_url),
+            statuses=ChannelStatuses(self.db, models),
+        )
 
     @cached_property
     def sweeper(self) -> Sweeper:

@@ -47,9 +47,9 @@ from sekisho.domain.timespec import backoff
 from sekisho.notify.base import Delivery, DeliveryFailed, Sender, redact, url_secrets
 from sekisho.notify.channels import open_sender
 from sekisho.notify.message import Message
+from sekisho.notify.reports import ORPHAN_AFTER
 from sekisho.services.events import Wakeup
 from sekisho.services.lease import node_id
-from sekisho.services.outbox import ORPHAN_AFTER
 from sekisho.store import outage
 from sekisho.store.tables import NotificationRow, ReportLineRow
 

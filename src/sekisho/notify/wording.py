@@ -1,18 +1,18 @@
-"""How notifications say things: people by name, times in the model's zone, links to pages."""
+"""How notifications say things: people by name, times in the model's zone, links to pages.
+
+One `Wording` is made for one notice: the model in force, the server's public URL (every
+message links to a page) and the moment the message is written.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from sekisho.domain.access import AccessModel, TemplateAction
 from sekisho.domain.timespec import format_duration, iso, zone
 from sekisho.notify.message import Message
 from sekisho.store.tables import ReportLineRow, RequestRow
-
-if TYPE_CHECKING:
-    from sekisho.services.core import Core
 
 CLIP = 500  # characters of free text (reasons, comments, errors) a message quotes
 
@@ -20,20 +20,23 @@ CLIP = 500  # characters of free text (reasons, comments, errors) a message quot
 class Wording:
     """How messages say things: people by name, times in the model's zone, links."""
 
-    def __init__(self, core: Core, model: AccessModel) -> None:
-        self._core = core
-        self._model = model
+    def __init__(self, model: AccessModel, public_url: str, at: datetime) -> None:
+        self.model = model
+        self.at = at  # when the message is written: its `occurred_at`
         self._zone = zone(model.settings.timezone)
-        self._base = core.settings.public_url.rstrip("/")
+        self._base = public_url.rstrip("/")
 
     def home(self) -> str:
         return f"{self._base}/"
+
+    def audit_link(self) -> str:
+        return f"{self._base}/audit"
 
     def request_link(self, request_id: int) -> str:
         return f"{self._base}/requests/{request_id}"
 
     def who(self, name: str) -> str:
-        user = self._model.user(name)
+        user = self.model.user(name)
         return f"{user.display_name} ({name})" if user and user.display_name else name
 
     def when(self, at: datetime) -> str:
@@ -72,11 +75,8 @@ class Wording:
             return f"asks to leave {row.group_name}"
         return f"asks to join {row.group_name} {self.window(row)}"
 
-    def concerned(self, row: RequestRow) -> list[str]:
-        return list(dict.fromkeys([row.subject, row.requester]))
-
     def gives(self, group_name: str) -> list[tuple[str, str]]:
-        group = self._model.group(group_name)
+        group = self.model.group(group_name)
         if group is None:
             return []
         found = []
@@ -97,7 +97,7 @@ class Wording:
         if row.requester != row.subject:
             facts.append(("Requested by", self.who(row.requester)))
         facts.append(("Reason", clip(row.reason)))
-        template = self._model.template(row.template)
+        template = self.model.template(row.template)
         for section in template.change_info if template else ():
             if row.change_info.get(section.name):
                 facts.append((section.title, clip(row.change_info[section.name])))
@@ -117,12 +117,12 @@ class Wording:
         recipients: tuple[tuple[str, str], ...] = (),
     ) -> Message:
         return Message(
-            event="",  # set by `_enqueue`'s notice; stored with the row
+            event="",  # set from the notice's event when the outbox stores it
             title=title,
             summary=summary,
             link=self.request_link(row.id),
             link_label=link_label or f"Open request #{row.id}",
-            occurred_at=iso(self._core.now()),
+            occurred_at=iso(self.at),
             facts=tuple(facts if facts is not None else self.facts(row)),
             request_id=row.id,
             grant_id=grant_id,

@@ -1,0 +1,206 @@
+"""The notification hooks: what the effect handlers call, inside the change's transaction.
+
+A hook asks the routes whether anyone hears of the event, has the notice worded, and writes
+it to the outbox in the caller's transaction: the change, its audit entry and its messages
+commit together or not at all. A hook never calls the network (the dispatcher delivers
+later); without a route for an event, it writes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import Session
+
+from sekisho.clock import Clock
+from sekisho.domain.access import AccessModel, NotifyEvent, Template
+from sekisho.domain.actor import Actor
+from sekisho.domain.grants import EndReason
+from sekisho.domain.requests import RequestStatus
+from sekisho.notify import admin_notices, grant_notices, reminders, reports, request_notices
+from sekisho.notify.message import Notice
+from sekisho.notify.outbox import enqueue
+from sekisho.notify.routing import routed
+from sekisho.notify.wording import Wording
+from sekisho.ports import ModelSource
+from sekisho.store.tables import GrantRow, RequestRow
+
+if TYPE_CHECKING:
+    from sekisho.services.audit_anchor import Checkpoint
+
+
+class Notices:
+    """One hook per thing people hear of. `public_url` is where messages link to; `node`
+    names this server in the audit checkpoint's message."""
+
+    def __init__(self, models: ModelSource, clock: Clock, *, public_url: str, node: str) -> None:
+        self._models, self._clock = models, clock
+        self._public_url, self._node = public_url, node
+
+    # -- requests -----------------------------------------------------------------------------
+
+    def request_filed(self, s: Session, model: AccessModel, row: RequestRow) -> None:
+        """A new request: its first level's approvers are asked."""
+        template = model.template(row.template)
+        if template is None or template.auto_approve or row.level >= len(template.approval):
+            return
+        self._approval_needed(s, model, row, template, frozenset())
+
+    def request_decided(
+        self,
+        s: Session,
+        model: AccessModel,
+        row: RequestRow,
+        decider: str,
+        verb: str,  # approved | rejected
+        comment: str,
+        level: int,  # the level decided, 0-based
+    ) -> None:
+        """After a decision (row already moved on): tell the requester; once the level is
+        settled, tell its other approvers; if the next level waits, ask its approvers."""
+        template = model.template(row.template)
+        if template is None or level >= len(template.approval):
+            return
+        if routed(model, NotifyEvent.REQUEST_DECIDED, row.template):
+            w = self._wording(model)
+            notice = request_notices.decided(w, row, template, decider, verb, comment, level)
+            self._enqueue(s, model, notice)
+        if row.status == RequestStatus.PENDING_APPROVAL and row.level > level:
+            decided = frozenset({d.approver for d in row.decisions} | {decider})
+            self._approval_needed(s, model, row, template, decided)
+
+    def request_closed(self, s: Session, row: RequestRow, how: str) -> None:
+        """Cancelled by the requester, or expired undecided: nobody needs to act any more."""
+        model = self._models.model(s)
+        if routed(model, NotifyEvent.REQUEST_DECIDED, row.template):
+            template = model.template(row.template)
+            notice = request_notices.closed(self._wording(model), row, template, how)
+            self._enqueue(s, model, notice)
+
+    def runbook_finished(self, s: Session, row: RequestRow, *, ok: bool, detail: str) -> None:
+        """A remove request's result, or any failed runbook (a success that grants access is
+        `grant_activated`)."""
+        model = self._models.model(s)
+        if routed(model, NotifyEvent.RUNBOOK_FINISHED, row.template):
+            w = self._wording(model)
+            notice = request_notices.runbook_finished(w, row, ok=ok, detail=detail)
+            self._enqueue(s, model, notice)
+
+    # -- grants -------------------------------------------------------------------------------
+
+    def grant_activated(self, s: Session, row: RequestRow, grant: GrantRow) -> None:
+        """Access starts: tell the holder; schedule the reminder before its end."""
+        model = self._models.model(s)
+        reminders.schedule(s, model, row, grant)
+        if routed(model, NotifyEvent.GRANT_ACTIVATED, row.template):
+            self._enqueue(s, model, grant_notices.activated(self._wording(model), row, grant))
+
+    def grant_ending_soon(
+        self, s: Session, model: AccessModel, row: RequestRow, grant: GrantRow, at: datetime
+    ) -> None:
+        """A due reminder the sweep took (`SendReminders`): the holder's access ends soon."""
+        w = Wording(model, self._public_url, at)
+        enqueue(s, model, grant_notices.ending_soon(w, row, grant, at), at)
+
+    def grant_ended(self, s: Session, grant: GrantRow) -> None:
+        """Access ended (the grant turned `ending`): tell the holder, once."""
+        model = self._models.model(s)
+        if not model.notifications.routes:
+            return
+        reminders.drop(s, grant.id)
+        reason = EndReason(grant.end_reason or EndReason.EXPIRED)
+        row = s.get(RequestRow, grant.request_id)
+        if reason is EndReason.FAILED or row is None:
+            return  # never usable: the failed runbook's own message says so
+        if routed(model, NotifyEvent.GRANT_ENDED, row.template):
+            w = self._wording(model)
+            self._enqueue(s, model, grant_notices.ended(w, row, grant, reason))
+
+    # -- reports and the audit trail ------------------------------------------------------------
+
+    def ending_outcome(self, s: Session, grant: GrantRow, actor: Actor, confirmed: bool) -> None:
+        """After the provider answered for an ending (in its transaction): a report line for
+        what the expiry sweep ended, and for every removal the provider did not confirm."""
+        if not routed(self._models.model(s), NotifyEvent.EXPIRY_REPORT, None):
+            return
+        line = reports.ending_line(grant, actor, confirmed)
+        if line is not None:
+            outcome, detail = line
+            reports.add_line(
+                s,
+                self._clock.now(),
+                source=reports.EXPIRY,
+                outcome=outcome,
+                user=grant.user,
+                group=grant.group_name,
+                detail=detail,
+                grant_id=grant.id,
+                request_id=grant.request_id,
+            )
+
+    def report_line(
+        self,
+        s: Session,
+        *,
+        source: str,  # expiry | reconcile
+        outcome: str,  # ended | recovered | fixed | failed
+        user: str,
+        group: str,
+        detail: str,
+        grant_id: int | None = None,
+        request_id: int | None = None,
+    ) -> None:
+        """One line of the next report, in the caller's transaction (the reconciler's too).
+        `ComposeReports` gathers the lines into one message per source. Nothing is written
+        unless the source's report is routed."""
+        if routed(self._models.model(s), reports.report_event(source), None):
+            reports.add_line(
+                s,
+                self._clock.now(),
+                source=source,
+                outcome=outcome,
+                user=user,
+                group=group,
+                detail=detail,
+                grant_id=grant_id,
+                request_id=request_id,
+            )
+
+    def report_composed(
+        self, s: Session, model: AccessModel, source: str, report_key: str, at: datetime
+    ) -> None:
+        """The lines `ComposeReports` gathered under `report_key` become one message."""
+        lines = reports.lines_of(s, report_key)
+        notice = admin_notices.report(Wording(model, self._public_url, at), source, lines)
+        enqueue(s, model, notice, at)
+
+    def audit_checkpoint(
+        self, s: Session, checkpoint: Checkpoint | None, problems: list[str]
+    ) -> None:
+        """A signed checkpoint of the audit trail, or a refusal to sign one, to the admins:
+        one more copy of the anchor outside the database. In the checkpoint's transaction."""
+        model = self._models.model(s)
+        if routed(model, NotifyEvent.AUDIT_CHECKPOINT, None):
+            w = self._wording(model)
+            self._enqueue(s, model, admin_notices.checkpoint(w, self._node, checkpoint, problems))
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _approval_needed(
+        self,
+        s: Session,
+        model: AccessModel,
+        row: RequestRow,
+        template: Template,
+        decided: frozenset[str],
+    ) -> None:
+        if routed(model, NotifyEvent.APPROVAL_NEEDED, row.template):
+            w = self._wording(model)
+            self._enqueue(s, model, request_notices.approval_needed(w, row, template, decided))
+
+    def _wording(self, model: AccessModel) -> Wording:
+        return Wording(model, self._public_url, self._clock.now())
+
+    def _enqueue(self, s: Session, model: AccessModel, notice: Notice) -> None:
+        enqueue(s, model, notice, self._clock.now())

@@ -1,0 +1,81 @@
+"""Who hears of what: the channels an event is routed to, and the people it concerns, by role.
+
+The model's routes say which channels carry an event (optionally for some templates only).
+On a personal channel (e-mail to each person) every person concerned gets a message of their
+own, worded for why they hear of it: the role.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from sekisho.domain.access import AccessModel, Template
+from sekisho.notify.message import Message, Notice
+from sekisho.store.tables import GrantRow, RequestRow
+
+APPROVER = "approver"  # asked to decide
+REQUESTER = "requester"  # filed it, or is the user it is for
+HANDLED = "handled"  # an approver whose decision is no longer needed
+HOLDER = "holder"  # holds (or held) the grant
+ADMIN = "admin"  # administers sekisho: reports
+
+
+def routed(model: AccessModel, event: str, template: str | None) -> bool:
+    """Some channel carries `event` (for this template): without one, nothing is written."""
+    return bool(model.notifications.routes) and bool(
+        model.notifications.channels_for(event, template)
+    )
+
+
+def concerned(row: RequestRow) -> list[str]:
+    """The user the request is for, and who filed it (once, if the same)."""
+    return list(dict.fromkeys([row.subject, row.requester]))
+
+
+def holders(row: RequestRow, grant: GrantRow) -> list[str]:
+    """Who hears of a grant: its holder, and who asked for it."""
+    return list(dict.fromkeys([grant.user, row.requester]))
+
+
+def waiting_approvers(
+    model: AccessModel, template: Template, row: RequestRow, decided: frozenset[str]
+) -> list[str]:
+    """The waiting level's approvers who may still decide: `decided` holds who already did
+    (each person decides once per request); a new request has none, and costs no query."""
+    if row.level >= len(template.approval):
+        return []
+    group = model.group(template.approval[row.level].approvers)
+    members = group.members if group else frozenset()
+    return sorted(members - decided - {row.requester, row.subject})
+
+
+def approvers_at(model: AccessModel, template: Template, level: int) -> list[str]:
+    """Every approver of one level (0-based), decided or not."""
+    group = model.group(template.approval[level].approvers)
+    return sorted(group.members) if group else []
+
+
+def roles(people: dict[str, Message]) -> tuple[tuple[str, str], ...]:
+    """(user, role) of each person's message: the channel message lists who it concerns."""
+    return tuple((user, message.role) for user, message in people.items())
+
+
+def to_admins(event: str, message: Message, admins: tuple[str, ...]) -> Notice:
+    """A notice for the admins alone (reports, audit checkpoints): about no one request."""
+    mine = {admin: replace(message, role=ADMIN) for admin in admins}
+    broadcast = replace(message, recipients=tuple((admin, ADMIN) for admin in admins))
+    return Notice(event, None, None, None, broadcast, mine)
+
+
+def addressed(model: AccessModel, notice: Notice) -> dict[str, Message]:
+    """A personal channel's messages by e-mail address: one per address (two people may share
+    one), people without an address left out."""
+    found: dict[str, Message] = {}
+    seen: set[str] = set()
+    for user, message in notice.personal.items():
+        person = model.user(user)
+        address = person.email if person else None
+        if address and address.lower() not in seen:
+            seen.add(address.lower())
+            found[address] = message
+    return found
