@@ -44,7 +44,6 @@ from sekisho.notify.base import Delivery
 from sekisho.notify.message import Message
 from sekisho.notify.webhook import WebhookSender
 from sekisho.services.core import Core
-from sekisho.services.dispatcher import Dispatcher
 from sekisho.store.tables import NotificationRow
 
 KEY = "notify"
@@ -215,7 +214,7 @@ def dispatch(
                 before = receiver.stats()
                 fill(core, plan.dispatch_n)
                 t0 = time.perf_counter()
-                report = Dispatcher(core).run_pass()
+                report = core.new_dispatcher().run_pass()
                 elapsed = time.perf_counter() - t0
                 after = receiver.stats()
                 got = after["accepted"] - before["accepted"]

@@ -18,8 +18,6 @@ from fastapi import FastAPI
 from sekisho.api.app import create_app
 from sekisho.gateway.server import Gateway
 from sekisho.services.core import Core
-from sekisho.services.dispatcher import Dispatcher
-from sekisho.services.scheduler import Scheduler
 
 log = structlog.get_logger(__name__)
 
@@ -40,11 +38,11 @@ def build_app(core: Core, *, scheduler: bool = True, gateway: Gateway | None = N
         if gateway is not None:
             await asyncio.to_thread(gateway.start)
         if scheduler:
-            sched = Scheduler(core)
+            sched = core.new_scheduler()
             task = asyncio.create_task(sched.run(), name="sekisho-scheduler")
             app.state.scheduler = sched
             # Notifications: the outbox, delivered beside the scheduler that fills part of it.
-            dispatcher = Dispatcher(core)
+            dispatcher = core.new_dispatcher()
             dispatch_task = asyncio.create_task(dispatcher.run(), name="sekisho-dispatcher")
             app.state.dispatcher = dispatcher
         try:

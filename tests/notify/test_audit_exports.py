@@ -17,7 +17,6 @@ from audit_attacks import audit_rows, rehash_from
 from sekisho.services.audit_anchor import Checkpoint
 from sekisho.services.audit_sinks import read_s3_anchor
 from sekisho.services.core import Core
-from sekisho.services.dispatcher import Dispatcher
 from support import AUDITOR, LEADER, MEMBER, draft
 
 
@@ -111,7 +110,7 @@ def test_admins_get_each_checkpoint_and_each_refusal_on_their_channels(
     some_history(core)
     signed = core.audit_checkpoints.checkpoint().checkpoint
     assert signed is not None
-    Dispatcher(core).run_pass()
+    core.new_dispatcher().run_pass()
     [body] = webhook.bodies("audit.checkpoint")
     assert body["title"] == f"sekisho audit checkpoint #{signed.id}: entry {signed.seq}"
     assert {"user": "admin01", "role": "admin"} in body["recipients"]
@@ -126,7 +125,7 @@ def test_admins_get_each_checkpoint_and_each_refusal_on_their_channels(
     rehash_from(core, rejected, {rejected: {"actor": "leader02"}})
     refused = core.audit_checkpoints.checkpoint()
     assert refused.checkpoint is None
-    Dispatcher(core).run_pass()
+    core.new_dispatcher().run_pass()
     alarm = webhook.bodies("audit.checkpoint")[-1]
     assert alarm["title"].endswith("NOT signed")
     assert alarm["data"]["ok"] is False

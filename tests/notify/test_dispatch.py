@@ -56,7 +56,7 @@ def test_a_receiver_that_fails_three_times_then_answers_gets_the_message_once(
     load(core, with_notifications(channels_yaml(webhook=webhook), HOOK_ONLY))
     filed = file(core)
     webhook.fail_next = 3
-    dispatcher = Dispatcher(core)
+    dispatcher = core.new_dispatcher()
     waits = []
     for attempt in range(1, 4):
         report = dispatcher.run_pass()
@@ -93,7 +93,7 @@ def test_a_failing_channel_waits_as_one_and_holds_up_no_other(
     hooks = [r.id for r in notifications(core) if r.channel == "hook"]
     mails = [r.id for r in notifications(core) if r.channel == "mail"]
     first_of_second = next(r.id for r in notifications(core) if r.request_id == 2)
-    report = Dispatcher(core).run_pass()
+    report = core.new_dispatcher().run_pass()
     assert sorted(report.delivered) == mails  # e-mail went out
     # The failing webhook is probed by the first message, then by one about another
     # request (a failure of one subject alone would not hold the others up) ...
@@ -114,7 +114,7 @@ def test_a_failing_channel_waits_as_one_and_holds_up_no_other(
 
     webhook.fail_next = 0
     clock.advance(timedelta(seconds=5))
-    assert sorted(Dispatcher(core).run_pass().delivered) == hooks  # the probe, then the rest
+    assert sorted(core.new_dispatcher().run_pass().delivered) == hooks  # the probe, then the rest
     assert len(webhook.accepted) == len(hooks)
     assert webhook.duplicates == []
     (hook, _mail) = core.outbox.status(ADMIN)
@@ -128,7 +128,7 @@ def test_a_message_nobody_could_take_for_a_day_is_given_up(
     load(core, with_notifications(channels_yaml(webhook=webhook), HOOK_ONLY))
     file(core)
     webhook.fail_next = 1000
-    dispatcher = Dispatcher(core)
+    dispatcher = core.new_dispatcher()
     dispatcher.run_pass()
     clock.advance(timedelta(days=1))
     report = dispatcher.run_pass()
@@ -145,7 +145,7 @@ def test_a_channel_taken_out_of_the_model_gives_its_messages_up(
     load(core, with_notifications(channels_yaml(webhook=webhook), HOOK_ONLY))
     file(core)
     load(core, with_notifications(channels_yaml(), ""))  # no channels, no routes
-    report = Dispatcher(core).run_pass()
+    report = core.new_dispatcher().run_pass()
     assert len(report.gave_up) == 1
     assert notifications(core)[0].last_error == "channel hook is no longer in the model"
     (status,) = core.outbox.status(ADMIN)
@@ -158,7 +158,7 @@ def test_a_channel_without_its_secret_fails_and_says_which_variable(
     load(core, with_notifications(channels_yaml(webhook=webhook), HOOK_ONLY))
     file(core)
     monkeypatch.delenv(WEBHOOK_KEY_ENV)
-    report = Dispatcher(core).run_pass()
+    report = core.new_dispatcher().run_pass()
     error = f"environment variable {WEBHOOK_KEY_ENV} (the webhook's signing key) is not set"
     assert list(report.failed.values()) == [error]
     (status,) = core.outbox.status(ADMIN)
@@ -180,7 +180,7 @@ def test_two_dispatchers_never_send_one_message_at_once(core: Core, webhook: Htt
         core.grants.release(MEMBER, approved.grant.id)  # type: ignore[union-attr]
     total = len(notifications(core))
     assert total >= 12
-    nodes = [Dispatcher(core, holder=f"node-{n}") for n in range(3)]
+    nodes = [core.new_dispatcher(holder=f"node-{n}") for n in range(3)]
     start = threading.Barrier(len(nodes))
     errors: list[BaseException] = []
 
@@ -217,7 +217,7 @@ def test_the_loop_in_serve_wakes_on_events_and_retries_when_due(
             await asyncio.sleep(0.01)
 
     async def scenario() -> None:
-        dispatcher = Dispatcher(core)
+        dispatcher = core.new_dispatcher()
         task = asyncio.create_task(dispatcher.run())
         filed = await asyncio.to_thread(file, core)
         await until(lambda: len(webhook.accepted) == 1)  # woken by request.filed; no clock move

@@ -19,7 +19,6 @@ from sqlalchemy import select
 
 from sekisho.clock import ManualClock
 from sekisho.services.core import Core
-from sekisho.services.dispatcher import Dispatcher
 from sekisho.store.tables import NotificationRow
 from support import MEMBER
 
@@ -78,7 +77,7 @@ def test_kill_the_dispatcher_mid_delivery_and_restart_it(
         if r.lease_until is None
     )
 
-    restarted = Dispatcher(core)
+    restarted = core.new_dispatcher()
     early = restarted.run_pass()  # the dead one's lease still holds its messages ...
     assert not {r.id for r in leased} & set(early.delivered)
     for row in leased:  # ... and what comes after them in their request

@@ -17,7 +17,6 @@ from sqlalchemy import select
 
 from sekisho.clock import ManualClock
 from sekisho.services.core import Core
-from sekisho.services.dispatcher import Dispatcher
 from sekisho.store.tables import NotificationRow
 from support import ADMIN, LEADER, MEMBER, MEMBER2
 
@@ -75,7 +74,7 @@ def test_a_receiver_that_fails_the_activation_gets_it_before_the_end_and_nothing
         return mail["X-Sekisho-Event"] == "grant.activated"
 
     webhook.refuse, smtp.refuse = about_activation, mail_about_activation
-    dispatcher = Dispatcher(core)
+    dispatcher = core.new_dispatcher()
     report = dispatcher.run_pass()
     activations = {k for k, r in rows(core).items() if r.event == "grant.activated"}
     assert set(report.failed) == {rows(core)[k].id for k in activations}  # hook + 2 mails
@@ -113,7 +112,7 @@ def test_a_dispatcher_killed_before_the_activation_went_out_never_lets_the_end_o
 ) -> None:
     load(core, with_notifications(channels_yaml(webhook=webhook, smtp=smtp), EVERYWHERE))
     filed = file(core, ADMIN, user="member01", duration="1h")
-    assert Dispatcher(core).run_pass().failed == {}  # the approvers heard of it
+    assert core.new_dispatcher().run_pass().failed == {}  # the approvers heard of it
     # Something earlier in each channel's next batch, for the receivers to hold on to.
     core.outbox.test("hook")
     core.outbox.test("mail", ["ops@example.com"])
@@ -136,7 +135,7 @@ def test_a_dispatcher_killed_before_the_activation_went_out_never_lets_the_end_o
     # The grant ends, and member02 files: both written while the dead one's lease holds.
     core.grants.release(MEMBER, approved.grant.id)
     other = file(core, MEMBER2).id
-    restarted = Dispatcher(core)
+    restarted = core.new_dispatcher()
     early = restarted.run_pass()
     assert arrived(core, at_the_hook(webhook), other) == ["approval.needed"]  # not held up
     assert arrived(core, mailed_to(smtp, "leader02@example.com"), other) == ["approval.needed"]

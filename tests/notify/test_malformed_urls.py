@@ -26,7 +26,6 @@ from sekisho.domain.actor import Actor
 from sekisho.notify import Delivery, DeliveryFailed, Message, config_problems, open_sender
 from sekisho.notify.email import EmailSender
 from sekisho.services.core import Core
-from sekisho.services.dispatcher import Dispatcher
 from sekisho.store.tables import NotificationRow
 from terminal import run_in_terminal
 
@@ -124,7 +123,7 @@ def test_the_dispatcher_retries_a_malformed_url_on_schedule_then_gives_up(
     bad_environment(monkeypatch)
     load(core, with_notifications(CHANNELS, ROUTES))
     file(core)
-    dispatcher = Dispatcher(core)
+    dispatcher = core.new_dispatcher()
     created = clock.now()
     waits: list[timedelta] = []
     with structlog.testing.capture_logs() as logs:

@@ -17,7 +17,6 @@ from sekisho.notify.base import tls_context
 from sekisho.notify.email import EmailSender
 from sekisho.notify.render import slack_payload
 from sekisho.services.core import Core
-from sekisho.services.dispatcher import Dispatcher
 from support import INFO, LEADER, MEMBER2
 
 SLACK_ONLY = "    - {events: ['*'], channels: [team]}\n"
@@ -57,7 +56,7 @@ def test_slack_shows_a_reason_and_a_comment_as_text(core: Core, slack: HttpRecei
     load(core, with_notifications(channels_yaml(slack=slack), SLACK_ONLY))
     filed = file(core, MEMBER2, reason=REASON, info={**INFO, "change": CHANGE})
     core.workflow.approve(LEADER, filed.id, COMMENT)
-    report = Dispatcher(core).run_pass()
+    report = core.new_dispatcher().run_pass()
     assert report.failed == {}
     payloads = slack.bodies()
     assert {len(payloads)} != {0}
@@ -87,7 +86,7 @@ def test_mail_escapes_user_text_in_its_html_and_keeps_it_out_of_the_headers(
     load(core, with_notifications(channels_yaml(smtp=smtp), MAIL_ONLY))
     filed = file(core, MEMBER2, reason=REASON, info={**INFO, "change": CHANGE})
     core.workflow.approve(LEADER, filed.id, COMMENT)
-    assert Dispatcher(core).run_pass().failed == {}
+    assert core.new_dispatcher().run_pass().failed == {}
     mails = smtp.to("member02@example.com")
     assert mails
     for mail in mails:

@@ -16,7 +16,6 @@ from receivers import HttpReceiver, MotoServer, SmtpReceiver, sns_event, sns_key
 from sekisho.clock import ManualClock
 from sekisho.providers.memory import MemoryProvider
 from sekisho.services.core import Core
-from sekisho.services.dispatcher import Dispatcher
 from support import ADMIN, LEADER, MEMBER2
 
 LINK = "http://127.0.0.1:8470/requests/"
@@ -34,7 +33,7 @@ def test_the_seed_flow_with_notifications_on(
 ) -> None:
     channels = channels_yaml(webhook=webhook, slack=slack, smtp=smtp, sns=sns, moto=moto)
     load(core, with_notifications(channels))
-    dispatcher = Dispatcher(core)
+    dispatcher = core.new_dispatcher()
 
     def deliver() -> None:
         report = dispatcher.run_pass()

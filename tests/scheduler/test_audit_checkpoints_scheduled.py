@@ -13,8 +13,7 @@ from sekisho.clock import ManualClock
 from sekisho.domain.access import Verb
 from sekisho.services.audit_anchor import read_anchor
 from sekisho.services.core import Core
-from sekisho.services.lease import Leases
-from sekisho.services.scheduler import RENEW_EVERY, Scheduler
+from sekisho.services.scheduler import RENEW_EVERY
 from support import AUDITOR, LEADER
 
 
@@ -36,8 +35,8 @@ def test_checkpoints_at_start_after_n_entries_and_every_period_on_the_lease_hold
         return core.audit_trail.verify(AUDITOR).head_seq
 
     async def scenario() -> None:
-        holder = Scheduler(core, Leases(core, "node-a"))
-        other = Scheduler(core, Leases(core, "node-b"))
+        holder = core.new_scheduler(core.new_leases("node-a"))
+        other = core.new_scheduler(core.new_leases("node-b"))
         tasks = [asyncio.create_task(s.run()) for s in (holder, other)]
         await until(lambda: holder.holding or other.holding)
         await until(lambda: len(lines()) == 1)  # at start-up

@@ -38,7 +38,7 @@ def test_a_grant_ends_when_the_clock_reaches_its_end(
     core: Core, clock: ManualClock, provider: MemoryProvider
 ) -> None:
     async def scenario() -> None:
-        scheduler = Scheduler(core)
+        scheduler = core.new_scheduler()
         task = asyncio.create_task(scheduler.run())
         await until(lambda: scheduler.passes >= 1)
         request = await asyncio.to_thread(core.workflow.file, MEMBER, draft(duration="30m"))
@@ -70,7 +70,7 @@ def test_at_start_up_everything_past_its_end_is_ended_first(
     assert not core.authz.decide("member01", Verb.ASSUME, "prod/Prod_MemberRole").allowed
 
     async def scenario() -> None:
-        scheduler = Scheduler(core)
+        scheduler = core.new_scheduler()
         task = asyncio.create_task(scheduler.run())
         await until(lambda: scheduler.passes >= 1)
         assert grant_status(core, grant.id) == "expired"
@@ -90,7 +90,7 @@ def test_a_provider_outage_at_the_end_is_retried_until_confirmed(
     provider.fail("remove_member", times=2)
 
     async def scenario() -> None:
-        scheduler = Scheduler(core)
+        scheduler = core.new_scheduler()
         task = asyncio.create_task(scheduler.run())
         clock.advance(timedelta(hours=1))
         await until(lambda: grant_status(core, grant.id) == "ending")
@@ -120,17 +120,24 @@ class SlowReconciler:
 
 
 def test_a_long_reconcile_holds_up_no_ending_and_no_lease_renewal(
-    core: Core, clock: ManualClock, provider: MemoryProvider, monkeypatch: pytest.MonkeyPatch
+    core: Core, clock: ManualClock, provider: MemoryProvider
 ) -> None:
     slow = SlowReconciler()
-    monkeypatch.setattr(core, "reconciler", slow)
     request = core.workflow.file(MEMBER, draft(duration="30m"))
     grant = core.workflow.approve(LEADER, request.id, "ok").grant
     assert grant is not None
-    leases = Leases(core)
 
     async def scenario() -> None:
-        scheduler = Scheduler(core, leases)
+        scheduler = Scheduler(
+            sweeper=core.sweeper,
+            reconciler=slow,  # the twin, in place of the real reconciler
+            checkpoints=core.audit_checkpoints,
+            models=core.models,
+            leases=Leases(core.db, clock),
+            clock=clock,
+            bus=core.bus,
+            db=core.db,
+        )
         task = asyncio.create_task(scheduler.run())
         await until(slow.started.is_set)  # the start-up reconcile is under way ...
         clock.advance(timedelta(minutes=30))
@@ -139,7 +146,7 @@ def test_a_long_reconcile_holds_up_no_ending_and_no_lease_renewal(
         await asyncio.sleep(0.1)
         clock.advance(timedelta(seconds=14))  # the first lease would have run out by now
         await asyncio.sleep(0.1)
-        assert not Leases(core).acquire(SCHEDULER, timedelta(seconds=15))  # still renewed
+        assert not core.new_leases().acquire(SCHEDULER, timedelta(seconds=15))  # still renewed
         slow.release.set()
         scheduler.stop()
         await task
@@ -154,7 +161,7 @@ def test_on_the_wall_clock_the_end_is_kept_to_the_second(core: Core) -> None:
     core.clock = SystemClock()
 
     async def scenario() -> float:
-        scheduler = Scheduler(core)
+        scheduler = core.new_scheduler()
         task = asyncio.create_task(scheduler.run())
         request = await asyncio.to_thread(core.workflow.file, MEMBER, draft(duration="2s"))
         approved = await asyncio.to_thread(core.workflow.approve, LEADER, request.id, "ok")
@@ -175,8 +182,8 @@ def test_with_two_nodes_only_the_lease_holder_sweeps_and_the_other_takes_over(
     core: Core, clock: ManualClock
 ) -> None:
     async def scenario() -> None:
-        first = Scheduler(core, Leases(core, "node-a"))
-        second = Scheduler(core, Leases(core, "node-b"))
+        first = core.new_scheduler(core.new_leases("node-a"))
+        second = core.new_scheduler(core.new_leases("node-b"))
         task_a = asyncio.create_task(first.run())
         await until(lambda: first.passes >= 1)
         task_b = asyncio.create_task(second.run())
@@ -196,8 +203,8 @@ def test_with_two_nodes_only_the_lease_holder_sweeps_and_the_other_takes_over(
 
 
 def test_a_dead_holder_loses_the_lease_when_it_runs_out(core: Core, clock: ManualClock) -> None:
-    dead = Leases(core, "node-dead")
-    alive = Leases(core, "node-alive")
+    dead = core.new_leases("node-dead")
+    alive = core.new_leases("node-alive")
     assert dead.acquire(SCHEDULER, timedelta(seconds=15))
     assert not alive.acquire(SCHEDULER, timedelta(seconds=15))
     clock.advance(timedelta(seconds=16))  # node-dead never renewed

@@ -23,11 +23,10 @@ notify_app = typer.Typer(
 def dispatch(json: JsonOpt = False) -> None:
     """One delivery pass over everything due (`sekisho serve` does this by itself)."""
     from sekisho import logs
-    from sekisho.services.dispatcher import Dispatcher
 
     logs.configure()  # to stderr: stdout may be --json
     core = open_core()
-    report = Dispatcher(core).run_pass()
+    report = core.new_dispatcher().run_pass()
     _print_report(report, json)
     if report.failed or report.gave_up:
         raise typer.Exit(1)
@@ -84,12 +83,11 @@ def send_test(
     import logging
 
     from sekisho import logs
-    from sekisho.services.dispatcher import Dispatcher
 
     logs.configure(level=logging.ERROR)  # the line printed below says what a warning would
     core = open_core()
     ids = core.outbox.test(channel, to)
-    report = Dispatcher(core).deliver(ids)
+    report = core.new_dispatcher().deliver(ids)
     if json:
         _print_report(report, json)
     else:

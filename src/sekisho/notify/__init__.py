@@ -6,9 +6,9 @@ Written in the change's transaction (the effect handlers call `notices.Notices`'
 `reports` (what a sweep or a reconcile ended, fixed or failed to), `status` (each channel's
 state) and `probe` (a channel's test message).
 
-Delivered later by the dispatcher (`sekisho.services.dispatcher`), which
-hands each message to a sender from `open_sender`: a signed webhook, Slack, e-mail over
-SMTP, AWS SNS. See docs/notifications.md.
+Delivered later by the dispatcher (`sekisho.services.dispatcher`, its rows kept by
+`deliveries`), which hands each message to a sender from `open_sender`: a signed webhook,
+Slack, e-mail over SMTP, AWS SNS. See docs/notifications.md.
 """
 
 from sekisho.notify.base import Delivery, DeliveryFailed, Sender

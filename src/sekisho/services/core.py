@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -14,7 +14,10 @@ from sqlalchemy.orm import Session
 
 from sekisho.clock import Clock, SystemClock
 from sekisho.config import Settings
+from sekisho.domain.access import Channel
 from sekisho.effects import Effects
+from sekisho.notify.base import Sender
+from sekisho.notify.deliveries import Deliveries, DeliveryPolicy
 from sekisho.notify.notices import Notices
 from sekisho.notify.probe import QueueTestMessage
 from sekisho.notify.reminders import SendReminders
@@ -33,14 +36,17 @@ from sekisho.services.audit import AuditTrail
 from sekisho.services.audit_checkpoints import CheckpointService
 from sekisho.services.authz import Authorizer
 from sekisho.services.broker import CredentialBroker
+from sekisho.services.dispatcher import Dispatcher
 from sekisho.services.events import Event, EventBus
 from sekisho.services.grants import GrantService
 from sekisho.services.identity import IdentityService
+from sekisho.services.lease import Leases
 from sekisho.services.locks import DatabaseLocks
 from sekisho.services.models import ModelService
 from sekisho.services.outbox import OutboxService
 from sekisho.services.reconcile import Reconciler
 from sekisho.services.runbook import RunbookService
+from sekisho.services.scheduler import Scheduler
 from sekisho.services.secretbox import SecretBox
 from sekisho.services.sessions import SessionService
 from sekisho.services.sweeper import Sweeper
@@ -166,6 +172,10 @@ class Core:
         )
 
     @cached_property
+    def compose_reports(self) -> ComposeReports:
+        return ComposeReports(self.store, self.clock)
+
+    @cached_property
     def outbox(self) -> OutboxService:
         store, clock, models, settings = self.store, self.clock, self.models, self.settings
         return OutboxService(
@@ -174,7 +184,7 @@ class Core:
             public_url=settings.public_url,
             node=settings.node_name,
             send_reminders=SendReminders(store, clock, models),
-            compose_reports=ComposeReports(store, clock),
+            compose_reports=self.compose_reports,
             queue_test=QueueTestMessage(store, clock, models, settings.public_url),
             statuses=ChannelStatuses(self.db, models),
         )
@@ -183,3 +193,41 @@ class Core:
     def sweeper(self) -> Sweeper:
 
         return Sweeper(self)
+
+    # The loops and their lease: one new each time (`sekisho serve` builds one of each, a CLI
+    # command a dispatcher for one pass, a test one per simulated node).
+
+    def new_leases(self, holder: str | None = None) -> Leases:
+        return Leases(self.db, self.clock, holder)
+
+    def new_scheduler(self, leases: Leases | None = None) -> Scheduler:
+        return Scheduler(
+            sweeper=self.sweeper,
+            reconciler=self.reconciler,
+            checkpoints=self.audit_checkpoints,
+            models=self.models,
+            leases=leases or self.new_leases(),
+            clock=self.clock,
+            bus=self.bus,
+            db=self.db,
+        )
+
+    def new_dispatcher(
+        self,
+        *,
+        holder: str | None = None,
+        senders: Callable[[Channel], Sender] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> Dispatcher:
+        deliveries = Deliveries(self.db, self.clock, DeliveryPolicy.from_settings(self.settings))
+        return Dispatcher(
+            deliveries,
+            self.compose_reports,
+            self.models,
+            self.clock,
+            self.bus,
+            self.db,
+            holder=holder,
+            senders=senders,
+            environ=environ,
+        )

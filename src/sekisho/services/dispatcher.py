@@ -22,6 +22,10 @@ about another subject fails too, the channel is taken as failing and its other m
 for the same retry instead of each timing out. It never blocks the workflow (services only
 write the outbox) nor the other channels (each channel's batch runs on its own worker thread).
 `sekisho notify status` shows, per channel, what is pending, failing, delivered and given up.
+
+This module sends; the rows' bookkeeping (claim, mark delivered, retry, give up, prune) is
+`sekisho.notify.deliveries`'. Neither writes timeline, audit or bus: delivering is not a use
+case but its infrastructure, and a failed delivery is a log line and a channel's status.
 """
 
 from __future__ import annotations
@@ -36,30 +40,25 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import Protocol
 
 import structlog
-from sqlalchemy import ColumnElement, Table, bindparam, delete, exists, func, or_, select, update
-from sqlalchemy.orm import Session, aliased
 
+from sekisho.clock import Clock
 from sekisho.domain.access import Channel
-from sekisho.domain.timespec import backoff
 from sekisho.notify.base import Delivery, DeliveryFailed, Sender, redact, url_secrets
 from sekisho.notify.channels import open_sender
+from sekisho.notify.deliveries import BATCH, Claimed, Deliveries
 from sekisho.notify.message import Message
 from sekisho.notify.reports import ORPHAN_AFTER
-from sekisho.services.events import Wakeup
+from sekisho.ports import ModelSource
+from sekisho.services.events import EventBus, Wakeup
 from sekisho.services.lease import node_id
 from sekisho.store import outage
-from sekisho.store.tables import NotificationRow, ReportLineRow
-
-if TYPE_CHECKING:
-    from sekisho.services.core import Core
+from sekisho.store.db import Database
 
 log = structlog.get_logger(__name__)
 
-PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
-BATCH = 100  # messages claimed at once
 WORKERS = 4  # channels sent to at once
 MARK_EVERY = 16  # deliveries recorded per transaction at most ...
 MARK_WITHIN = 0.05  # ... or after this many (wall-clock) seconds
@@ -69,15 +68,8 @@ PRUNE_EVERY = timedelta(hours=1)
 SenderFactory = Callable[[Channel], Sender]
 
 
-@dataclass(frozen=True)
-class _Claimed:
-    id: int
-    key: str
-    event: str
-    channel: str
-    recipient: str | None
-    message: dict[str, Any]
-    order_key: str | None = None
+class ComposesReports(Protocol):
+    def execute(self, older_than: timedelta = ...) -> int: ...
 
 
 @dataclass
@@ -95,15 +87,24 @@ class DispatchReport:
 
 
 class Dispatcher:
+    """Delivers the outbox: `deliveries` keeps the rows' books; this sends. `compose_reports`
+    gathers report lines a dead pass left; `holder` names this dispatcher on its claims."""
+
     def __init__(
         self,
-        core: Core,
+        deliveries: Deliveries,
+        compose_reports: ComposesReports,
+        models: ModelSource,
+        clock: Clock,
+        bus: EventBus,
+        db: Database,  # whose outage a failed pass reports
         *,
         holder: str | None = None,
         senders: SenderFactory | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
-        self._core = core
+        self._deliveries, self._compose_reports = deliveries, compose_reports
+        self._models, self._clock, self._bus, self._db = models, clock, bus, db
         self.holder = holder or f"dispatcher:{node_id()}"
         self._environ = environ
         self._senders = senders or (lambda channel: open_sender(channel, environ))
@@ -118,12 +119,11 @@ class Dispatcher:
 
     def run_pass(self) -> DispatchReport:
         """Deliver everything due now (`sekisho notify dispatch`)."""
-        core = self._core
         report = DispatchReport()
-        core.outbox.compose_reports(older_than=ORPHAN_AFTER)
+        self._compose_reports.execute(ORPHAN_AFTER)
         try:
             while True:
-                claimed = self._claim()
+                claimed = self._deliveries.claim(self.holder)
                 if not claimed:
                     break
                 report.add(self._deliver(claimed))
@@ -139,7 +139,7 @@ class Dispatcher:
 
     def deliver(self, ids: list[int]) -> DispatchReport:
         """Deliver these messages now, if pending and free (`sekisho notify test`)."""
-        claimed = self._claim(ids)
+        claimed = self._deliveries.claim(self.holder, ids)
         try:
             return self._deliver(claimed) if claimed else DispatchReport()
         finally:
@@ -147,30 +147,11 @@ class Dispatcher:
 
     def next_due(self) -> datetime | None:
         """When a pass would next find something to do."""
-        core = self._core
-        with core.db.read() as s:
-            candidates = [
-                s.scalar(
-                    select(func.min(NotificationRow.next_at)).where(
-                        NotificationRow.status == PENDING,
-                        NotificationRow.lease_until.is_(None),
-                        _first_of_its_order(),  # one held back waits for the earlier one
-                    )
-                ),
-                s.scalar(
-                    select(func.min(NotificationRow.lease_until)).where(
-                        NotificationRow.status == PENDING,
-                        NotificationRow.lease_until.is_not(None),
-                    )
-                ),
-                core.outbox.next_orphan(s),
-            ]
-        found = [c for c in candidates if c is not None]
-        return min(found) if found else None
+        return self._deliveries.next_due()
 
     def _due_now(self) -> bool:
         due = self.next_due()
-        return due is not None and due <= self._core.now()
+        return due is not None and due <= self._clock.now()
 
     # -- the loop in `sekisho serve` ------------------------------------------------------
 
@@ -180,66 +161,32 @@ class Dispatcher:
 
     async def run(self) -> None:
         """Deliver whatever is due; sleep until the next due message or retry, or an event."""
-        core = self._core
+        clock = self._clock
         self._wake.bind()
-        unsubscribe = core.bus.subscribe(self._wake)
+        unsubscribe = self._bus.subscribe(self._wake)
         try:
             while not self._stopping:
                 self._wake.event.clear()
                 try:
                     due = await asyncio.to_thread(self.next_due)
-                    if due is not None and due <= core.now():
-                        report = await asyncio.to_thread(self.run_pass)
-                        if report.delivered or report.failed or report.gave_up:
-                            log.info(
-                                "notifications",
-                                delivered=len(report.delivered),
-                                failed=len(report.failed),
-                                gave_up=len(report.gave_up),
-                            )
+                    if due is not None and due <= clock.now():
+                        _log_pass(await asyncio.to_thread(self.run_pass))
                         due = await asyncio.to_thread(self.next_due)
                 except Exception as error:
                     what = "notification dispatch failed; retrying shortly"
-                    outage.loop_failed(core.db, error, log, what)
-                    due = core.now() + ERROR_PAUSE
-                await core.clock.wait_until(due, self._wake.event)
+                    outage.loop_failed(self._db, error, log, what)
+                    due = clock.now() + ERROR_PAUSE
+                await clock.wait_until(due, self._wake.event)
         finally:
             unsubscribe()
 
-    # -- claiming, sending, recording -------------------------------------------------------
+    # -- sending, recording -----------------------------------------------------------------
 
-    def _claim(self, ids: list[int] | None = None) -> list[_Claimed]:
-        core = self._core
-        now = core.now()
-        stmt = select(NotificationRow).where(
-            NotificationRow.status == PENDING, _first_of_its_order()
-        )
-        if ids is None:
-            stmt = stmt.where(
-                NotificationRow.next_at <= now,
-                or_(NotificationRow.lease_until.is_(None), NotificationRow.lease_until <= now),
-            )
-        else:
-            stmt = stmt.where(
-                NotificationRow.id.in_(ids),
-                or_(NotificationRow.lease_until.is_(None), NotificationRow.lease_until <= now),
-            )
-        stmt = stmt.order_by(NotificationRow.id).limit(BATCH).with_for_update(skip_locked=True)
-        with core.db.write() as s:
-            rows = list(s.scalars(stmt))
-            for row in rows:
-                row.lease_until = now + core.settings.notify_lease
-                row.claimed_by = self.holder
-            return [
-                _Claimed(r.id, r.key, r.event, r.channel, r.recipient, r.message, r.order_key)
-                for r in rows
-            ]
-
-    def _deliver(self, claimed: list[_Claimed]) -> DispatchReport:
-        by_channel: dict[str, list[_Claimed]] = defaultdict(list)
+    def _deliver(self, claimed: list[Claimed]) -> DispatchReport:
+        by_channel: dict[str, list[Claimed]] = defaultdict(list)
         for item in claimed:
             by_channel[item.channel].append(item)
-        model = self._core.models.model()
+        model = self._models.model()
         report = DispatchReport()
         if len(by_channel) == 1:
             ((name, items),) = by_channel.items()
@@ -255,7 +202,7 @@ class Dispatcher:
         return report
 
     def _deliver_channel(
-        self, channel: Channel | None, name: str, items: list[_Claimed]
+        self, channel: Channel | None, name: str, items: list[Claimed]
     ) -> DispatchReport:
         """Send the channel's batch in order. A failure is retried with backoff on its own
         (the messages after it with its order key wait, by the claim's rule) and the batch
@@ -266,8 +213,8 @@ class Dispatcher:
         if channel is None:
             self._give_up(items, f"channel {name} is no longer in the model", report)
             return report
-        done: list[tuple[_Claimed, str]] = []
-        suspect: _Claimed | None = None  # failed; the channel may still work
+        done: list[tuple[Claimed, str]] = []
+        suspect: Claimed | None = None  # failed; the channel may still work
         since = time.monotonic()
         try:
             for index, item in enumerate(items):
@@ -296,7 +243,7 @@ class Dispatcher:
                 self._delivered(done, report)
         return report
 
-    def _send(self, channel: Channel, item: _Claimed) -> str:
+    def _send(self, channel: Channel, item: Claimed) -> str:
         """One message through the channel's sender: its receipt; DeliveryFailed for this
         message; _ChannelFailed when no sender could even be opened (nothing can go)."""
         try:
@@ -315,7 +262,7 @@ class Dispatcher:
             self._log_bug("notification sender failed", channel, item, exc)
             raise DeliveryFailed(f"internal error: {type(exc).__name__}") from None
 
-    def _log_bug(self, what: str, channel: Channel, item: _Claimed, exc: Exception) -> None:
+    def _log_bug(self, what: str, channel: Channel, item: Claimed, exc: Exception) -> None:
         """The traceback, for whoever fixes the bug, without the channel's secrets (an
         exception's text may quote a secret URL)."""
         env = os.environ if self._environ is None else self._environ
@@ -344,136 +291,61 @@ class Dispatcher:
         for sender in senders:
             _close(sender)
 
-    def _delivered(self, done: list[tuple[_Claimed, str]], report: DispatchReport) -> None:
-        core = self._core
-        now = core.now()
-        table = cast(Table, NotificationRow.__table__)
-        # Whoever holds it now: the channel confirmed it, so it is delivered. One statement,
-        # executed for the batch (Core, so that the ORM does not build one per row).
-        mark = (
-            update(table)
-            .where(table.c.id == bindparam("b_id"), table.c.status == PENDING)
-            .values(
-                status=DELIVERED,
-                delivered_at=now,
-                receipt=bindparam("b_receipt"),
-                lease_until=None,
-                attempts=table.c.attempts + 1,
-                last_attempt_at=now,
-            )
-        )
-        with core.db.write() as s:
-            s.execute(mark, [{"b_id": i.id, "b_receipt": receipt[:256]} for i, receipt in done])
+    def _delivered(self, done: list[tuple[Claimed, str]], report: DispatchReport) -> None:
+        self._deliveries.delivered(done)
         report.delivered += [item.id for item, _ in done]
 
     def _failed(
         self,
-        item: _Claimed,
+        item: Claimed,
         error: str,
-        rest: list[_Claimed],
+        rest: list[Claimed],
         report: DispatchReport,
         *,
         defer_others: bool = True,
     ) -> None:
         """Retry `item` with backoff; unless told otherwise, the channel's other messages wait
         for the same retry (the channel is failing)."""
-        core = self._core
-        settings = core.settings
-        now = core.now()
         error = error[:1000]
-        with core.db.write() as s:
-            row = s.get(NotificationRow, item.id, with_for_update=True)
-            if row is None or row.status != PENDING or row.claimed_by != self.holder:
-                return  # another dispatcher took it over meanwhile
-            row.attempts += 1
-            row.last_attempt_at = row.last_error_at = now
-            row.last_error, row.lease_until = error, None
-            if now - row.created_at >= settings.notify_give_up:
-                row.status = FAILED
-                retry = now + settings.notify_retry_first
-                report.gave_up.append(row.id)
-            else:
-                row.next_at = retry = now + backoff(
-                    row.attempts, settings.notify_retry_first, settings.notify_retry_max
-                )
-                report.failed[row.id] = error
-            # The channel is failing: its other pending messages wait, untried, for the retry.
-            if defer_others:
-                self._defer_channel(s, item, rest, now, retry)
+        retried = self._deliveries.failed(item, self.holder, error, rest, defer_others=defer_others)
+        if retried is None:
+            return  # another dispatcher took it over meanwhile
+        if retried.gave_up:
+            report.gave_up.append(retried.id)
+        else:
+            report.failed[retried.id] = error
         report.deferred += [r.id for r in rest]
         log.warning(
             "notification not delivered",
             channel=item.channel,
             delivery=item.key,
-            attempts=row.attempts,
+            attempts=retried.attempts,
             error=error,
-            gave_up=row.status == FAILED,
+            gave_up=retried.gave_up,
         )
 
-    @staticmethod
-    def _defer_channel(
-        s: Session, item: _Claimed, rest: list[_Claimed], now: datetime, retry: datetime
-    ) -> None:
-        """The channel's other pending messages (the rest of this batch, and any not leased
-        elsewhere) wait, untried, for `item`'s retry."""
-        s.execute(
-            update(NotificationRow)
-            .where(
-                NotificationRow.channel == item.channel,
-                NotificationRow.status == PENDING,
-                NotificationRow.id != item.id,
-                NotificationRow.next_at < retry,
-                or_(
-                    NotificationRow.lease_until.is_(None),
-                    NotificationRow.lease_until <= now,
-                    NotificationRow.id.in_([r.id for r in rest]),
-                ),
-            )
-            .values(next_at=retry, lease_until=None)
-        )
-
-    def _give_up(self, items: list[_Claimed], error: str, report: DispatchReport) -> None:
-        core = self._core
-        now = core.now()
-        with core.db.write() as s:
-            s.execute(
-                update(NotificationRow)
-                .where(
-                    NotificationRow.id.in_([i.id for i in items]),
-                    NotificationRow.status == PENDING,
-                )
-                .values(
-                    status=FAILED,
-                    last_error=error,
-                    last_error_at=now,
-                    lease_until=None,
-                    last_attempt_at=now,
-                )
-            )
+    def _give_up(self, items: list[Claimed], error: str, report: DispatchReport) -> None:
+        self._deliveries.give_up(items, error)
         report.gave_up += [i.id for i in items]
         log.warning("notifications given up", channel=items[0].channel, count=len(items))
 
     def _prune(self) -> None:
-        """Forget delivered and given-up messages (and gathered report lines) after the
-        retention; at most once an hour."""
-        core = self._core
-        now = core.now()
+        """Forget what the retention is over, at most once an hour."""
+        now = self._clock.now()
         if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
             return
         self._pruned_at = now
-        before = now - core.settings.notify_retention
-        with core.db.write() as s:
-            s.execute(
-                delete(NotificationRow).where(
-                    NotificationRow.status.in_((DELIVERED, FAILED)),
-                    NotificationRow.created_at < before,
-                )
-            )
-            s.execute(
-                delete(ReportLineRow).where(
-                    ReportLineRow.report_key.is_not(None), ReportLineRow.at < before
-                )
-            )
+        self._deliveries.prune()
+
+
+def _log_pass(report: DispatchReport) -> None:
+    if report.delivered or report.failed or report.gave_up:
+        log.info(
+            "notifications",
+            delivered=len(report.delivered),
+            failed=len(report.failed),
+            gave_up=len(report.gave_up),
+        )
 
 
 class _ChannelFailed(Exception):
@@ -484,21 +356,8 @@ class _ChannelFailed(Exception):
         self.error = error
 
 
-def _same_subject(one: _Claimed, other: _Claimed) -> bool:
+def _same_subject(one: Claimed, other: Claimed) -> bool:
     return one.order_key is not None and one.order_key == other.order_key
-
-
-def _first_of_its_order() -> ColumnElement[bool]:
-    """No earlier message with the same order key, channel and recipient is pending (due,
-    failing or leased). Pending only: one given up (or delivered) holds nothing back."""
-    earlier = aliased(NotificationRow)
-    return ~exists().where(
-        earlier.order_key == NotificationRow.order_key,
-        earlier.channel == NotificationRow.channel,
-        earlier.status == PENDING,
-        earlier.recipient.is_not_distinct_from(NotificationRow.recipient),
-        earlier.id < NotificationRow.id,
-    )
 
 
 def _close(sender: Sender) -> None:

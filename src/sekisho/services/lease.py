@@ -10,15 +10,13 @@ import os
 import socket
 import uuid
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from sekisho.clock import Clock
+from sekisho.store.db import Database
 from sekisho.store.tables import LeaseRow
-
-if TYPE_CHECKING:
-    from sekisho.services.core import Core
 
 SCHEDULER = "scheduler"
 
@@ -28,16 +26,15 @@ def node_id() -> str:
 
 
 class Leases:
-    def __init__(self, core: Core, holder: str | None = None) -> None:
-        self._core = core
+    def __init__(self, db: Database, clock: Clock, holder: str | None = None) -> None:
+        self._db, self._clock = db, clock
         self.holder = holder or node_id()
 
     def acquire(self, name: str, ttl: timedelta) -> bool:
         """Take or renew the lease; False while another live holder has it."""
-        core = self._core
-        now = core.now()
+        now = self._clock.now()
         try:
-            with core.db.write() as s:
+            with self._db.write() as s:
                 row = s.execute(
                     select(LeaseRow).where(LeaseRow.name == name).with_for_update()
                 ).scalar_one_or_none()
@@ -52,7 +49,7 @@ class Leases:
         return True
 
     def release(self, name: str) -> None:
-        with self._core.db.write() as s:
+        with self._db.write() as s:
             row = s.get(LeaseRow, name, with_for_update=True)
             if row is not None and row.holder == self.holder:
                 s.delete(row)
