@@ -267,6 +267,22 @@ def test_the_reminder_is_a_deadline_the_sweep_keeps_once(routed: Core, clock: Ma
     assert routed.sweeper.next_deadline() == approved.grant.end_at
 
 
+def test_the_sweep_s_reminders_and_report_wake_the_dispatcher_once_each(
+    routed: Core, clock: ManualClock
+) -> None:
+    approved = granted(routed, duration="1h")
+    assert approved.grant is not None
+    heard: list[str] = []
+    routed.bus.subscribe(lambda event: heard.append(event.name))
+    clock.set(approved.grant.end_at - timedelta(minutes=15))
+    assert routed.sweeper.run_due().reminded == [approved.grant.id]
+    assert heard == ["notify.queued"]
+    heard.clear()
+    clock.set(approved.grant.end_at)
+    assert routed.sweeper.run_due().reports == 1
+    assert heard.count("notify.queued") == 1
+
+
 def test_a_grant_shorter_than_the_lead_time_gets_no_reminder(routed: Core) -> None:
     granted(routed, duration="10m")
     assert count(routed, ReminderRow) == 0
