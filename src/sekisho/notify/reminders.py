@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session
 from sekisho.clock import Clock
 from sekisho.domain.access import AccessModel, NotifyEvent
 from sekisho.domain.events import GrantsEndingSoon
-from sekisho.domain.grants import GrantStatus
+from sekisho.domain.grants import is_active
 from sekisho.notify.routing import routed
 from sekisho.ports import ModelSource
+from sekisho.store.grants import window
 from sekisho.store.tables import GrantRow, ReminderRow, RequestRow
 from sekisho.store.unit_of_work import Store
 
@@ -91,7 +92,7 @@ def _still_active(
     found = []
     for reminder in due:
         grant = s.get(GrantRow, reminder.grant_id)
-        if grant is None or grant.status != GrantStatus.ACTIVE or grant.end_at <= now:
+        if grant is None or not is_active(window(grant), now):
             continue
         row = s.get_one(RequestRow, grant.request_id)
         if routed(model, NotifyEvent.GRANT_ENDING_SOON, row.template):

@@ -22,14 +22,14 @@ from sekisho.domain.events import (
     RequestExpiredUndecided,
     RequestFiled,
 )
-from sekisho.domain.grants import GrantStatus
 from sekisho.domain.requests import Decision, RecordedDecision, RequestStatus, decide
 from sekisho.domain.text import LONG_TEXT, check_text
 from sekisho.domain.timespec import iso
 from sekisho.ports import ModelSource
 from sekisho.services import policy
 from sekisho.services.request_state import move
-from sekisho.store.tables import DecisionRow, GrantRow, RequestRow
+from sekisho.store import grants
+from sekisho.store.tables import DecisionRow, RequestRow
 from sekisho.store.unit_of_work import Store, UnitOfWork
 
 if TYPE_CHECKING:
@@ -241,15 +241,7 @@ def _check_no_duplicate(session: Session, read: ReadDraft) -> None:
 
 
 def _check_something_to_remove(session: Session, user: str, group: str, now: datetime) -> None:
-    held = session.scalar(
-        select(GrantRow.id).where(
-            GrantRow.user == user,
-            GrantRow.group_name == group,
-            GrantRow.status == GrantStatus.ACTIVE,
-            GrantRow.end_at > now,
-        )
-    )
-    if held is None:
+    if grants.held_grant(session, user, group, now) is None:
         raise InvalidInput.one(
             "group", "no_active_grant", f"{user} holds no active grant in {group}"
         )

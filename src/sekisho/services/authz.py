@@ -8,30 +8,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sekisho.domain.access import Verb
 from sekisho.domain.actor import Actor
 from sekisho.domain.decisions import AccessDecision, decide_access
 from sekisho.domain.errors import Forbidden
-from sekisho.domain.grants import GrantStatus, GrantWindow
+from sekisho.domain.grants import GrantWindow
 from sekisho.domain.text import SHORT_TEXT, check_text
 from sekisho.services import policy
 from sekisho.services.audit import AuditEvent
-from sekisho.services.views import grant_window
-from sekisho.store.tables import GrantRow
+from sekisho.store import grants
 
 if TYPE_CHECKING:
     from sekisho.services.core import Core
 
 
-def live_grants(session: Session, user: str) -> list[GrantWindow]:
-    """The user's grants that may be active; `is_active` decides for each instant."""
-    rows = session.scalars(
-        select(GrantRow).where(GrantRow.user == user, GrantRow.status == GrantStatus.ACTIVE)
-    )
-    return [grant_window(r) for r in rows]
+def live_grants(session: Session, user: str, at: datetime) -> list[GrantWindow]:
+    """The user's grants active at `at`; `is_active` decides the same for each of them."""
+    return grants.active_windows(session, user, at)
 
 
 class Authorizer:
@@ -42,9 +37,8 @@ class Authorizer:
         """The decision alone, without recording it (for pages that show what a user can reach)."""
         with self._core.db.read() as s:
             model = self._core.models.model(s)
-            return decide_access(
-                model, user, verb, obj, live_grants(s, user), at or self._core.now()
-            )
+            at = at or self._core.now()
+            return decide_access(model, user, verb, obj, live_grants(s, user, at), at)
 
     def check(self, actor: Actor, user: str, verb: Verb, obj: str) -> AccessDecision:
         """Decide for `user` on behalf of `actor`; a denial lands in the audit trail.
@@ -61,7 +55,8 @@ class Authorizer:
             model = core.models.model(s)
             if not policy.may_ask_about(model, actor, user):
                 raise Forbidden("you may ask only about yourself; auditors and admins about anyone")
-            decision = decide_access(model, user, verb, obj, live_grants(s, user), core.now())
+            now = core.now()
+            decision = decide_access(model, user, verb, obj, live_grants(s, user, now), now)
         if not decision.allowed:
             with core.db.write() as s:
                 core.audit(s, denial_event(actor, decision))

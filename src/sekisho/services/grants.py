@@ -17,19 +17,19 @@ from sqlalchemy import select
 
 from sekisho.domain.actor import Actor
 from sekisho.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, ProviderFailure
-from sekisho.domain.grants import EndReason, GrantStatus, ended_status
+from sekisho.domain.grants import EndReason, GrantStatus, ended_status, is_active
 from sekisho.domain.text import LONG_TEXT, check_text
 from sekisho.domain.timespec import backoff, iso
 from sekisho.services import membership, policy, timeline
 from sekisho.services.audit import AuditEvent
 from sekisho.services.membership import StepOutcome
 from sekisho.services.views import GrantView
+from sekisho.store import grants
 from sekisho.store.tables import GrantRow
 
 if TYPE_CHECKING:
     from sekisho.services.core import Core
 
-_ENDABLE = (GrantStatus.ACTIVE, GrantStatus.ENDING)
 # Ended before their time: role credentials issued under them must stop working now.
 _EARLY = frozenset({EndReason.RELEASED, EndReason.REVOKED, EndReason.REMOVED})
 
@@ -71,7 +71,7 @@ class GrantService:
             if user is not None:
                 stmt = stmt.where(GrantRow.user == user)
             if active_only:
-                stmt = stmt.where(GrantRow.status == GrantStatus.ACTIVE, GrantRow.end_at > now)
+                stmt = stmt.where(grants.active_at(now))
             rows = s.scalars(stmt.limit(max(1, min(limit, 5000))))
             views = [GrantView.of(r, now) for r in rows]
         return [v for v in views if v.active] if active_only else views
@@ -111,7 +111,7 @@ class GrantService:
             row = s.get(GrantRow, grant_id)
             if row is None or not (row.user == actor.name or policy.is_admin(model, actor)):
                 raise NotFound(f"no grant #{grant_id}")
-            if row.status != GrantStatus.ACTIVE or row.end_at <= self._core.now():
+            if not is_active(grants.window(row), self._core.now()):
                 raise Conflict(f"grant #{grant_id} is {row.status}, not active")
             return row
 
@@ -148,13 +148,7 @@ class GrantService:
         started: list[_Ending] = []
         newly_ended: list[_Ending] = []
         with core.db.write() as s:
-            rows = s.scalars(
-                select(GrantRow)
-                .where(GrantRow.id.in_(grant_ids), GrantRow.status.in_(_ENDABLE))
-                .order_by(GrantRow.id)
-                .with_for_update()
-            )
-            for row in rows:
+            for row in grants.lock_endable(s, grant_ids):
                 first_time = row.status == GrantStatus.ACTIVE
                 if first_time:
                     row.status = GrantStatus.ENDING
@@ -275,23 +269,8 @@ class GrantService:
     def due(self, now: datetime, limit: int = 500) -> tuple[list[int], list[int]]:
         """Grants whose end has come (to expire) and stuck endings whose retry is due."""
         with self._core.db.read() as s:
-            expiring = list(
-                s.scalars(
-                    select(GrantRow.id)
-                    .where(GrantRow.status == GrantStatus.ACTIVE, GrantRow.end_at <= now)
-                    .order_by(GrantRow.end_at)
-                    .limit(limit)
-                )
-            )
-            retries = list(
-                s.scalars(
-                    select(GrantRow.id)
-                    .where(GrantRow.status == GrantStatus.ENDING, GrantRow.retry_at <= now)
-                    .order_by(GrantRow.retry_at)
-                    .limit(limit)
-                )
-            )
-        return expiring, retries
+            found = grants.due(s, now, limit)
+        return found.expiring, found.retries
 
 
 def _describe(reason: EndReason, note: str) -> str:

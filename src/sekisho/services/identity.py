@@ -28,7 +28,6 @@ from sqlalchemy.orm import Session
 
 from sekisho.domain.actor import Actor
 from sekisho.domain.errors import AuthenticationFailed, InvalidInput, LoginThrottled, NotFound
-from sekisho.domain.grants import GrantStatus
 from sekisho.domain.text import check_name
 from sekisho.domain.timespec import iso
 from sekisho.services import policy
@@ -37,6 +36,7 @@ from sekisho.services.batched_audit import BatchedAudit
 from sekisho.services.hashing import HashQueue
 from sekisho.services.throttle import Admission, LoginThrottle, Pause, RecentPauses
 from sekisho.services.views import DirectoryView, GrantView, WhoAmI
+from sekisho.store.grants import active_at
 from sekisho.store.tables import GrantRow, TokenRow, UserRow
 
 if TYPE_CHECKING:
@@ -521,7 +521,7 @@ class IdentityService:
                 raise NotFound(f"no user {name!r}")
             rows = s.scalars(
                 select(GrantRow)
-                .where(GrantRow.user == name, GrantRow.status == GrantStatus.ACTIVE)
+                .where(GrantRow.user == name, active_at(now))
                 .order_by(GrantRow.end_at)
             )
             grants = [v for v in (GrantView.of(r, now) for r in rows) if v.active]

@@ -12,12 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-
 from sekisho.domain.errors import ProviderFailure
-from sekisho.domain.grants import GrantStatus, membership_end
-from sekisho.services.views import grant_window
-from sekisho.store.tables import GrantRow
+from sekisho.domain.grants import membership_end
+from sekisho.store import grants
 
 if TYPE_CHECKING:
     from sekisho.services.core import Core
@@ -37,14 +34,8 @@ def converge(core: Core, user: str, group: str, on_step: OnStep) -> bool:
     """Run the steps that bring the provider in line; stop at the first failure."""
     with core.db.read() as s:
         model = core.models.model(s)
-        rows = s.scalars(
-            select(GrantRow).where(
-                GrantRow.user == user,
-                GrantRow.group_name == group,
-                GrantRow.status.in_((GrantStatus.ACTIVE, GrantStatus.ACTIVATING)),
-            )
-        )
-        end = membership_end([grant_window(r) for r in rows], core.now())
+        now = core.now()
+        end = membership_end(grants.membership_windows(s, user, group, now), now)
     provider = core.provider
     steps: list[tuple[str, Callable[[], str]]]
     if end is None:

@@ -22,12 +22,12 @@ from sqlalchemy import select
 from sekisho.domain.access import AccessModel
 from sekisho.domain.actor import Actor
 from sekisho.domain.errors import ProviderFailure
-from sekisho.domain.grants import GrantStatus, membership_end
+from sekisho.domain.grants import GrantStatus, GrantWindow, membership_end
 from sekisho.domain.requests import RequestStatus
 from sekisho.domain.timespec import iso, parse_ttl_tag, zone
 from sekisho.services import membership, timeline
 from sekisho.services.audit import AuditEvent
-from sekisho.services.views import grant_window
+from sekisho.store import grants
 from sekisho.store.tables import AuditRow, GrantRow, RequestRow
 
 if TYPE_CHECKING:
@@ -193,17 +193,13 @@ class Reconciler:
     def _holders(self, now: datetime) -> dict[str, dict[str, datetime]]:
         """group -> user -> until when sekisho's grants hold the membership."""
         with self._core.db.read() as s:
-            rows = s.scalars(
-                select(GrantRow).where(
-                    GrantRow.status.in_((GrantStatus.ACTIVE, GrantStatus.ACTIVATING))
-                )
-            )
-            by_pair: dict[tuple[str, str], list[GrantRow]] = defaultdict(list)
-            for row in rows:
-                by_pair[(row.group_name, row.user)].append(row)
+            windows = grants.membership_holders(s, now)
+        by_pair: dict[tuple[str, str], list[GrantWindow]] = defaultdict(list)
+        for w in windows:
+            by_pair[(w.group, w.user)].append(w)
         holders: dict[str, dict[str, datetime]] = defaultdict(dict)
-        for (group, user), grants in by_pair.items():
-            end = membership_end([grant_window(g) for g in grants], now)
+        for (group, user), held in by_pair.items():
+            end = membership_end(held, now)
             if end is not None:
                 holders[group][user] = end
         return holders

@@ -24,6 +24,7 @@ from sekisho.services import membership, timeline
 from sekisho.services.audit import AuditEvent
 from sekisho.services.membership import StepOutcome
 from sekisho.services.request_state import move
+from sekisho.store import grants
 from sekisho.store.tables import GrantRow, RequestRow
 
 if TYPE_CHECKING:
@@ -277,15 +278,7 @@ class RunbookService:
     def _remove(self, job: Job) -> RequestStatus:
         core = self._core
         with core.db.read() as s:
-            grant_ids = list(
-                s.scalars(
-                    select(GrantRow.id).where(
-                        GrantRow.user == job.user,
-                        GrantRow.group_name == job.group,
-                        GrantRow.status.in_((GrantStatus.ACTIVE, GrantStatus.ENDING)),
-                    )
-                )
-            )
+            grant_ids = grants.endable_ids(s, job.user, job.group)
         result = core.grants.end(
             grant_ids,
             EndReason.REMOVED,

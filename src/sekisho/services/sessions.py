@@ -29,6 +29,7 @@ from sekisho.domain.timespec import iso
 from sekisho.services import policy
 from sekisho.services.audit import AuditEvent
 from sekisho.services.identity import login_ended
+from sekisho.store.grants import active_at
 from sekisho.store.tables import GrantRow, SessionRow, TokenRow
 
 if TYPE_CHECKING:
@@ -316,7 +317,7 @@ _GRANTS = select(
     or_(
         and_(
             GrantRow.user.in_(bindparam("users", expanding=True)),
-            GrantRow.status == GrantStatus.ACTIVE,
+            active_at(bindparam("now")),
         ),
         GrantRow.id.in_(bindparam("carriers", expanding=True)),
     )
@@ -333,6 +334,7 @@ def _standing_of(
         {
             "users": sorted({c.user for c in batch}),
             "carriers": sorted({c.grant_id for c in batch if c.grant_id is not None}),
+            "now": now,
         },
     )
     live: dict[str, list[GrantWindow]] = defaultdict(list)

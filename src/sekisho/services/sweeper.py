@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select
 
 from sekisho.domain.actor import Actor
-from sekisho.domain.grants import EndReason, GrantStatus
+from sekisho.domain.grants import EndReason
 from sekisho.domain.requests import RequestStatus
-from sekisho.store.tables import GrantRow, RequestRow
+from sekisho.store import grants
+from sekisho.store.tables import RequestRow
 
 if TYPE_CHECKING:
     from sekisho.services.core import Core
@@ -119,13 +120,8 @@ class Sweeper:
     def next_deadline(self) -> datetime | None:
         """The earliest instant at which a pass would find something to do."""
         with self._core.db.read() as s:
-            candidates = [
-                s.scalar(
-                    select(func.min(GrantRow.end_at)).where(GrantRow.status == GrantStatus.ACTIVE)
-                ),
-                s.scalar(
-                    select(func.min(GrantRow.retry_at)).where(GrantRow.status == GrantStatus.ENDING)
-                ),
+            candidates: list[datetime | None] = [
+                *grants.next_due(s),
                 s.scalar(
                     select(func.min(RequestRow.decide_by)).where(
                         RequestRow.status == RequestStatus.PENDING_APPROVAL

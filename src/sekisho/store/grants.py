@@ -1,0 +1,151 @@
+"""Grants in the store: the one place that says in SQL which grants are active, which hold a
+membership, and which are due to end.
+
+`domain.grants` says the same in Python (`is_active`, `holds_membership`); the clauses here are
+its SQL twins, so a query narrows the rows and the domain decides for each instant with the
+same rule. Nothing else writes `status = 'active'` as a filter: callers compose these clauses
+(`select(GrantRow).where(active_at(now))`) or call the queries below, which hand back domain
+values (`GrantWindow`, ids, instants), not rows to change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy.orm import Session
+
+from sekisho.domain.grants import GrantStatus, GrantWindow
+from sekisho.store.tables import GrantRow
+
+# The grants the provider keeps a membership for (`domain.grants.holds_membership`).
+LIVE = (GrantStatus.ACTIVE, GrantStatus.ACTIVATING)
+# The grants an ending may take: usable ones, and endings the provider has not confirmed.
+ENDABLE = (GrantStatus.ACTIVE, GrantStatus.ENDING)
+
+# `at` is an instant, or a bound parameter standing for one in a prepared statement.
+Instant = datetime | ColumnElement[Any]
+
+
+# -- the rules, as SQL ------------------------------------------------------------------------
+
+
+def active_at(at: Instant) -> ColumnElement[bool]:
+    """`domain.grants.is_active` in SQL: activated, not ended, and `at` inside [start, end)."""
+    return and_(
+        GrantRow.status == GrantStatus.ACTIVE, GrantRow.start_at <= at, GrantRow.end_at > at
+    )
+
+
+def holding_membership(at: Instant) -> ColumnElement[bool]:
+    """`domain.grants.holds_membership` in SQL: active or activating, and not past its end."""
+    return and_(GrantRow.status.in_(LIVE), GrantRow.end_at > at)
+
+
+def expiring_by(at: Instant) -> ColumnElement[bool]:
+    """Due to expire: still active, and its end has come."""
+    return and_(GrantRow.status == GrantStatus.ACTIVE, GrantRow.end_at <= at)
+
+
+def retry_due_by(at: Instant) -> ColumnElement[bool]:
+    """An ending the provider has not confirmed, whose next attempt has come."""
+    return and_(GrantRow.status == GrantStatus.ENDING, GrantRow.retry_at <= at)
+
+
+# -- queries ----------------------------------------------------------------------------------
+
+
+def window(row: GrantRow) -> GrantWindow:
+    return GrantWindow(
+        row.id, row.user, row.group_name, GrantStatus(row.status), row.start_at, row.end_at
+    )
+
+
+def active_windows(session: Session, user: str, at: datetime) -> list[GrantWindow]:
+    """The user's grants active at `at` (what an access decision weighs)."""
+    rows = session.scalars(select(GrantRow).where(GrantRow.user == user, active_at(at)))
+    return [window(r) for r in rows]
+
+
+def held_grant(session: Session, user: str, group: str, at: datetime) -> int | None:
+    """One grant of `user` in `group` active at `at`, if there is one."""
+    found: int | None = session.scalar(
+        select(GrantRow.id)
+        .where(GrantRow.user == user, GrantRow.group_name == group, active_at(at))
+        .limit(1)
+    )
+    return found
+
+
+def membership_windows(session: Session, user: str, group: str, at: datetime) -> list[GrantWindow]:
+    """The grants that hold `user`'s membership of `group` at `at`."""
+    rows = session.scalars(
+        select(GrantRow).where(
+            GrantRow.user == user, GrantRow.group_name == group, holding_membership(at)
+        )
+    )
+    return [window(r) for r in rows]
+
+
+def membership_holders(session: Session, at: datetime) -> list[GrantWindow]:
+    """Every grant that holds a membership at `at`, for every user and group."""
+    return [window(r) for r in session.scalars(select(GrantRow).where(holding_membership(at)))]
+
+
+def endable_ids(session: Session, user: str, group: str) -> list[int]:
+    """The grants of `user` in `group` an ending may take (a remove request ends them all)."""
+    return list(
+        session.scalars(
+            select(GrantRow.id).where(
+                GrantRow.user == user,
+                GrantRow.group_name == group,
+                GrantRow.status.in_(ENDABLE),
+            )
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Due:
+    expiring: list[int]  # active grants whose end has come, earliest end first
+    retries: list[int]  # unconfirmed endings whose retry has come, earliest first
+
+
+def due(session: Session, at: datetime, limit: int) -> Due:
+    """What an expiry pass at `at` must end: at most `limit` of each kind."""
+    expiring = session.scalars(
+        select(GrantRow.id).where(expiring_by(at)).order_by(GrantRow.end_at).limit(limit)
+    )
+    retries = session.scalars(
+        select(GrantRow.id).where(retry_due_by(at)).order_by(GrantRow.retry_at).limit(limit)
+    )
+    return Due(list(expiring), list(retries))
+
+
+def next_due(session: Session) -> list[datetime]:
+    """When grants next fall due: the earliest end of an active grant, and the earliest retry
+    of an unconfirmed ending (either may already have passed: it is due now)."""
+    found = [
+        session.scalar(
+            select(func.min(GrantRow.end_at)).where(GrantRow.status == GrantStatus.ACTIVE)
+        ),
+        session.scalar(
+            select(func.min(GrantRow.retry_at)).where(GrantRow.status == GrantStatus.ENDING)
+        ),
+    ]
+    return [f for f in found if f is not None]
+
+
+def lock_endable(session: Session, grant_ids: Sequence[int]) -> list[GrantRow]:
+    """The endable grants among `grant_ids`, locked for this transaction, in id order."""
+    return list(
+        session.scalars(
+            select(GrantRow)
+            .where(GrantRow.id.in_(grant_ids), GrantRow.status.in_(ENDABLE))
+            .order_by(GrantRow.id)
+            .with_for_update()
+        )
+    )
