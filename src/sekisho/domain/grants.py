@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from sekisho.domain.errors import Conflict
+
 
 class GrantStatus(StrEnum):
     ACTIVATING = "activating"  # the runbook is making it real; not yet usable
@@ -26,6 +28,29 @@ class EndReason(StrEnum):
 
 
 ENDED = frozenset({GrantStatus.EXPIRED, GrantStatus.REVOKED, GrantStatus.FAILED})
+
+
+_G = GrantStatus
+TRANSITIONS: dict[GrantStatus, frozenset[GrantStatus]] = {
+    # Its run confirmed the membership; or the run failed and what it added is being undone.
+    _G.ACTIVATING: frozenset({_G.ACTIVE, _G.ENDING}),
+    _G.ACTIVE: frozenset({_G.ENDING}),
+    # The provider confirmed the removal.
+    _G.ENDING: frozenset({_G.EXPIRED, _G.REVOKED, _G.FAILED}),
+}
+
+
+def check_transition(current: GrantStatus, new: GrantStatus) -> None:
+    if new not in TRANSITIONS.get(current, frozenset()):
+        raise Conflict(f"a grant that is {current.value} cannot become {new.value}")
+
+
+def check_ending(current: GrantStatus, reason: EndReason) -> None:
+    """Whether a grant may start ending for `reason`: a usable one for any reason, one that
+    never became usable only to undo its failed run."""
+    check_transition(current, GrantStatus.ENDING)
+    if current is GrantStatus.ACTIVATING and reason is not EndReason.FAILED:
+        raise Conflict(f"a grant that is still activating cannot end as {reason.value}")
 
 
 def ended_status(reason: EndReason) -> GrantStatus:

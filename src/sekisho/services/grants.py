@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from sekisho.domain.actor import Actor
 from sekisho.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, ProviderFailure
-from sekisho.domain.grants import EndReason, GrantStatus, ended_status, is_active
+from sekisho.domain.grants import EndReason, GrantStatus, check_ending, ended_status, is_active
 from sekisho.domain.text import LONG_TEXT, check_text
 from sekisho.domain.timespec import backoff, iso
 from sekisho.services import membership, policy, timeline
@@ -151,7 +151,8 @@ class GrantService:
             for row in grants.lock_endable(s, grant_ids):
                 first_time = row.status == GrantStatus.ACTIVE
                 if first_time:
-                    row.status = GrantStatus.ENDING
+                    check_ending(GrantStatus(row.status), reason)
+                    grants.move(row, GrantStatus.ENDING)
                     row.end_reason, row.ended_by, row.end_note = reason, actor.name, note[:2000]
                     timeline.note(
                         s,
@@ -225,7 +226,7 @@ class GrantService:
                 if row.status != GrantStatus.ENDING:
                     continue  # another runner finished it meanwhile
                 if confirmed:
-                    row.status = ended_status(ending.reason)
+                    grants.move(row, ended_status(ending.reason))
                     row.ended_at, row.retry_at, row.last_error = now, None, None
                     result.ended.append(row.id)
                     timeline.note(

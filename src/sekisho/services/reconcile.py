@@ -28,7 +28,7 @@ from sekisho.domain.timespec import iso, parse_ttl_tag, zone
 from sekisho.services import membership, timeline
 from sekisho.services.audit import AuditEvent
 from sekisho.store import grants
-from sekisho.store.tables import AuditRow, GrantRow, RequestRow
+from sekisho.store.tables import AuditRow, RequestRow
 
 if TYPE_CHECKING:
     from sekisho.services.core import Core
@@ -301,19 +301,9 @@ class Reconciler:
             )
             s.add(request)
             s.flush()
-            grant = GrantRow(
-                request_id=request.id,
-                user=finding.user,
-                group_name=finding.group,
-                start_at=now,
-                end_at=finding.end,
-                status=GrantStatus.ACTIVE,
-                created_at=now,
-                activated_at=now,
-                end_attempts=0,
-            )
-            s.add(grant)
-            s.flush()
+            grant = grants.add(s, request.id, finding.user, finding.group, now, finding.end, now)
+            grants.move(grant, GrantStatus.ACTIVE)
+            grant.activated_at = now
             timeline.note(
                 s, request.id, now, "imported", RECONCILER.name, f"grant #{grant.id} imported"
             )

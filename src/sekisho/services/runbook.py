@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from sekisho.domain.access import TemplateAction
 from sekisho.domain.actor import Actor
-from sekisho.domain.grants import EndReason, GrantStatus
+from sekisho.domain.grants import EndReason, GrantStatus, check_ending
 from sekisho.domain.requests import RequestStatus
 from sekisho.domain.timespec import iso
 from sekisho.services import membership, timeline
@@ -139,18 +139,7 @@ class RunbookService:
             if row.end_at is None:  # a duration: it counts from now, the activation
                 assert row.duration_s is not None
                 row.end_at = start + timedelta(seconds=row.duration_s)
-            grant = GrantRow(
-                request_id=row.id,
-                user=row.subject,
-                group_name=row.group_name,
-                start_at=start,
-                end_at=row.end_at,
-                status=GrantStatus.ACTIVATING,
-                created_at=now,
-                end_attempts=0,
-            )
-            s.add(grant)
-            s.flush()
+            grant = grants.add(s, row.id, row.subject, row.group_name, start, row.end_at, now)
         return grant
 
     def _step_recorder(self, request_ids: list[int]) -> membership.OnStep:
@@ -210,7 +199,8 @@ class RunbookService:
         with core.db.write() as s:
             grant = s.get_one(GrantRow, job.grant_id)
             row = s.get_one(RequestRow, job.request_id)
-            grant.status, grant.activated_at = GrantStatus.ACTIVE, now
+            grants.move(grant, GrantStatus.ACTIVE)
+            grant.activated_at = now
             move(row, RequestStatus.SUCCEEDED, now)
             row.runner_until = None
             timeline.note(
@@ -319,7 +309,8 @@ def _mark_undo(grant: GrantRow, retry_at: datetime) -> None:
     """Hand a grant whose run failed to the end path. Never usable; its steps are undone."""
     if grant.status != GrantStatus.ACTIVATING:
         return  # already being undone, or undone
-    grant.status = GrantStatus.ENDING
+    check_ending(GrantStatus(grant.status), EndReason.FAILED)
+    grants.move(grant, GrantStatus.ENDING)
     grant.end_reason, grant.ended_by = EndReason.FAILED, RUNNER.name
     grant.end_note = "the runbook failed; undoing its steps"
     grant.retry_at = retry_at  # if this process dies now, the sweeper takes over

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.orm import Session
 
-from sekisho.domain.grants import GrantStatus, GrantWindow
+from sekisho.domain.grants import GrantStatus, GrantWindow, check_transition
 from sekisho.store.tables import GrantRow
 
 # The grants the provider keeps a membership for (`domain.grants.holds_membership`).
@@ -149,3 +149,37 @@ def lock_endable(session: Session, grant_ids: Sequence[int]) -> list[GrantRow]:
             .with_for_update()
         )
     )
+
+
+# -- changing a grant -------------------------------------------------------------------------
+
+
+def add(
+    session: Session,
+    request_id: int,
+    user: str,
+    group: str,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+) -> GrantRow:
+    """A new grant for a request: born `activating`, usable once its run confirms it."""
+    row = GrantRow(
+        request_id=request_id,
+        user=user,
+        group_name=group,
+        start_at=start,
+        end_at=end,
+        status=GrantStatus.ACTIVATING,
+        created_at=now,
+        end_attempts=0,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def move(row: GrantRow, new: GrantStatus) -> None:
+    """The one way a stored grant changes status: Conflict if the state machine forbids it."""
+    check_transition(GrantStatus(row.status), new)
+    row.status = new
