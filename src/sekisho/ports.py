@@ -7,6 +7,9 @@ model source. Operations take the ports they use and nothing else; `bootstrap` b
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy import Connection
@@ -23,3 +26,31 @@ class ModelSource(Protocol):
         ...
 
     def model(self, session: Session | Connection | None = None) -> AccessModel: ...
+
+
+# -- grants (the grant lifecycle: runbooks, endings, the sweep, the reconciler) ---------------
+
+
+class MembershipLocks(Protocol):
+    """One membership change at a time per (user, group), across nodes on PostgreSQL
+    (`services.locks.DatabaseLocks`; `ProcessLocks` within one process)."""
+
+    def hold(self, user: str, group: str) -> AbstractContextManager[None]: ...
+
+
+# Deny `user`'s role sessions of `group`'s roles issued before `cutoff` (AWS); what was done.
+RevokeRoleSessions = Callable[[str, str, datetime], list[str]]
+
+
+class NotifyJobs(Protocol):
+    """The outbox's own work the sweep and the reconciler start, each in its transaction."""
+
+    def send_reminders(self) -> list[int]:
+        """Write the reminders that are due; return their grants."""
+        ...
+
+    def compose_reports(self) -> int:
+        """Gather the report lines into one message per source; how many were written."""
+        ...
+
+    def next_reminder(self, s: Session) -> datetime | None: ...

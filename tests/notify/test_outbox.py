@@ -8,12 +8,15 @@ test_seed_flow.py's.
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from notify_support import file, granted, load, remove_draft, with_notifications
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 
 from sekisho.clock import ManualClock
 from sekisho.domain.actor import Actor
@@ -103,18 +106,43 @@ def test_a_refused_request_writes_no_notification(routed: Core) -> None:
     assert rows(routed) == []
 
 
-def test_a_decision_that_rolls_back_takes_its_notifications_with_it(
-    routed: Core, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@contextmanager
+def grants_cannot_be_written(core: Core) -> Iterator[None]:
+    """The database refuses every new grant (a trigger raises): a real failure, mid-transaction."""
+    if core.db.is_postgres:
+        create = [
+            "CREATE FUNCTION refuse_grant() RETURNS trigger LANGUAGE plpgsql AS "
+            f"$$ BEGIN RAISE EXCEPTION '{WENT_AWAY}'; END $$",
+            "CREATE TRIGGER refuse_grant BEFORE INSERT ON grants "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_grant()",
+        ]
+        drop = ["DROP TRIGGER refuse_grant ON grants", "DROP FUNCTION refuse_grant()"]
+    else:
+        create = [
+            "CREATE TRIGGER refuse_grant BEFORE INSERT ON grants "
+            f"BEGIN SELECT RAISE(ABORT, '{WENT_AWAY}'); END"
+        ]
+        drop = ["DROP TRIGGER refuse_grant"]
+    with core.db.write() as s:
+        for statement in create:
+            s.execute(text(statement))
+    try:
+        yield
+    finally:
+        with core.db.write() as s:
+            for statement in drop:
+                s.execute(text(statement))
+
+
+WENT_AWAY = "the database went away mid-transaction"
+
+
+def test_a_decision_that_rolls_back_takes_its_notifications_with_it(routed: Core) -> None:
     filed = file(routed)
     before = len(rows(routed))
-
-    def broken(*_args: object) -> None:
-        raise RuntimeError("the database went away mid-transaction")
-
-    # The claim runs after the decision's audit entry and its notifications, in one transaction.
-    monkeypatch.setattr(routed.runbook, "claim", broken)
-    with pytest.raises(RuntimeError):
+    # The claim (which adds the grant) runs after the decision's audit entry and its
+    # notifications, in one transaction.
+    with grants_cannot_be_written(routed), pytest.raises(DBAPIError, match=WENT_AWAY):
         routed.workflow.approve(LEADER, filed.id, "ok")
     assert len(rows(routed)) == before
     assert routed.workflow.get(LEADER, filed.id).status == "pending_approval"

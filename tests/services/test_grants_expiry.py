@@ -229,15 +229,24 @@ def test_failing_untag_is_retried_too(
     assert provider.tags("member01") == {}
 
 
+class Crash(BaseException):
+    """The process dies (not an error sekisho could handle)."""
+
+
 def test_an_ending_interrupted_mid_flight_is_retried_after_a_short_lease(
     core: Core, clock: ManualClock, provider: MemoryProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The process died while the provider removed the member: a restart picks it up."""
     request = granted(core)
     assert request.grant is not None
-    monkeypatch.setattr(core.grants, "_finish", lambda *_args: None)  # dies after access ended
+
+    def die(*_: object) -> str:
+        raise Crash
+
+    monkeypatch.setattr(provider, "remove_member", die)  # dies after access ended
     clock.set(END)
-    core.sweeper.run_due()
+    with pytest.raises(Crash):
+        core.sweeper.run_due()
     monkeypatch.undo()
     assert grant_row(core, request.grant.id).status == GrantStatus.ENDING
     assert not can_assume(core)

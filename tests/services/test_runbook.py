@@ -186,8 +186,13 @@ def test_in_progress_request_whose_runner_vanished(
 ) -> None:
     """The runner took the request (in_progress, lease) and died before any step."""
     request = file(core)
-    monkeypatch.setattr(core.runbook, "run", lambda _job: None)
-    core.workflow.approve(LEADER, request.id, "ok")
+
+    def die(*_: object) -> str:
+        raise Crash
+
+    monkeypatch.setattr(provider, "add_member", die)  # dies as its first step starts
+    with pytest.raises(Crash):
+        core.workflow.approve(LEADER, request.id, "ok")
     monkeypatch.undo()
     lease_end = clock.now() + timedelta(minutes=1)
     set_request(core, request.id, status=RequestStatus.IN_PROGRESS, runner_until=lease_end)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sekisho.domain.actor import Actor
+from sekisho.domain.grants import EndReason
 
 
 @dataclass(frozen=True)
@@ -78,3 +79,130 @@ class ReportComposed(DomainEvent):
 
     source: str  # expiry | reconcile
     report_key: str
+
+
+# -- grants and their runbooks -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RequestScheduled(DomainEvent):
+    """Approved with a start in the future: its runbook waits for it."""
+
+    request_id: int
+
+
+@dataclass(frozen=True)
+class RunbookStarted(DomainEvent):
+    request_id: int
+    resumed: bool  # a runner took over a run whose runner vanished
+
+
+@dataclass(frozen=True)
+class RunbookStep(DomainEvent):
+    """One provider step, on the timeline of every request it serves (a remove request's
+    steps show on the grants' requests too)."""
+
+    request_ids: tuple[int, ...]
+    actor: Actor
+    step: str  # add_user_to_group, tag_user, remove_user_from_group, ...
+    ok: bool
+    output: str
+
+
+@dataclass(frozen=True)
+class RunbookTooLate(DomainEvent):
+    """The request's end passed before its runbook could run: it fails, nothing was done."""
+
+    request_id: int
+
+
+@dataclass(frozen=True)
+class RunbookSucceeded(DomainEvent):
+    """A grant request's run made its grant active (`GrantActivated` says so of the grant)."""
+
+    request_id: int
+    grant_id: int
+
+
+@dataclass(frozen=True)
+class RunbookFailed(DomainEvent):
+    """A grant request's run failed; what it added is undone."""
+
+    request_id: int
+    error: str
+    rolled_back: bool  # the provider confirmed the undo; if not, the ending is retried
+
+
+@dataclass(frozen=True)
+class RemovalFinished(DomainEvent):
+    """A remove request's run ended the grants it took."""
+
+    request_id: int
+    confirmed: bool  # the provider confirmed every removal (else they are retried)
+    ended: int  # grants the provider confirmed ended
+
+
+@dataclass(frozen=True)
+class GrantActivated(DomainEvent):
+    """Access starts: the run confirmed the membership, or a seed grant was imported."""
+
+    grant_id: int
+    actor: Actor
+
+
+@dataclass(frozen=True)
+class SeedGrantImported(DomainEvent):
+    """A seed TTL tag became a grant, with a request on record, before sekisho took over."""
+
+    request_id: int
+    grant_id: int
+
+
+@dataclass(frozen=True)
+class GrantEnding(DomainEvent):
+    """Access ended now (the grant turned `ending`); the provider has yet to confirm."""
+
+    grant_id: int
+    actor: Actor
+    reason: EndReason
+    note: str
+
+
+@dataclass(frozen=True)
+class GrantEnded(DomainEvent):
+    """The provider confirmed the removal: the grant is expired, revoked, or failed."""
+
+    grant_id: int
+    actor: Actor
+    output: str  # what the provider's steps said
+
+
+@dataclass(frozen=True)
+class GrantEndFailed(DomainEvent):
+    """The provider did not confirm the removal; the ending is retried with backoff."""
+
+    grant_id: int
+    actor: Actor
+
+
+@dataclass(frozen=True)
+class DriftReconciled(DomainEvent):
+    """The reconciler made the provider agree with the grants on one finding (or failed)."""
+
+    actor: Actor
+    kind: str  # unexpected_member, missing_membership, wrong_tag, stale_tag, import
+    user: str
+    group: str
+    reason: str  # what it found
+    ok: bool
+    output: str  # what the provider said
+
+
+@dataclass(frozen=True)
+class ReconcileCompleted(DomainEvent):
+    actor: Actor
+    provider: str  # first runs are per provider
+    done: tuple[str, ...]  # "kind user in group: output", one a finding it fixed
+    failed: tuple[str, ...]  # the same, for findings it could not fix
+    unreadable: tuple[tuple[str, str], ...]  # (group, why) whose members could not be read
+    groups: tuple[str, ...]  # the work groups read: their move from the seed is done

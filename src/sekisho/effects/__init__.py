@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from sekisho.domain.access import AccessModel
 from sekisho.domain.events import DomainEvent
-from sekisho.effects import notify, requests
+from sekisho.effects import grants, notify, reconcile, requests, runbook
 from sekisho.effects.context import EffectContext, Handler
 from sekisho.services.events import Event
 
@@ -32,7 +32,13 @@ class Effects:
         self, node: str | None, outbox: Notices, model_of: Callable[[Session], AccessModel]
     ) -> None:
         self._node, self._outbox, self._model_of = node, outbox, model_of
-        self._handlers: dict[type, Handler] = {**requests.HANDLERS, **notify.HANDLERS}
+        self._handlers: dict[type, Handler] = {
+            **requests.HANDLERS,
+            **notify.HANDLERS,
+            **grants.HANDLERS,
+            **runbook.HANDLERS,
+            **reconcile.HANDLERS,
+        }
 
     def apply(self, session: Session, event: DomainEvent) -> list[Event]:
         handler = self._handlers.get(type(event))

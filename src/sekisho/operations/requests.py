@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -25,6 +24,7 @@ from sekisho.domain.events import (
 from sekisho.domain.requests import Decision, RecordedDecision, RequestStatus, decide
 from sekisho.domain.text import LONG_TEXT, check_text
 from sekisho.domain.timespec import iso
+from sekisho.operations.runbook import Job, RunRunbook
 from sekisho.ports import ModelSource
 from sekisho.services import policy
 from sekisho.services.request_state import move
@@ -32,15 +32,12 @@ from sekisho.store import grants
 from sekisho.store.tables import DecisionRow, RequestRow
 from sekisho.store.unit_of_work import Store, UnitOfWork
 
-if TYPE_CHECKING:
-    from sekisho.services.runbook import Job, RunbookService
-
 
 class FileRequest:
     """A person asks for access (or for a removal); an auto-approved template runs at once."""
 
     def __init__(
-        self, store: Store, clock: Clock, models: ModelSource, runbook: RunbookService
+        self, store: Store, clock: Clock, models: ModelSource, runbook: RunRunbook
     ) -> None:
         self._store, self._clock, self._models, self._runbook = store, clock, models, runbook
 
@@ -63,7 +60,7 @@ class FileRequest:
             if read.template.auto_approve:
                 move(row, RequestStatus.APPROVED, now)
                 uow.record(RequestAutoApproved(now, row.id))
-                job = self._runbook.claim(s, row)
+                job = self._runbook.claim(uow, row)
             request_id = row.id
         if job is not None:
             self._runbook.run(job)
@@ -74,7 +71,7 @@ class DecideRequest:
     """An approver approves or rejects the level that waits; the last approval runs it."""
 
     def __init__(
-        self, store: Store, clock: Clock, models: ModelSource, runbook: RunbookService
+        self, store: Store, clock: Clock, models: ModelSource, runbook: RunRunbook
     ) -> None:
         self._store, self._clock, self._models, self._runbook = store, clock, models, runbook
 
@@ -137,7 +134,7 @@ class DecideRequest:
         uow.record(RequestDecided(now, row.id, actor, approved, decided_level, comment, final))
         # Claimed in this transaction: nobody else can run it, and nobody sees it waiting.
         if row.status == RequestStatus.APPROVED:
-            return self._runbook.claim(uow.session, row)
+            return self._runbook.claim(uow, row)
         return None
 
 

@@ -23,12 +23,20 @@ from sekisho.notify.probe import QueueTestMessage
 from sekisho.notify.reminders import SendReminders
 from sekisho.notify.reports import ComposeReports
 from sekisho.notify.status import ChannelStatuses
+from sekisho.operations.grants import (
+    EndGrants,
+    EndingTimes,
+    ImportSeedGrant,
+    ReleaseGrant,
+    RevokeGrant,
+)
 from sekisho.operations.requests import (
     CancelRequest,
     DecideRequest,
     ExpireUndecided,
     FileRequest,
 )
+from sekisho.operations.runbook import RunRunbook
 from sekisho.providers.base import Provider
 from sekisho.queries.requests import RequestQueries
 from sekisho.services import audit
@@ -38,10 +46,11 @@ from sekisho.services.authz import Authorizer
 from sekisho.services.broker import CredentialBroker
 from sekisho.services.dispatcher import Dispatcher
 from sekisho.services.events import Event, EventBus
-from sekisho.services.grants import GrantService
+from sekisho.services.grants import GrantReads, GrantService
 from sekisho.services.identity import IdentityService
 from sekisho.services.lease import Leases
 from sekisho.services.locks import DatabaseLocks
+from sekisho.services.membership import Membership
 from sekisho.services.models import ModelService
 from sekisho.services.outbox import OutboxService
 from sekisho.services.reconcile import Reconciler
@@ -133,7 +142,7 @@ class Core:
 
     @cached_property
     def workflow(self) -> WorkflowService:
-        store, clock, models, runbook = self.store, self.clock, self.models, self.runbook
+        store, clock, models, runbook = self.store, self.clock, self.models, self.run_runbook
         return WorkflowService(
             FileRequest(store, clock, models, runbook),
             DecideRequest(store, clock, models, runbook),
@@ -141,15 +150,42 @@ class Core:
             RequestQueries(self.db, clock, models),
         )
 
+    # -- the grant lifecycle: runbooks, endings, the sweep, the reconciler -----------------
+
+    @cached_property
+    def membership(self) -> Membership:
+        return Membership(self.store, self.clock, self.models, self.provider)
+
+    @cached_property
+    def end_grants(self) -> EndGrants:
+        s = self.settings
+        times = EndingTimes(s.ending_lease, s.end_retry_first, s.end_retry_max)
+        revoke = self.broker.revoke_role_sessions
+        return EndGrants(self.store, self.clock, self.membership, self.locks, revoke, times)
+
+    @cached_property
+    def run_runbook(self) -> RunRunbook:
+        lease = self.settings.runbook_lease
+        return RunRunbook(
+            self.store, self.clock, self.membership, self.locks, self.end_grants, lease
+        )
+
     @cached_property
     def runbook(self) -> RunbookService:
-
-        return RunbookService(self)
+        return RunbookService(self.run_runbook)
 
     @cached_property
     def grants(self) -> GrantService:
+        store, clock, models, end = self.store, self.clock, self.models, self.end_grants
+        return GrantService(
+            GrantReads(store, clock, models),
+            ReleaseGrant(store, clock, models, end),
+            RevokeGrant(store, clock, models, end),
+        )
 
-        return GrantService(self)
+    @cached_property
+    def import_seed_grant(self) -> ImportSeedGrant:
+        return ImportSeedGrant(self.store, self.clock, self.models)
 
     @cached_property
     def broker(self) -> CredentialBroker:
@@ -157,7 +193,16 @@ class Core:
 
     @cached_property
     def reconciler(self) -> Reconciler:
-        return Reconciler(self)
+        return Reconciler(
+            self.store,
+            self.clock,
+            self.models,
+            self.provider,
+            self.locks,
+            self.membership,
+            self.import_seed_grant,
+            self.outbox,
+        )
 
     @cached_property
     def sessions(self) -> SessionService:
@@ -191,8 +236,14 @@ class Core:
 
     @cached_property
     def sweeper(self) -> Sweeper:
-
-        return Sweeper(self)
+        return Sweeper(
+            self.store,
+            self.clock,
+            self.end_grants,
+            self.expire_undecided,
+            self.run_runbook,
+            self.outbox,
+        )
 
     # The loops and their lease: one new each time (`sekisho serve` builds one of each, a CLI
     # command a dispatcher for one pass, a test one per simulated node).

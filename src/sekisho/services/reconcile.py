@@ -15,27 +15,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
+from sekisho.clock import Clock
 from sekisho.domain.access import AccessModel
 from sekisho.domain.actor import Actor
 from sekisho.domain.errors import ProviderFailure
-from sekisho.domain.grants import GrantStatus, GrantWindow, membership_end
-from sekisho.domain.requests import RequestStatus
+from sekisho.domain.events import DriftReconciled, ReconcileCompleted
+from sekisho.domain.grants import GrantWindow, membership_end
 from sekisho.domain.timespec import iso, parse_ttl_tag, zone
-from sekisho.services import membership, timeline
-from sekisho.services.audit import AuditEvent
+from sekisho.operations.grants import RECONCILER, ImportSeedGrant
+from sekisho.ports import MembershipLocks, ModelSource, NotifyJobs
+from sekisho.providers.base import Provider
+from sekisho.services.membership import Membership
 from sekisho.store import grants
-from sekisho.store.tables import AuditRow, RequestRow
+from sekisho.store.tables import AuditRow
+from sekisho.store.unit_of_work import Store
 
-if TYPE_CHECKING:
-    from sekisho.services.core import Core
-
-RECONCILER = Actor.system("reconciler")
-IMPORTED_TEMPLATE = "(imported seed TTL tag)"
-
+__all__ = ["RECONCILER", "Finding", "Kind", "ReconcileReport", "Reconciler"]
 
 # Completed runs looked at for the work groups already read (the move from the seed happens
 # in the first runs; this bounds the read as the audit trail grows).
@@ -74,102 +72,68 @@ class ReconcileReport:
 
 
 class Reconciler:
-    def __init__(self, core: Core) -> None:
-        self._core = core
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        models: ModelSource,
+        provider: Provider,
+        locks: MembershipLocks,
+        membership: Membership,
+        import_seed_grant: ImportSeedGrant,
+        notify: NotifyJobs,
+    ) -> None:
+        self._store, self._clock, self._models, self._provider = store, clock, models, provider
+        self._locks, self._membership, self._import = locks, membership, import_seed_grant
+        self._notify = notify
 
     def run(self, *, dry_run: bool = False, actor: Actor = RECONCILER) -> ReconcileReport:
-        core = self._core
         report = ReconcileReport(dry_run=dry_run)
         report.findings = self.plan(report)
         if not dry_run:
             for finding in report.findings:
                 self._apply(finding, actor, report)
-            with core.db.write() as s:
-                core.audit(
-                    s,
-                    AuditEvent(
-                        "reconcile.completed",
-                        actor.name,
-                        actor.source,
-                        object=core.provider.name,  # first runs are per provider
-                        outcome="failed" if report.failed or report.unreadable else "ok",
-                        detail={
-                            "count": len(report.done),
-                            "failures": len(report.failed) + len(report.unreadable),
-                            # the work groups read: their move from the seed is done
-                            "groups": ",".join(report.read),
-                        },
-                    ),
-                )
-                for group, why in sorted(report.unreadable.items()):
-                    core.outbox.report_line(
-                        s,
-                        source="reconcile",
-                        outcome="failed",
-                        user="*",
-                        group=group,
-                        detail=f"could not read the group's members: {why}",
-                    )
+            with self._store.write() as uow:
+                uow.record(_completed(self._clock.now(), actor, self._provider.name, report))
             # One report for the run (notifications): its lines were written with each change.
-            core.outbox.compose_reports()
-            core.publish("reconcile.completed", data=_summary(report))
+            self._notify.compose_reports()
         return report
 
     # -- what differs ---------------------------------------------------------------------
 
     def plan(self, report: ReconcileReport | None = None) -> list[Finding]:
-        core = self._core
         report = report or ReconcileReport(dry_run=True)
-        model = core.models.model()
-        now = core.now()
-        tz = zone(model.settings.timezone)
+        model = self._models.model()
+        now = self._clock.now()
         migrated = self._migrated_groups()
         holders = self._holders(now)
         tags: dict[str, dict[str, str]] = {}
-        findings: list[Finding] = []
 
         def tags_of(user: str) -> dict[str, str]:
             if user not in tags:
-                tags[user] = core.provider.tags(user)
+                tags[user] = self._provider.tags(user)
             return tags[user]
 
-        work_groups = [g.name for g in model.groups if g.is_work]
+        members_of = self._members_of(model, report)
+        findings: list[Finding] = []
+        for group, members in members_of.items():
+            first_run = migrated is not None and group not in migrated
+            look = _Look(model, now, group, members, holders.get(group, {}), tags_of)
+            findings += _members_without_grant(look, first_run)
+            findings += _grants_without_membership(look)
+        findings += self._stale_tags(model, members_of, holders, tags_of)
+        return findings
+
+    def _members_of(self, model: AccessModel, report: ReconcileReport) -> dict[str, frozenset[str]]:
+        """Each work group's members as the provider says; a group it cannot list is noted."""
         members_of: dict[str, frozenset[str]] = {}
-        for group in work_groups:
+        for group in [g.name for g in model.groups if g.is_work]:
             try:
-                members_of[group] = core.provider.members(group)
+                members_of[group] = self._provider.members(group)
             except ProviderFailure as exc:
                 report.unreadable[group] = exc.message
         report.read = sorted(members_of)
-        for group, members in members_of.items():
-            first_run = migrated is not None and group not in migrated
-            held = holders.get(group, {})
-            for user in sorted(members - set(held)):
-                end = parse_ttl_tag(tags_of(user).get(group, ""), tz)
-                if first_run and end is not None and end > now and model.user(user):
-                    findings.append(
-                        Finding(Kind.IMPORT, user, group, f"seed TTL tag until {iso(end)}", end)
-                    )
-                else:
-                    findings.append(
-                        Finding(
-                            Kind.UNEXPECTED_MEMBER,
-                            user,
-                            group,
-                            "a member without an active grant (added by hand, or left behind)",
-                        )
-                    )
-            for user, end in sorted(held.items()):
-                if user not in members:
-                    findings.append(
-                        Finding(Kind.MISSING_MEMBERSHIP, user, group, "holds a grant, not a member")
-                    )
-                elif tags_of(user).get(group) != (tag := model.ttl_tag(end)):
-                    findings.append(
-                        Finding(Kind.WRONG_TAG, user, group, f"its tag should say {tag}")
-                    )
-        findings += self._stale_tags(model, members_of, holders, tags_of)
-        return findings
+        return members_of
 
     @staticmethod
     def _stale_tags(
@@ -192,7 +156,7 @@ class Reconciler:
 
     def _holders(self, now: datetime) -> dict[str, dict[str, datetime]]:
         """group -> user -> until when sekisho's grants hold the membership."""
-        with self._core.db.read() as s:
+        with self._store.read() as s:
             windows = grants.membership_holders(s, now)
         by_pair: dict[tuple[str, str], list[GrantWindow]] = defaultdict(list)
         for w in windows:
@@ -211,11 +175,13 @@ class Reconciler:
         without a grant is removed. Per group, so that a group IAM failed to list on the first
         run still has its seed members imported, not removed, when it is read.
         """
-        provider = self._core.provider.name
-        with self._core.db.read() as s:
+        with self._store.read() as s:
             details = s.scalars(
                 select(AuditRow.detail)
-                .where(AuditRow.action == "reconcile.completed", AuditRow.object == provider)
+                .where(
+                    AuditRow.action == "reconcile.completed",
+                    AuditRow.object == self._provider.name,
+                )
                 .order_by(AuditRow.seq.desc())
                 .limit(MIGRATION_LOOKBACK)
             )
@@ -230,16 +196,15 @@ class Reconciler:
     # -- making it agree ------------------------------------------------------------------
 
     def _apply(self, finding: Finding, actor: Actor, report: ReconcileReport) -> None:
-        core = self._core
         steps: list[str] = []
         try:
-            with core.locks.hold(finding.user, finding.group):
+            with self._locks.hold(finding.user, finding.group):
                 if finding.kind is Kind.IMPORT:
-                    self._import(finding)
+                    assert finding.end is not None
+                    self._import.execute(finding.user, finding.group, finding.end, finding.detail)
                 # The one mechanism every grant change uses: given the grants (re-read now,
                 # under the lock), be a member tagged until the last one ends, or be neither.
-                ok = membership.converge(
-                    core,
+                ok = self._membership.converge(
                     finding.user,
                     finding.group,
                     lambda outcome: steps.append(f"{outcome.step}: {outcome.output}"),
@@ -248,70 +213,81 @@ class Reconciler:
             ok, steps = False, [*steps, exc.message]
         outcome = "; ".join(steps)
         (report.done if ok else report.failed).append((finding, outcome))
-        with core.db.write() as s:
-            core.audit(
-                s,
-                AuditEvent(
-                    f"reconcile.{finding.kind.value}",
-                    actor.name,
-                    actor.source,
-                    outcome="ok" if ok else "failed",
-                    subject=finding.user,
-                    detail={
-                        "group": finding.group,
-                        "reason": finding.detail[:300],
-                        "output": outcome[:1000],
-                    },
-                ),
-            )
-            core.outbox.report_line(
-                s,
-                source="reconcile",
-                outcome="fixed" if ok else "failed",
-                user=finding.user,
-                group=finding.group,
-                detail=f"{finding.kind.value}: {finding.detail}; {outcome}",
+        with self._store.write() as uow:
+            uow.record(
+                DriftReconciled(
+                    self._clock.now(),
+                    actor,
+                    finding.kind.value,
+                    finding.user,
+                    finding.group,
+                    finding.detail,
+                    ok,
+                    outcome,
+                )
             )
 
-    def _import(self, finding: Finding) -> None:
-        """A seed TTL tag becomes a grant with a request on record, as if filed and approved
-        before sekisho took over."""
-        core = self._core
-        now = core.now()
-        assert finding.end is not None
-        with core.db.write() as s:
-            model_id, _model = core.models.current(s)
-            request = RequestRow(
-                template=IMPORTED_TEMPLATE,
-                action="grant",
-                requester=RECONCILER.name,
-                subject=finding.user,
-                group_name=finding.group,
-                start_at=None,
-                end_at=finding.end,
-                reason=f"imported: {finding.detail}",
-                change_info={},
-                params={},
-                status=RequestStatus.SUCCEEDED,
-                level=0,
-                created_at=now,
-                updated_at=now,
-                decide_by=now,
-                model_id=model_id,
+
+@dataclass(frozen=True)
+class _Look:
+    """One work group, as the provider and sekisho's grants each see it."""
+
+    model: AccessModel
+    now: datetime
+    group: str
+    members: frozenset[str]
+    held: dict[str, datetime]  # user -> until when their grants hold the membership
+    tags_of: Callable[[str], dict[str, str]]
+
+
+def _members_without_grant(look: _Look, first_run: bool) -> list[Finding]:
+    """Members no grant holds: on a group's first read a seed TTL tag still in the future is
+    imported; otherwise they were added by hand, or left behind, and are removed."""
+    found = []
+    tz = zone(look.model.settings.timezone)
+    for user in sorted(look.members - set(look.held)):
+        end = parse_ttl_tag(look.tags_of(user).get(look.group, ""), tz)
+        if first_run and end is not None and end > look.now and look.model.user(user):
+            found.append(
+                Finding(Kind.IMPORT, user, look.group, f"seed TTL tag until {iso(end)}", end)
             )
-            s.add(request)
-            s.flush()
-            grant = grants.add(s, request.id, finding.user, finding.group, now, finding.end, now)
-            grants.move(grant, GrantStatus.ACTIVE)
-            grant.activated_at = now
-            timeline.note(
-                s, request.id, now, "imported", RECONCILER.name, f"grant #{grant.id} imported"
+        else:
+            found.append(
+                Finding(
+                    Kind.UNEXPECTED_MEMBER,
+                    user,
+                    look.group,
+                    "a member without an active grant (added by hand, or left behind)",
+                )
             )
-        core.publish("grant.activated", grant_id=grant.id, user=finding.user, group=finding.group)
+    return found
 
 
-def _summary(report: ReconcileReport) -> dict[str, str]:
-    def lines(items: list[tuple[Finding, str]]) -> str:
-        return "\n".join(f"{f.kind.value} {f.user} in {f.group}: {why}" for f, why in items)
+def _grants_without_membership(look: _Look) -> list[Finding]:
+    """Holders the provider lost, or whose TTL tag is off."""
+    found = []
+    for user, end in sorted(look.held.items()):
+        if user not in look.members:
+            found.append(
+                Finding(Kind.MISSING_MEMBERSHIP, user, look.group, "holds a grant, not a member")
+            )
+        elif look.tags_of(user).get(look.group) != (tag := look.model.ttl_tag(end)):
+            found.append(Finding(Kind.WRONG_TAG, user, look.group, f"its tag should say {tag}"))
+    return found
 
-    return {"done": lines(report.done)[:4000], "failed": lines(report.failed)[:4000]}
+
+def _completed(
+    at: datetime, actor: Actor, provider: str, report: ReconcileReport
+) -> ReconcileCompleted:
+    def lines(items: list[tuple[Finding, str]]) -> tuple[str, ...]:
+        return tuple(f"{f.kind.value} {f.user} in {f.group}: {why}" for f, why in items)
+
+    return ReconcileCompleted(
+        at,
+        actor,
+        provider,
+        done=lines(report.done),
+        failed=lines(report.failed),
+        unreadable=tuple(sorted(report.unreadable.items())),
+        groups=tuple(report.read),
+    )

@@ -11,18 +11,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
+from sekisho.clock import Clock
 from sekisho.domain.actor import Actor
 from sekisho.domain.grants import EndReason
 from sekisho.domain.requests import RequestStatus
+from sekisho.operations.grants import EndGrants
+from sekisho.operations.requests import ExpireUndecided
+from sekisho.operations.runbook import RunRunbook
+from sekisho.ports import NotifyJobs
 from sekisho.store import grants
 from sekisho.store.tables import RequestRow
-
-if TYPE_CHECKING:
-    from sekisho.services.core import Core
+from sekisho.store.unit_of_work import Store
 
 SWEEPER = Actor.system("scheduler")
 _BATCH = 500
@@ -51,53 +53,59 @@ class SweepReport:
 
 
 class Sweeper:
-    def __init__(self, core: Core) -> None:
-        self._core = core
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        end: EndGrants,
+        expire_undecided: ExpireUndecided,
+        runbook: RunRunbook,
+        notify: NotifyJobs,
+    ) -> None:
+        self._store, self._clock, self._end = store, clock, end
+        self._expire_undecided, self._runbook, self._notify = expire_undecided, runbook, notify
 
     def run_due(self) -> SweepReport:
         report = SweepReport()
         self._end_grants(report)
         self._expire_requests(report)
         self._run_runbooks(report)
-        report.reminded = self._core.outbox.send_reminders()
+        report.reminded = self._notify.send_reminders()
         # One report for the whole pass: what it ended, and what the provider did not confirm.
-        report.reports = self._core.outbox.compose_reports()
+        report.reports = self._notify.compose_reports()
         return report
 
     def _end_grants(self, report: SweepReport) -> None:
-        core = self._core
+        """End what is due, a batch at a time: each batch costs two write transactions (its
+        endings start in one, the provider's answers land in the other), whatever its size."""
         while True:
-            expiring, retries = core.grants.due(core.now(), _BATCH)
-            if not expiring and not retries:
+            with self._store.read() as s:
+                due = grants.due(s, self._clock.now(), _BATCH)
+            if not due.expiring and not due.retries:
                 return
-            if expiring:
-                result = core.grants.end(expiring, EndReason.EXPIRED, SWEEPER)
-                report.expired += result.ended
-                report.still_failing.update(result.errors)
-            if retries:
-                result = core.grants.end(retries, EndReason.EXPIRED, SWEEPER)
-                report.retried += result.ended
-                report.still_failing.update(result.errors)
-            if len(expiring) < _BATCH and len(retries) < _BATCH:
+            result = self._end.execute([*due.expiring, *due.retries], EndReason.EXPIRED, SWEEPER)
+            expiring = set(due.expiring)
+            report.expired += [g for g in result.ended if g in expiring]
+            report.retried += [g for g in result.ended if g not in expiring]
+            report.still_failing.update(result.errors)
+            if len(due.expiring) < _BATCH and len(due.retries) < _BATCH:
                 return
 
     def _expire_requests(self, report: SweepReport) -> None:
-        core = self._core
-        with core.db.read() as s:
+        with self._store.read() as s:
             due = list(
                 s.scalars(
                     select(RequestRow.id).where(
                         RequestRow.status == RequestStatus.PENDING_APPROVAL,
-                        RequestRow.decide_by <= core.now(),
+                        RequestRow.decide_by <= self._clock.now(),
                     )
                 )
             )
-        report.requests_expired += [r for r in due if core.expire_undecided.execute(r)]
+        report.requests_expired += [r for r in due if self._expire_undecided.execute(r)]
 
     def _run_runbooks(self, report: SweepReport) -> None:
-        core = self._core
-        now = core.now()
-        with core.db.read() as s:
+        now = self._clock.now()
+        with self._store.read() as s:
             due = list(
                 s.scalars(
                     select(RequestRow.id)
@@ -115,11 +123,11 @@ class Sweeper:
                     .order_by(RequestRow.id)
                 )
             )
-        report.runbooks_run += [r for r in due if core.runbook.execute(r)]
+        report.runbooks_run += [r for r in due if self._runbook.execute(r)]
 
     def next_deadline(self) -> datetime | None:
         """The earliest instant at which a pass would find something to do."""
-        with self._core.db.read() as s:
+        with self._store.read() as s:
             candidates: list[datetime | None] = [
                 *grants.next_due(s),
                 s.scalar(
@@ -137,10 +145,10 @@ class Sweeper:
                         RequestRow.status == RequestStatus.IN_PROGRESS
                     )
                 ),
-                self._core.outbox.next_reminder(s),  # a grant's coming-end reminder
+                self._notify.next_reminder(s),  # a grant's coming-end reminder
             ]
             if s.scalar(select(RequestRow.id).where(RequestRow.status == RequestStatus.APPROVED)):
-                candidates.append(self._core.now())
+                candidates.append(self._clock.now())
         found = [_aware(c) for c in candidates if c is not None]
         return min(found) if found else None
 

@@ -151,6 +151,29 @@ def lock_endable(session: Session, grant_ids: Sequence[int]) -> list[GrantRow]:
     )
 
 
+def lock(session: Session, grant_id: int) -> GrantRow | None:
+    """One grant, locked for this transaction (a second decision on it waits, then sees it)."""
+    return session.scalars(
+        select(GrantRow).where(GrantRow.id == grant_id).with_for_update()
+    ).one_or_none()
+
+
+def lock_ending(session: Session, grant_ids: Sequence[int]) -> dict[int, GrantRow]:
+    """The grants among `grant_ids` still `ending`, locked for this transaction, by id."""
+    rows = session.scalars(
+        select(GrantRow)
+        .where(GrantRow.id.in_(grant_ids), GrantRow.status == GrantStatus.ENDING)
+        .order_by(GrantRow.id)
+        .with_for_update()
+    )
+    return {row.id: row for row in rows}
+
+
+def of_request(session: Session, request_id: int) -> GrantRow | None:
+    """The grant a request's run made (a request has at most one)."""
+    return session.scalars(select(GrantRow).where(GrantRow.request_id == request_id)).one_or_none()
+
+
 # -- changing a grant -------------------------------------------------------------------------
 
 
@@ -183,3 +206,9 @@ def move(row: GrantRow, new: GrantStatus) -> None:
     """The one way a stored grant changes status: Conflict if the state machine forbids it."""
     check_transition(GrantStatus(row.status), new)
     row.status = new
+
+
+def activate(row: GrantRow, now: datetime) -> None:
+    """Usable from now: its run confirmed the membership (or it was imported as it stood)."""
+    move(row, GrantStatus.ACTIVE)
+    row.activated_at = now

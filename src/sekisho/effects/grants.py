@@ -1,0 +1,157 @@
+"""What a grant's events leave behind: its request's timeline, its audit entries, its messages,
+and what the bus hears (the gateway cuts live sessions on `grant.ended`)."""
+
+from __future__ import annotations
+
+from sekisho.domain.actor import Actor
+from sekisho.domain.events import (
+    GrantActivated,
+    GrantEnded,
+    GrantEndFailed,
+    GrantEnding,
+    RunbookStep,
+    SeedGrantImported,
+)
+from sekisho.domain.grants import EndReason
+from sekisho.domain.timespec import iso
+from sekisho.effects.context import EffectContext, Handler
+from sekisho.services.audit import AuditEvent
+from sekisho.services.events import Event
+from sekisho.store.tables import GrantRow, RequestRow
+
+RECONCILER = Actor.system("reconciler")
+
+
+def activated(fx: EffectContext, e: GrantActivated) -> list[Event]:
+    """Access starts: audited, the holder told, the reminder before its end scheduled."""
+    grant = fx.session.get_one(GrantRow, e.grant_id)
+    request = fx.session.get_one(RequestRow, grant.request_id)
+    fx.audit(e.at, _activated_event(grant, request, e.actor))
+    fx.outbox.grant_activated(fx.session, request, grant)
+    return [Event("grant.activated", e.at, request.id, grant.id, grant.user, grant.group_name)]
+
+
+def imported(fx: EffectContext, e: SeedGrantImported) -> list[Event]:
+    fx.note(e.request_id, e.at, "imported", RECONCILER.name, f"grant #{e.grant_id} imported")
+    return []
+
+
+def step(fx: EffectContext, e: RunbookStep) -> list[Event]:
+    for request_id in e.request_ids:
+        fx.note(
+            request_id,
+            e.at,
+            f"step:{e.step}",
+            e.actor.name,
+            f"{e.step}: {e.output}",
+            status="ok" if e.ok else "failed",
+        )
+    return []
+
+
+def ending(fx: EffectContext, e: GrantEnding) -> list[Event]:
+    """Access ended: on the timeline, the holder told once, subscribers hear it at commit."""
+    if e.reason is EndReason.FAILED:
+        # Never usable: no access to cut, and the failed run's own entries tell the story.
+        return []
+    grant = fx.session.get_one(GrantRow, e.grant_id)
+    why = describe(e.reason, e.note)
+    fx.note(
+        grant.request_id,
+        e.at,
+        "grant.ending",
+        e.actor.name,
+        f"access to {grant.group_name} ended ({why})",
+    )
+    fx.outbox.grant_ended(fx.session, grant)
+    data = {"reason": why[:300]}
+    return [
+        Event("grant.ended", e.at, grant.request_id, grant.id, grant.user, grant.group_name, data)
+    ]
+
+
+def ended(fx: EffectContext, e: GrantEnded) -> list[Event]:
+    grant = fx.session.get_one(GrantRow, e.grant_id)
+    fx.note(
+        grant.request_id,
+        e.at,
+        "grant.ended",
+        e.actor.name,
+        f"grant #{grant.id} {grant.status}; the provider confirmed",
+    )
+    fx.audit(e.at, _ended_event(grant, e.actor, e.output))
+    fx.outbox.ending_outcome(fx.session, grant, e.actor, confirmed=True)
+    return []
+
+
+def end_failed(fx: EffectContext, e: GrantEndFailed) -> list[Event]:
+    grant = fx.session.get_one(GrantRow, e.grant_id)
+    fx.audit(e.at, _end_failed_event(grant, e.actor))
+    fx.outbox.ending_outcome(fx.session, grant, e.actor, confirmed=False)
+    return []
+
+
+def describe(reason: EndReason, note: str) -> str:
+    return f"{reason.value}: {note}" if note else reason.value
+
+
+def _activated_event(grant: GrantRow, request: RequestRow, actor: Actor) -> AuditEvent:
+    return AuditEvent(
+        "grant.activated",
+        actor.name,
+        actor.source,
+        subject=grant.user,
+        request_id=request.id,
+        grant_id=grant.id,
+        detail={
+            "group": grant.group_name,
+            "start": iso(grant.start_at),
+            "end": iso(grant.end_at),
+            "template": request.template,
+        },
+    )
+
+
+def _ended_event(grant: GrantRow, actor: Actor, output: str) -> AuditEvent:
+    reason = EndReason(grant.end_reason or EndReason.EXPIRED)
+    return AuditEvent(
+        f"grant.{grant.status}",  # expired, revoked, or failed (a failed run's undo confirmed)
+        actor.name,
+        actor.source,
+        subject=grant.user,
+        request_id=grant.request_id,
+        grant_id=grant.id,
+        detail={
+            "group": grant.group_name,
+            "reason": describe(reason, grant.end_note or "")[:500],
+            "end": iso(grant.end_at),
+            "output": output[:1000],
+        },
+    )
+
+
+def _end_failed_event(grant: GrantRow, actor: Actor) -> AuditEvent:
+    return AuditEvent(
+        "grant.end_failed",
+        actor.name,
+        actor.source,
+        outcome="failed",
+        subject=grant.user,
+        request_id=grant.request_id,
+        grant_id=grant.id,
+        detail={
+            "group": grant.group_name,
+            "attempts": grant.end_attempts,
+            "error": (grant.last_error or "")[:1000],
+        },
+    )
+
+
+HANDLERS: dict[type, Handler] = {
+    GrantActivated: activated,
+    SeedGrantImported: imported,
+    RunbookStep: step,
+    GrantEnding: ending,
+    GrantEnded: ended,
+    GrantEndFailed: end_failed,
+}

@@ -1,0 +1,235 @@
+"""RunRunbook: what happens after the last approval (or at the start time).
+
+A grant request adds the user to the work group and tags them with the end (the seed's two
+steps); a remove request ends their grants early. Steps are idempotent and each lands on the
+request's timeline. A failed step fails the request and is rolled back: no half-grant remains.
+A runner holds the request for a lease, so a crashed run is resumed by the sweeper.
+
+Claiming happens in the caller's unit of work (the approval that completes a request claims it
+in its own transaction); running happens after that commit, because it calls the provider.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sekisho.clock import Clock
+from sekisho.domain.access import TemplateAction
+from sekisho.domain.actor import Actor
+from sekisho.domain.events import (
+    GrantActivated,
+    RemovalFinished,
+    RequestScheduled,
+    RunbookFailed,
+    RunbookStarted,
+    RunbookStep,
+    RunbookSucceeded,
+    RunbookTooLate,
+)
+from sekisho.domain.grants import EndReason, GrantStatus
+from sekisho.domain.requests import RequestStatus
+from sekisho.operations.grants import EndGrants, Ending
+from sekisho.ports import MembershipLocks
+from sekisho.services.membership import Membership, OnStep, StepOutcome
+from sekisho.services.request_state import move
+from sekisho.store import grants
+from sekisho.store.tables import GrantRow, RequestRow
+from sekisho.store.unit_of_work import Store, UnitOfWork
+
+RUNNER = Actor.system("runbook")
+UNDOING = "the runbook failed; undoing its steps"
+
+
+@dataclass(frozen=True)
+class Job:
+    request_id: int
+    action: TemplateAction
+    user: str
+    group: str
+    grant_id: int | None
+    rollback: bool = False  # undo whatever an interrupted run did; the request fails
+
+
+class RunRunbook:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        membership: Membership,
+        locks: MembershipLocks,
+        end: EndGrants,
+        lease: timedelta,  # how long a runner holds a request before another may take over
+    ) -> None:
+        self._store, self._clock, self._membership = store, clock, membership
+        self._locks, self._end, self._lease = locks, end, lease
+
+    def execute(self, request_id: int) -> bool:
+        """Run (or resume) the request's runbook if it is due and free. True if it ran."""
+        with self._store.write() as uow:
+            row = uow.session.execute(
+                select(RequestRow).where(RequestRow.id == request_id).with_for_update()
+            ).scalar_one()
+            job = self.claim(uow, row)
+        if job is None:
+            return False
+        self.run(job)
+        return True
+
+    # -- claiming, in the caller's unit of work --------------------------------------------
+
+    def claim(self, uow: UnitOfWork, row: RequestRow) -> Job | None:
+        """Take a locked request for running, in the caller's transaction, if it is due.
+
+        The approval that completes a request claims it in the same transaction, so the
+        scheduler never sees it approved-but-unclaimed and never races the approver for it.
+        None: nothing to run now (scheduled for later, held by another runner, or final).
+        """
+        now = self._clock.now()
+        status = RequestStatus(row.status)
+        resumable = status is RequestStatus.IN_PROGRESS and (
+            row.runner_until is None or row.runner_until <= now
+        )
+        if not (status in (RequestStatus.APPROVED, RequestStatus.SCHEDULED) or resumable):
+            return None
+        if TemplateAction(row.action) is TemplateAction.REMOVE:
+            return self._take(uow, row, None, resumable, now)
+        if row.start_at and row.start_at > now:
+            if status is not RequestStatus.SCHEDULED:
+                move(row, RequestStatus.SCHEDULED, now)
+                uow.record(RequestScheduled(now, row.id))
+            return None
+        existing = grants.of_request(uow.session, row.id)
+        too_late = row.end_at is not None and row.end_at <= now
+        if existing is not None and (
+            too_late or existing.status in (GrantStatus.ENDING, GrantStatus.FAILED)
+        ):
+            return self._undo_interrupted(uow, row, existing, now)
+        if too_late:
+            move(row, RequestStatus.FAILED, now)
+            uow.record(RunbookTooLate(now, row.id))
+            return None
+        grant = existing or self._new_grant(uow.session, row, now)
+        return self._take(uow, row, grant.id, resumable, now)
+
+    def _take(
+        self, uow: UnitOfWork, row: RequestRow, grant_id: int | None, resumed: bool, now: datetime
+    ) -> Job:
+        move(row, RequestStatus.IN_PROGRESS, now)
+        row.runner_until = now + self._lease
+        uow.record(RunbookStarted(now, row.id, resumed))
+        action = TemplateAction(row.action)
+        return Job(row.id, action, row.subject, row.group_name, grant_id)
+
+    def _undo_interrupted(
+        self, uow: UnitOfWork, row: RequestRow, grant: GrantRow, now: datetime
+    ) -> Job:
+        """An interrupted run may have changed the provider: undo it, then fail."""
+        if grant.status == GrantStatus.ACTIVATING:
+            # Never usable; handed to the one way grants end. The run that follows finishes
+            # the undo; if it dies too, the sweeper retries the ending after the lease.
+            self._end.start(uow, [grant], EndReason.FAILED, RUNNER, UNDOING, lease=self._lease)
+        row.runner_until = now + self._lease
+        return Job(row.id, TemplateAction.GRANT, row.subject, row.group_name, grant.id, True)
+
+    @staticmethod
+    def _new_grant(s: Session, row: RequestRow, now: datetime) -> GrantRow:
+        start = max(row.start_at or now, now)
+        if row.end_at is None:  # a duration: it counts from now, the activation
+            assert row.duration_s is not None
+            row.end_at = start + timedelta(seconds=row.duration_s)
+        return grants.add(s, row.id, row.subject, row.group_name, start, row.end_at, now)
+
+    # -- running, after the claim committed --------------------------------------------------
+
+    def run(self, job: Job) -> RequestStatus:
+        """Run a claimed job's steps. The claim (its lease) keeps other runners away."""
+        if job.action is TemplateAction.GRANT:
+            return self._grant(job)
+        return self._remove(job)
+
+    def _grant(self, job: Job) -> RequestStatus:
+        if job.rollback:
+            return self._fail(job, "the run was interrupted or came too late", self._undo(job))
+        steps: list[RunbookStep] = []
+        with self._locks.hold(job.user, job.group):
+            if self._membership.converge(job.user, job.group, self._recorder(job, steps)):
+                self._activate(job, steps)
+                return RequestStatus.SUCCEEDED
+            # This grant no longer counts, so undoing it removes what the run added (or keeps
+            # the membership an overlapping grant still needs).
+            endings = self._start_undo(job, steps)
+        failed = [s for s in steps if not s.ok]
+        error = f"{failed[0].step}: {failed[0].output}" if failed else "step failed"
+        rolled_back = not self._end.finish(endings, RUNNER).pending
+        return self._fail(job, error, rolled_back)
+
+    def _recorder(self, job: Job, steps: list[RunbookStep]) -> OnStep:
+        """Gather the run's steps: they land on the timeline with the run's outcome."""
+
+        def record(o: StepOutcome) -> None:
+            now = self._clock.now()
+            steps.append(RunbookStep(now, (job.request_id,), RUNNER, o.step, o.ok, o.output))
+
+        return record
+
+    def _activate(self, job: Job, steps: list[RunbookStep]) -> None:
+        assert job.grant_id is not None
+        now = self._clock.now()
+        with self._store.write() as uow:
+            uow.record(*steps)
+            grant = uow.session.get_one(GrantRow, job.grant_id)
+            row = uow.session.get_one(RequestRow, job.request_id)
+            grants.activate(grant, now)
+            move(row, RequestStatus.SUCCEEDED, now)
+            row.runner_until = None
+            uow.record(
+                GrantActivated(now, grant.id, RUNNER), RunbookSucceeded(now, row.id, grant.id)
+            )
+
+    def _start_undo(self, job: Job, steps: list[RunbookStep]) -> list[Ending]:
+        assert job.grant_id is not None
+        with self._store.write() as uow:
+            uow.record(*steps)
+            grant = grants.lock(uow.session, job.grant_id)
+            undoable = (GrantStatus.ACTIVATING, GrantStatus.ENDING)
+            rows = [grant] if grant is not None and grant.status in undoable else []
+            return self._end.start(uow, rows, EndReason.FAILED, RUNNER, UNDOING)
+
+    def _undo(self, job: Job) -> bool:
+        """Roll back through the one way grants end; True once the provider confirmed.
+
+        Unconfirmed, the grant stays `ending` and the sweeper retries it with backoff, so a
+        membership added by a failed run never stays behind.
+        """
+        assert job.grant_id is not None
+        note = f"request #{job.request_id} failed"
+        return not self._end.execute([job.grant_id], EndReason.FAILED, RUNNER, note=note).pending
+
+    def _fail(self, job: Job, error: str, rolled_back: bool) -> RequestStatus:
+        now = self._clock.now()
+        with self._store.write() as uow:
+            row = uow.session.get_one(RequestRow, job.request_id)
+            move(row, RequestStatus.FAILED, now)
+            row.runner_until = None
+            uow.record(RunbookFailed(now, row.id, error, rolled_back))
+        return RequestStatus.FAILED
+
+    def _remove(self, job: Job) -> RequestStatus:
+        with self._store.read() as s:
+            grant_ids = grants.endable_ids(s, job.user, job.group)
+        note = f"removed by request #{job.request_id}"
+        result = self._end.execute(
+            grant_ids, EndReason.REMOVED, RUNNER, note=note, also_on=job.request_id
+        )
+        now = self._clock.now()
+        done = not result.pending
+        with self._store.write() as uow:
+            row = uow.session.get_one(RequestRow, job.request_id)
+            move(row, RequestStatus.SUCCEEDED if done else RequestStatus.FAILED, now)
+            row.runner_until = None
+            uow.record(RemovalFinished(now, row.id, done, len(result.ended)))
+        return RequestStatus.SUCCEEDED if done else RequestStatus.FAILED
