@@ -33,10 +33,7 @@ from sekisho.bootstrap import build_core, ensure_schema
 from sekisho.config import Settings
 from sekisho.domain.actor import Actor
 from sekisho.domain.drafts import RequestDraft
-from sekisho.domain.grants import GrantStatus
-from sekisho.domain.requests import RequestStatus
 from sekisho.services.core import Core
-from sekisho.store.tables import GrantRow, RequestRow
 
 KEY = "aws"
 ACCOUNT = "123456789012"
@@ -284,42 +281,8 @@ def reconcile(
     admin = server.client("iam", keys["admin"])
     now = datetime.now(UTC)
     end = now + timedelta(hours=4)
-    with core.db.write() as s:
-        model_id, _ = core.models.current(s)
-        for i in range(plan.granted):
-            user = f"u{i:04d}"
-            request = RequestRow(
-                template="AddUserToGroup",
-                action="grant",
-                requester=user,
-                subject=user,
-                group_name=WORK,
-                end_at=end,
-                reason="bench",
-                change_info=INFO,
-                params={},
-                status=RequestStatus.SUCCEEDED,
-                level=0,
-                created_at=now,
-                updated_at=now,
-                decide_by=now,
-                model_id=model_id,
-            )
-            s.add(request)
-            s.flush()
-            s.add(
-                GrantRow(
-                    request_id=request.id,
-                    user=user,
-                    group_name=WORK,
-                    start_at=now,
-                    end_at=end,
-                    status=GrantStatus.ACTIVE,
-                    created_at=now,
-                    activated_at=now,
-                    end_attempts=0,
-                )
-            )
+    for i in range(plan.granted):  # grants as a seed import leaves them: the one write path
+        core.import_seed_grant.execute(f"u{i:04d}", WORK, end, "bench")
     tag = end.isoformat().replace("+00:00", "Z").split(".")[0] + "Z"
     for i in range(plan.granted):  # their memberships exist, as the runbook left them
         user = f"u{i:04d}"

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from notify_support import file, granted, load, remove_draft, with_notifications
@@ -34,6 +35,7 @@ CLOSED = """\
 """
 EVERYTHING = "    - {events: ['*'], channels: [hook, mail]}\n"
 LINK = "http://127.0.0.1:8470/requests/"
+WORK = "ProdMemberWorkGroup"
 
 
 def rows(core: Core, event: str | None = None, channel: str | None = None) -> list[NotificationRow]:
@@ -278,6 +280,22 @@ def test_activation_tells_the_holder_and_schedules_the_reminder(routed: Core) ->
     with routed.db.read() as s:
         reminder = s.get_one(ReminderRow, approved.grant.id)
     assert reminder.due_at == approved.grant.end_at - timedelta(minutes=15)
+
+
+def test_an_imported_seed_grant_tells_the_holder_and_schedules_the_reminder(
+    routed: Core, clock: ManualClock, provider: MemoryProvider
+) -> None:
+    """The reconciler's import is an activation like any other (it wrote neither before)."""
+    provider.add_member("member01", WORK)
+    tokyo_in_two_hours = clock.now().astimezone(ZoneInfo("Asia/Tokyo")) + timedelta(hours=2)
+    provider.set_tag("member01", WORK, tokyo_in_two_hours.strftime("%Y%m%d%H%M"))
+    routed.reconciler.run()
+    with routed.db.read() as s:
+        grant = s.scalars(select(GrantRow)).one()
+        reminder = s.get_one(ReminderRow, grant.id)
+    assert reminder.due_at == grant.end_at - timedelta(minutes=15)
+    mail = mailed(routed, "grant.activated")["member01@example.com"]
+    assert (mail["role"], mail["grant_id"]) == ("holder", grant.id)
 
 
 def test_the_reminder_is_a_deadline_the_sweep_keeps_once(routed: Core, clock: ManualClock) -> None:

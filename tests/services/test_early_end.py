@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 from flows import (
@@ -87,6 +90,44 @@ def test_releasing_an_ended_grant_is_a_conflict(core: Core, clock: ManualClock) 
     clock.set(NOW + timedelta(hours=2))  # past its end, before any sweep
     with refused(core, Conflict):
         core.grants.release(MEMBER, grant_id)
+
+
+def at_once(*calls: Callable[[], object]) -> list[BaseException | None]:
+    """Run the calls in threads released together; what each raised (None: it returned)."""
+    barrier = threading.Barrier(len(calls))
+    raised: list[BaseException | None] = [None] * len(calls)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            calls[i]()
+        except BaseException as exc:
+            raised[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return raised
+
+
+def test_a_release_racing_a_revoke_is_a_conflict_never_a_silent_success(core: Core) -> None:
+    """The holder releases while an admin revokes. One of them ends the grant; the other is
+    told it is no longer active. (Checked in one transaction and ended in another, both said
+    done, and the holder heard "released" of a grant the admin had revoked.)"""
+    for _ in range(5):
+        grant_id = active_grant(core)
+        release, revoke = at_once(
+            partial(core.grants.release, MEMBER, grant_id),
+            partial(core.grants.revoke, ADMIN, grant_id, "incident 42"),
+        )
+        winner = "released" if release is None else "revoked"
+        assert [type(e) for e in (release, revoke) if e is not None] == [Conflict]
+        assert "not active" in str(release or revoke)
+        row = grant_row(core, grant_id)
+        assert (row.status, row.end_reason) == (GrantStatus.REVOKED, winner)
+        assert actions(core, row.request_id).count("grant.revoked") == 1
 
 
 # -- revoke -----------------------------------------------------------------------------------
