@@ -147,7 +147,11 @@ class EndGrants:
     def finish(
         self, endings: Sequence[Ending], actor: Actor, *, also_on: int | None = None
     ) -> EndResult:
-        """Make the provider follow, then write what it said: one transaction for them all."""
+        """Make the provider follow, then write what it said: one transaction for them all.
+
+        If the process dies before that write, the grants stay `ending` and the sweeper
+        retries them once their lease has run out (every provider step is idempotent).
+        """
         by_pair: dict[tuple[str, str], list[Ending]] = defaultdict(list)
         for ending in endings:
             by_pair[(ending.user, ending.group)].append(ending)
