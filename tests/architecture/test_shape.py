@@ -34,8 +34,7 @@ def test_the_checks_read_the_real_source() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 10: api/problems.py install, broker.assume, grants._finish and "
-    "runbook.claim are still over 60 lines",
+    reason="issue 10: api/problems.py install and broker.assume are still over 60 lines",
 )
 def test_no_function_is_over_60_lines() -> None:
     offences = SOURCE.long_functions(MAX_FUNCTION_LINES)
@@ -85,11 +84,6 @@ def test_operations_record_events_instead_of_writing_effects() -> None:
         pytest.fail(report(offences, headline), pytrace=False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 10: services/grants.py, reconcile.py and runbook.py still note the "
-    "timeline themselves",
-)
 def test_only_the_store_and_the_effects_import_the_timeline() -> None:
     offences = [
         Offence(i.source.path, i.line, f"{i.source.name} imports {i.target}")
