@@ -139,7 +139,7 @@ class EndGrants:
                 row.end_reason, row.ended_by, row.end_note = reason, actor.name, note[:2000]
                 uow.record(GrantEnding(now, row.id, actor, reason, note))
             # In flight: if this process dies now, the sweeper takes over after the lease.
-            row.retry_at = now + (lease or self._times.lease)
+            row.retry_at = now + (self._times.lease if lease is None else lease)
             first = EndReason(row.end_reason or EndReason.EXPIRED)
             started.append(Ending(row.id, row.request_id, row.user, row.group_name, first))
         return started
