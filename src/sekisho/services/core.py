@@ -29,6 +29,8 @@ from sekisho.operations.requests import (
     ExpireUndecided,
     FileRequest,
 )
+from sekisho.ports import RoleCredentials
+from sekisho.providers.aws_credentials import AwsRoleCredentials
 from sekisho.providers.base import Provider
 from sekisho.queries.requests import RequestQueries
 from sekisho.services import audit
@@ -68,6 +70,8 @@ class Core:
     # Argon2id with RFC 9106 parameters. Tests pass a cheap one; verification always uses
     # the parameters stored in each hash.
     password_hasher: PasswordHasher = field(default_factory=PasswordHasher)
+    # STS and IAM for brokered switch-role; tests pass `MemoryRoleCredentials`.
+    role_credentials: RoleCredentials = field(default_factory=AwsRoleCredentials)
 
     @cached_property
     def locks(self) -> DatabaseLocks:
@@ -153,7 +157,7 @@ class Core:
 
     @cached_property
     def broker(self) -> CredentialBroker:
-        return CredentialBroker(self)
+        return CredentialBroker(self, self.role_credentials)
 
     @cached_property
     def reconciler(self) -> Reconciler:
