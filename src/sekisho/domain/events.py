@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sekisho.domain.actor import Actor
+from sekisho.domain.decisions import AccessDecision
 
 
 @dataclass(frozen=True)
@@ -78,3 +79,14 @@ class ReportComposed(DomainEvent):
 
     source: str  # expiry | reconcile
     report_key: str
+
+
+# -- production access and role credentials ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccessDenied(DomainEvent):
+    """A decision said no: `actor` asked whether `decision.user` may reach something."""
+
+    actor: Actor
+    decision: AccessDecision

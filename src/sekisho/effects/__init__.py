@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from sekisho.domain.access import AccessModel
 from sekisho.domain.events import DomainEvent
-from sekisho.effects import notify, requests
+from sekisho.effects import access_decisions, notify, requests
 from sekisho.effects.context import EffectContext, Handler
 from sekisho.services.events import Event
 
@@ -32,7 +32,11 @@ class Effects:
         self, node: str | None, outbox: Notices, model_of: Callable[[Session], AccessModel]
     ) -> None:
         self._node, self._outbox, self._model_of = node, outbox, model_of
-        self._handlers: dict[type, Handler] = {**requests.HANDLERS, **notify.HANDLERS}
+        self._handlers: dict[type, Handler] = {
+            **requests.HANDLERS,
+            **notify.HANDLERS,
+            **access_decisions.HANDLERS,
+        }
 
     def apply(self, session: Session, event: DomainEvent) -> list[Event]:
         handler = self._handlers.get(type(event))

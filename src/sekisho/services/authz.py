@@ -1,80 +1,28 @@
-"""The decision service: may USER assume ROLE / connect TARGET now, and why.
+"""Production access as interfaces call it: may USER assume ROLE / connect TARGET now, and why.
 
-One place for the gateway, switch-role and `sekisho can`. Every denial is audited.
+`decide` is the decision alone (`DecideAccess`); `check` asks it on someone's behalf and
+records every denial (`CheckAccess`).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
-
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from sekisho.domain.access import Verb
 from sekisho.domain.actor import Actor
-from sekisho.domain.decisions import AccessDecision, decide_access
-from sekisho.domain.errors import Forbidden
-from sekisho.domain.grants import GrantStatus, GrantWindow
-from sekisho.domain.text import SHORT_TEXT, check_text
-from sekisho.services import policy
-from sekisho.services.audit import AuditEvent
-from sekisho.services.views import grant_window
-from sekisho.store.tables import GrantRow
-
-if TYPE_CHECKING:
-    from sekisho.services.core import Core
-
-
-def live_grants(session: Session, user: str) -> list[GrantWindow]:
-    """The user's grants that may be active; `is_active` decides for each instant."""
-    rows = session.scalars(
-        select(GrantRow).where(GrantRow.user == user, GrantRow.status == GrantStatus.ACTIVE)
-    )
-    return [grant_window(r) for r in rows]
+from sekisho.domain.decisions import AccessDecision
+from sekisho.operations.access_decisions import CheckAccess
+from sekisho.queries.access_decisions import DecideAccess
 
 
 class Authorizer:
-    def __init__(self, core: Core) -> None:
-        self._core = core
+    def __init__(self, decide: DecideAccess, check: CheckAccess) -> None:
+        self._decide, self._check = decide, check
 
     def decide(self, user: str, verb: Verb, obj: str, at: datetime | None = None) -> AccessDecision:
         """The decision alone, without recording it (for pages that show what a user can reach)."""
-        with self._core.db.read() as s:
-            model = self._core.models.model(s)
-            return decide_access(
-                model, user, verb, obj, live_grants(s, user), at or self._core.now()
-            )
+        return self._decide.execute(user, verb, obj, at)
 
     def check(self, actor: Actor, user: str, verb: Verb, obj: str) -> AccessDecision:
-        """Decide for `user` on behalf of `actor`; a denial lands in the audit trail.
-
-        `user` and `obj` are refused (InvalidInput) if they hold control characters.
-        Decided in a read transaction: allowing writes nothing, so decisions never queue
-        behind the writers; only a denial takes a write transaction, for its audit entry.
-        """
-        core = self._core
-        # What is asked about lands in the audit trail, read on auditors' terminals: text only.
-        user = check_text("user", user, max_length=SHORT_TEXT)
-        obj = check_text("object", obj, max_length=SHORT_TEXT)
-        with core.db.read() as s:
-            model = core.models.model(s)
-            if not policy.may_ask_about(model, actor, user):
-                raise Forbidden("you may ask only about yourself; auditors and admins about anyone")
-            decision = decide_access(model, user, verb, obj, live_grants(s, user), core.now())
-        if not decision.allowed:
-            with core.db.write() as s:
-                core.audit(s, denial_event(actor, decision))
-        return decision
-
-
-def denial_event(actor: Actor, decision: AccessDecision) -> AuditEvent:
-    return AuditEvent(
-        "authz.denied",
-        actor.name,
-        actor.source,
-        outcome="denied",
-        subject=decision.user,
-        object=decision.object,
-        detail={"verb": decision.verb.value, "reason": decision.reason[:500]},
-    )
+        """Decide for `user` on behalf of `actor`; a denial lands in the audit trail."""
+        return self._check.execute(actor, user, verb, obj)

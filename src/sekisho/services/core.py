@@ -23,6 +23,7 @@ from sekisho.notify.probe import QueueTestMessage
 from sekisho.notify.reminders import SendReminders
 from sekisho.notify.reports import ComposeReports
 from sekisho.notify.status import ChannelStatuses
+from sekisho.operations.access_decisions import CheckAccess
 from sekisho.operations.requests import (
     CancelRequest,
     DecideRequest,
@@ -32,6 +33,7 @@ from sekisho.operations.requests import (
 from sekisho.ports import RoleCredentials
 from sekisho.providers.aws_credentials import AwsRoleCredentials
 from sekisho.providers.base import Provider
+from sekisho.queries.access_decisions import DecideAccess
 from sekisho.queries.requests import RequestQueries
 from sekisho.services import audit
 from sekisho.services.audit import AuditTrail
@@ -119,9 +121,13 @@ class Core:
         return IdentityService(self)
 
     @cached_property
-    def authz(self) -> Authorizer:
+    def decide_access(self) -> DecideAccess:
+        return DecideAccess(self.store, self.clock, self.models)
 
-        return Authorizer(self)
+    @cached_property
+    def authz(self) -> Authorizer:
+        check = CheckAccess(self.store, self.clock, self.models, self.decide_access)
+        return Authorizer(self.decide_access, check)
 
     @cached_property
     def effects(self) -> Effects:

@@ -1,0 +1,54 @@
+"""May USER assume ROLE / connect TARGET now? The production access decision, recorded nowhere.
+
+`DecideAccess` reads; `operations.access_decisions.CheckAccess` is the same decision asked on
+someone's behalf, whose denials are recorded (and so audited).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sekisho.clock import Clock
+from sekisho.domain.access import AccessModel, Verb
+from sekisho.domain.decisions import AccessDecision, decide_access
+from sekisho.domain.grants import GrantStatus, GrantWindow
+from sekisho.ports import ModelSource
+from sekisho.services.views import grant_window
+from sekisho.store.tables import GrantRow
+from sekisho.store.unit_of_work import Store
+
+
+class DecideAccess:
+    def __init__(self, store: Store, clock: Clock, models: ModelSource) -> None:
+        self._store, self._clock, self._models = store, clock, models
+
+    def execute(
+        self, user: str, verb: Verb, obj: str, at: datetime | None = None
+    ) -> AccessDecision:
+        """The decision alone, without recording it (for pages that show what a user can reach)."""
+        with self._store.read() as s:
+            return self.in_session(s, self._models.model(s), user, verb, obj, at)
+
+    def in_session(
+        self,
+        session: Session,
+        model: AccessModel,
+        user: str,
+        verb: Verb,
+        obj: str,
+        at: datetime | None = None,
+    ) -> AccessDecision:
+        """The decision in the caller's transaction, on the model it read there."""
+        grants = live_grants(session, user)
+        return decide_access(model, user, verb, obj, grants, at or self._clock.now())
+
+
+def live_grants(session: Session, user: str) -> list[GrantWindow]:
+    """The user's grants that may be active; `is_active` decides for each instant."""
+    rows = session.scalars(
+        select(GrantRow).where(GrantRow.user == user, GrantRow.status == GrantStatus.ACTIVE)
+    )
+    return [grant_window(r) for r in rows]
