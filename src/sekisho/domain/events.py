@@ -10,7 +10,7 @@ the rows in the same transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sekisho.domain.actor import Actor
 from sekisho.domain.decisions import AccessDecision
@@ -90,3 +90,18 @@ class AccessDenied(DomainEvent):
 
     actor: Actor
     decision: AccessDecision
+
+
+@dataclass(frozen=True)
+class CredentialsIssued(DomainEvent):
+    """STS issued role credentials to `actor` (the secrets are not part of the fact)."""
+
+    actor: Actor
+    role: str  # as the model names it: prod/Prod_MemberRole
+    role_arn: str
+    session_name: str
+    via: str  # the access decision's reason
+    expires: datetime
+    length: timedelta  # as asked of STS
+    grant_id: int | None  # the grant that allowed it (None: standing access)
+    request_id: int | None

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from sekisho.domain.access import AccessModel
 from sekisho.domain.events import DomainEvent
-from sekisho.effects import access_decisions, notify, requests
+from sekisho.effects import access_decisions, credentials, notify, requests
 from sekisho.effects.context import EffectContext, Handler
 from sekisho.services.events import Event
 
@@ -36,6 +36,7 @@ class Effects:
             **requests.HANDLERS,
             **notify.HANDLERS,
             **access_decisions.HANDLERS,
+            **credentials.HANDLERS,
         }
 
     def apply(self, session: Session, event: DomainEvent) -> list[Event]:

@@ -24,6 +24,7 @@ from sekisho.notify.reminders import SendReminders
 from sekisho.notify.reports import ComposeReports
 from sekisho.notify.status import ChannelStatuses
 from sekisho.operations.access_decisions import CheckAccess
+from sekisho.operations.credentials import IssueRoleCredentials, RevokeRoleSessions
 from sekisho.operations.requests import (
     CancelRequest,
     DecideRequest,
@@ -163,7 +164,11 @@ class Core:
 
     @cached_property
     def broker(self) -> CredentialBroker:
-        return CredentialBroker(self, self.role_credentials)
+        store, clock, models, sts = self.store, self.clock, self.models, self.role_credentials
+        return CredentialBroker(
+            IssueRoleCredentials(store, clock, models, self.decide_access, sts),
+            RevokeRoleSessions(clock, models, sts),
+        )
 
     @cached_property
     def reconciler(self) -> Reconciler:
