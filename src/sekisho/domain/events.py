@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sekisho.domain.access_decisions import AccessDecision
 from sekisho.domain.actor import Actor
-from sekisho.domain.decisions import AccessDecision
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from sekisho.domain.access_decisions import AccessDecision
 from sekisho.domain.actor import Actor
-from sekisho.domain.decisions import AccessDecision
 from sekisho.domain.events import AccessDenied
 from sekisho.effects.context import EffectContext, Handler
 from sekisho.services.audit import AuditEvent

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from sekisho.clock import Clock
 from sekisho.domain.access import Verb
+from sekisho.domain.access_decisions import AccessDecision
 from sekisho.domain.actor import Actor
-from sekisho.domain.decisions import AccessDecision
 from sekisho.domain.errors import Forbidden
 from sekisho.domain.events import AccessDenied
 from sekisho.domain.text import SHORT_TEXT, check_text
 from sekisho.ports import ModelSource
 from sekisho.queries.access_decisions import DecideAccess
-from sekisho.services import policy
+from sekisho.services import permissions
 from sekisho.store.unit_of_work import Store
 
 
@@ -38,7 +38,7 @@ class CheckAccess:
         now = self._clock.now()
         with self._store.read() as s:
             model = self._models.model(s)
-            if not policy.may_ask_about(model, actor, user):
+            if not permissions.may_ask_about(model, actor, user):
                 raise Forbidden("you may ask only about yourself; auditors and admins about anyone")
             decision = self._decide.in_session(s, model, user, verb, obj, now)
         if not decision.allowed:

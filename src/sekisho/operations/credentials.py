@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from sekisho.clock import Clock
 from sekisho.domain.access import AccessModel, ProviderKind, ProviderSettings, Role, Verb
+from sekisho.domain.access_decisions import AccessDecision
 from sekisho.domain.actor import Actor
 from sekisho.domain.credentials import (
     IamRole,
@@ -26,7 +27,6 @@ from sekisho.domain.credentials import (
     session_length,
     session_name,
 )
-from sekisho.domain.decisions import AccessDecision
 from sekisho.domain.errors import Conflict, Forbidden, InvalidInput
 from sekisho.domain.events import AccessDenied, CredentialsIssued
 from sekisho.domain.timespec import iso

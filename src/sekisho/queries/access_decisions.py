@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from sekisho.clock import Clock
 from sekisho.domain.access import AccessModel, Verb
-from sekisho.domain.decisions import AccessDecision, decide_access
+from sekisho.domain.access_decisions import AccessDecision, decide_access
 from sekisho.domain.grants import GrantStatus, GrantWindow
 from sekisho.ports import ModelSource
 from sekisho.services.views import grant_window

@@ -37,9 +37,9 @@ from sekisho.providers.base import Provider
 from sekisho.queries.access_decisions import DecideAccess
 from sekisho.queries.requests import RequestQueries
 from sekisho.services import audit
+from sekisho.services.access_decisions import AccessDecisions
 from sekisho.services.audit import AuditTrail
 from sekisho.services.audit_checkpoints import CheckpointService
-from sekisho.services.authz import Authorizer
 from sekisho.services.broker import CredentialBroker
 from sekisho.services.dispatcher import Dispatcher
 from sekisho.services.events import Event, EventBus
@@ -126,9 +126,9 @@ class Core:
         return DecideAccess(self.store, self.clock, self.models)
 
     @cached_property
-    def authz(self) -> Authorizer:
+    def authz(self) -> AccessDecisions:
         check = CheckAccess(self.store, self.clock, self.models, self.decide_access)
-        return Authorizer(self.decide_access, check)
+        return AccessDecisions(self.decide_access, check)
 
     @cached_property
     def effects(self) -> Effects:

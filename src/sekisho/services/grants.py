@@ -20,7 +20,7 @@ from sekisho.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, P
 from sekisho.domain.grants import EndReason, GrantStatus, ended_status
 from sekisho.domain.text import LONG_TEXT, check_text
 from sekisho.domain.timespec import backoff, iso
-from sekisho.services import membership, policy, timeline
+from sekisho.services import membership, permissions, timeline
 from sekisho.services.audit import AuditEvent
 from sekisho.services.membership import StepOutcome
 from sekisho.services.views import GrantView
@@ -64,7 +64,7 @@ class GrantService:
         with core.db.read() as s:
             model = core.models.model(s)
             stmt = select(GrantRow).order_by(GrantRow.id.desc())
-            if not policy.is_auditor(model, actor):
+            if not permissions.is_auditor(model, actor):
                 if user not in (None, actor.name):
                     raise Forbidden("you may list only your own grants")
                 user = actor.name
@@ -81,7 +81,7 @@ class GrantService:
         with core.db.read() as s:
             model = core.models.model(s)
             row = s.get(GrantRow, grant_id)
-            if row is None or not (row.user == actor.name or policy.is_auditor(model, actor)):
+            if row is None or not (row.user == actor.name or permissions.is_auditor(model, actor)):
                 raise NotFound(f"no grant #{grant_id}")
             return GrantView.of(row, core.now())
 
@@ -98,7 +98,7 @@ class GrantService:
     def revoke(self, actor: Actor, grant_id: int, reason: str) -> GrantView:
         reason = check_text("reason", reason or "", max_length=LONG_TEXT, multiline=True)
         with self._core.db.read() as s:
-            policy.require_admin(self._core.models.model(s), actor, "revoke grants")
+            permissions.require_admin(self._core.models.model(s), actor, "revoke grants")
         if not reason:
             raise InvalidInput.one("reason", "required", "say why the grant is revoked")
         self._endable(actor, grant_id)
@@ -109,7 +109,7 @@ class GrantService:
         with self._core.db.read() as s:
             model = self._core.models.model(s)
             row = s.get(GrantRow, grant_id)
-            if row is None or not (row.user == actor.name or policy.is_admin(model, actor)):
+            if row is None or not (row.user == actor.name or permissions.is_admin(model, actor)):
                 raise NotFound(f"no grant #{grant_id}")
             if row.status != GrantStatus.ACTIVE or row.end_at <= self._core.now():
                 raise Conflict(f"grant #{grant_id} is {row.status}, not active")

@@ -9,13 +9,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from sekisho.domain.access import Verb
+from sekisho.domain.access_decisions import AccessDecision
 from sekisho.domain.actor import Actor
-from sekisho.domain.decisions import AccessDecision
 from sekisho.operations.access_decisions import CheckAccess
 from sekisho.queries.access_decisions import DecideAccess
 
 
-class Authorizer:
+class AccessDecisions:
     def __init__(self, decide: DecideAccess, check: CheckAccess) -> None:
         self._decide, self._check = decide, check
 
