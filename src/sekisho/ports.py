@@ -1,8 +1,9 @@
 """Ports: the small record of what the outside world is, handed to every operation.
 
 Each port is a small interface with a twin for tests: the store (units of work over SQLite or
-PostgreSQL), the clock (`ManualClock`), the bus, the provider (`MemoryProvider`), and the
-model source. Operations take the ports they use and nothing else; `bootstrap` builds them.
+PostgreSQL), the clock (`ManualClock`), the bus, the provider (`MemoryProvider`), STS and IAM
+for role credentials (`MemoryRoleCredentials`), and the model source. Operations take the
+ports they use and nothing else; `bootstrap` builds them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Protocol
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
-from sekisho.domain.access import AccessModel
+from sekisho.domain.access import AccessModel, ProviderSettings
+from sekisho.domain.credentials import IamRole, RoleSessionAsk, SessionKeys
 
 
 class ModelSource(Protocol):
@@ -54,3 +56,27 @@ class NotifyJobs(Protocol):
         ...
 
     def next_reminder(self, s: Session) -> datetime | None: ...
+
+
+class RoleCredentials(Protocol):
+    """STS and IAM, for brokered switch-role: `AwsRoleCredentials` (boto3), or the twin.
+
+    `aws` is the model's provider settings (region, endpoint, sekisho's own role), passed on
+    every call because a model reload may change them. Each call raises `ProviderFailure`
+    when AWS did not confirm, never reports done before it did.
+    """
+
+    def issue(self, aws: ProviderSettings, ask: RoleSessionAsk) -> SessionKeys:
+        """Role credentials for one person, as asked (`ask.not_after` as a session policy)."""
+        ...
+
+    def console_url(self, aws: ProviderSettings, keys: SessionKeys) -> str:
+        """A console sign-in URL for these keys (the AWS federation endpoint)."""
+        ...
+
+    def deny_older_sessions(
+        self, aws: ProviderSettings, role: IamRole, user: str, cutoff: datetime, now: datetime
+    ) -> None:
+        """Deny `user`'s sessions of `role` issued before `cutoff` ("revoke older sessions",
+        scoped to the one user); denials that can no longer matter at `now` may go."""
+        ...

@@ -13,7 +13,7 @@ from aws_support import ACCOUNT, REGION, Moto, World
 from sekisho.clock import ManualClock
 from sekisho.domain.errors import Forbidden
 from sekisho.domain.grants import GrantStatus
-from sekisho.services.broker import REVOKE_POLICY, _deny_older_sessions
+from sekisho.providers.aws_credentials import REVOKE_POLICY, deny_older_sessions
 from sekisho.services.core import Core
 from sekisho.services.reconcile import Kind
 from sekisho.store.tables import AuditRow, GrantRow
@@ -169,8 +169,8 @@ def test_revoking_one_user_s_sessions_keeps_another_user_s_denial(moto: Moto) ->
     iam = moto.iam()
     iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps({"Statement": []}))
     now = datetime(2026, 11, 29, 12, tzinfo=UTC)
-    _deny_older_sessions(iam, ROLE, "a.b", now, now)
-    _deny_older_sessions(iam, ROLE, "ab", now + timedelta(minutes=5), now + timedelta(minutes=5))
+    deny_older_sessions(iam, ROLE, "a.b", now, now)
+    deny_older_sessions(iam, ROLE, "ab", now + timedelta(minutes=5), now + timedelta(minutes=5))
     document = iam.get_role_policy(RoleName=ROLE, PolicyName=REVOKE_POLICY)["PolicyDocument"]
     if isinstance(document, str):
         document = json.loads(document)

@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from sekisho.domain.access import AccessModel, Verb
-from sekisho.domain.decisions import decide_access
+from sekisho.domain.access_decisions import decide_access
 from sekisho.model import (
     Reach,
     load_file,

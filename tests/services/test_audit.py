@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -185,14 +187,15 @@ def test_verify_reads_the_chain_in_batches(core: Core, clock: ManualClock) -> No
 
 def test_a_change_whose_entry_cannot_be_written_is_not_made(core: Core) -> None:
     before = counts(core)
-    refuse_audit_entries(core)
-    with pytest.raises(DBAPIError, match="disk full"):
+    with audit_entries_refused(core), pytest.raises(DBAPIError, match="disk full"):
         file(core)
     assert counts(core) == before
 
 
-def refuse_audit_entries(core: Core) -> None:
-    """The store refuses every new audit entry, as a full disk would."""
+@contextmanager
+def audit_entries_refused(core: Core) -> Iterator[None]:
+    """The store refuses every new audit entry, as a full disk would; then takes them again
+    (the PostgreSQL test database outlives the test)."""
     table = AuditRow.__tablename__
     with core.db.write() as s:
         if core.db.is_postgres:
@@ -215,6 +218,15 @@ def refuse_audit_entries(core: Core) -> None:
                     "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
                 )
             )
+    try:
+        yield
+    finally:
+        with core.db.write() as s:
+            if core.db.is_postgres:
+                s.execute(text(f"DROP TRIGGER refuse_entry ON {table}"))
+                s.execute(text("DROP FUNCTION refuse_entry()"))
+            else:
+                s.execute(text("DROP TRIGGER refuse_entry"))
 
 
 def test_concurrent_appends_keep_one_chain(core: Core) -> None:

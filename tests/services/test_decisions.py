@@ -6,8 +6,8 @@ import pytest
 from flows import PROD_MEMBER_ROLE, actions, audit_rows, granted, refused
 
 from sekisho.domain.access import Verb
+from sekisho.domain.access_decisions import AccessRoute
 from sekisho.domain.actor import Actor
-from sekisho.domain.decisions import Route
 from sekisho.domain.errors import Forbidden
 from sekisho.services.core import Core
 from support import ADMIN, AUDITOR, LEADER, MEMBER, MEMBER2
@@ -32,13 +32,13 @@ def test_standing_access_stops_at_the_role_the_group_names(core: Core) -> None:
 def test_denial_names_the_route_to_access(core: Core) -> None:
     decision = core.authz.check(MEMBER, "member01", Verb.ASSUME, PROD_MEMBER_ROLE)
     assert not decision.allowed
-    assert decision.routes == (Route("AddUserToGroup", "ProdMemberWorkGroup"),)
+    assert decision.routes == (AccessRoute("AddUserToGroup", "ProdMemberWorkGroup"),)
     assert "AddUserToGroup for ProdMemberWorkGroup" in decision.reason
     # A leader may request either work group that opens the console.
     console = core.authz.check(LEADER, "leader01", Verb.CONNECT, "prod-admin-console")
     assert set(console.routes) == {
-        Route("AddUserToGroup", "ProdLeaderWorkGroup"),
-        Route("AddUserToGroup", "ProdMemberWorkGroup"),
+        AccessRoute("AddUserToGroup", "ProdLeaderWorkGroup"),
+        AccessRoute("AddUserToGroup", "ProdMemberWorkGroup"),
     }
 
 

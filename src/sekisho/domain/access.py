@@ -256,7 +256,7 @@ class Channel:
 
 
 @dataclass(frozen=True)
-class Route:
+class NotificationRoute:
     """Events (and, optionally, only requests of some templates) to channels."""
 
     events: frozenset[str]  # NotifyEvent values, or "*"
@@ -272,7 +272,7 @@ class Route:
 @dataclass(frozen=True)
 class Notifications:
     channels: tuple[Channel, ...] = ()
-    routes: tuple[Route, ...] = ()
+    routes: tuple[NotificationRoute, ...] = ()
     remind_before: timedelta = timedelta(minutes=15)
 
     def channel(self, name: str) -> Channel | None:

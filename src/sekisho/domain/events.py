@@ -10,8 +10,9 @@ the rows in the same transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from sekisho.domain.access_decisions import AccessDecision
 from sekisho.domain.actor import Actor
 from sekisho.domain.grants import EndReason
 
@@ -206,3 +207,29 @@ class ReconcileCompleted(DomainEvent):
     failed: tuple[str, ...]  # the same, for findings it could not fix
     unreadable: tuple[tuple[str, str], ...]  # (group, why) whose members could not be read
     groups: tuple[str, ...]  # the work groups read: their move from the seed is done
+
+
+# -- production access and role credentials ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccessDenied(DomainEvent):
+    """A decision said no: `actor` asked whether `decision.user` may reach something."""
+
+    actor: Actor
+    decision: AccessDecision
+
+
+@dataclass(frozen=True)
+class CredentialsIssued(DomainEvent):
+    """STS issued role credentials to `actor` (the secrets are not part of the fact)."""
+
+    actor: Actor
+    role: str  # as the model names it: prod/Prod_MemberRole
+    role_arn: str
+    session_name: str
+    via: str  # the access decision's reason
+    expires: datetime
+    length: timedelta  # as asked of STS
+    grant_id: int | None  # the grant that allowed it (None: standing access)
+    request_id: int | None

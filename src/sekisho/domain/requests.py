@@ -52,7 +52,7 @@ def check_transition(current: RequestStatus, new: RequestStatus) -> None:
         raise Conflict(f"a request that is {current.value} cannot become {new.value}")
 
 
-class Decision(StrEnum):
+class ApprovalDecision(StrEnum):
     APPROVE = "approve"
     REJECT = "reject"
 
@@ -61,7 +61,7 @@ class Decision(StrEnum):
 class RecordedDecision:
     level: int
     approver: str
-    decision: Decision
+    decision: ApprovalDecision
     comment: str
     at: datetime
 
@@ -76,7 +76,7 @@ class DecisionOutcome:
 
 
 def approvals_at(level: int, decisions: Sequence[RecordedDecision]) -> int:
-    return sum(1 for d in decisions if d.level == level and d.decision is Decision.APPROVE)
+    return sum(1 for d in decisions if d.level == level and d.decision is ApprovalDecision.APPROVE)
 
 
 def may_decide(
@@ -102,7 +102,7 @@ def may_decide(
             approver=approver,
             approver_groups=approver_groups,
             decisions=decisions,
-            decision=Decision.APPROVE,
+            decision=ApprovalDecision.APPROVE,
         )
     except (AlreadyDecided, SelfApproval, NotApprover):
         return False
@@ -119,7 +119,7 @@ def decide(
     approver: str,
     approver_groups: frozenset[str],
     decisions: Sequence[RecordedDecision],
-    decision: Decision,
+    decision: ApprovalDecision,
 ) -> DecisionOutcome:
     """Apply one approver's decision, enforcing separation of duties.
 
@@ -141,7 +141,7 @@ def decide(
         raise NotApprover(
             f"level {level + 1} of {template.name} is decided by members of {current.approvers}"
         )
-    if decision is Decision.REJECT:
+    if decision is ApprovalDecision.REJECT:
         return DecisionOutcome(RequestStatus.REJECTED, level, level_complete=False)
     if approvals_at(level, decisions) + 1 < current.min_approvals:
         return DecisionOutcome(RequestStatus.PENDING_APPROVAL, level, level_complete=False)

@@ -19,7 +19,15 @@ from sqlalchemy.orm import Session
 
 from sekisho.domain.access import AccessModel
 from sekisho.domain.events import DomainEvent
-from sekisho.effects import grants, notify, reconcile, requests, runbook
+from sekisho.effects import (
+    access_decisions,
+    credentials,
+    grants,
+    notify,
+    reconcile,
+    requests,
+    runbook,
+)
 from sekisho.effects.context import EffectContext, Handler
 from sekisho.services.events import Event
 
@@ -38,6 +46,8 @@ class Effects:
             **grants.HANDLERS,
             **runbook.HANDLERS,
             **reconcile.HANDLERS,
+            **access_decisions.HANDLERS,
+            **credentials.HANDLERS,
         }
 
     def apply(self, session: Session, event: DomainEvent) -> list[Event]:

@@ -30,8 +30,8 @@ from typing import Any
 import structlog
 
 from sekisho.domain.access import AccessModel, Target, Verb
+from sekisho.domain.access_decisions import AccessDecision
 from sekisho.domain.actor import Actor
-from sekisho.domain.decisions import AccessDecision
 from sekisho.domain.errors import AuthenticationFailed, Forbidden, InvalidInput
 from sekisho.domain.text import check_text
 from sekisho.domain.timespec import iso

@@ -15,6 +15,7 @@ from sekisho.domain.access import (
     Group,
     GroupKind,
     ModelSettings,
+    NotificationRoute,
     Notifications,
     Parameter,
     Permissions,
@@ -22,7 +23,6 @@ from sekisho.domain.access import (
     ProviderKind,
     ProviderSettings,
     Role,
-    Route,
     TagFormat,
     Target,
     Template,
@@ -166,8 +166,8 @@ def _channel(doc: ChannelDoc) -> Channel:
     )
 
 
-def _route(doc: RouteDoc) -> Route:
-    return Route(
+def _route(doc: RouteDoc) -> NotificationRoute:
+    return NotificationRoute(
         events=frozenset(doc.events),
         channels=tuple(dict.fromkeys(doc.channels)),
         templates=frozenset(doc.templates),

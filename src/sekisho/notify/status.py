@@ -17,7 +17,7 @@ from sekisho.domain.access import AccessModel, Channel
 from sekisho.domain.actor import Actor
 from sekisho.notify.channels import config_problems
 from sekisho.ports import ModelSource
-from sekisho.services import policy
+from sekisho.services import permissions
 from sekisho.store.db import Database
 from sekisho.store.tables import NotificationRow
 
@@ -64,7 +64,7 @@ class ChannelStatuses:
         """Every channel of the model, then any other that still has rows."""
         with self._db.read() as s:
             model = self._models.model(s)
-            policy.require_admin(model, actor, "see the notification channels")
+            permissions.require_admin(model, actor, "see the notification channels")
             counts = _counts(s)
             names = [c.name for c in model.notifications.channels]
             names += sorted({g.channel for g in counts} - set(names))

@@ -33,7 +33,7 @@ from sekisho.domain.requests import RequestStatus
 from sekisho.domain.text import LONG_TEXT, check_text
 from sekisho.domain.timespec import backoff
 from sekisho.ports import MembershipLocks, ModelSource, RevokeRoleSessions
-from sekisho.services import policy
+from sekisho.services import permissions
 from sekisho.services.membership import Membership, StepOutcome
 from sekisho.store import grants
 from sekisho.store.tables import GrantRow, RequestRow
@@ -264,7 +264,7 @@ class RevokeGrant:
         reason = check_text("reason", reason or "", max_length=LONG_TEXT, multiline=True)
         with self._store.write() as uow:
             model = self._models.model(uow.session)
-            policy.require_admin(model, actor, "revoke grants")
+            permissions.require_admin(model, actor, "revoke grants")
             if not reason:
                 raise InvalidInput.one("reason", "required", "say why the grant is revoked")
             row = endable_grant(uow.session, model, actor, grant_id, self._clock.now())
@@ -277,7 +277,7 @@ def endable_grant(
 ) -> GrantRow:
     """The grant, locked, if `actor` may see it and it is active now."""
     row = grants.lock(session, grant_id)
-    if row is None or not (row.user == actor.name or policy.is_admin(model, actor)):
+    if row is None or not (row.user == actor.name or permissions.is_admin(model, actor)):
         raise NotFound(f"no grant #{grant_id}")
     if not is_active(grants.window(row), now):
         raise Conflict(f"grant #{grant_id} is {row.status}, not active")

@@ -21,12 +21,12 @@ from sekisho.domain.events import (
     RequestExpiredUndecided,
     RequestFiled,
 )
-from sekisho.domain.requests import Decision, RecordedDecision, RequestStatus, decide
+from sekisho.domain.requests import ApprovalDecision, RecordedDecision, RequestStatus, decide
 from sekisho.domain.text import LONG_TEXT, check_text
 from sekisho.domain.timespec import iso
 from sekisho.operations.runbook import Job, RunRunbook
 from sekisho.ports import ModelSource
-from sekisho.services import policy
+from sekisho.services import permissions
 from sekisho.services.request_state import move
 from sekisho.store import grants
 from sekisho.store.tables import DecisionRow, RequestRow
@@ -47,7 +47,7 @@ class FileRequest:
             s = uow.session
             model_id, model = self._models.current(s)
             read = drafts.read_draft(
-                model, actor.name, draft, now, for_others=policy.is_admin(model, actor)
+                model, actor.name, draft, now, for_others=permissions.is_admin(model, actor)
             )
             _check_no_duplicate(s, read)
             if read.template.action is TemplateAction.REMOVE:
@@ -75,14 +75,16 @@ class DecideRequest:
     ) -> None:
         self._store, self._clock, self._models, self._runbook = store, clock, models, runbook
 
-    def execute(self, actor: Actor, request_id: int, decision: Decision, comment: str) -> None:
+    def execute(
+        self, actor: Actor, request_id: int, decision: ApprovalDecision, comment: str
+    ) -> None:
         comment = check_text("comment", comment or "", max_length=LONG_TEXT, multiline=True)
-        if decision is Decision.REJECT and not comment:
+        if decision is ApprovalDecision.REJECT and not comment:
             raise InvalidInput.one("comment", "required", "say why you reject the request")
         with self._store.write() as uow:
             model = self._models.model(uow.session)
             row = lock_request(uow.session, request_id)
-            if not policy.may_view_request(model, actor, row):
+            if not permissions.may_view_request(model, actor, row):
                 raise NotFound(f"no request #{request_id}")
             job = self._decide(uow, model, row, actor, decision, comment)
         if job is not None:
@@ -94,7 +96,7 @@ class DecideRequest:
         model: AccessModel,
         row: RequestRow,
         actor: Actor,
-        decision: Decision,
+        decision: ApprovalDecision,
         comment: str,
     ) -> Job | None:
         now = self._clock.now()
@@ -129,7 +131,7 @@ class DecideRequest:
         if outcome.new_status is not status:  # a level passed, the request stays pending
             move(row, outcome.new_status, now)
         row.level, row.updated_at = outcome.new_level, now
-        approved = decision is Decision.APPROVE
+        approved = decision is ApprovalDecision.APPROVE
         final = outcome.new_status is not RequestStatus.PENDING_APPROVAL
         uow.record(RequestDecided(now, row.id, actor, approved, decided_level, comment, final))
         # Claimed in this transaction: nobody else can run it, and nobody sees it waiting.
@@ -149,7 +151,7 @@ class CancelRequest:
         with self._store.write() as uow:
             model = self._models.model(uow.session)
             row = lock_request(uow.session, request_id)
-            if not policy.may_view_request(model, actor, row):
+            if not permissions.may_view_request(model, actor, row):
                 raise NotFound(f"no request #{request_id}")
             if actor.name != row.requester:
                 raise Forbidden("only the requester may cancel a request")
@@ -190,7 +192,7 @@ def recorded(row: DecisionRow) -> RecordedDecision:
     return RecordedDecision(
         level=row.level,
         approver=row.approver,
-        decision=Decision(row.decision),
+        decision=ApprovalDecision(row.decision),
         comment=row.comment,
         at=row.decided_at,
     )

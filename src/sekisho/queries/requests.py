@@ -12,7 +12,7 @@ from sekisho.domain.actor import Actor
 from sekisho.domain.errors import NotFound
 from sekisho.domain.requests import RequestStatus
 from sekisho.ports import ModelSource
-from sekisho.services import policy
+from sekisho.services import permissions
 from sekisho.services.views import RequestSummary, RequestView
 from sekisho.store.db import Database
 from sekisho.store.tables import GrantRow, RequestRow, TimelineRow
@@ -34,7 +34,7 @@ class RequestQueries:
         with self._db.read() as s:
             model = self._models.model(s)
             row = s.get(RequestRow, request_id)
-            if row is None or not policy.may_view_request(model, actor, row):
+            if row is None or not permissions.may_view_request(model, actor, row):
                 raise NotFound(f"no request #{request_id}")
             entries = list(
                 s.scalars(
@@ -54,7 +54,7 @@ class RequestQueries:
             approvable = [
                 t.name
                 for t in model.templates
-                if policy.may_approve_some_level(model, actor, t.name)
+                if permissions.may_approve_some_level(model, actor, t.name)
             ]
             if query.to_approve:
                 stmt = stmt.where(
@@ -64,7 +64,7 @@ class RequestQueries:
                 )
             elif query.mine:
                 stmt = stmt.where(mine)
-            elif not policy.is_auditor(model, actor):
+            elif not permissions.is_auditor(model, actor):
                 stmt = stmt.where(mine | RequestRow.template.in_(approvable))
             if query.status is not None:
                 stmt = stmt.where(RequestRow.status == query.status)

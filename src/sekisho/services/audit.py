@@ -23,7 +23,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from sekisho.domain.actor import Actor
-from sekisho.services import policy
+from sekisho.services import permissions
 from sekisho.services.audit_anchor import Checkpoint, signature_problems
 from sekisho.services.audit_keys import AuditKeyError, VerifyKey
 from sekisho.store.tables import AuditHeadRow, AuditRow
@@ -306,7 +306,7 @@ class AuditTrail:
 
     def list_entries(self, actor: Actor, f: AuditFilter) -> list[AuditRow]:
         with self._core.db.read() as s:
-            policy.require_auditor(self._core.models.model(s), actor, "read the audit trail")
+            permissions.require_auditor(self._core.models.model(s), actor, "read the audit trail")
             return list(s.scalars(query(f)))
 
     def verify(
@@ -319,7 +319,7 @@ class AuditTrail:
         checkpoints must be signed with; none given, this server's own (if it has one)."""
         core = self._core
         with core.db.snapshot() as s:
-            policy.require_auditor(core.models.model(s), actor, "verify the audit trail")
+            permissions.require_auditor(core.models.model(s), actor, "verify the audit trail")
             report = verify(s, anchor=anchor)
         if anchor:
             keys = list(keys) or self._own_key(report)

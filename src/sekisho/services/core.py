@@ -23,6 +23,8 @@ from sekisho.notify.probe import QueueTestMessage
 from sekisho.notify.reminders import SendReminders
 from sekisho.notify.reports import ComposeReports
 from sekisho.notify.status import ChannelStatuses
+from sekisho.operations.access_decisions import CheckAccess
+from sekisho.operations.credentials import IssueRoleCredentials, RevokeRoleSessions
 from sekisho.operations.grants import (
     EndGrants,
     EndingTimes,
@@ -37,12 +39,15 @@ from sekisho.operations.requests import (
     FileRequest,
 )
 from sekisho.operations.runbook import RunRunbook
+from sekisho.ports import RoleCredentials
+from sekisho.providers.aws_credentials import AwsRoleCredentials
 from sekisho.providers.base import Provider
+from sekisho.queries.access_decisions import DecideAccess
 from sekisho.queries.requests import RequestQueries
 from sekisho.services import audit
+from sekisho.services.access_decisions import AccessDecisions
 from sekisho.services.audit import AuditTrail
 from sekisho.services.audit_checkpoints import CheckpointService
-from sekisho.services.authz import Authorizer
 from sekisho.services.broker import CredentialBroker
 from sekisho.services.dispatcher import Dispatcher
 from sekisho.services.events import Event, EventBus
@@ -77,6 +82,8 @@ class Core:
     # Argon2id with RFC 9106 parameters. Tests pass a cheap one; verification always uses
     # the parameters stored in each hash.
     password_hasher: PasswordHasher = field(default_factory=PasswordHasher)
+    # STS and IAM for brokered switch-role; tests pass `MemoryRoleCredentials`.
+    role_credentials: RoleCredentials = field(default_factory=AwsRoleCredentials)
 
     @cached_property
     def locks(self) -> DatabaseLocks:
@@ -124,9 +131,13 @@ class Core:
         return IdentityService(self)
 
     @cached_property
-    def authz(self) -> Authorizer:
+    def decide_access(self) -> DecideAccess:
+        return DecideAccess(self.store, self.clock, self.models)
 
-        return Authorizer(self)
+    @cached_property
+    def authz(self) -> AccessDecisions:
+        check = CheckAccess(self.store, self.clock, self.models, self.decide_access)
+        return AccessDecisions(self.decide_access, check)
 
     @cached_property
     def effects(self) -> Effects:
@@ -189,7 +200,11 @@ class Core:
 
     @cached_property
     def broker(self) -> CredentialBroker:
-        return CredentialBroker(self)
+        store, clock, models, sts = self.store, self.clock, self.models, self.role_credentials
+        return CredentialBroker(
+            IssueRoleCredentials(store, clock, models, self.decide_access, sts),
+            RevokeRoleSessions(clock, models, sts),
+        )
 
     @cached_property
     def reconciler(self) -> Reconciler:

@@ -13,7 +13,7 @@ from sekisho.domain.actor import Actor
 from sekisho.domain.errors import Forbidden, NotFound
 from sekisho.operations.grants import ReleaseGrant, RevokeGrant
 from sekisho.ports import ModelSource
-from sekisho.services import policy
+from sekisho.services import permissions
 from sekisho.services.views import GrantView
 from sekisho.store import grants
 from sekisho.store.tables import GrantRow
@@ -33,7 +33,7 @@ class GrantReads:
         with self._store.read() as s:
             model = self._models.model(s)
             stmt = select(GrantRow).order_by(GrantRow.id.desc())
-            if not policy.is_auditor(model, actor):
+            if not permissions.is_auditor(model, actor):
                 if user not in (None, actor.name):
                     raise Forbidden("you may list only your own grants")
                 user = actor.name
@@ -49,7 +49,7 @@ class GrantReads:
         with self._store.read() as s:
             model = self._models.model(s)
             row = s.get(GrantRow, grant_id)
-            if row is None or not (row.user == actor.name or policy.is_auditor(model, actor)):
+            if row is None or not (row.user == actor.name or permissions.is_auditor(model, actor)):
                 raise NotFound(f"no grant #{grant_id}")
             return GrantView.of(row, self._clock.now())
 

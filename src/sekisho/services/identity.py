@@ -30,7 +30,7 @@ from sekisho.domain.actor import Actor
 from sekisho.domain.errors import AuthenticationFailed, InvalidInput, LoginThrottled, NotFound
 from sekisho.domain.text import check_name
 from sekisho.domain.timespec import iso
-from sekisho.services import policy
+from sekisho.services import permissions
 from sekisho.services.audit import AuditEvent
 from sekisho.services.batched_audit import BatchedAudit
 from sekisho.services.hashing import HashQueue
@@ -186,7 +186,7 @@ class IdentityService:
         with core.db.write() as s:
             model = core.models.model(s)
             # Enrolling hands over the user's credentials: only admins (and sekisho itself).
-            policy.require_admin(model, actor, "enroll users")
+            permissions.require_admin(model, actor, "enroll users")
             if model.user(name) is None:
                 raise InvalidInput.one("user", "unknown_user", f"{name!r} is not in the model")
             row = s.get(UserRow, name)
@@ -515,7 +515,7 @@ class IdentityService:
         with core.db.read() as s:
             model = core.models.model(s)
             if name != actor.name:
-                policy.require_auditor(model, actor, "look up other users")
+                permissions.require_auditor(model, actor, "look up other users")
             user = model.user(name)
             if user is None:
                 raise NotFound(f"no user {name!r}")

@@ -20,13 +20,13 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, and_, bindparam, or_, select
 
 from sekisho.domain.access import AccessModel, Verb
+from sekisho.domain.access_decisions import AccessDecision, decide_access
 from sekisho.domain.actor import Actor
-from sekisho.domain.decisions import AccessDecision, decide_access
 from sekisho.domain.errors import Conflict, Forbidden, NotFound
 from sekisho.domain.grants import GrantStatus, GrantWindow
 from sekisho.domain.text import check_text
 from sekisho.domain.timespec import iso
-from sekisho.services import policy
+from sekisho.services import permissions
 from sekisho.services.audit import AuditEvent
 from sekisho.services.identity import login_ended
 from sekisho.store.grants import active_at
@@ -215,7 +215,7 @@ class SessionService:
         with core.db.read() as s:
             model = core.models.model(s)
             stmt = select(SessionRow).order_by(SessionRow.id.desc())
-            if not policy.is_auditor(model, actor):
+            if not permissions.is_auditor(model, actor):
                 stmt = stmt.where(SessionRow.user == actor.name)
             if active_only:
                 stmt = stmt.where(SessionRow.status == ACTIVE)
@@ -227,7 +227,7 @@ class SessionService:
         with core.db.read() as s:
             model = core.models.model(s)
             row = s.get(SessionRow, session_id)
-            if row is None or not (row.user == actor.name or policy.is_auditor(model, actor)):
+            if row is None or not (row.user == actor.name or permissions.is_auditor(model, actor)):
                 raise NotFound(f"no session #{session_id}")
             return SessionView.model_validate(row)
 
@@ -240,9 +240,9 @@ class SessionService:
         with core.db.write() as s:
             model = core.models.model(s)
             row = s.get(SessionRow, session_id, with_for_update=True)
-            if row is None or not (row.user == actor.name or policy.is_auditor(model, actor)):
+            if row is None or not (row.user == actor.name or permissions.is_auditor(model, actor)):
                 raise NotFound(f"no session #{session_id}")
-            if row.user != actor.name and not policy.is_admin(model, actor):
+            if row.user != actor.name and not permissions.is_admin(model, actor):
                 raise Forbidden("only admins may kill other people's sessions")
             if row.status != ACTIVE:
                 raise Conflict(f"session #{session_id} is {row.status}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sekisho.domain.actor import Actor
 from sekisho.domain.drafts import RequestDraft
-from sekisho.domain.requests import Decision
+from sekisho.domain.requests import ApprovalDecision
 from sekisho.operations.requests import CancelRequest, DecideRequest, FileRequest
 from sekisho.queries.requests import RequestQueries, RequestQuery
 from sekisho.services.views import RequestSummary, RequestView
@@ -24,11 +24,11 @@ class WorkflowService:
         return self.get(actor, self._file.execute(actor, draft))
 
     def approve(self, actor: Actor, request_id: int, comment: str = "") -> RequestView:
-        self._decide.execute(actor, request_id, Decision.APPROVE, comment)
+        self._decide.execute(actor, request_id, ApprovalDecision.APPROVE, comment)
         return self.get(actor, request_id)
 
     def reject(self, actor: Actor, request_id: int, comment: str) -> RequestView:
-        self._decide.execute(actor, request_id, Decision.REJECT, comment)
+        self._decide.execute(actor, request_id, ApprovalDecision.REJECT, comment)
         return self.get(actor, request_id)
 
     def cancel(self, actor: Actor, request_id: int) -> RequestView:

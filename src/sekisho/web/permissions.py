@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sekisho.domain.access import AccessModel, Template, TemplateAction
-from sekisho.domain.requests import Decision, RecordedDecision, RequestStatus, may_decide
+from sekisho.domain.requests import ApprovalDecision, RecordedDecision, RequestStatus, may_decide
 from sekisho.services.views import GrantView, RequestView
 from sekisho.web.session import WebUser
 
@@ -41,7 +41,7 @@ def _may_decide(user: WebUser, view: RequestView, template: Template | None) -> 
     if template is None or waiting is None or waiting.level > len(template.approval):
         return False  # nothing waits, or the template changed: the workflow refuses
     decisions = [
-        RecordedDecision(d.level - 1, d.approver, Decision(d.decision), d.comment, d.at)
+        RecordedDecision(d.level - 1, d.approver, ApprovalDecision(d.decision), d.comment, d.at)
         for d in view.decisions
     ]
     return may_decide(

@@ -1,6 +1,6 @@
 """Who may see and do what in sekisho itself. Every operation asks here; nothing decides twice.
 
-(Access to *production* — assume a role, connect to a target — is `sekisho.domain.decisions`.)
+(Access to *production* — assume a role, connect to a target — is `services.access_decisions`.)
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from sekisho.domain.grants import GrantWindow, is_active
 
 
 @dataclass(frozen=True)
-class Route:
+class AccessRoute:
     """A way to obtain access that the user does not have now."""
 
     template: str
@@ -29,7 +29,7 @@ class AccessDecision:
     grant_id: int | None = None  # set when access comes from an active grant
     grant_end: datetime | None = None
     standing: bool = False
-    routes: tuple[Route, ...] = ()  # when denied: templates that would give access
+    routes: tuple[AccessRoute, ...] = ()  # when denied: templates that would give access
 
 
 def decide_access(
@@ -40,7 +40,7 @@ def decide_access(
     grants: Iterable[GrantWindow],
     at: datetime,
 ) -> AccessDecision:
-    def deny(reason: str, routes: tuple[Route, ...] = ()) -> AccessDecision:
+    def deny(reason: str, routes: tuple[AccessRoute, ...] = ()) -> AccessDecision:
         return AccessDecision(False, user, verb, obj, reason, routes=routes)
 
     if model.user(user) is None:
@@ -80,7 +80,7 @@ def decide_access(
     return deny(f"no group may {verb.value} {obj}")
 
 
-def routes_to(model: AccessModel, user: str, groups: set[str]) -> tuple[Route, ...]:
+def routes_to(model: AccessModel, user: str, groups: set[str]) -> tuple[AccessRoute, ...]:
     """Templates with which `user` may request one of `groups`."""
     mine = {g.name for g in model.standing_groups_of(user)}
     found = []
@@ -88,5 +88,5 @@ def routes_to(model: AccessModel, user: str, groups: set[str]) -> tuple[Route, .
         if template.action is not TemplateAction.GRANT:
             continue
         for group in sorted(template.requestable_groups(mine) & groups):
-            found.append(Route(template.name, group))
+            found.append(AccessRoute(template.name, group))
     return tuple(found)
