@@ -233,3 +233,14 @@ class CredentialsIssued(DomainEvent):
     length: timedelta  # as asked of STS
     grant_id: int | None  # the grant that allowed it (None: standing access)
     request_id: int | None
+
+
+# -- identity: the access model, people's credentials, sign-ins, gateway sessions, audit ----
+
+
+@dataclass(frozen=True)
+class ModelLoaded(DomainEvent):
+    model_id: int
+    sha256: str
+    source_name: str
+    actor: Actor

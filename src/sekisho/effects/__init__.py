@@ -23,6 +23,7 @@ from sekisho.effects import (
     access_decisions,
     credentials,
     grants,
+    models,
     notify,
     reconcile,
     requests,
@@ -49,6 +50,7 @@ class Effects:
             **access_decisions.HANDLERS,
             **credentials.HANDLERS,
         }
+        self._handlers |= models.HANDLERS
 
     def apply(self, session: Session, event: DomainEvent) -> list[Event]:
         handler = self._handlers.get(type(event))

@@ -32,6 +32,7 @@ from sekisho.operations.grants import (
     ReleaseGrant,
     RevokeGrant,
 )
+from sekisho.operations.models import LoadModel
 from sekisho.operations.requests import (
     CancelRequest,
     DecideRequest,
@@ -66,6 +67,7 @@ from sekisho.services.sessions import SessionService
 from sekisho.services.sweeper import Sweeper
 from sekisho.services.workflow import WorkflowService
 from sekisho.store.db import Database
+from sekisho.store.models import StoredModels
 from sekisho.store.unit_of_work import Store
 
 
@@ -121,9 +123,14 @@ class Core:
         return CheckpointService(self)
 
     @cached_property
-    def models(self) -> ModelService:
+    def model_source(self) -> StoredModels:
+        """The access model in force (the `ModelSource` port), read once per transaction."""
+        return StoredModels(self.db)
 
-        return ModelService(self)
+    @cached_property
+    def models(self) -> ModelService:
+        source = self.model_source
+        return ModelService(source, LoadModel(self.store, self.clock, source))
 
     @cached_property
     def identity(self) -> IdentityService:
@@ -141,7 +148,7 @@ class Core:
 
     @cached_property
     def effects(self) -> Effects:
-        return Effects(self.settings.node_name, self.notices, self.models.model)
+        return Effects(self.settings.node_name, self.notices, self.model_source.model)
 
     @cached_property
     def store(self) -> Store:
@@ -225,10 +232,11 @@ class Core:
 
     @cached_property
     def notices(self) -> Notices:
-        """The notification hooks the effects write through."""
+        """The notification hooks the effects write through (on the model source, not on
+        `models`, whose loading needs the store these effects are part of)."""
         settings = self.settings
         return Notices(
-            self.models, self.clock, public_url=settings.public_url, node=settings.node_name
+            self.model_source, self.clock, public_url=settings.public_url, node=settings.node_name
         )
 
     @cached_property
