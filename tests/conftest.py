@@ -130,11 +130,20 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
+def sleeps() -> list[float]:
+    """The core's sleeps (a refused sign-in's delay, ...), recorded instead of slept."""
+    return []
+
+
+@pytest.fixture
 def core(
-    db_url: str, clock: ManualClock, provider: MemoryProvider, settings: Settings
+    db_url: str,
+    clock: ManualClock,
+    provider: MemoryProvider,
+    settings: Settings,
+    sleeps: list[float],
 ) -> Iterator[Core]:
     db = Database(db_url)
-    sleeps: list[float] = []
     built = Core(
         db=db,
         settings=settings,

@@ -17,13 +17,19 @@ from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
+from cryptography.fernet import Fernet
 from login_support import LOGIN, client, login_body, served
 from sqlalchemy import func, select
 
+from sekisho.clock import ManualClock
 from sekisho.config import Settings
+from sekisho.domain.actor import Actor
+from sekisho.providers.memory import MemoryProvider
 from sekisho.services.core import Core
+from sekisho.services.secretbox import SecretBox
+from sekisho.store.db import Database
 from sekisho.store.tables import RequestRow
-from support import INFO, People, code_for
+from support import EXAMPLE_TEXT, INFO, People, code_for
 
 FLOOD = 100
 SLOTS = 2
@@ -107,18 +113,41 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def delays(core: Core) -> Iterator[ParkedDelays]:
+def delays() -> Iterator[ParkedDelays]:
     parked = ParkedDelays()
-    core.sleep, core.async_sleep = parked.sleep, parked.async_sleep
     yield parked
     parked.release()  # nothing stays parked past the test, whatever it asserted
 
 
 @pytest.fixture
-def hasher(core: Core) -> ParkedHasher:
-    parked = ParkedHasher()
-    core.password_hasher = parked  # before anything builds the identity service
-    return parked
+def hasher() -> ParkedHasher:
+    return ParkedHasher()
+
+
+@pytest.fixture
+def core(
+    db_url: str,
+    clock: ManualClock,
+    provider: MemoryProvider,
+    settings: Settings,
+    delays: ParkedDelays,
+    hasher: ParkedHasher,
+) -> Iterator[Core]:
+    """The shared core's parts, but sleeping on the parked delays and hashing with the
+    parked hasher (only a verify of PARK is parked: every other password hashes as usual)."""
+    built = Core(
+        db=Database(db_url),
+        settings=settings,
+        provider=provider,
+        secrets=SecretBox(Fernet.generate_key()),
+        clock=clock,
+        sleep=delays.sleep,
+        async_sleep=delays.async_sleep,
+        password_hasher=hasher,
+    )
+    built.models.load(EXAMPLE_TEXT, "example.yaml", Actor.system("test"))
+    yield built
+    built.db.dispose()
 
 
 def in_background(
@@ -157,8 +186,11 @@ def test_a_logged_in_call_completes_while_100_bogus_logins_are_in_flight(
     assert set(statuses) <= {401, 429}
 
 
-def test_a_password_hash_holds_no_transaction(core: Core, hasher: ParkedHasher) -> None:
+def test_a_password_hash_holds_no_transaction(
+    core: Core, hasher: ParkedHasher, delays: ParkedDelays
+) -> None:
     """While one sign-in's hash is being computed, others write (on SQLite: its write lock)."""
+    delays.release()  # the refusal answers after its hash, not after its delay
     headers = People(core).headers("member01")
     request = {
         "template": "AddUserToGroup",
@@ -180,10 +212,12 @@ def test_a_password_hash_holds_no_transaction(core: Core, hasher: ParkedHasher) 
         assert s.scalar(select(func.count()).select_from(RequestRow)) == 1
 
 
-def test_no_more_hashes_run_at_once_than_there_are_slots(core: Core, hasher: ParkedHasher) -> None:
+def test_no_more_hashes_run_at_once_than_there_are_slots(
+    core: Core, hasher: ParkedHasher, delays: ParkedDelays
+) -> None:
     """Twelve guesses at twelve names from twelve addresses: none throttled, two hash at once."""
+    delays.release()  # each refusal answers after its hash, not after its delay
     guesses = 12
-    core.identity  # noqa: B018 - built now, with the parked hasher
     with served(core) as url, ThreadPoolExecutor(max_workers=guesses) as pool:
         answers = [
             in_background(pool, url, f"127.0.1.{i}", login_body(f"ghost{i}", hasher.PARK, "0"))

@@ -34,13 +34,6 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def sleeps(core: Core) -> list[float]:
-    recorded: list[float] = []
-    core.sleep = recorded.append
-    return recorded
-
-
-@pytest.fixture
 def member(core: Core) -> Enrolment:
     return core.identity.enroll(ADMIN, "member01")
 

@@ -244,3 +244,96 @@ class ModelLoaded(DomainEvent):
     sha256: str
     source_name: str
     actor: Actor
+
+
+@dataclass(frozen=True)
+class UserEnrolled(DomainEvent):
+    """A user of the model was handed a fresh password and TOTP secret."""
+
+    actor: Actor
+    user: str
+    again: bool  # re-enrolled: every login the old credentials opened ended with it
+
+
+@dataclass(frozen=True)
+class SignedIn(DomainEvent):
+    user: str
+    source: str
+    expires_at: datetime  # of the token issued
+
+
+@dataclass(frozen=True)
+class TotpSetupShown(DomainEvent):
+    """The otpauth URI was shown at a first sign-in (the right password, no code yet)."""
+
+    user: str
+    source: str
+
+
+@dataclass(frozen=True)
+class SignInRefused(DomainEvent):
+    """A refused sign-in. The caller is told only that it was refused; this says why."""
+
+    user: str | None  # None: nobody enrolled by that name (the entry names nobody)
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SignInThrottled(SignInRefused):
+    """Refused before any check: a pause was in force for the name or the address."""
+
+
+@dataclass(frozen=True)
+class SignInFailed(SignInRefused):
+    """Checked and wrong (or the name unknown, or the credentials changed meanwhile)."""
+
+
+@dataclass(frozen=True)
+class TotpSetupRefused(SignInRefused):
+    """A first-sign-in code asked for an account whose authenticator is set up already."""
+
+
+@dataclass(frozen=True)
+class LoggedOut(DomainEvent):
+    user: str  # who logged out
+    source: str
+    token_id: str
+    holder: str  # whose token it was
+
+
+@dataclass(frozen=True)
+class SessionStarted(DomainEvent):
+    session_id: int
+
+
+@dataclass(frozen=True)
+class SessionFailed(DomainEvent):
+    """A session that was allowed could not start (the target did not answer)."""
+
+    session_id: int
+    error: str
+
+
+@dataclass(frozen=True)
+class SessionEnded(DomainEvent):
+    """The gateway carrying it ended it, with its last counters."""
+
+    session_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class SessionReaped(DomainEvent):
+    """Its gateway stopped beating: ended on its behalf."""
+
+    session_id: int
+
+
+@dataclass(frozen=True)
+class SessionKilled(DomainEvent):
+    """Someone ended a live session: on record, then cut by the gateway carrying it."""
+
+    session_id: int
+    actor: Actor
+    on_record_before: bool  # killed already (not cut yet): the gateway is only told again

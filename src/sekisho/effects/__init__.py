@@ -23,11 +23,13 @@ from sekisho.effects import (
     access_decisions,
     credentials,
     grants,
+    identity,
     models,
     notify,
     reconcile,
     requests,
     runbook,
+    sessions,
 )
 from sekisho.effects.context import EffectContext, Handler
 from sekisho.services.events import Event
@@ -50,7 +52,7 @@ class Effects:
             **access_decisions.HANDLERS,
             **credentials.HANDLERS,
         }
-        self._handlers |= models.HANDLERS
+        self._handlers |= {**models.HANDLERS, **identity.HANDLERS, **sessions.HANDLERS}
 
     def apply(self, session: Session, event: DomainEvent) -> list[Event]:
         handler = self._handlers.get(type(event))

@@ -32,6 +32,7 @@ from sekisho.operations.grants import (
     ReleaseGrant,
     RevokeGrant,
 )
+from sekisho.operations.identity import EnrollUser, LogOut
 from sekisho.operations.models import LoadModel
 from sekisho.operations.requests import (
     CancelRequest,
@@ -40,20 +41,33 @@ from sekisho.operations.requests import (
     FileRequest,
 )
 from sekisho.operations.runbook import RunRunbook
+from sekisho.operations.sessions import (
+    EndSession,
+    KillSession,
+    OpenSession,
+    ReapStaleSessions,
+    RecordHeartbeat,
+    RefuseSession,
+)
+from sekisho.operations.sign_in import LogIn, ShowTotpSetup, SignInGate
 from sekisho.ports import RoleCredentials
 from sekisho.providers.aws_credentials import AwsRoleCredentials
 from sekisho.providers.base import Provider
 from sekisho.queries.access_decisions import DecideAccess
+from sekisho.queries.identity import IdentityQueries
 from sekisho.queries.requests import RequestQueries
+from sekisho.queries.sessions import SessionQueries
 from sekisho.services import audit
 from sekisho.services.access_decisions import AccessDecisions
 from sekisho.services.audit import AuditTrail
 from sekisho.services.audit_checkpoints import CheckpointService
+from sekisho.services.batched_audit import BatchedAudit
 from sekisho.services.broker import CredentialBroker
 from sekisho.services.dispatcher import Dispatcher
 from sekisho.services.events import Event, EventBus
 from sekisho.services.grants import GrantReads, GrantService
-from sekisho.services.identity import IdentityService
+from sekisho.services.hashing import HashQueue, Passwords
+from sekisho.services.identity import IdentityService, RefusalDelay
 from sekisho.services.lease import Leases
 from sekisho.services.locks import DatabaseLocks
 from sekisho.services.membership import Membership
@@ -63,8 +77,9 @@ from sekisho.services.reconcile import Reconciler
 from sekisho.services.runbook import RunbookService
 from sekisho.services.scheduler import Scheduler
 from sekisho.services.secretbox import SecretBox
-from sekisho.services.sessions import SessionService
+from sekisho.services.sessions import SessionOperations, SessionService
 from sekisho.services.sweeper import Sweeper
+from sekisho.services.throttle import Limits, LoginThrottle
 from sekisho.services.workflow import WorkflowService
 from sekisho.store.db import Database
 from sekisho.store.models import StoredModels
@@ -134,8 +149,21 @@ class Core:
 
     @cached_property
     def identity(self) -> IdentityService:
-
-        return IdentityService(self)
+        store, clock, models, box = self.store, self.clock, self.model_source, self.secrets
+        settings = self.settings
+        passwords = Passwords(self.password_hasher)
+        throttle = LoginThrottle(Limits.of(settings), box.digest)
+        gate = SignInGate(store, clock, models, throttle, BatchedAudit(store))
+        return IdentityService(
+            enroll=EnrollUser(store, clock, models, passwords, box),
+            gate=gate,
+            log_in=LogIn(gate, store, clock, passwords, box, settings.token_ttl),
+            totp_setup=ShowTotpSetup(gate, store, clock, passwords, box),
+            log_out=LogOut(store, clock),
+            queries=IdentityQueries(self.db, clock, models, self.provider),
+            hashes=HashQueue(settings.login_hash_slots),
+            delay=RefusalDelay(settings.login_failure_delay, self.sleep, self.async_sleep),
+        )
 
     @cached_property
     def decide_access(self) -> DecideAccess:
@@ -228,7 +256,16 @@ class Core:
 
     @cached_property
     def sessions(self) -> SessionService:
-        return SessionService(self)
+        store, clock = self.store, self.clock
+        operations = SessionOperations(
+            open=OpenSession(store, clock),
+            refuse=RefuseSession(store, clock),
+            end=EndSession(store, clock),
+            heartbeat=RecordHeartbeat(store, clock),
+            reap_stale=ReapStaleSessions(store, clock),
+            kill=KillSession(store, clock, self.model_source),
+        )
+        return SessionService(operations, SessionQueries(self.db, clock, self.model_source))
 
     @cached_property
     def notices(self) -> Notices:

@@ -24,18 +24,16 @@ from __future__ import annotations
 import ipaddress
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from sqlalchemy import Executable, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from sekisho.config import Settings
 from sekisho.store.tables import LoginThrottleRow, TokenRow
-
-if TYPE_CHECKING:
-    from sekisho.services.core import Core
 
 PAIR, SOURCE, NAME = "name from this address", "this address", "name"
 PRUNE_BATCH = 500
@@ -66,19 +64,40 @@ class Admission:
     paused: tuple[Pause, ...] = ()  # pauses this attempt's failure would start
 
 
+@dataclass(frozen=True)
+class Limits:
+    """The throttle's settings (see the module's docstring)."""
+
+    pair_threshold: int
+    source_threshold: int
+    name_threshold: int
+    window: timedelta  # how long a pause lasts, and a counter remembers
+    trusted_for: timedelta
+
+    @classmethod
+    def of(cls, settings: Settings) -> Limits:
+        return cls(
+            settings.lockout_threshold,
+            settings.login_source_threshold,
+            settings.login_user_threshold,
+            settings.lockout_duration,
+            settings.login_trusted_for,
+        )
+
+
 class LoginThrottle:
-    def __init__(self, core: Core) -> None:
-        self._core = core
-        settings = core.settings
+    def __init__(self, limits: Limits, digest: Callable[[str], str]) -> None:
+        """`digest`: a keyed digest (`SecretBox.digest`): counters name no name or address."""
+        self._limits, self._digest = limits, digest
         self._rules = (
-            Rule(PAIR, settings.lockout_threshold, escalates=False, spares_trusted=False),
-            Rule(SOURCE, settings.login_source_threshold, escalates=False, spares_trusted=True),
-            Rule(NAME, settings.login_user_threshold, escalates=True, spares_trusted=True),
+            Rule(PAIR, limits.pair_threshold, escalates=False, spares_trusted=False),
+            Rule(SOURCE, limits.source_threshold, escalates=False, spares_trusted=True),
+            Rule(NAME, limits.name_threshold, escalates=True, spares_trusted=True),
         )
 
     def signed_in_recently(self, s: Session, name: str, source: str, now: datetime) -> bool:
         """A token on record for this name from this address, within `login_trusted_for`."""
-        since = now - self._core.settings.login_trusted_for
+        since = now - self._limits.trusted_for
         token = s.scalar(
             select(TokenRow.id)
             .where(TokenRow.user == name, TokenRow.source == source, TokenRow.issued_at >= since)
@@ -110,7 +129,7 @@ class LoginThrottle:
         started = []
         for rule in self._rules:
             row = rows[rule.scope]
-            if now - row.last_failure_at >= self._core.settings.lockout_duration:
+            if now - row.last_failure_at >= self._limits.window:
                 row.failures, row.blocked_until = 0, None  # quiet for a whole window
             row.failures += 1
             row.last_failure_at = now
@@ -122,7 +141,7 @@ class LoginThrottle:
     def _pause_in_force(
         self, rows: dict[str, LoginThrottleRow | None], trusted: bool, now: datetime
     ) -> Pause | None:
-        window = self._core.settings.lockout_duration
+        window = self._limits.window
         active = [
             Pause(row.blocked_until, rule.scope)
             for rule in self._rules
@@ -160,14 +179,14 @@ class LoginThrottle:
         return rows
 
     def _pause(self, rule: Rule, failures: int) -> timedelta:
-        longest = self._core.settings.lockout_duration
+        longest = self._limits.window
         if not rule.escalates:
             return longest
         doublings = min(failures - rule.threshold, 30)
         return min(longest, timedelta(seconds=2**doublings))
 
     def _keys(self, name: str, source: str) -> dict[str, str]:
-        digest = self._core.secrets.digest
+        digest = self._digest
         where = _address_key(source)
         return {
             PAIR: digest(f"pair\0{name}\0{where}"),
@@ -179,7 +198,7 @@ class LoginThrottle:
         """The counters, created if new, locked until commit (in key order: no deadlocks)."""
         ordered = sorted(set(keys.values()))
         for _ in range(3):  # a prune may remove a stale counter between insert and select
-            s.execute(self._insert_missing(ordered, now))
+            s.execute(_insert_missing(s, ordered, now))
             found = {
                 row.key: row
                 for row in s.scalars(
@@ -194,17 +213,11 @@ class LoginThrottle:
                 return {scope: found[key] for scope, key in keys.items()}
         raise RuntimeError("sign-in counters kept vanishing while being read")
 
-    def _insert_missing(self, keys: list[str], now: datetime) -> Executable:
-        fresh = [{"key": k, "failures": 0, "last_failure_at": now} for k in keys]
-        if self._core.db.is_postgres:
-            return postgresql.insert(LoginThrottleRow).values(fresh).on_conflict_do_nothing()
-        return sqlite.insert(LoginThrottleRow).values(fresh).on_conflict_do_nothing()
-
     def _prune(self, s: Session, now: datetime) -> None:
         """Forget counters quiet for a whole window (skipping any another attempt holds)."""
         stale = (
             select(LoginThrottleRow.key)
-            .where(LoginThrottleRow.last_failure_at <= now - self._core.settings.lockout_duration)
+            .where(LoginThrottleRow.last_failure_at <= now - self._limits.window)
             .limit(PRUNE_BATCH)
             .with_for_update(skip_locked=True)
         )
@@ -247,6 +260,13 @@ class RecentPauses:
     def forget(self, name: str, source: str) -> None:
         with self._lock:
             self._pauses.pop((name, source), None)
+
+
+def _insert_missing(s: Session, keys: list[str], now: datetime) -> Executable:
+    fresh = [{"key": k, "failures": 0, "last_failure_at": now} for k in keys]
+    if s.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(LoginThrottleRow).values(fresh).on_conflict_do_nothing()
+    return sqlite.insert(LoginThrottleRow).values(fresh).on_conflict_do_nothing()
 
 
 def _address_key(source: str) -> str:

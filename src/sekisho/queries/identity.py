@@ -1,0 +1,89 @@
+"""Reading identities: the caller behind a token, and who a user is and what they hold now."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+
+from sekisho.clock import Clock
+from sekisho.domain.actor import Actor
+from sekisho.domain.errors import AuthenticationFailed, NotFound
+from sekisho.domain.identity import LoginEnd, Principal, login_end, looks_like_a_token, token_id
+from sekisho.domain.timespec import iso
+from sekisho.ports import ModelSource
+from sekisho.providers.base import Provider
+from sekisho.services import permissions
+from sekisho.services.views import DirectoryView, GrantView, WhoAmI
+from sekisho.store.db import Database
+from sekisho.store.grants import active_at
+from sekisho.store.tables import GrantRow, TokenRow
+
+REVOKED = "invalid or revoked token: log in again"
+
+
+class IdentityQueries:
+    def __init__(self, db: Database, clock: Clock, models: ModelSource, provider: Provider) -> None:
+        self._db, self._clock, self._models, self._provider = db, clock, models, provider
+
+    def authenticate(self, token: str) -> Principal:
+        """The caller behind a bearer token, or AuthenticationFailed (expired, revoked, forged)."""
+        if not looks_like_a_token(token):
+            raise AuthenticationFailed("invalid token: log in again")
+        with self._db.read() as s:
+            row = s.get(TokenRow, token_id(token))
+            model = self._models.model(s)
+        if row is None:
+            raise AuthenticationFailed(REVOKED)
+        ended = login_end(row.user, row.revoked_at, row.expires_at, model, self._clock.now())
+        if ended is LoginEnd.REVOKED:
+            raise AuthenticationFailed(REVOKED)
+        if ended is LoginEnd.EXPIRED:
+            raise AuthenticationFailed(f"token expired at {iso(row.expires_at)}: log in again")
+        if ended is LoginEnd.USER_GONE:
+            raise AuthenticationFailed("this user is no longer in the access model")
+        return Principal(row.user, row.id, row.expires_at)
+
+    def describe(
+        self,
+        actor: Actor,
+        name: str,
+        expires_at: datetime | None = None,
+        *,
+        directory: bool = False,
+    ) -> WhoAmI:
+        """A user's identity, groups, live grants and, on request, the provider's view."""
+        now = self._clock.now()
+        with self._db.read() as s:
+            model = self._models.model(s)
+            if name != actor.name:
+                permissions.require_auditor(model, actor, "look up other users")
+            user = model.user(name)
+            if user is None:
+                raise NotFound(f"no user {name!r}")
+            rows = s.scalars(
+                select(GrantRow)
+                .where(GrantRow.user == name, active_at(now))
+                .order_by(GrantRow.end_at)
+            )
+            grants = [v for v in (GrantView.of(r, now) for r in rows) if v.active]
+            work_groups = [g.name for g in model.groups if g.is_work]
+        return WhoAmI(
+            user=name,
+            display_name=user.display_name or name,
+            email=user.email,
+            groups=[g.name for g in model.standing_groups_of(name)],
+            admin=model.is_admin(name),
+            auditor=model.is_auditor(name),
+            token_expires_at=expires_at,
+            grants=grants,
+            directory=self._directory(name, work_groups) if directory else None,
+        )
+
+    def _directory(self, name: str, work_groups: list[str]) -> DirectoryView:
+        provider = self._provider
+        return DirectoryView(
+            provider=provider.name,
+            memberships=[g for g in work_groups if name in provider.members(g)],
+            tags=provider.tags(name),
+        )
