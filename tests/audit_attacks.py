@@ -36,7 +36,7 @@ def rehash_from(core: Core, seq: int, edits: dict[int, dict[str, str]]) -> None:
         changed = edits.get(row.seq, {})
         for column, value in changed.items():
             setattr(row, column, value)
-        digest = audit._entry_hash(prev, row.seq, row.at, audit._as_event(row), row.node)
+        digest = audit.entry_hash(prev, row.seq, row.at, audit.event_of(row), row.node)
         sets = ", ".join(f"{c} = :{c}" for c in changed)
         sql(
             core,
@@ -74,8 +74,8 @@ def replace_the_trail(core: Core, extra: int) -> None:
     forged = [*old, *[old[-1]] * extra]
     with core.db.write() as s:
         for seq, row in enumerate(forged, start=1):
-            event = replace(audit._as_event(row), source="10.0.0.1")
-            digest = audit._entry_hash(prev, seq, row.at, event, row.node)
+            event = replace(audit.event_of(row), source="10.0.0.1")
+            digest = audit.entry_hash(prev, seq, row.at, event, row.node)
             s.execute(
                 insert,
                 {

@@ -42,11 +42,6 @@ def test_no_function_is_over_60_lines() -> None:
         pytest.fail(report(offences, f"functions over {MAX_FUNCTION_LINES} lines"), pytrace=False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 10: services/ still import each other in a circle through core.py "
-    "(TYPE_CHECKING imports of Core) and the audit/outbox/grants modules",
-)
 def test_services_import_each_other_in_no_circle() -> None:
     cycles = SOURCE.import_cycles(SERVICES)
     message = [f"{len(cycles)} import circle(s) among {SERVICES} (TYPE_CHECKING included):"]

@@ -116,7 +116,7 @@ def test_an_edit_with_a_recomputed_hash_still_breaks_the_chain(
     """Someone who knows the algorithm rewrites an entry and its hash: the next one objects."""
     story(core, clock)
     target = next(r for r in audit_rows(core) if r.action == "request.rejected")
-    forged = audit._as_event(target)
+    forged = audit.event_of(target)
     forged = audit.AuditEvent(
         forged.action,
         "leader01",
@@ -126,7 +126,7 @@ def test_an_edit_with_a_recomputed_hash_still_breaks_the_chain(
         request_id=forged.request_id,
         detail=forged.detail,
     )
-    new_hash = audit._entry_hash(target.prev_hash, target.seq, target.at, forged, target.node)
+    new_hash = audit.entry_hash(target.prev_hash, target.seq, target.at, forged, target.node)
     sql(
         core,
         "UPDATE audit_log SET actor = 'leader01', hash = :h WHERE seq = :s",

@@ -14,6 +14,7 @@ from sekisho.clock import ManualClock
 from sekisho.config import Settings
 from sekisho.domain.errors import AuthenticationFailed, Forbidden, LoginThrottled
 from sekisho.services.core import Core
+from sekisho.services.events import Event
 from sekisho.services.identity import Enrolment, IssuedToken
 from sekisho.store.tables import Base, LoginThrottleRow
 from support import ADMIN, AUDITOR, LEADER, MEMBER, code_for
@@ -104,6 +105,18 @@ def test_re_enrolment_replaces_credentials_and_ends_sessions(
         login(core, member)  # the old password and secret are gone
     next_step(clock)
     assert login(core, again).user == "member01"
+
+
+def test_gateways_hear_that_a_re_enrolment_ended_the_old_logins(
+    core: Core, member: Enrolment
+) -> None:
+    heard: list[Event] = []
+    core.bus.subscribe(heard.append)
+    core.identity.enroll(ADMIN, "member02")  # a first enrolment ends no login
+    core.identity.enroll(ADMIN, "member01")
+    assert [(e.name, e.user, e.data) for e in heard] == [
+        ("tokens.revoked", "member01", {"reason": "credentials re-issued"})
+    ]
 
 
 # -- login ------------------------------------------------------------------------------------
@@ -293,6 +306,25 @@ def test_logout_revokes_the_token(core: Core, clock: ManualClock, member: Enrolm
     # Other sessions are not affected.
     assert core.identity.authenticate(second.token).name == "member01"
     assert audit_rows(core)[-1].action == "auth.logout"
+
+
+def test_gateways_hear_of_a_logout_once(core: Core, member: Enrolment) -> None:
+    principal = core.identity.authenticate(login(core, member).token)
+    heard: list[Event] = []
+    core.bus.subscribe(heard.append)
+    core.identity.logout(principal, SOURCE)
+    core.identity.logout(principal, SOURCE)  # revoked already: nothing more
+    entry = audit_rows(core)[-1]
+    assert (entry.action, entry.actor, entry.source, entry.subject) == (
+        "auth.logout",
+        "member01",
+        SOURCE,
+        "member01",
+    )
+    assert [(e.name, e.user, e.data) for e in heard] == [
+        ("tokens.revoked", "member01", {"token_id": principal.token_id, "reason": "logged out"})
+    ]
+    assert actions(core).count("auth.logout") == 1
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ def test_entries_from_before_the_migration_survive_and_verify(tmp_path: Path) ->
     try:
         migrate.upgrade(db, "0003")  # the schema before entries named their node
         event = audit.AuditEvent("model.loaded", "sekisho:cli", "cli", detail={"sha256": "ab"})
-        digest = audit._entry_hash(audit.GENESIS, 1, AT, event)  # as the old code hashed it
+        digest = audit.entry_hash(audit.GENESIS, 1, AT, event)  # as the old code hashed it
         insert = text(
             "INSERT INTO audit_log (seq, at, action, outcome, actor, subject, request_id, "
             "grant_id, object, source, detail, prev_hash, hash) VALUES (1, :at, 'model.loaded', "

@@ -337,3 +337,27 @@ class SessionKilled(DomainEvent):
     session_id: int
     actor: Actor
     on_record_before: bool  # killed already (not cut yet): the gateway is only told again
+
+
+@dataclass(frozen=True)
+class AuditCheckpointSigned(DomainEvent):
+    """The audit trail's head was signed (the checkpoint is stored, not exported yet)."""
+
+    checkpoint_id: int
+
+
+@dataclass(frozen=True)
+class AuditCheckpointRefused(DomainEvent):
+    """Nothing was signed: the trail does not match its last trusted checkpoint."""
+
+    problems: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CertificateAuthorityStored(DomainEvent):
+    """The first node to need a CA of this name stored it for every node on the database."""
+
+    name: str  # e.g. gateway
+    origin: str  # created (made now) or imported (the node's own from before)
+    sha256: str  # the certificate's fingerprint
+    node: str

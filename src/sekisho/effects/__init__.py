@@ -21,6 +21,7 @@ from sekisho.domain.access import AccessModel
 from sekisho.domain.events import DomainEvent
 from sekisho.effects import (
     access_decisions,
+    audit_checkpoints,
     credentials,
     grants,
     identity,
@@ -30,6 +31,7 @@ from sekisho.effects import (
     requests,
     runbook,
     sessions,
+    shared_ca,
 )
 from sekisho.effects.context import EffectContext, Handler
 from sekisho.services.events import Event
@@ -52,7 +54,13 @@ class Effects:
             **access_decisions.HANDLERS,
             **credentials.HANDLERS,
         }
-        self._handlers |= {**models.HANDLERS, **identity.HANDLERS, **sessions.HANDLERS}
+        self._handlers |= {
+            **models.HANDLERS,
+            **identity.HANDLERS,
+            **sessions.HANDLERS,
+            **audit_checkpoints.HANDLERS,
+            **shared_ca.HANDLERS,
+        }
 
     def apply(self, session: Session, event: DomainEvent) -> list[Event]:
         handler = self._handlers.get(type(event))

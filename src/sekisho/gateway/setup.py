@@ -22,7 +22,6 @@ from sekisho.services.shared_ca import (
     GATEWAY_CA,
     IMPORTED,
     CandidateCA,
-    SharedCAs,
     stored_certificate,
 )
 from sekisho.store.db import Database
@@ -46,7 +45,7 @@ def gateway_tls(core: Core) -> ssl.SSLContext:
 
 def shared_authority(core: Core) -> pki.Authority:
     """The gateway CA of every node on this database, stored by the first one to need it."""
-    store = SharedCAs(core)
+    store = core.shared_cas
     stored = store.get(GATEWAY_CA)
     if stored is None:
         stored = store.store_or_get(GATEWAY_CA, _candidate(core.settings), node_id())

@@ -17,20 +17,18 @@ import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from sekisho.domain.actor import Actor
+from sekisho.ports import ModelSource
 from sekisho.services import permissions
 from sekisho.services.audit_anchor import Checkpoint, signature_problems
-from sekisho.services.audit_keys import AuditKeyError, VerifyKey
+from sekisho.services.audit_keys import AuditKeyError, AuditKeyFile, VerifyKey
+from sekisho.store.db import Database
 from sekisho.store.tables import AuditHeadRow, AuditRow
 from sekisho.store.types import canonical_json
-
-if TYPE_CHECKING:
-    from sekisho.services.core import Core
 
 GENESIS = "0" * 64
 
@@ -87,9 +85,10 @@ class AuditEvent:
             raise ValueError(f"audit detail keys not on the allow-list: {sorted(unknown)}")
 
 
-def _entry_hash(
+def entry_hash(
     prev_hash: str, seq: int, at: datetime, event: AuditEvent, node: str | None = None
 ) -> str:
+    """The hash an entry must have: its content and the previous entry's hash."""
     body: dict[str, object] = {
         "seq": seq,
         "at": at.isoformat(timespec="microseconds"),
@@ -119,7 +118,7 @@ def record(session: Session, at: datetime, event: AuditEvent, node: str | None =
         select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()
     ).scalar_one()
     seq = head.seq + 1
-    digest = _entry_hash(head.hash, seq, at, event, node)
+    digest = entry_hash(head.hash, seq, at, event, node)
     row = AuditRow(
         seq=seq,
         at=at,
@@ -141,7 +140,8 @@ def record(session: Session, at: datetime, event: AuditEvent, node: str | None =
     return row
 
 
-def _as_event(row: AuditRow) -> AuditEvent:
+def event_of(row: AuditRow) -> AuditEvent:
+    """What a stored entry records, as it was appended (its hash covers this)."""
     return AuditEvent(
         action=row.action,
         actor=row.actor,
@@ -227,7 +227,7 @@ def _link_problem(row: AuditRow, prev_seq: int, prev_hash: str) -> str | None:
         return f"entries {prev_seq + 1}..{row.seq - 1} are missing (deleted)"
     if prev_hash and row.prev_hash != prev_hash:
         return f"entry {row.seq} does not follow entry {prev_seq} (chain broken)"
-    if _entry_hash(row.prev_hash, row.seq, row.at, _as_event(row), row.node) != row.hash:
+    if entry_hash(row.prev_hash, row.seq, row.at, event_of(row), row.node) != row.hash:
         return f"entry {row.seq} was altered (its content does not match its hash)"
     return None
 
@@ -301,12 +301,13 @@ def query(f: AuditFilter) -> Select[AuditRow]:
 class AuditTrail:
     """Reading the trail: for auditors and admins only."""
 
-    def __init__(self, core: Core) -> None:
-        self._core = core
+    def __init__(self, db: Database, models: ModelSource, keys: AuditKeyFile) -> None:
+        """`keys`: this server's audit key, which checks an anchor's signatures by default."""
+        self._db, self._models, self._keys = db, models, keys
 
     def list_entries(self, actor: Actor, f: AuditFilter) -> list[AuditRow]:
-        with self._core.db.read() as s:
-            permissions.require_auditor(self._core.models.model(s), actor, "read the audit trail")
+        with self._db.read() as s:
+            permissions.require_auditor(self._models.model(s), actor, "read the audit trail")
             return list(s.scalars(query(f)))
 
     def verify(
@@ -317,9 +318,8 @@ class AuditTrail:
     ) -> VerifyReport:
         """The chain, and the anchor's checkpoints against it. `keys`: the public keys the
         checkpoints must be signed with; none given, this server's own (if it has one)."""
-        core = self._core
-        with core.db.snapshot() as s:
-            permissions.require_auditor(core.models.model(s), actor, "verify the audit trail")
+        with self._db.snapshot() as s:
+            permissions.require_auditor(self._models.model(s), actor, "verify the audit trail")
             report = verify(s, anchor=anchor)
         if anchor:
             keys = list(keys) or self._own_key(report)
@@ -332,7 +332,7 @@ class AuditTrail:
     def _own_key(self, report: VerifyReport) -> list[VerifyKey]:
         """This server's public key, or a note on the report saying why there is none."""
         try:
-            own = self._core.audit_checkpoints.verify_key()
+            own = self._keys.verify_key()
         except AuditKeyError as error:
             report.notes.append(f"the checkpoints' signatures were not checked: {error}")
             return []

@@ -109,6 +109,28 @@ def load_signing_key(path: Path, *, create: bool) -> SigningKey | None:
     return SigningKey(key)
 
 
+class AuditKeyFile:
+    """This server's audit key, in its key file: created on the first signing, never by a
+    reader; read once, then kept."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._key: SigningKey | None = None
+
+    def signing_key(self) -> SigningKey:
+        """The key in the key file, created there on first use."""
+        if self._key is None:
+            self._key = load_signing_key(self._path, create=True)
+            assert self._key is not None
+        return self._key
+
+    def verify_key(self) -> VerifyKey | None:
+        """This server's public key, if it has a key file (never creates one)."""
+        if self._key is None:
+            self._key = load_signing_key(self._path, create=False)
+        return self._key.verify_key if self._key else None
+
+
 def _create(path: Path) -> None:
     """Write a new key under a temporary name with mode 0600, then link it into place: the
     link fails if another process made one meanwhile, and then both use that one."""

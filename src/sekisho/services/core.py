@@ -60,7 +60,8 @@ from sekisho.queries.sessions import SessionQueries
 from sekisho.services import audit
 from sekisho.services.access_decisions import AccessDecisions
 from sekisho.services.audit import AuditTrail
-from sekisho.services.audit_checkpoints import CheckpointService
+from sekisho.services.audit_checkpoints import Anchors, CheckpointService, Schedule
+from sekisho.services.audit_keys import AuditKeyFile
 from sekisho.services.batched_audit import BatchedAudit
 from sekisho.services.broker import CredentialBroker
 from sekisho.services.dispatcher import Dispatcher
@@ -78,6 +79,7 @@ from sekisho.services.runbook import RunbookService
 from sekisho.services.scheduler import Scheduler
 from sekisho.services.secretbox import SecretBox
 from sekisho.services.sessions import SessionOperations, SessionService
+from sekisho.services.shared_ca import SharedCAs
 from sekisho.services.sweeper import Sweeper
 from sekisho.services.throttle import Limits, LoginThrottle
 from sekisho.services.workflow import WorkflowService
@@ -130,12 +132,28 @@ class Core:
     # The use cases, one object per area. Each takes the core and nothing else.
 
     @cached_property
+    def audit_keys(self) -> AuditKeyFile:
+        return AuditKeyFile(self.settings.resolved_audit_key_file)
+
+    @cached_property
     def audit_trail(self) -> AuditTrail:
-        return AuditTrail(self)
+        return AuditTrail(self.db, self.model_source, self.audit_keys)
 
     @cached_property
     def audit_checkpoints(self) -> CheckpointService:
-        return CheckpointService(self)
+        settings = self.settings
+        return CheckpointService(
+            self.store,
+            self.clock,
+            self.audit_keys,
+            node=settings.node_name,
+            schedule=Schedule(settings.audit_checkpoint_every, settings.audit_checkpoint_entries),
+            anchors=Anchors.of(settings, self.clock),
+        )
+
+    @cached_property
+    def shared_cas(self) -> SharedCAs:
+        return SharedCAs(self.store, self.clock, self.secrets)
 
     @cached_property
     def model_source(self) -> StoredModels:

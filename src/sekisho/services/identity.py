@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import NoReturn, TypeVar
 
 from sekisho.domain.actor import Actor
@@ -91,25 +92,23 @@ class IdentityService:
 
     def login(self, name: str, password: str, code: str, source: str) -> IssuedToken:
         """Password + TOTP code -> a token; every refusal vague, delayed and audited."""
-        op = self._log_in
-        return self._sign_in(name, source, lambda a: op.check(a, password, code), op.settle)
+        check = partial(self._log_in.check, password=password, code=code)
+        return self._sign_in(name, source, check, self._log_in.settle)
 
     async def login_async(self, name: str, password: str, code: str, source: str) -> IssuedToken:
         """`login` for the event loop: no thread waits for the hash's turn or the delay."""
-        op = self._log_in
-        check = lambda a: op.check(a, password, code)  # noqa: E731 - one step's work
-        return await self._sign_in_async(name, source, check, op.settle)
+        check = partial(self._log_in.check, password=password, code=code)
+        return await self._sign_in_async(name, source, check, self._log_in.settle)
 
     def first_sign_in_uri(self, name: str, password: str, source: str) -> str:
         """The otpauth URI to scan at a first sign-in (`ShowTotpSetup`); refused as login is."""
-        op = self._totp_setup
-        return self._sign_in(name, source, lambda a: op.check(a, password), op.settle)
+        check = partial(self._totp_setup.check, password=password)
+        return self._sign_in(name, source, check, self._totp_setup.settle)
 
     async def first_sign_in_uri_async(self, name: str, password: str, source: str) -> str:
         """`first_sign_in_uri` for the event loop."""
-        op = self._totp_setup
-        check = lambda a: op.check(a, password)  # noqa: E731 - one step's work
-        return await self._sign_in_async(name, source, check, op.settle)
+        check = partial(self._totp_setup.check, password=password)
+        return await self._sign_in_async(name, source, check, self._totp_setup.settle)
 
     def _sign_in(
         self,

@@ -10,18 +10,16 @@ deals in PEM text and leaves the cryptography to `sekisho.gateway.pki`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from sekisho.domain.actor import Actor
-from sekisho.services.audit import AuditEvent
+from sekisho.clock import Clock
+from sekisho.domain.events import CertificateAuthorityStored
+from sekisho.services.secretbox import SecretBox
 from sekisho.store.db import Database
 from sekisho.store.tables import CertificateAuthorityRow
-
-if TYPE_CHECKING:
-    from sekisho.services.core import Core
+from sekisho.store.unit_of_work import Store
 
 GATEWAY_CA = "gateway"
 CREATED, IMPORTED = "created", "imported"
@@ -31,7 +29,7 @@ CREATED, IMPORTED = "created", "imported"
 class StoredCA:
     name: str
     cert_pem: str
-    key_sealed: str  # open it with the core's SecretBox
+    key_sealed: str  # open it with the nodes' SecretBox
     origin: str
     created_by: str
 
@@ -47,11 +45,11 @@ class CandidateCA:
 
 
 class SharedCAs:
-    def __init__(self, core: Core) -> None:
-        self._core = core
+    def __init__(self, store: Store, clock: Clock, box: SecretBox) -> None:
+        self._store, self._clock, self._box = store, clock, box
 
     def get(self, name: str) -> StoredCA | None:
-        with self._core.db.read() as s:
+        with self._store.read() as s:
             row = s.get(CertificateAuthorityRow, name)
             return _stored(row) if row is not None else None
 
@@ -61,21 +59,26 @@ class SharedCAs:
         Two nodes starting at once both offer one; the first insert wins and the other's
         insert fails on the name, so both return the winner.
         """
-        core = self._core
+        now = self._clock.now()
         row = CertificateAuthorityRow(
             name=name,
             cert_pem=candidate.cert_pem,
-            key_sealed=core.secrets.seal(candidate.key_pem),
+            key_sealed=self._box.seal(candidate.key_pem),
             origin=candidate.origin,
-            created_at=core.now(),
+            created_at=now,
             created_by=node[:256],
         )
         try:
-            with core.db.write() as s:
-                if s.get(CertificateAuthorityRow, name) is None:
-                    s.add(row)
-                    s.flush()  # on PostgreSQL, a racing node's insert fails here or at commit
-                    core.audit(s, _audit_event(name, candidate, node))
+            with self._store.write() as uow:
+                if uow.session.get(CertificateAuthorityRow, name) is None:
+                    uow.session.add(row)
+                    # On PostgreSQL, a racing node's insert fails here or at the commit.
+                    uow.session.flush()
+                    uow.record(
+                        CertificateAuthorityStored(
+                            now, name, candidate.origin, candidate.sha256, node
+                        )
+                    )
         except IntegrityError:
             pass  # another node stored one first: that one is everyone's
         stored = self.get(name)
@@ -94,14 +97,3 @@ def stored_certificate(db: Database, name: str = GATEWAY_CA) -> str | None:
 
 def _stored(row: CertificateAuthorityRow) -> StoredCA:
     return StoredCA(row.name, row.cert_pem, row.key_sealed, row.origin, row.created_by)
-
-
-def _audit_event(name: str, candidate: CandidateCA, node: str) -> AuditEvent:
-    actor = Actor.system("gateway")
-    return AuditEvent(
-        action=f"{name}_ca.{candidate.origin}",  # gateway_ca.created | gateway_ca.imported
-        actor=actor.name,
-        source=node[:256],
-        object=name,
-        detail={"sha256": candidate.sha256},
-    )
