@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sekisho.domain.errors import Conflict
+from sekisho.domain.errors import Conflict, Forbidden
 
 
 class GrantStatus(StrEnum):
@@ -101,3 +101,54 @@ def membership_end(grants: Iterable[GrantWindow], at: datetime) -> datetime | No
     """
     ends = [g.end_at for g in grants if holds_membership(g, at)]
     return max(ends) if ends else None
+
+
+# -- who may end a grant early -----------------------------------------------------------------
+# The rules release and revoke enforce, and the views' `allowed_actions` ask ahead. Ending
+# early needs a grant that is still usable: `active`, its end not reached (an `ending` grant is
+# over already; one past its end waits only for the sweeper).
+
+
+def is_endable(status: GrantStatus, end_at: datetime, now: datetime) -> bool:
+    return status is GrantStatus.ACTIVE and now < end_at
+
+
+def check_endable(*, grant_id: int, status: GrantStatus, end_at: datetime, now: datetime) -> None:
+    if not is_endable(status, end_at, now):
+        raise Conflict(f"grant #{grant_id} is {status.value}, not active")
+
+
+def check_release(
+    *,
+    grant_id: int,
+    releaser: str,
+    holder: str,
+    status: GrantStatus,
+    end_at: datetime,
+    now: datetime,
+) -> None:
+    """Only the holder releases their own grant (admins revoke)."""
+    check_endable(grant_id=grant_id, status=status, end_at=end_at, now=now)
+    if releaser != holder:
+        raise Forbidden("only the holder may release a grant; admins revoke")
+
+
+def may_release(
+    *, releaser: str, holder: str, status: GrantStatus, end_at: datetime, now: datetime
+) -> bool:
+    """`check_release`, asked ahead."""
+    return releaser == holder and is_endable(status, end_at, now)
+
+
+def check_revoke(
+    *, grant_id: int, admin: bool, status: GrantStatus, end_at: datetime, now: datetime
+) -> None:
+    """Admins revoke anyone's grant, their own too."""
+    if not admin:
+        raise Forbidden("only admins may revoke grants")
+    check_endable(grant_id=grant_id, status=status, end_at=end_at, now=now)
+
+
+def may_revoke(*, admin: bool, status: GrantStatus, end_at: datetime, now: datetime) -> bool:
+    """`check_revoke`, asked ahead."""
+    return admin and is_endable(status, end_at, now)

@@ -43,6 +43,7 @@ from sekisho.ports import RoleCredentials
 from sekisho.providers.aws_credentials import AwsRoleCredentials
 from sekisho.providers.base import Provider
 from sekisho.queries.access_decisions import DecideAccess
+from sekisho.queries.grants import GrantQueries
 from sekisho.queries.requests import RequestQueries
 from sekisho.services import audit
 from sekisho.services.access_decisions import AccessDecisions
@@ -197,6 +198,10 @@ class Core:
     @cached_property
     def import_seed_grant(self) -> ImportSeedGrant:
         return ImportSeedGrant(self.store, self.clock, self.models)
+
+    @cached_property
+    def grant_queries(self) -> GrantQueries:
+        return GrantQueries(self.db, self.clock, self.models)
 
     @cached_property
     def broker(self) -> CredentialBroker:

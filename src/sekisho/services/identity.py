@@ -30,6 +30,7 @@ from sekisho.domain.actor import Actor
 from sekisho.domain.errors import AuthenticationFailed, InvalidInput, LoginThrottled, NotFound
 from sekisho.domain.text import check_name
 from sekisho.domain.timespec import iso
+from sekisho.queries.viewers import viewer_of
 from sekisho.services import permissions
 from sekisho.services.audit import AuditEvent
 from sekisho.services.batched_audit import BatchedAudit
@@ -524,7 +525,8 @@ class IdentityService:
                 .where(GrantRow.user == name, active_at(now))
                 .order_by(GrantRow.end_at)
             )
-            grants = [v for v in (GrantView.of(r, now) for r in rows) if v.active]
+            viewer = viewer_of(model, actor)  # what the asker may do to them
+            grants = [v for v in (GrantView.of(r, now, viewer) for r in rows) if v.active]
             work_groups = [g.name for g in model.groups if g.is_work]
         seen = self._directory(name, work_groups) if directory else None
         return WhoAmI(

@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
+from sekisho.domain import actions
 from sekisho.domain.access import AccessModel
+from sekisho.domain.actions import NONE, Action, Viewer, in_order
 from sekisho.domain.grants import GrantStatus, GrantWindow, is_active
+from sekisho.domain.requests import RequestStatus
+from sekisho.operations.requests import recorded
 from sekisho.store.tables import DecisionRow, GrantRow, RequestRow, TimelineRow
 
 
 class View(BaseModel):
     model_config = ConfigDict(frozen=True)
+
+
+# What the viewer may do next, by the rules the server applies when they try (sent in a
+# fixed order, so answers compare equal).
+AllowedActions = Annotated[
+    frozenset[Action],
+    PlainSerializer(in_order, return_type=list[Action]),
+    Field(description="What the caller may do next; the server applies the same rules."),
+]
 
 
 class DecisionView(View):
@@ -76,9 +90,11 @@ class GrantView(View):
     ended_by: str | None
     end_note: str | None
     last_error: str | None
+    allowed_actions: AllowedActions = NONE  # release, revoke
 
     @classmethod
-    def of(cls, row: GrantRow, now: datetime) -> GrantView:
+    def of(cls, row: GrantRow, now: datetime, viewer: Viewer | None = None) -> GrantView:
+        """The grant as `viewer` sees it (no viewer: no actions offered)."""
         return cls(
             id=row.id,
             request_id=row.request_id,
@@ -94,7 +110,13 @@ class GrantView(View):
             ended_by=row.ended_by,
             end_note=row.end_note,
             last_error=row.last_error,
+            allowed_actions=grant_actions(viewer, row, now) if viewer else NONE,
         )
+
+
+def grant_actions(viewer: Viewer, row: GrantRow, now: datetime) -> frozenset[Action]:
+    status = GrantStatus(row.status)
+    return actions.on_grant(viewer, holder=row.user, status=status, end_at=row.end_at, now=now)
 
 
 class RequestSummary(View):
@@ -111,10 +133,27 @@ class RequestSummary(View):
     status: str
     created_at: datetime
     decide_by: datetime
+    allowed_actions: AllowedActions = NONE  # approve, reject, cancel
 
     @classmethod
-    def of(cls, row: RequestRow) -> RequestSummary:
-        return cls(**_summary_fields(row))
+    def of(cls, row: RequestRow, allowed: frozenset[Action] = NONE) -> RequestSummary:
+        return cls(**_summary_fields(row), allowed_actions=allowed)
+
+
+def request_actions(
+    viewer: Viewer, row: RequestRow, model: AccessModel, now: datetime
+) -> frozenset[Action]:
+    return actions.on_request(
+        viewer,
+        template=model.template(row.template),
+        status=RequestStatus(row.status),
+        level=row.level,
+        decide_by=row.decide_by,
+        requester=row.requester,
+        subject=row.subject,
+        decisions=[recorded(d) for d in row.decisions],
+        now=now,
+    )
 
 
 def _summary_fields(row: RequestRow) -> dict[str, object]:
@@ -152,16 +191,19 @@ class RequestView(RequestSummary):
         timeline: list[TimelineRow],
         grant: GrantRow | None,
         now: datetime,
+        viewer: Viewer,
     ) -> RequestView:
+        """The request as `viewer` sees it now, with what they may do to it and its grant."""
         return cls(
             **_summary_fields(row),
+            allowed_actions=request_actions(viewer, row, model, now),
             change_info=row.change_info,
             params=row.params,
             updated_at=row.updated_at,
             levels=_levels(row, model),
             decisions=[DecisionView.of(d) for d in row.decisions],
             timeline=[TimelineView.of(t) for t in timeline],
-            grant=GrantView.of(grant, now) if grant else None,
+            grant=GrantView.of(grant, now, viewer) if grant else None,
         )
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sekisho.domain.access import AccessModel, Template, TemplateAction
-from sekisho.domain.requests import ApprovalDecision, RecordedDecision, RequestStatus, may_decide
+from sekisho.domain.actions import Action
 from sekisho.services.views import GrantView, RequestView
 from sekisho.web.session import WebUser
 
@@ -26,42 +26,20 @@ class RequestActions:
 def request_actions(
     user: WebUser, view: RequestView, template: Template | None, now: datetime
 ) -> RequestActions:
-    pending = view.status == RequestStatus.PENDING_APPROVAL and now < view.decide_by
     return RequestActions(
-        decide=pending and _may_decide(user, view, template),
-        cancel=pending and user.name == view.requester,
+        decide=Action.APPROVE in view.allowed_actions,
+        cancel=Action.CANCEL in view.allowed_actions,
         release=grant_releasable(user, view.grant),
         revoke=grant_revocable(user, view.grant),
     )
 
 
-def _may_decide(user: WebUser, view: RequestView, template: Template | None) -> bool:
-    """The workflow's own rule (`domain.requests.decide`), on what the page shows."""
-    waiting = next((level for level in view.levels if level.state == "waiting"), None)
-    if template is None or waiting is None or waiting.level > len(template.approval):
-        return False  # nothing waits, or the template changed: the workflow refuses
-    decisions = [
-        RecordedDecision(d.level - 1, d.approver, ApprovalDecision(d.decision), d.comment, d.at)
-        for d in view.decisions
-    ]
-    return may_decide(
-        template=template,
-        status=RequestStatus(view.status),
-        level=waiting.level - 1,  # LevelView counts from 1
-        requester=view.requester,
-        subject=view.user,
-        approver=user.name,
-        approver_groups=user.standing_groups,
-        decisions=decisions,
-    )
-
-
 def grant_releasable(user: WebUser, grant: GrantView | None) -> bool:
-    return grant is not None and grant.active and grant.user == user.name
+    return grant is not None and Action.RELEASE in grant.allowed_actions
 
 
 def grant_revocable(user: WebUser, grant: GrantView | None) -> bool:
-    return grant is not None and grant.active and user.admin
+    return grant is not None and Action.REVOKE in grant.allowed_actions
 
 
 def requestable(model: AccessModel, user: WebUser) -> list[tuple[Template, list[str]]]:
