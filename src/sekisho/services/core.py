@@ -43,6 +43,7 @@ from sekisho.ports import RoleCredentials
 from sekisho.providers.aws_credentials import AwsRoleCredentials
 from sekisho.providers.base import Provider
 from sekisho.queries.access_decisions import DecideAccess
+from sekisho.queries.audit import AuditQueries
 from sekisho.queries.grants import GrantQueries
 from sekisho.queries.requests import RequestQueries
 from sekisho.services import audit
@@ -116,6 +117,10 @@ class Core:
     @cached_property
     def audit_trail(self) -> AuditTrail:
         return AuditTrail(self)
+
+    @cached_property
+    def audit_queries(self) -> AuditQueries:
+        return AuditQueries(self.db, self.models)
 
     @cached_property
     def audit_checkpoints(self) -> CheckpointService:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
@@ -13,7 +13,7 @@ from sekisho.domain.actions import NONE, Action, Viewer, in_order
 from sekisho.domain.grants import GrantStatus, GrantWindow, is_active
 from sekisho.domain.requests import RequestStatus
 from sekisho.operations.requests import recorded
-from sekisho.store.tables import DecisionRow, GrantRow, RequestRow, TimelineRow
+from sekisho.store.tables import AuditRow, DecisionRow, GrantRow, RequestRow, TimelineRow
 
 
 class View(BaseModel):
@@ -253,3 +253,40 @@ class WhoAmI(View):
     token_expires_at: datetime | None
     grants: list[GrantView]  # active now
     directory: DirectoryView | None = None
+
+
+class AuditEntryView(View):
+    """One audit entry as readers see it: its hash-covered fields and its hash, named one by
+    one (an allow-list: a column added to the table is not shown until it is named here)."""
+
+    seq: int
+    at: datetime
+    action: str
+    outcome: str
+    actor: str
+    subject: str | None
+    request_id: int | None
+    grant_id: int | None
+    object: str | None
+    source: str
+    detail: dict[str, Any]
+    node: str | None  # the node that wrote it; None on entries from before nodes were named
+    hash: str
+
+    @classmethod
+    def of(cls, row: AuditRow) -> AuditEntryView:
+        return cls(
+            seq=row.seq,
+            at=row.at,
+            action=row.action,
+            outcome=row.outcome,
+            actor=row.actor,
+            subject=row.subject,
+            request_id=row.request_id,
+            grant_id=row.grant_id,
+            object=row.object,
+            source=row.source,
+            detail=row.detail,
+            node=row.node,
+            hash=row.hash,
+        )
