@@ -1,9 +1,10 @@
 """What a viewer may do next to a request or a grant. Pure: plain values in, names out.
 
-Each action is the rule its operation enforces, asked ahead: `may_decide` is `decide`'s,
-`may_cancel` is `check_cancel`'s, `may_release` and `may_revoke` are the grant's. Queries put
-the result on their views, so a page's buttons, the API's `allowed_actions` and the CLI's
-"you may" offer exactly what the server would allow, and the server still refuses the rest.
+Each action is the rule its operation enforces, asked ahead: `may_decide` is DecideRequest's
+(`check_decidable`, `decide`), `may_cancel` CancelRequest's (`check_cancel`), `may_release`
+and `may_revoke` ReleaseGrant's and RevokeGrant's. Queries put the result on their views, so
+a page's buttons, the API's `allowed_actions` and the CLI's "you may" offer exactly what the
+server would allow, and the server still refuses the rest.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from sekisho.domain.access import Template
-from sekisho.domain.grants import GrantStatus, may_release, may_revoke
+from sekisho.domain.grants import GrantWindow, may_release, may_revoke
 from sekisho.domain.requests import RecordedDecision, RequestStatus, may_cancel, may_decide
 
 
@@ -75,12 +76,10 @@ def on_request(
     return frozenset(found)
 
 
-def on_grant(
-    viewer: Viewer, *, holder: str, status: GrantStatus, end_at: datetime, now: datetime
-) -> frozenset[Action]:
+def on_grant(viewer: Viewer, grant: GrantWindow, now: datetime) -> frozenset[Action]:
     found: set[Action] = set()
-    if may_release(releaser=viewer.name, holder=holder, status=status, end_at=end_at, now=now):
+    if may_release(grant, viewer.name, now):
         found.add(Action.RELEASE)
-    if may_revoke(admin=viewer.admin, status=status, end_at=end_at, now=now):
+    if may_revoke(grant, viewer.admin, now):
         found.add(Action.REVOKE)
     return frozenset(found)

@@ -104,51 +104,28 @@ def membership_end(grants: Iterable[GrantWindow], at: datetime) -> datetime | No
 
 
 # -- who may end a grant early -----------------------------------------------------------------
-# The rules release and revoke enforce, and the views' `allowed_actions` ask ahead. Ending
-# early needs a grant that is still usable: `active`, its end not reached (an `ending` grant is
-# over already; one past its end waits only for the sweeper).
+# The rules ReleaseGrant and RevokeGrant enforce, and the views' `allowed_actions` ask ahead.
+# Ending early needs a grant usable now (`is_active`): one `ending` is over already, one past
+# its end waits only for the sweeper, one still activating is not usable yet.
 
 
-def is_endable(status: GrantStatus, end_at: datetime, now: datetime) -> bool:
-    return status is GrantStatus.ACTIVE and now < end_at
+def check_endable(grant: GrantWindow, now: datetime) -> None:
+    if not is_active(grant, now):
+        raise Conflict(f"grant #{grant.id} is {grant.status.value}, not active")
 
 
-def check_endable(*, grant_id: int, status: GrantStatus, end_at: datetime, now: datetime) -> None:
-    if not is_endable(status, end_at, now):
-        raise Conflict(f"grant #{grant_id} is {status.value}, not active")
-
-
-def check_release(
-    *,
-    grant_id: int,
-    releaser: str,
-    holder: str,
-    status: GrantStatus,
-    end_at: datetime,
-    now: datetime,
-) -> None:
+def check_release(grant: GrantWindow, releaser: str, now: datetime) -> None:
     """Only the holder releases their own grant (admins revoke)."""
-    check_endable(grant_id=grant_id, status=status, end_at=end_at, now=now)
-    if releaser != holder:
+    check_endable(grant, now)
+    if releaser != grant.user:
         raise Forbidden("only the holder may release a grant; admins revoke")
 
 
-def may_release(
-    *, releaser: str, holder: str, status: GrantStatus, end_at: datetime, now: datetime
-) -> bool:
+def may_release(grant: GrantWindow, releaser: str, now: datetime) -> bool:
     """`check_release`, asked ahead."""
-    return releaser == holder and is_endable(status, end_at, now)
+    return releaser == grant.user and is_active(grant, now)
 
 
-def check_revoke(
-    *, grant_id: int, admin: bool, status: GrantStatus, end_at: datetime, now: datetime
-) -> None:
-    """Admins revoke anyone's grant, their own too."""
-    if not admin:
-        raise Forbidden("only admins may revoke grants")
-    check_endable(grant_id=grant_id, status=status, end_at=end_at, now=now)
-
-
-def may_revoke(*, admin: bool, status: GrantStatus, end_at: datetime, now: datetime) -> bool:
-    """`check_revoke`, asked ahead."""
-    return admin and is_endable(status, end_at, now)
+def may_revoke(grant: GrantWindow, admin: bool, now: datetime) -> bool:
+    """What RevokeGrant checks (sekisho's admins only, a grant usable now), asked ahead."""
+    return admin and is_active(grant, now)

@@ -53,7 +53,7 @@ from sekisho.services.audit_checkpoints import CheckpointService
 from sekisho.services.broker import CredentialBroker
 from sekisho.services.dispatcher import Dispatcher
 from sekisho.services.events import Event, EventBus
-from sekisho.services.grants import GrantReads, GrantService
+from sekisho.services.grants import GrantService
 from sekisho.services.identity import IdentityService
 from sekisho.services.lease import Leases
 from sekisho.services.locks import DatabaseLocks
@@ -195,7 +195,7 @@ class Core:
     def grants(self) -> GrantService:
         store, clock, models, end = self.store, self.clock, self.models, self.end_grants
         return GrantService(
-            GrantReads(store, clock, models),
+            self.grant_queries,
             ReleaseGrant(store, clock, models, end),
             RevokeGrant(store, clock, models, end),
         )
@@ -206,7 +206,7 @@ class Core:
 
     @cached_property
     def grant_queries(self) -> GrantQueries:
-        return GrantQueries(self.db, self.clock, self.models)
+        return GrantQueries(self.store, self.clock, self.models)
 
     @cached_property
     def broker(self) -> CredentialBroker:

@@ -10,9 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from sekisho.domain import actions
 from sekisho.domain.access import AccessModel
 from sekisho.domain.actions import NONE, Action, Viewer, in_order
-from sekisho.domain.grants import GrantStatus, GrantWindow, is_active
+from sekisho.domain.grants import is_active
 from sekisho.domain.requests import RequestStatus
 from sekisho.operations.requests import recorded
+from sekisho.store.grants import window
 from sekisho.store.tables import AuditRow, DecisionRow, GrantRow, RequestRow, TimelineRow
 
 
@@ -69,12 +70,6 @@ class TimelineView(View):
         )
 
 
-def grant_window(row: GrantRow) -> GrantWindow:
-    return GrantWindow(
-        row.id, row.user, row.group_name, GrantStatus(row.status), row.start_at, row.end_at
-    )
-
-
 class GrantView(View):
     id: int
     request_id: int
@@ -103,7 +98,7 @@ class GrantView(View):
             start_at=row.start_at,
             end_at=row.end_at,
             status=row.status,
-            active=is_active(grant_window(row), now),
+            active=is_active(window(row), now),
             activated_at=row.activated_at,
             ended_at=row.ended_at,
             end_reason=row.end_reason,
@@ -115,8 +110,7 @@ class GrantView(View):
 
 
 def grant_actions(viewer: Viewer, row: GrantRow, now: datetime) -> frozenset[Action]:
-    status = GrantStatus(row.status)
-    return actions.on_grant(viewer, holder=row.user, status=status, end_at=row.end_at, now=now)
+    return actions.on_grant(viewer, window(row), now)
 
 
 class RequestSummary(View):

@@ -23,19 +23,18 @@ def list_grants(
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> list[GrantView]:
     """Newest first: yours, or anyone's for auditors; each with what you may do to it."""
-    return core.grant_queries.list_grants(actor, active_only=active, user=user, limit=limit)
+    return core.grants.list_grants(actor, active_only=active, user=user, limit=limit)
 
 
 @router.get("/{grant_id}", response_model=GrantView, responses=responses(404))
 def show_grant(grant_id: GrantId, core: CoreDep, actor: ActorDep) -> GrantView:
-    return core.grant_queries.get(actor, grant_id)
+    return core.grants.get(actor, grant_id)
 
 
 @router.post("/{grant_id}/release", response_model=GrantView, responses=responses(404, 409, 502))
 def release(grant_id: GrantId, core: CoreDep, actor: ActorDep) -> GrantView:
     """The holder is done: access ends now."""
-    core.grants.release(actor, grant_id)
-    return core.grant_queries.get(actor, grant_id)
+    return core.grants.release(actor, grant_id)
 
 
 @router.post(
@@ -43,5 +42,4 @@ def release(grant_id: GrantId, core: CoreDep, actor: ActorDep) -> GrantView:
 )
 def revoke(grant_id: GrantId, body: RevokeBody, core: CoreDep, actor: ActorDep) -> GrantView:
     """An admin ends someone's access now, with a reason."""
-    core.grants.revoke(actor, grant_id, body.reason)
-    return core.grant_queries.get(actor, grant_id)
+    return core.grants.revoke(actor, grant_id, body.reason)

@@ -48,12 +48,12 @@ def _context(
     core: Core, user: WebUser, failed: str = "", errors: FormErrors = NO_ERRORS
 ) -> dict[str, Any]:
     now = core.now()
-    mine = core.grant_queries.list_grants(user.actor, user=user.name, limit=ENDED_SHOWN + 50)
+    mine = core.grants.list_grants(user.actor, user=user.name, limit=ENDED_SHOWN + 50)
     active = [g for g in mine if g.active or g.status == "activating"]
     ended = [g for g in mine if g not in active][:ENDED_SHOWN]
     others: list[GrantView] = []
     if user.auditor:
-        everyone = core.grant_queries.list_grants(user.actor, active_only=True)
+        everyone = core.grants.list_grants(user.actor, active_only=True)
         others = [g for g in everyone if g.user != user.name]
     return {
         "active": active,
