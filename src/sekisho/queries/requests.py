@@ -15,8 +15,8 @@ from sekisho.ports import ModelSource
 from sekisho.queries.viewers import viewer_of
 from sekisho.services import permissions
 from sekisho.services.views import RequestSummary, RequestView, request_actions
-from sekisho.store.db import Database
 from sekisho.store.tables import GrantRow, RequestRow, TimelineRow
+from sekisho.store.unit_of_work import Store
 
 
 @dataclass(frozen=True)
@@ -28,11 +28,11 @@ class RequestQuery:
 
 
 class RequestQueries:
-    def __init__(self, db: Database, clock: Clock, models: ModelSource) -> None:
-        self._db, self._clock, self._models = db, clock, models
+    def __init__(self, store: Store, clock: Clock, models: ModelSource) -> None:
+        self._store, self._clock, self._models = store, clock, models
 
     def get(self, actor: Actor, request_id: int) -> RequestView:
-        with self._db.read() as s:
+        with self._store.read() as s:
             model = self._models.model(s)
             row = s.get(RequestRow, request_id)
             if row is None or not permissions.may_view_request(model, actor, row):
@@ -49,7 +49,7 @@ class RequestQueries:
             return RequestView.build(row, model, entries, grant, self._clock.now(), viewer)
 
     def list_requests(self, actor: Actor, query: RequestQuery) -> list[RequestSummary]:
-        with self._db.read() as s:
+        with self._store.read() as s:
             model = self._models.model(s)
             stmt = select(RequestRow).order_by(RequestRow.id.desc())
             mine = (RequestRow.requester == actor.name) | (RequestRow.subject == actor.name)

@@ -120,7 +120,7 @@ class Core:
 
     @cached_property
     def audit_queries(self) -> AuditQueries:
-        return AuditQueries(self.db, self.models)
+        return AuditQueries(self.store, self.models)
 
     @cached_property
     def audit_checkpoints(self) -> CheckpointService:
@@ -164,7 +164,7 @@ class Core:
             FileRequest(store, clock, models, runbook),
             DecideRequest(store, clock, models, runbook),
             CancelRequest(store, clock, models),
-            RequestQueries(self.db, clock, models),
+            RequestQueries(self.store, clock, models),
         )
 
     # -- the grant lifecycle: runbooks, endings, the sweep, the reconciler -----------------
