@@ -1,4 +1,9 @@
-"""`sekisho serve`: the API, the expiry scheduler and the gateway in one process."""
+"""`sekisho serve`: the API, the web UI, the expiry scheduler and the gateway in one process.
+
+This is where the server is put together: the API (`sekisho.api`) knows nothing of the web
+UI or the gateway; `create_app` mounts the web UI beside it and tells it where the gateway's
+CA comes from, and `build_app` adds the scheduler, the dispatcher and the gateway's start-up.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +20,11 @@ import structlog
 import uvicorn
 from fastapi import FastAPI
 
-from sekisho.api.app import create_app
+from sekisho import web
+from sekisho.api.app import create_api
+from sekisho.gateway.pki import PkiError
 from sekisho.gateway.server import Gateway
+from sekisho.gateway.setup import published_ca
 from sekisho.services.core import Core
 
 log = structlog.get_logger(__name__)
@@ -27,7 +35,25 @@ class Part(StrEnum):
     GATEWAY = "gateway"
 
 
+def create_app(core: Core) -> FastAPI:
+    """The API with the web UI at / (the API first, so /api/v1 keeps its routes)."""
+    app = create_api(core, gateway_ca=lambda: gateway_ca(core))
+    web.install(app)
+    return app
+
+
+def gateway_ca(core: Core) -> str | None:
+    """The CA every node on this database shares, as `GET /api/v1/gateway` publishes it."""
+    try:
+        return published_ca(core.settings, core.db)
+    except PkiError as exc:  # a CA file nobody can read verifies nothing: publish none
+        log.warning("the gateway CA cannot be read", error=str(exc))
+        return None
+
+
 def build_app(core: Core, *, scheduler: bool = True, gateway: Gateway | None = None) -> FastAPI:
+    """What `sekisho serve` runs: the app, and beside it the scheduler, the dispatcher and
+    the gateway, started and stopped with it."""
     app = create_app(core)
     app.state.gateway = gateway
 

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from sekisho.api.app import create_app
+from sekisho.server import create_app
 from sekisho.services.core import Core
 from support import People
 

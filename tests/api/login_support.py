@@ -10,7 +10,7 @@ from typing import TypeVar
 
 import httpx
 
-from sekisho.api.app import create_app
+from sekisho.server import create_app
 from sekisho.services.core import Core
 from support import serving
 

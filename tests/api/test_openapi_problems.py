@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from sekisho.api.app import create_app
+from sekisho.server import create_app
 from sekisho.services.core import Core
 from support import People
 

@@ -32,10 +32,6 @@ def test_the_checks_read_the_real_source() -> None:
     assert len(SOURCE.under(SERVICES)) > 10
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 10: api/problems.py install and broker.assume are still over 60 lines",
-)
 def test_no_function_is_over_60_lines() -> None:
     offences = SOURCE.long_functions(MAX_FUNCTION_LINES)
     if offences:
@@ -53,11 +49,6 @@ def test_services_import_each_other_in_no_circle() -> None:
         pytest.fail("\n".join(message), pytrace=False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 10: api/app.py and api/docs.py import sekisho.web, api/routers/sessions.py "
-    "sekisho.gateway; the composition root is to mount them",
-)
 def test_the_api_imports_neither_the_web_nor_the_gateway() -> None:
     offences = [
         Offence(i.source.path, i.line, f"{i.source.name} imports {i.target}")

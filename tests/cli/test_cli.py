@@ -113,6 +113,35 @@ def test_the_seed_scenario_by_cli(cli: Run, core: Core, server: str, clock: Manu
     assert "chain consistent" in verified.out
 
 
+def test_show_and_list_say_what_the_reader_may_do_next(cli: Run, core: Core, server: str) -> None:
+    """The server's allowed actions, each with the command that takes it."""
+    for name in ("member01", "leader01", "auditor01"):
+        login(cli, core, server, name)
+    filed = json.loads(cli(*CREATE, "--for", "2h", "--json", who="member01").out)
+    request_id = filed["id"]
+    assert filed["allowed_actions"] == ["cancel"]
+
+    approver = cli("request", "show", str(request_id), who="leader01")
+    assert f"approve: sekisho request approve {request_id}" in approver.out
+    assert f"reject: sekisho request reject {request_id} --comment WHY" in approver.out
+    requester = cli("request", "show", str(request_id), who="member01")
+    assert f"cancel: sekisho request cancel {request_id}" in requester.out
+    assert "approve:" not in requester.out
+    auditor = cli("request", "show", str(request_id), who="auditor01")
+    assert "nothing now" in auditor.out
+
+    listed = cli("request", "list", "--to-approve", who="leader01")
+    assert "You may" in listed.out
+    assert "approve, reject" in listed.out
+
+    cli("request", "approve", str(request_id), who="leader01")
+    holder = cli("request", "show", str(request_id), who="member01")
+    grant_id = json.loads(cli("grant", "list", "--json", who="member01").out)[0]["id"]
+    assert f"release: sekisho grant release {grant_id}" in holder.out
+    assert "cancel:" not in holder.out
+    assert "release" in cli("grant", "list", who="member01").out  # its "You may" column
+
+
 def test_login_saves_a_private_token_and_can_print_env(
     cli: Run, core: Core, server: str, tmp_path: Path
 ) -> None:

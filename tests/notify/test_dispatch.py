@@ -293,7 +293,7 @@ def test_notify_commands(
 def test_the_status_api_is_for_admins(core: Core, webhook: HttpReceiver) -> None:
     from fastapi.testclient import TestClient
 
-    from sekisho.api.app import create_app
+    from sekisho.server import create_app
     from support import People
 
     load(core, with_notifications(channels_yaml(webhook=webhook), HOOK_ONLY))

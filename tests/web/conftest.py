@@ -10,9 +10,8 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page
 from web_support import Codes, csrf_of
 
-from sekisho.api.app import create_app
 from sekisho.clock import ManualClock
-from sekisho.server import build_app
+from sekisho.server import build_app, create_app
 from sekisho.services.core import Core
 from support import People, serving
 

@@ -51,7 +51,7 @@ def test_the_session_cookie_is_locked_down_and_expires_with_the_token(
 
 
 def test_the_cookie_is_secure_on_https(core: Core, codes: Codes) -> None:
-    from sekisho.api.app import create_app
+    from sekisho.server import create_app
 
     with TestClient(
         create_app(core), base_url="https://sekisho.example", follow_redirects=False

@@ -1,4 +1,8 @@
-"""The REST API under /api/v1: thin routes over the services, errors as RFC 9457 problems."""
+"""The REST API under /api/v1: thin routes over the services, errors as RFC 9457 problems.
+
+The API alone: the web UI, the gateway and the scheduler are put beside it by the one place
+that builds the server (`sekisho.server`), which also says where the gateway's CA comes from.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,9 @@ from pydantic import BaseModel
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from sekisho import __version__, web
+from sekisho import __version__
 from sekisho.api import problems
-from sekisho.api.docs import OPENAPI_URL, docs_router
+from sekisho.api.deps import GatewayCa, no_gateway_ca
 from sekisho.api.limits import MAX_BODY, DeclaredBodyLimit
 from sekisho.api.routers import (
     audit,
@@ -26,7 +30,9 @@ from sekisho.api.routers import (
 from sekisho.services.core import Core
 from sekisho.store import outage
 
-__all__ = ["MAX_BODY", "create_app"]
+__all__ = ["MAX_BODY", "OPENAPI_URL", "create_api"]
+
+OPENAPI_URL = "/api/v1/openapi.json"
 
 
 class Readiness(BaseModel):
@@ -35,27 +41,37 @@ class Readiness(BaseModel):
     version: str
 
 
-def create_app(core: Core) -> FastAPI:
+def create_api(core: Core, *, gateway_ca: GatewayCa = no_gateway_ca) -> FastAPI:
+    """The API on its own app; `gateway_ca` reads the CA `GET /gateway` publishes."""
     app = FastAPI(
         title="sekisho",
         version=__version__,
         summary="Just-in-time production access: request, approve, grant, expire, audit.",
         openapi_url=OPENAPI_URL,
-        docs_url=None,  # served below from the package, not from a CDN
+        docs_url=None,  # the web UI serves them, from the package, not from a CDN
         redoc_url=None,
     )
     app.state.core = core
+    app.state.gateway_ca = gateway_ca
     problems.install(app)
-
-    # Bodies are counted as they are read, however they are sent (chunked too): Starlette's
-    # limiter stops reading past MAX_BODY and the handlers answer a 413 problem. A body that
-    # says up front it is too large is refused before anything reads it.
-    app.add_middleware(RequestBodyLimitMiddleware, max_body_size=MAX_BODY)
-    app.add_middleware(DeclaredBodyLimit, max_body_size=MAX_BODY)
+    _limit_bodies(app)
     proxies = core.settings.trusted_proxy_list
     if proxies:  # outermost: the client's address and scheme as the proxy saw them
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
+    app.include_router(_v1(core))
+    _document_problems(app)
+    return app
 
+
+def _limit_bodies(app: FastAPI) -> None:
+    """Bodies are counted as they are read, however they are sent (chunked too): Starlette's
+    limiter stops reading past MAX_BODY and the handlers answer a 413 problem. A body that
+    says up front it is too large is refused before anything reads it."""
+    app.add_middleware(RequestBodyLimitMiddleware, max_body_size=MAX_BODY)
+    app.add_middleware(DeclaredBodyLimit, max_body_size=MAX_BODY)
+
+
+def _v1(core: Core) -> APIRouter:
     v1 = APIRouter(prefix="/api/v1")
 
     @v1.get("/healthz", tags=["service"])
@@ -74,11 +90,7 @@ def create_app(core: Core) -> FastAPI:
 
     for module in (auth, requests, grants, decisions, audit, sessions, credentials, notifications):
         v1.include_router(module.router)
-    app.include_router(v1)
-    app.include_router(docs_router(app.title))
-    web.install(app)  # the web UI at /, after the API so /api/v1 keeps its routes
-    _document_problems(app)
-    return app
+    return v1
 
 
 def _document_problems(app: FastAPI) -> None:

@@ -1,7 +1,8 @@
-"""Dependencies for the routers: the core, the caller, and who they act as."""
+"""Dependencies for the routers: the core, the caller, who they act as, the gateway's CA."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -18,6 +19,19 @@ _bearer = HTTPBearer(auto_error=False, description="A token from POST /api/v1/au
 def get_core(request: Request) -> Core:
     core: Core = request.app.state.core
     return core
+
+
+# The CA that signs the gateway's certificate, as PEM, or None when sekisho knows none.
+GatewayCa = Callable[[], str | None]
+
+
+def no_gateway_ca() -> str | None:
+    return None
+
+
+def get_gateway_ca(request: Request) -> GatewayCa:
+    read: GatewayCa = request.app.state.gateway_ca
+    return read
 
 
 def client_source(request: Request) -> str:
@@ -41,3 +55,4 @@ CoreDep = Annotated[Core, Depends(get_core)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 ActorDep = Annotated[Actor, Depends(get_actor)]
 SourceDep = Annotated[str, Depends(client_source)]
+GatewayCaDep = Annotated[GatewayCa, Depends(get_gateway_ca)]

@@ -128,71 +128,78 @@ def database_unavailable(instance: str) -> JSONResponse:
 
 
 def install(app: FastAPI) -> None:
-    @app.exception_handler(errors.SekishoError)
-    async def _domain(request: Request, exc: errors.SekishoError) -> JSONResponse:
-        status = status_of(exc)
-        field_errors = None
-        if isinstance(exc, errors.InvalidInput):
-            field_errors = [
-                {"field": p.field, "rule": p.rule, "message": p.message} for p in exc.problems
-            ]
-        if isinstance(exc, errors.InvalidModel):
-            field_errors = [
-                {"field": p.path or f"line {p.line}", "rule": p.rule, "message": str(p)}
-                for p in exc.problems
-            ]
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    """Every refusal the app gives, as a problem: domain errors, malformed input, HTTP errors,
+    an unreachable database, and anything unexpected (a 500 that says what it can)."""
+    app.exception_handler(errors.SekishoError)(_domain)
+    app.exception_handler(RequestValidationError)(_shape)
+    app.exception_handler(StarletteHTTPException)(_http)
+    app.exception_handler(SQLAlchemyError)(_database)
+    app.exception_handler(Exception)(_unexpected)
+
+
+async def _domain(request: Request, exc: errors.SekishoError) -> JSONResponse:
+    status = status_of(exc)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return problem(
+        status, exc.code, exc.title, exc.message, request.url.path, _field_errors(exc), headers
+    )
+
+
+def _field_errors(exc: errors.SekishoError) -> list[dict[str, str]] | None:
+    if isinstance(exc, errors.InvalidInput):
+        return [{"field": p.field, "rule": p.rule, "message": p.message} for p in exc.problems]
+    if isinstance(exc, errors.InvalidModel):
+        return [
+            {"field": p.path or f"line {p.line}", "rule": p.rule, "message": str(p)}
+            for p in exc.problems
+        ]
+    return None
+
+
+async def _shape(request: Request, exc: RequestValidationError) -> JSONResponse:
+    field_errors = []
+    for error in exc.errors():
+        # ("body", "info", "change", "[key]") names the field info.change
+        location = [str(part) for part in error.get("loc", ()) if part not in ("body", "[key]")]
+        field_errors.append(
+            {
+                "field": ".".join(location) or "body",
+                "rule": str(error.get("type", "invalid")),
+                "message": str(error.get("msg", "invalid")),
+            }
+        )
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in field_errors)
+    return problem(422, "invalid-input", "Invalid input", detail, request.url.path, field_errors)
+
+
+async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if exc.status_code == 413:  # the body limiter stopped reading
+        return too_large(request)
+    if exc.status_code == 400:  # FastAPI could not read the body at all (not UTF-8, ...)
+        rule = {"field": "body", "rule": "malformed", "message": "is not readable JSON"}
         return problem(
-            status, exc.code, exc.title, exc.message, request.url.path, field_errors, headers
+            422,
+            "invalid-input",
+            "Invalid input",
+            "body: is not readable JSON",
+            request.url.path,
+            [rule],
         )
+    code = {404: "not-found", 405: "method-not-allowed", 413: "too-large"}.get(
+        exc.status_code, "http-error"
+    )
+    return problem(exc.status_code, code, str(exc.detail), str(exc.detail), request.url.path)
 
-    @app.exception_handler(RequestValidationError)
-    async def _shape(request: Request, exc: RequestValidationError) -> JSONResponse:
-        field_errors = []
-        for error in exc.errors():
-            # ("body", "info", "change", "[key]") names the field info.change
-            location = [str(part) for part in error.get("loc", ()) if part not in ("body", "[key]")]
-            field_errors.append(
-                {
-                    "field": ".".join(location) or "body",
-                    "rule": str(error.get("type", "invalid")),
-                    "message": str(error.get("msg", "invalid")),
-                }
-            )
-        detail = "; ".join(f"{e['field']}: {e['message']}" for e in field_errors)
-        return problem(
-            422, "invalid-input", "Invalid input", detail, request.url.path, field_errors
-        )
 
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 413:  # the body limiter stopped reading
-            return too_large(request)
-        if exc.status_code == 400:  # FastAPI could not read the body at all (not UTF-8, ...)
-            rule = {"field": "body", "rule": "malformed", "message": "is not readable JSON"}
-            return problem(
-                422,
-                "invalid-input",
-                "Invalid input",
-                "body: is not readable JSON",
-                request.url.path,
-                [rule],
-            )
-        code = {404: "not-found", 405: "method-not-allowed", 413: "too-large"}.get(
-            exc.status_code, "http-error"
-        )
-        return problem(exc.status_code, code, str(exc.detail), str(exc.detail), request.url.path)
-
-    @app.exception_handler(SQLAlchemyError)
-    async def _database(request: Request, exc: SQLAlchemyError) -> JSONResponse:
-        if not outage.unavailable(exc):
-            return unexpected(request, exc)
-        outage.watch(request.app.state.core.db).failed(exc)  # logged once per outage
-        return database_unavailable(request.url.path)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+async def _database(request: Request, exc: SQLAlchemyError) -> JSONResponse:
+    if not outage.unavailable(exc):
         return unexpected(request, exc)
+    outage.watch(request.app.state.core.db).failed(exc)  # logged once per outage
+    return database_unavailable(request.url.path)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    return unexpected(request, exc)
 
 
 def unexpected(request: Request, exc: Exception) -> JSONResponse:

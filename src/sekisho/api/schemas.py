@@ -160,24 +160,6 @@ class AccessOut(BaseModel):
     routes: list[dict[str, str]]
 
 
-class AuditEntryOut(BaseModel):
-    seq: int
-    at: datetime
-    action: str
-    outcome: str
-    actor: str
-    subject: str | None
-    request_id: int | None
-    grant_id: int | None
-    object: str | None
-    source: str
-    detail: dict[str, Any]
-    node: str | None  # the node that wrote it; None on entries from before nodes were named
-    hash: str
-
-    model_config = ConfigDict(from_attributes=True)
-
-
 class VerifyOut(BaseModel):
     ok: bool
     entries: int

@@ -6,6 +6,7 @@ import getpass
 import re
 import sys
 from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated, Any
 
 import typer
@@ -275,7 +276,8 @@ def list_grants(
     params: dict[str, Any] = {"active": active}
     if user:
         params["user"] = user
-    emit(client(ctx).get("/grants", params=params), json, grants_table, empty="no grants")
+    table = partial(grants_table, you_may=True)
+    emit(client(ctx).get("/grants", params=params), json, table, empty="no grants")
 
 
 @grant_app.command("release")

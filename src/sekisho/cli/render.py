@@ -132,9 +132,42 @@ def status(value: str | None) -> Text:
     return literal(text, style=STATUS_STYLE.get(text, ""))
 
 
+# The command behind each action the server says the reader may take.
+NEXT_COMMAND = {
+    "approve": "sekisho request approve {id}",
+    "reject": "sekisho request reject {id} --comment WHY",
+    "cancel": "sekisho request cancel {id}",
+    "release": "sekisho grant release {id}",
+    "revoke": "sekisho grant revoke {id} --reason WHY",
+}
+
+
+def allowed(thing: dict[str, Any]) -> Text:
+    """What the reader may do to a request or a grant, by name (the server's own answer)."""
+    return literal(", ".join(thing.get("allowed_actions") or []) or "-")
+
+
+def next_steps(r: dict[str, Any]) -> Text:
+    """What the reader may do next to a request and its grant, each with its command."""
+    steps = [(action, r["id"]) for action in r.get("allowed_actions") or []]
+    grant = r.get("grant") or {}
+    steps += [(action, grant["id"]) for action in grant.get("allowed_actions") or []]
+    if not steps:
+        return say(("nothing now", "dim"))
+    return Text("\n").join(_step(action, thing_id) for action, thing_id in steps)
+
+
+def _step(action: str, thing_id: int) -> Text:
+    command = NEXT_COMMAND.get(action)
+    if command is None:  # an action this client does not know yet: its name alone
+        return literal(action)
+    return say(literal(action, "bold"), ": ", literal(command.format(id=int(thing_id))))
+
+
 def requests_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(title="Requests", title_justify="left")
-    for column in ("ID", "Status", "Template", "User", "Group", "Until", "Requested by", "Reason"):
+    columns = ("ID", "Status", "Template", "User", "Group", "Until", "Requested by", "Reason")
+    for column in (*columns, "You may"):
         table.add_column(column, overflow="fold")
     for r in rows:
         table.add_row(
@@ -146,13 +179,16 @@ def requests_table(rows: list[dict[str, Any]]) -> Table:
             until(r),
             literal(r["requester"]),
             literal((r["reason"] or "")[:60]),
+            allowed(r),
         )
     return table
 
 
-def grants_table(rows: list[dict[str, Any]]) -> Table:
+def grants_table(rows: list[dict[str, Any]], *, you_may: bool = False) -> Table:
+    """Grants, one a row; `you_may` adds what the reader may do to each."""
     table = Table(title="Grants", title_justify="left")
-    for column in ("ID", "Status", "User", "Group", "Start", "End", "Request", "Ended"):
+    columns = ("ID", "Status", "User", "Group", "Start", "End", "Request", "Ended")
+    for column in (*columns, "You may") if you_may else columns:
         table.add_column(column, overflow="fold")
     for g in rows:
         ended = "-"
@@ -162,7 +198,7 @@ def grants_table(rows: list[dict[str, Any]]) -> Table:
                 ended += f" at {when(g['ended_at'])}"
         if g.get("last_error"):
             ended += f" (provider: {g['last_error'][:60]})"
-        table.add_row(
+        cells: list[str | Text] = [
             str(g["id"]),
             status("active" if g["active"] else g["status"]),
             literal(g["user"]),
@@ -171,7 +207,8 @@ def grants_table(rows: list[dict[str, Any]]) -> Table:
             when(g["end_at"]),
             f"#{g['request_id']}",
             literal(ended),
-        )
+        ]
+        table.add_row(*cells, *([allowed(g)] if you_may else []))
     return table
 
 
@@ -194,6 +231,7 @@ def request_detail(r: dict[str, Any]) -> Group:
         head.add_row(literal(f"  {key}"), literal(value))
     if r["status"] == "pending_approval":
         head.add_row("Decide by", when(r["decide_by"]))
+    head.add_row("You may", next_steps(r))
 
     levels = Table(title="Approval", title_justify="left", show_edge=False)
     for column in ("Level", "Approvers", "Needed", "Approved", "State"):

@@ -101,6 +101,19 @@ def check_eligible(model: AccessModel, template: Template, group: Group, user: s
         )
 
 
+def requestable(
+    model: AccessModel, user_groups: frozenset[str]
+) -> list[tuple[Template, list[str]]]:
+    """The templates a person in `user_groups` may file, each with the work groups they may
+    ask for: `check_eligible`'s rule, asked ahead (a form offers nothing it would refuse)."""
+    found = []
+    for template in model.templates:
+        groups = sorted(template.requestable_groups(user_groups))
+        if groups:
+            found.append((template, groups))
+    return found
+
+
 def _resolve(
     model: AccessModel, filer: str, draft: RequestDraft, for_others: bool
 ) -> tuple[Template, Group, str]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sekisho.domain.errors import Conflict
+from sekisho.domain.errors import Conflict, Forbidden
 
 
 class GrantStatus(StrEnum):
@@ -101,3 +101,31 @@ def membership_end(grants: Iterable[GrantWindow], at: datetime) -> datetime | No
     """
     ends = [g.end_at for g in grants if holds_membership(g, at)]
     return max(ends) if ends else None
+
+
+# -- who may end a grant early -----------------------------------------------------------------
+# The rules ReleaseGrant and RevokeGrant enforce, and the views' `allowed_actions` ask ahead.
+# Ending early needs a grant usable now (`is_active`): one `ending` is over already, one past
+# its end waits only for the sweeper, one still activating is not usable yet.
+
+
+def check_endable(grant: GrantWindow, now: datetime) -> None:
+    if not is_active(grant, now):
+        raise Conflict(f"grant #{grant.id} is {grant.status.value}, not active")
+
+
+def check_release(grant: GrantWindow, releaser: str, now: datetime) -> None:
+    """Only the holder releases their own grant (admins revoke)."""
+    check_endable(grant, now)
+    if releaser != grant.user:
+        raise Forbidden("only the holder may release a grant; admins revoke")
+
+
+def may_release(grant: GrantWindow, releaser: str, now: datetime) -> bool:
+    """`check_release`, asked ahead."""
+    return releaser == grant.user and is_active(grant, now)
+
+
+def may_revoke(grant: GrantWindow, admin: bool, now: datetime) -> bool:
+    """What RevokeGrant checks (sekisho's admins only, a grant usable now), asked ahead."""
+    return admin and is_active(grant, now)

@@ -8,7 +8,8 @@ from datetime import datetime
 from enum import StrEnum
 
 from sekisho.domain.access import Template
-from sekisho.domain.errors import AlreadyDecided, Conflict, NotApprover, SelfApproval
+from sekisho.domain.errors import AlreadyDecided, Conflict, Forbidden, NotApprover, SelfApproval
+from sekisho.domain.timespec import iso
 
 
 class RequestStatus(StrEnum):
@@ -79,22 +80,53 @@ def approvals_at(level: int, decisions: Sequence[RecordedDecision]) -> int:
     return sum(1 for d in decisions if d.level == level and d.decision is ApprovalDecision.APPROVE)
 
 
-def may_decide(
+def check_decidable(
     *,
-    template: Template,
+    request_id: int,
+    template_name: str,
+    template: Template | None,
     status: RequestStatus,
     level: int,
+    decide_by: datetime,
+    now: datetime,
+) -> Template:
+    """The request can take a decision at all: its template still has the level that waits,
+    and its deadline has not passed. Returns the template whose level is decided."""
+    if template is None or level >= len(template.approval):
+        raise Conflict(f"template {template_name} changed; the request cannot be decided")
+    if status is RequestStatus.PENDING_APPROVAL and now >= decide_by:
+        raise Conflict(f"request #{request_id} expired undecided at {iso(decide_by)}")
+    return template
+
+
+def may_decide(
+    *,
+    template: Template | None,
+    status: RequestStatus,
+    level: int,
+    decide_by: datetime,
+    now: datetime,
     requester: str,
     subject: str,
     approver: str,
     approver_groups: frozenset[str],
     decisions: Sequence[RecordedDecision],
 ) -> bool:
-    """Whether `approver` may approve or reject now: `decide`'s rules, asked ahead (for a
-    page's buttons). Reject and approve share every rule but the outcome."""
+    """Whether `approver` may approve or reject now: `check_decidable` and `decide`, asked
+    ahead (for a page's buttons, the API's `allowed_actions`, the "waiting for me" list).
+    Reject and approve share every rule but the outcome (a rejection's comment is input)."""
     try:
-        decide(
+        found = check_decidable(
+            request_id=0,
+            template_name="",
             template=template,
+            status=status,
+            level=level,
+            decide_by=decide_by,
+            now=now,
+        )
+        decide(
+            template=found,
             status=status,
             level=level,
             requester=requester,
@@ -104,7 +136,7 @@ def may_decide(
             decisions=decisions,
             decision=ApprovalDecision.APPROVE,
         )
-    except (AlreadyDecided, SelfApproval, NotApprover):
+    except (Conflict, Forbidden):
         return False
     return True
 
@@ -148,3 +180,20 @@ def decide(
     if level + 1 < len(template.approval):
         return DecisionOutcome(RequestStatus.PENDING_APPROVAL, level + 1, level_complete=True)
     return DecisionOutcome(RequestStatus.APPROVED, level, level_complete=True)
+
+
+def check_cancel(*, request_id: int, canceller: str, requester: str, status: RequestStatus) -> None:
+    """Only the requester withdraws a request, and only while nobody has decided it."""
+    if canceller != requester:
+        raise Forbidden("only the requester may cancel a request")
+    if status is not RequestStatus.PENDING_APPROVAL:
+        raise Conflict(f"request #{request_id} is {status.value}; only pending ones cancel")
+
+
+def may_cancel(*, canceller: str, requester: str, status: RequestStatus) -> bool:
+    """`check_cancel`, asked ahead."""
+    try:
+        check_cancel(request_id=0, canceller=canceller, requester=requester, status=status)
+    except (Conflict, Forbidden):
+        return False
+    return True

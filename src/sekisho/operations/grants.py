@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from sekisho.clock import Clock
 from sekisho.domain.access import AccessModel, TemplateAction
 from sekisho.domain.actor import Actor
-from sekisho.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, ProviderFailure
+from sekisho.domain.errors import InvalidInput, NotFound, ProviderFailure
 from sekisho.domain.events import (
     GrantActivated,
     GrantEnded,
@@ -28,7 +28,14 @@ from sekisho.domain.events import (
     RunbookStep,
     SeedGrantImported,
 )
-from sekisho.domain.grants import EndReason, GrantStatus, check_ending, ended_status, is_active
+from sekisho.domain.grants import (
+    EndReason,
+    GrantStatus,
+    check_endable,
+    check_ending,
+    check_release,
+    ended_status,
+)
 from sekisho.domain.requests import RequestStatus
 from sekisho.domain.text import LONG_TEXT, check_text
 from sekisho.domain.timespec import backoff
@@ -245,9 +252,9 @@ class ReleaseGrant:
     def execute(self, actor: Actor, grant_id: int) -> EndResult:
         with self._store.write() as uow:
             model = self._models.model(uow.session)
-            row = endable_grant(uow.session, model, actor, grant_id, self._clock.now())
-            if row.user != actor.name:
-                raise Forbidden("only the holder may release a grant; admins revoke")
+            now = self._clock.now()
+            row = endable_grant(uow.session, model, actor, grant_id, now)
+            check_release(grants.window(row), actor.name, now)
             endings = self._end.start(
                 uow, [row], EndReason.RELEASED, actor, "released by the holder"
             )
@@ -279,8 +286,7 @@ def endable_grant(
     row = grants.lock(session, grant_id)
     if row is None or not (row.user == actor.name or permissions.is_admin(model, actor)):
         raise NotFound(f"no grant #{grant_id}")
-    if not is_active(grants.window(row), now):
-        raise Conflict(f"grant #{grant_id} is {row.status}, not active")
+    check_endable(grants.window(row), now)
     return row
 
 

@@ -13,7 +13,7 @@ from sekisho.domain import drafts
 from sekisho.domain.access import AccessModel, TemplateAction
 from sekisho.domain.actor import Actor
 from sekisho.domain.drafts import ReadDraft, RequestDraft
-from sekisho.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from sekisho.domain.errors import Conflict, InvalidInput, NotFound
 from sekisho.domain.events import (
     RequestAutoApproved,
     RequestCancelled,
@@ -21,9 +21,15 @@ from sekisho.domain.events import (
     RequestExpiredUndecided,
     RequestFiled,
 )
-from sekisho.domain.requests import ApprovalDecision, RecordedDecision, RequestStatus, decide
+from sekisho.domain.requests import (
+    ApprovalDecision,
+    RecordedDecision,
+    RequestStatus,
+    check_cancel,
+    check_decidable,
+    decide,
+)
 from sekisho.domain.text import LONG_TEXT, check_text
-from sekisho.domain.timespec import iso
 from sekisho.operations.runbook import Job, RunRunbook
 from sekisho.ports import ModelSource
 from sekisho.services import permissions
@@ -100,12 +106,16 @@ class DecideRequest:
         comment: str,
     ) -> Job | None:
         now = self._clock.now()
-        template = model.template(row.template)
-        if template is None or row.level >= len(template.approval):
-            raise Conflict(f"template {row.template} changed; the request cannot be decided")
         status = RequestStatus(row.status)
-        if status is RequestStatus.PENDING_APPROVAL and now >= row.decide_by:
-            raise Conflict(f"request #{row.id} expired undecided at {iso(row.decide_by)}")
+        template = check_decidable(
+            request_id=row.id,
+            template_name=row.template,
+            template=model.template(row.template),
+            status=status,
+            level=row.level,
+            decide_by=row.decide_by,
+            now=now,
+        )
         outcome = decide(
             template=template,
             status=status,
@@ -153,11 +163,12 @@ class CancelRequest:
             row = lock_request(uow.session, request_id)
             if not permissions.may_view_request(model, actor, row):
                 raise NotFound(f"no request #{request_id}")
-            if actor.name != row.requester:
-                raise Forbidden("only the requester may cancel a request")
-            status = RequestStatus(row.status)
-            if status is not RequestStatus.PENDING_APPROVAL:
-                raise Conflict(f"request #{row.id} is {status.value}; only pending ones cancel")
+            check_cancel(
+                request_id=row.id,
+                canceller=actor.name,
+                requester=row.requester,
+                status=RequestStatus(row.status),
+            )
             move(row, RequestStatus.CANCELLED, now)
             uow.record(RequestCancelled(now, row.id, actor))
 

@@ -13,6 +13,7 @@ from sekisho.domain.identity import LoginEnd, Principal, login_end, looks_like_a
 from sekisho.domain.timespec import iso
 from sekisho.ports import ModelSource
 from sekisho.providers.base import Provider
+from sekisho.queries.viewers import viewer_of
 from sekisho.services import permissions
 from sekisho.services.views import DirectoryView, GrantView, WhoAmI
 from sekisho.store.db import Database
@@ -66,7 +67,8 @@ class IdentityQueries:
                 .where(GrantRow.user == name, active_at(now))
                 .order_by(GrantRow.end_at)
             )
-            grants = [v for v in (GrantView.of(r, now) for r in rows) if v.active]
+            viewer = viewer_of(model, actor)  # what the asker may do to them
+            grants = [v for v in (GrantView.of(r, now, viewer) for r in rows) if v.active]
             work_groups = [g.name for g in model.groups if g.is_work]
         return WhoAmI(
             user=name,

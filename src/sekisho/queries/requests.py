@@ -7,15 +7,16 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from sekisho.clock import Clock
-from sekisho.domain.access import AccessModel
+from sekisho.domain.actions import Action
 from sekisho.domain.actor import Actor
 from sekisho.domain.errors import NotFound
 from sekisho.domain.requests import RequestStatus
 from sekisho.ports import ModelSource
+from sekisho.queries.viewers import viewer_of
 from sekisho.services import permissions
-from sekisho.services.views import RequestSummary, RequestView
-from sekisho.store.db import Database
+from sekisho.services.views import RequestSummary, RequestView, request_actions
 from sekisho.store.tables import GrantRow, RequestRow, TimelineRow
+from sekisho.store.unit_of_work import Store
 
 
 @dataclass(frozen=True)
@@ -27,11 +28,11 @@ class RequestQuery:
 
 
 class RequestQueries:
-    def __init__(self, db: Database, clock: Clock, models: ModelSource) -> None:
-        self._db, self._clock, self._models = db, clock, models
+    def __init__(self, store: Store, clock: Clock, models: ModelSource) -> None:
+        self._store, self._clock, self._models = store, clock, models
 
     def get(self, actor: Actor, request_id: int) -> RequestView:
-        with self._db.read() as s:
+        with self._store.read() as s:
             model = self._models.model(s)
             row = s.get(RequestRow, request_id)
             if row is None or not permissions.may_view_request(model, actor, row):
@@ -44,10 +45,11 @@ class RequestQueries:
                 )
             )
             grant = s.scalar(select(GrantRow).where(GrantRow.request_id == request_id))
-            return RequestView.build(row, model, entries, grant, self._clock.now())
+            viewer = viewer_of(model, actor)
+            return RequestView.build(row, model, entries, grant, self._clock.now(), viewer)
 
     def list_requests(self, actor: Actor, query: RequestQuery) -> list[RequestSummary]:
-        with self._db.read() as s:
+        with self._store.read() as s:
             model = self._models.model(s)
             stmt = select(RequestRow).order_by(RequestRow.id.desc())
             mine = (RequestRow.requester == actor.name) | (RequestRow.subject == actor.name)
@@ -70,19 +72,8 @@ class RequestQueries:
                 stmt = stmt.where(RequestRow.status == query.status)
             limit = max(1, min(query.limit, 1000))
             rows = list(s.scalars(stmt.limit(limit)))
-            if query.to_approve:
-                rows = [r for r in rows if _awaits(model, actor, r)]
-            return [RequestSummary.of(r) for r in rows]
-
-
-def _awaits(model: AccessModel, actor: Actor, row: RequestRow) -> bool:
-    """Whether `actor` could decide the request's current level now."""
-    template = model.template(row.template)
-    if template is None or row.level >= len(template.approval):
-        return False
-    if actor.name in (row.requester, row.subject):
-        return False
-    if any(d.approver == actor.name for d in row.decisions):
-        return False
-    mine = {g.name for g in model.standing_groups_of(actor.name)}
-    return template.approval[row.level].approvers in mine
+            viewer, now = viewer_of(model, actor), self._clock.now()
+            found = [RequestSummary.of(r, request_actions(viewer, r, model, now)) for r in rows]
+        if query.to_approve:  # waiting for me: what I may decide now, by the rule itself
+            return [r for r in found if Action.APPROVE in r.allowed_actions]
+        return found

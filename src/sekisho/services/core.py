@@ -54,6 +54,8 @@ from sekisho.ports import RoleCredentials
 from sekisho.providers.aws_credentials import AwsRoleCredentials
 from sekisho.providers.base import Provider
 from sekisho.queries.access_decisions import DecideAccess
+from sekisho.queries.audit import AuditQueries
+from sekisho.queries.grants import GrantQueries
 from sekisho.queries.identity import IdentityQueries
 from sekisho.queries.requests import RequestQueries
 from sekisho.queries.sessions import SessionQueries
@@ -66,7 +68,7 @@ from sekisho.services.batched_audit import BatchedAudit
 from sekisho.services.broker import CredentialBroker
 from sekisho.services.dispatcher import Dispatcher
 from sekisho.services.events import Event, EventBus
-from sekisho.services.grants import GrantReads, GrantService
+from sekisho.services.grants import GrantService
 from sekisho.services.hashing import HashQueue, Passwords
 from sekisho.services.identity import IdentityService, RefusalDelay
 from sekisho.services.lease import Leases
@@ -140,6 +142,10 @@ class Core:
         return AuditTrail(self.db, self.model_source, self.audit_keys)
 
     @cached_property
+    def audit_queries(self) -> AuditQueries:
+        return AuditQueries(self.store, self.models)
+
+    @cached_property
     def audit_checkpoints(self) -> CheckpointService:
         settings = self.settings
         return CheckpointService(
@@ -211,7 +217,7 @@ class Core:
             FileRequest(store, clock, models, runbook),
             DecideRequest(store, clock, models, runbook),
             CancelRequest(store, clock, models),
-            RequestQueries(self.db, clock, models),
+            RequestQueries(self.store, clock, models),
         )
 
     # -- the grant lifecycle: runbooks, endings, the sweep, the reconciler -----------------
@@ -242,7 +248,7 @@ class Core:
     def grants(self) -> GrantService:
         store, clock, models, end = self.store, self.clock, self.models, self.end_grants
         return GrantService(
-            GrantReads(store, clock, models),
+            self.grant_queries,
             ReleaseGrant(store, clock, models, end),
             RevokeGrant(store, clock, models, end),
         )
@@ -250,6 +256,10 @@ class Core:
     @cached_property
     def import_seed_grant(self) -> ImportSeedGrant:
         return ImportSeedGrant(self.store, self.clock, self.models)
+
+    @cached_property
+    def grant_queries(self) -> GrantQueries:
+        return GrantQueries(self.store, self.clock, self.models)
 
     @cached_property
     def broker(self) -> CredentialBroker:

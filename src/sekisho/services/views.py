@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
+from sekisho.domain import actions
 from sekisho.domain.access import AccessModel
-from sekisho.domain.grants import GrantStatus, GrantWindow, is_active
-from sekisho.store.tables import DecisionRow, GrantRow, RequestRow, TimelineRow
+from sekisho.domain.actions import NONE, Action, Viewer, in_order
+from sekisho.domain.grants import is_active
+from sekisho.domain.requests import RequestStatus
+from sekisho.operations.requests import recorded
+from sekisho.store.grants import window
+from sekisho.store.tables import AuditRow, DecisionRow, GrantRow, RequestRow, TimelineRow
 
 
 class View(BaseModel):
     model_config = ConfigDict(frozen=True)
+
+
+# What the viewer may do next, by the rules the server applies when they try (sent in a
+# fixed order, so answers compare equal).
+AllowedActions = Annotated[
+    frozenset[Action],
+    PlainSerializer(in_order, return_type=list[Action]),
+    Field(description="What the caller may do next; the server applies the same rules."),
+]
 
 
 class DecisionView(View):
@@ -55,12 +70,6 @@ class TimelineView(View):
         )
 
 
-def grant_window(row: GrantRow) -> GrantWindow:
-    return GrantWindow(
-        row.id, row.user, row.group_name, GrantStatus(row.status), row.start_at, row.end_at
-    )
-
-
 class GrantView(View):
     id: int
     request_id: int
@@ -76,9 +85,11 @@ class GrantView(View):
     ended_by: str | None
     end_note: str | None
     last_error: str | None
+    allowed_actions: AllowedActions = NONE  # release, revoke
 
     @classmethod
-    def of(cls, row: GrantRow, now: datetime) -> GrantView:
+    def of(cls, row: GrantRow, now: datetime, viewer: Viewer | None = None) -> GrantView:
+        """The grant as `viewer` sees it (no viewer: no actions offered)."""
         return cls(
             id=row.id,
             request_id=row.request_id,
@@ -87,14 +98,19 @@ class GrantView(View):
             start_at=row.start_at,
             end_at=row.end_at,
             status=row.status,
-            active=is_active(grant_window(row), now),
+            active=is_active(window(row), now),
             activated_at=row.activated_at,
             ended_at=row.ended_at,
             end_reason=row.end_reason,
             ended_by=row.ended_by,
             end_note=row.end_note,
             last_error=row.last_error,
+            allowed_actions=grant_actions(viewer, row, now) if viewer else NONE,
         )
+
+
+def grant_actions(viewer: Viewer, row: GrantRow, now: datetime) -> frozenset[Action]:
+    return actions.on_grant(viewer, window(row), now)
 
 
 class RequestSummary(View):
@@ -111,10 +127,27 @@ class RequestSummary(View):
     status: str
     created_at: datetime
     decide_by: datetime
+    allowed_actions: AllowedActions = NONE  # approve, reject, cancel
 
     @classmethod
-    def of(cls, row: RequestRow) -> RequestSummary:
-        return cls(**_summary_fields(row))
+    def of(cls, row: RequestRow, allowed: frozenset[Action] = NONE) -> RequestSummary:
+        return cls(**_summary_fields(row), allowed_actions=allowed)
+
+
+def request_actions(
+    viewer: Viewer, row: RequestRow, model: AccessModel, now: datetime
+) -> frozenset[Action]:
+    return actions.on_request(
+        viewer,
+        template=model.template(row.template),
+        status=RequestStatus(row.status),
+        level=row.level,
+        decide_by=row.decide_by,
+        requester=row.requester,
+        subject=row.subject,
+        decisions=[recorded(d) for d in row.decisions],
+        now=now,
+    )
 
 
 def _summary_fields(row: RequestRow) -> dict[str, object]:
@@ -152,16 +185,19 @@ class RequestView(RequestSummary):
         timeline: list[TimelineRow],
         grant: GrantRow | None,
         now: datetime,
+        viewer: Viewer,
     ) -> RequestView:
+        """The request as `viewer` sees it now, with what they may do to it and its grant."""
         return cls(
             **_summary_fields(row),
+            allowed_actions=request_actions(viewer, row, model, now),
             change_info=row.change_info,
             params=row.params,
             updated_at=row.updated_at,
             levels=_levels(row, model),
             decisions=[DecisionView.of(d) for d in row.decisions],
             timeline=[TimelineView.of(t) for t in timeline],
-            grant=GrantView.of(grant, now) if grant else None,
+            grant=GrantView.of(grant, now, viewer) if grant else None,
         )
 
 
@@ -211,3 +247,40 @@ class WhoAmI(View):
     token_expires_at: datetime | None
     grants: list[GrantView]  # active now
     directory: DirectoryView | None = None
+
+
+class AuditEntryView(View):
+    """One audit entry as readers see it: its hash-covered fields and its hash, named one by
+    one (an allow-list: a column added to the table is not shown until it is named here)."""
+
+    seq: int
+    at: datetime
+    action: str
+    outcome: str
+    actor: str
+    subject: str | None
+    request_id: int | None
+    grant_id: int | None
+    object: str | None
+    source: str
+    detail: dict[str, Any]
+    node: str | None  # the node that wrote it; None on entries from before nodes were named
+    hash: str
+
+    @classmethod
+    def of(cls, row: AuditRow) -> AuditEntryView:
+        return cls(
+            seq=row.seq,
+            at=row.at,
+            action=row.action,
+            outcome=row.outcome,
+            actor=row.actor,
+            subject=row.subject,
+            request_id=row.request_id,
+            grant_id=row.grant_id,
+            object=row.object,
+            source=row.source,
+            detail=row.detail,
+            node=row.node,
+            hash=row.hash,
+        )

@@ -11,7 +11,7 @@ from typing import Any
 
 from sekisho.domain.timespec import iso
 from sekisho.services.audit import AuditFilter
-from sekisho.store.tables import AuditRow
+from sekisho.services.views import AuditEntryView
 
 BATCH = 1000
 COLUMNS = (
@@ -31,29 +31,16 @@ COLUMNS = (
 )
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
-Fetch = Callable[[AuditFilter], list[AuditRow]]
+Fetch = Callable[[AuditFilter], list[AuditEntryView]]
 
 
-def entry(row: AuditRow) -> dict[str, Any]:
+def entry(view: AuditEntryView) -> dict[str, Any]:
     """One entry's exported fields: the hash-covered content and the hash."""
-    return {
-        "seq": row.seq,
-        "at": iso(row.at),
-        "action": row.action,
-        "outcome": row.outcome,
-        "actor": row.actor,
-        "subject": row.subject,
-        "request_id": row.request_id,
-        "grant_id": row.grant_id,
-        "object": row.object,
-        "source": row.source,
-        "detail": row.detail,
-        "node": row.node,
-        "hash": row.hash,
-    }
+    fields = view.model_dump(include=set(COLUMNS))
+    return {name: fields[name] for name in COLUMNS} | {"at": iso(view.at)}
 
 
-def rows(fetch: Fetch, first: list[AuditRow], f: AuditFilter) -> Iterator[AuditRow]:
+def rows(fetch: Fetch, first: list[AuditEntryView], f: AuditFilter) -> Iterator[AuditEntryView]:
     """Every matching entry, newest first, fetching one batch at a time."""
     batch = first
     while batch:
@@ -63,7 +50,7 @@ def rows(fetch: Fetch, first: list[AuditRow], f: AuditFilter) -> Iterator[AuditR
         batch = fetch(replace(f, before_seq=batch[-1].seq))
 
 
-def jsonl(entries: Iterator[AuditRow]) -> Iterator[str]:
+def jsonl(entries: Iterator[AuditEntryView]) -> Iterator[str]:
     for row in entries:
         yield json.dumps(entry(row), ensure_ascii=False, sort_keys=True) + "\n"
 
@@ -78,7 +65,7 @@ def _cell(value: object) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def csv_lines(entries: Iterator[AuditRow]) -> Iterator[str]:
+def csv_lines(entries: Iterator[AuditEntryView]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(COLUMNS)

@@ -7,15 +7,16 @@ from fastapi import APIRouter, Query
 
 from sekisho.api.deps import ActorDep, CoreDep
 from sekisho.api.problems import responses
-from sekisho.api.schemas import AnchorBody, AuditEntryOut, Line, VerifyOut
+from sekisho.api.schemas import AnchorBody, Line, VerifyOut
 from sekisho.domain.errors import FieldProblem, InvalidInput
 from sekisho.services.audit import AuditFilter, VerifyReport
 from sekisho.services.audit_anchor import AnchorError, Checkpoint
+from sekisho.services.views import AuditEntryView
 
 router = APIRouter(prefix="/audit", tags=["audit"], responses=responses(401, 403, 503))
 
 
-@router.get("", response_model=list[AuditEntryOut], responses=responses(422))
+@router.get("", response_model=list[AuditEntryView], responses=responses(422))
 def list_entries(
     core: CoreDep,
     actor: ActorDep,
@@ -26,9 +27,9 @@ def list_entries(
     until: datetime | None = None,
     before: Annotated[int | None, Query(ge=1, le=2**62, description="paging: older than")] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 100,
-) -> list[AuditEntryOut]:
+) -> list[AuditEntryView]:
     """Newest first. Filter by user (as actor or subject), request, action (prefix with '.')."""
-    found = core.audit_trail.list_entries(
+    return core.audit_queries.list_entries(
         actor,
         AuditFilter(
             user=user,
@@ -40,7 +41,6 @@ def list_entries(
             before_seq=before,
         ),
     )
-    return [AuditEntryOut.model_validate(row) for row in found]
 
 
 @router.get("/verify", response_model=VerifyOut)

@@ -22,6 +22,7 @@ def list_grants(
     user: Annotated[Line | None, Query(max_length=128)] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> list[GrantView]:
+    """Newest first: yours, or anyone's for auditors; each with what you may do to it."""
     return core.grants.list_grants(actor, active_only=active, user=user, limit=limit)
 
 

@@ -2,18 +2,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import structlog
 from fastapi import APIRouter, Path, Query, status
 from pydantic import BaseModel
 
-from sekisho.api.deps import ActorDep, CoreDep
+from sekisho.api.deps import ActorDep, CoreDep, GatewayCaDep
 from sekisho.api.problems import responses
 from sekisho.api.schemas import Body, Short
-from sekisho.gateway.pki import PkiError
-from sekisho.gateway.setup import published_ca
 from sekisho.services.sessions import SessionView
-
-log = structlog.get_logger(__name__)
 
 router = APIRouter(tags=["gateway"], responses=responses(401, 503))
 
@@ -26,15 +21,10 @@ class GatewayInfo(BaseModel):
 
 
 @router.get("/gateway", response_model=GatewayInfo)
-def gateway_info(core: CoreDep, _actor: ActorDep) -> GatewayInfo:
+def gateway_info(core: CoreDep, _actor: ActorDep, ca: GatewayCaDep) -> GatewayInfo:
     """Where the gateway listens, and the CA to verify it with: the one every node on this
     database shares, so it verifies whichever node's gateway a client reaches."""
-    try:
-        ca_pem = published_ca(core.settings, core.db)
-    except PkiError as exc:  # a CA file nobody can read verifies nothing: publish none
-        log.warning("the gateway CA cannot be read", error=str(exc))
-        ca_pem = None
-    return GatewayInfo(address=core.settings.gateway_address, ca_pem=ca_pem)
+    return GatewayInfo(address=core.settings.gateway_address, ca_pem=ca())
 
 
 @router.get("/sessions", response_model=list[SessionView], responses=responses(422))

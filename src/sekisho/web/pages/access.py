@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Request, Response
 
 from sekisho.services.core import Core
 from sekisho.services.views import GrantView
-from sekisho.web import flash, permissions, render
+from sekisho.web import flash, render
 from sekisho.web.errors import NO_ERRORS, FormErrors, redisplay_on_error
 from sekisho.web.forms import Form, text
 from sekisho.web.links import safe_next
@@ -61,8 +61,6 @@ def _context(
         "others": others,
         "now": now,
         "why_ended": why_ended,
-        "releasable": lambda g: permissions.grant_releasable(user, g),
-        "revocable": lambda g: permissions.grant_revocable(user, g),
         "failed": failed,
         "errors": errors,
     }

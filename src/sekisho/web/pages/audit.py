@@ -14,7 +14,7 @@ from sekisho.domain import timespec
 from sekisho.domain.errors import FieldProblem, InvalidInput
 from sekisho.services.audit import AuditFilter
 from sekisho.services.core import Core
-from sekisho.store.tables import AuditRow
+from sekisho.services.views import AuditEntryView
 from sekisho.web import audit_export, render
 from sekisho.web.errors import NO_ERRORS, FormErrors, redisplay_on_error
 from sekisho.web.forms import with_zone
@@ -73,7 +73,7 @@ def _page(
     typed: dict[str, str],
     errors: FormErrors,
     status: int = 200,
-    entries: list[AuditRow] | None = None,
+    entries: list[AuditEntryView] | None = None,
     older: int | None = None,
 ) -> Response:
     shown = {k: v for k, v in typed.items() if v}
@@ -103,7 +103,7 @@ def audit_page(request: Request, core: CoreDep, user: SignedIn) -> Response:
     before = request.query_params.get("before", "")
     if before.isascii() and before.isdigit() and 1 <= int(before) <= 2**62:
         f = replace(f, before_seq=int(before))
-    found = core.audit_trail.list_entries(user.actor, f)
+    found = core.audit_queries.list_entries(user.actor, f)
     older = found[PAGE - 1].seq if len(found) > PAGE else None
     return _page(request, user, typed, NO_ERRORS, entries=list(found[:PAGE]), older=older)
 
@@ -119,8 +119,8 @@ def _export(request: Request, core: Core, user: WebUser, media_type: str, suffix
     typed = _typed(request)
     f = audit_filter(core, typed, audit_export.BATCH)
 
-    def fetch(batch: AuditFilter) -> list[AuditRow]:
-        return core.audit_trail.list_entries(user.actor, batch)
+    def fetch(batch: AuditFilter) -> list[AuditEntryView]:
+        return core.audit_queries.list_entries(user.actor, batch)
 
     # The first batch before the response starts: a refusal is still a proper page.
     first = fetch(f)

@@ -9,13 +9,14 @@ from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import RedirectResponse
 from starlette.datastructures import FormData
 
-from sekisho.domain.access import Template
+from sekisho.domain import drafts
+from sekisho.domain.access import Template, TemplateAction
 from sekisho.domain.requests import RequestStatus
 from sekisho.domain.timespec import parse_duration
 from sekisho.queries.requests import RequestQuery
 from sekisho.services.core import Core
 from sekisho.services.views import RequestView
-from sekisho.web import flash, permissions, render
+from sekisho.web import flash, render
 from sekisho.web.errors import NO_ERRORS, FormErrors, redisplay_on_error
 from sekisho.web.forms import QUICK_DURATIONS, Form, request_draft, text
 from sekisho.web.links import request_link
@@ -105,7 +106,7 @@ def _form_context(
     core: Core, user: WebUser, typed: dict[str, str], errors: FormErrors
 ) -> dict[str, Any]:
     model = core.models.model()
-    choices = permissions.requestable(model, user)
+    choices = drafts.requestable(model, user.standing_groups)
     chosen = next((c for c in choices if c[0].name == typed.get("template")), None)
     if chosen is None and choices:
         chosen = choices[0]
@@ -115,7 +116,7 @@ def _form_context(
         "choices": choices,
         "template": template,
         "groups": groups,
-        "removal": template is not None and permissions.is_removal(template),
+        "removal": template is not None and template.action is TemplateAction.REMOVE,
         "quick": quick,
         "typed": typed,
         "errors": errors,
@@ -194,7 +195,6 @@ def detail_page(
         "request.html",
         user,
         status=status,
-        actions=permissions.request_actions(user, view, template, core.now()),
         link=request_link(core.settings.public_url, view.id),
         titles=_section_titles(view, template),
         failed=failed,

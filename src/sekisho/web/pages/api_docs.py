@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from html import escape
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from sekisho.web.routing import harden
 
-OPENAPI_URL = "/api/v1/openapi.json"
 DOCS_URL = "/api/v1/docs"
 
 _PAGE = """<!doctype html>
@@ -28,13 +27,12 @@ _PAGE = """<!doctype html>
 </html>
 """
 
+router = APIRouter(include_in_schema=False)
 
-def docs_router(title: str) -> APIRouter:
-    router = APIRouter(include_in_schema=False)
 
-    @router.get(DOCS_URL)
-    def docs() -> Response:
-        page = _PAGE.format(title=escape(title), openapi=escape(OPENAPI_URL))
-        return harden(HTMLResponse(page))  # (the CSP allows only this site)
-
-    return router
+@router.get(DOCS_URL)
+def docs(request: Request) -> Response:
+    """The document of the API this UI is mounted on (its title, its OpenAPI address)."""
+    app = request.app
+    page = _PAGE.format(title=escape(app.title), openapi=escape(app.openapi_url or ""))
+    return harden(HTMLResponse(page))  # (the CSP allows only this site)
