@@ -29,11 +29,10 @@ import boto3
 
 from bench.report import Section, Table
 from bench.stats import Summary, fmt, fmt_ratio, median
-from sekisho.bootstrap import build_core, ensure_schema
+from sekisho.bootstrap import Core, build_core, ensure_schema
 from sekisho.config import Settings
 from sekisho.domain.actor import Actor
 from sekisho.domain.drafts import RequestDraft
-from sekisho.services.core import Core
 
 KEY = "aws"
 ACCOUNT = "123456789012"

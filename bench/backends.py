@@ -16,10 +16,9 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from sekisho.bootstrap import build_core, ensure_schema
+from sekisho.bootstrap import Core, build_core, ensure_schema
 from sekisho.config import Settings
 from sekisho.domain.actor import Actor
-from sekisho.services.core import Core
 
 BENCH = Actor.system("bench")
 MODEL_PATH = Path(__file__).resolve().parent / "model.yaml"

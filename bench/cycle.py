@@ -26,9 +26,9 @@ from bench.backends import Backend, load_bench_model, open_core
 from bench.counting import Counting, Tally
 from bench.report import Section, Table
 from bench.stats import fmt
+from sekisho.bootstrap import Core
 from sekisho.domain.actor import Actor
 from sekisho.domain.drafts import RequestDraft
-from sekisho.services.core import Core
 
 KEY = "cycle"
 T = TypeVar("T")

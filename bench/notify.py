@@ -38,12 +38,12 @@ from bench.backends import BENCH, MODEL_PATH, Backend, open_core
 from bench.report import Section, Table
 from bench.server import ROOT, free_port
 from bench.stats import Summary, fmt, fmt_ratio, median, ratio
+from sekisho.bootstrap import Core
 from sekisho.domain.actor import Actor
 from sekisho.domain.drafts import RequestDraft
 from sekisho.notify.base import Delivery
 from sekisho.notify.message import Message
 from sekisho.notify.webhook import WebhookSender
-from sekisho.services.core import Core
 from sekisho.store.tables import NotificationRow
 
 KEY = "notify"

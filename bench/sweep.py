@@ -34,7 +34,7 @@ from bench.backends import Backend, load_bench_model, open_core
 from bench.counting import Counting
 from bench.report import Table
 from bench.stats import fmt, fmt_ratio, median, ratio
-from sekisho.services.core import Core
+from sekisho.bootstrap import Core
 from sekisho.store.tables import AccessModelRow, Base
 
 TABLES = Base.metadata.tables

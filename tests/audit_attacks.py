@@ -11,8 +11,8 @@ from dataclasses import replace
 
 from sqlalchemy import bindparam, select, text
 
+from sekisho.bootstrap import Core
 from sekisho.services import audit
-from sekisho.services.core import Core
 from sekisho.store.tables import AuditRow
 from sekisho.store.types import UTCDateTime
 

@@ -21,11 +21,11 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.config import Settings
 from sekisho.domain.actor import Actor
 from sekisho.providers.memory import MemoryProvider
-from sekisho.services.core import Core
 from sekisho.services.secretbox import SecretBox
 from sekisho.store import migrate
 from sekisho.store.db import Database
@@ -101,14 +101,15 @@ def _reset_postgres(url: str) -> None:
         try:
             with db.engine.begin() as connection:
                 connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+                connection.execute(
+                    text("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, :h)"),
+                    {"h": "0" * 64},
+                )
             break
         except OperationalError:
             if attempt == 4:
                 raise
             time.sleep(0.2)
-        connection.execute(
-            text("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, :h)"), {"h": "0" * 64}
-        )
     db.dispose()
 
 

@@ -14,10 +14,10 @@ import uvicorn
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 
+from sekisho.bootstrap import Core
 from sekisho.domain.actor import Actor
 from sekisho.domain.drafts import RequestDraft
 from sekisho.server import uvicorn_config
-from sekisho.services.core import Core
 
 EXAMPLE_MODEL = Path(__file__).resolve().parent.parent / "examples" / "jump-account.yaml"
 EXAMPLE_TEXT = EXAMPLE_MODEL.read_text()

@@ -1,14 +1,364 @@
-"""Build the core from settings: the one place that chooses the database, provider and keys."""
+"""The composition root: the one place that builds sekisho.
+
+`build_core` chooses the database, the provider and the keys from the settings; `Core` then
+builds every operation, query and facade with exactly the ports and operations it uses, and
+the loops (`new_scheduler`, `new_dispatcher`, `new_leases`). Interfaces (API, web, CLI,
+gateway) hold the `Core` and call its facades; nothing below them ever sees it.
+`docs/architecture.md` draws the shape.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+
+from argon2 import PasswordHasher
+
 from sekisho.clock import Clock, SystemClock
 from sekisho.config import Settings
+from sekisho.domain.access import Channel
+from sekisho.effects import Effects
+from sekisho.notify.base import Sender
+from sekisho.notify.deliveries import Deliveries, DeliveryPolicy
+from sekisho.notify.notices import Notices
+from sekisho.notify.probe import QueueTestMessage
+from sekisho.notify.reminders import SendReminders
+from sekisho.notify.reports import ComposeReports
+from sekisho.notify.status import ChannelStatuses
+from sekisho.operations.access_decisions import CheckAccess
+from sekisho.operations.credentials import IssueRoleCredentials, RevokeRoleSessions
+from sekisho.operations.grants import (
+    EndGrants,
+    EndingTimes,
+    ImportSeedGrant,
+    ReleaseGrant,
+    RevokeGrant,
+)
+from sekisho.operations.identity import EnrollUser, LogOut
+from sekisho.operations.models import LoadModel
+from sekisho.operations.requests import (
+    CancelRequest,
+    DecideRequest,
+    ExpireUndecided,
+    FileRequest,
+)
+from sekisho.operations.runbook import RunRunbook
+from sekisho.operations.sessions import (
+    EndSession,
+    KillSession,
+    OpenSession,
+    ReapStaleSessions,
+    RecordHeartbeat,
+    RefuseSession,
+)
+from sekisho.operations.sign_in import LogIn, ShowTotpSetup, SignInGate
+from sekisho.ports import RoleCredentials
+from sekisho.providers.aws_credentials import AwsRoleCredentials
+from sekisho.providers.base import Provider
 from sekisho.providers.select import ProviderFromModel
-from sekisho.services.core import Core
+from sekisho.queries.access_decisions import DecideAccess
+from sekisho.queries.audit import AuditQueries
+from sekisho.queries.grants import GrantQueries
+from sekisho.queries.identity import IdentityQueries
+from sekisho.queries.requests import RequestQueries
+from sekisho.queries.sessions import SessionQueries
+from sekisho.services.access_decisions import AccessDecisions
+from sekisho.services.audit import AuditTrail
+from sekisho.services.audit_checkpoints import Anchors, CheckpointService, Schedule
+from sekisho.services.audit_keys import AuditKeyFile
+from sekisho.services.batched_audit import BatchedAudit
+from sekisho.services.broker import CredentialBroker
+from sekisho.services.dispatcher import Dispatcher
+from sekisho.services.events import EventBus
+from sekisho.services.grants import GrantService
+from sekisho.services.hashing import HashQueue, Passwords
+from sekisho.services.identity import IdentityService, RefusalDelay
+from sekisho.services.lease import Leases
+from sekisho.services.locks import DatabaseLocks
+from sekisho.services.membership import Membership
+from sekisho.services.models import ModelService
+from sekisho.services.outbox import OutboxService
+from sekisho.services.reconcile import Reconciler
+from sekisho.services.runbook import RunbookService
+from sekisho.services.scheduler import Scheduler
 from sekisho.services.secretbox import SecretBox
+from sekisho.services.sessions import SessionOperations, SessionService
+from sekisho.services.shared_ca import SharedCAs
+from sekisho.services.sweeper import Sweeper
+from sekisho.services.throttle import Limits, LoginThrottle
+from sekisho.services.workflow import WorkflowService
 from sekisho.store import migrate
 from sekisho.store.db import Database
+from sekisho.store.models import StoredModels
+from sekisho.store.unit_of_work import Store
+
+
+@dataclass
+class Core:
+    db: Database
+    settings: Settings
+    provider: Provider
+    secrets: SecretBox
+    clock: Clock = field(default_factory=SystemClock)
+    bus: EventBus = field(default_factory=EventBus)
+    sleep: Callable[[float], None] = time.sleep
+    async_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # on the event loop
+    # Argon2id with RFC 9106 parameters. Tests pass a cheap one; verification always uses
+    # the parameters stored in each hash.
+    password_hasher: PasswordHasher = field(default_factory=PasswordHasher)
+    # STS and IAM for brokered switch-role; tests pass `MemoryRoleCredentials`.
+    role_credentials: RoleCredentials = field(default_factory=AwsRoleCredentials)
+
+    @cached_property
+    def locks(self) -> DatabaseLocks:
+        return DatabaseLocks(self.db)
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    # The use cases, one object per area, each built with exactly what it uses.
+
+    @cached_property
+    def audit_keys(self) -> AuditKeyFile:
+        return AuditKeyFile(self.settings.resolved_audit_key_file)
+
+    @cached_property
+    def audit_trail(self) -> AuditTrail:
+        return AuditTrail(self.db, self.model_source, self.audit_keys)
+
+    @cached_property
+    def audit_queries(self) -> AuditQueries:
+        return AuditQueries(self.store, self.models)
+
+    @cached_property
+    def audit_checkpoints(self) -> CheckpointService:
+        settings = self.settings
+        return CheckpointService(
+            self.store,
+            self.clock,
+            self.audit_keys,
+            node=settings.node_name,
+            schedule=Schedule(settings.audit_checkpoint_every, settings.audit_checkpoint_entries),
+            anchors=Anchors.of(settings, self.clock),
+        )
+
+    @cached_property
+    def shared_cas(self) -> SharedCAs:
+        return SharedCAs(self.store, self.clock, self.secrets)
+
+    @cached_property
+    def model_source(self) -> StoredModels:
+        """The access model in force (the `ModelSource` port), read once per transaction."""
+        return StoredModels(self.db)
+
+    @cached_property
+    def models(self) -> ModelService:
+        source = self.model_source
+        return ModelService(source, LoadModel(self.store, self.clock, source))
+
+    @cached_property
+    def identity(self) -> IdentityService:
+        store, clock, models, box = self.store, self.clock, self.model_source, self.secrets
+        settings = self.settings
+        passwords = Passwords(self.password_hasher)
+        throttle = LoginThrottle(Limits.of(settings), box.digest)
+        gate = SignInGate(store, clock, models, throttle, BatchedAudit(store))
+        return IdentityService(
+            enroll=EnrollUser(store, clock, models, passwords, box),
+            gate=gate,
+            log_in=LogIn(gate, store, clock, passwords, box, settings.token_ttl),
+            totp_setup=ShowTotpSetup(gate, store, clock, passwords, box),
+            log_out=LogOut(store, clock),
+            queries=IdentityQueries(self.db, clock, models, self.provider),
+            hashes=HashQueue(settings.login_hash_slots),
+            delay=RefusalDelay(settings.login_failure_delay, self.sleep, self.async_sleep),
+        )
+
+    @cached_property
+    def decide_access(self) -> DecideAccess:
+        return DecideAccess(self.store, self.clock, self.models)
+
+    @cached_property
+    def authz(self) -> AccessDecisions:
+        check = CheckAccess(self.store, self.clock, self.models, self.decide_access)
+        return AccessDecisions(self.decide_access, check)
+
+    @cached_property
+    def effects(self) -> Effects:
+        return Effects(self.settings.node_name, self.notices, self.model_source.model)
+
+    @cached_property
+    def store(self) -> Store:
+        return Store(self.db, self.effects, self.bus)
+
+    @cached_property
+    def expire_undecided(self) -> ExpireUndecided:
+        return ExpireUndecided(self.store, self.clock)
+
+    @cached_property
+    def workflow(self) -> WorkflowService:
+        store, clock, models, runbook = self.store, self.clock, self.models, self.run_runbook
+        return WorkflowService(
+            FileRequest(store, clock, models, runbook),
+            DecideRequest(store, clock, models, runbook),
+            CancelRequest(store, clock, models),
+            RequestQueries(self.store, clock, models),
+        )
+
+    # -- the grant lifecycle: runbooks, endings, the sweep, the reconciler -----------------
+
+    @cached_property
+    def membership(self) -> Membership:
+        return Membership(self.store, self.clock, self.models, self.provider)
+
+    @cached_property
+    def end_grants(self) -> EndGrants:
+        s = self.settings
+        times = EndingTimes(s.ending_lease, s.end_retry_first, s.end_retry_max)
+        revoke = self.broker.revoke_role_sessions
+        return EndGrants(self.store, self.clock, self.membership, self.locks, revoke, times)
+
+    @cached_property
+    def run_runbook(self) -> RunRunbook:
+        lease = self.settings.runbook_lease
+        return RunRunbook(
+            self.store, self.clock, self.membership, self.locks, self.end_grants, lease
+        )
+
+    @cached_property
+    def runbook(self) -> RunbookService:
+        return RunbookService(self.run_runbook)
+
+    @cached_property
+    def grants(self) -> GrantService:
+        store, clock, models, end = self.store, self.clock, self.models, self.end_grants
+        return GrantService(
+            self.grant_queries,
+            ReleaseGrant(store, clock, models, end),
+            RevokeGrant(store, clock, models, end),
+        )
+
+    @cached_property
+    def import_seed_grant(self) -> ImportSeedGrant:
+        return ImportSeedGrant(self.store, self.clock, self.models)
+
+    @cached_property
+    def grant_queries(self) -> GrantQueries:
+        return GrantQueries(self.store, self.clock, self.models)
+
+    @cached_property
+    def broker(self) -> CredentialBroker:
+        store, clock, models, sts = self.store, self.clock, self.models, self.role_credentials
+        return CredentialBroker(
+            IssueRoleCredentials(store, clock, models, self.decide_access, sts),
+            RevokeRoleSessions(clock, models, sts),
+        )
+
+    @cached_property
+    def reconciler(self) -> Reconciler:
+        return Reconciler(
+            self.store,
+            self.clock,
+            self.models,
+            self.provider,
+            self.locks,
+            self.membership,
+            self.import_seed_grant,
+            self.outbox,
+        )
+
+    @cached_property
+    def sessions(self) -> SessionService:
+        store, clock = self.store, self.clock
+        operations = SessionOperations(
+            open=OpenSession(store, clock),
+            refuse=RefuseSession(store, clock),
+            end=EndSession(store, clock),
+            heartbeat=RecordHeartbeat(store, clock),
+            reap_stale=ReapStaleSessions(store, clock),
+            kill=KillSession(store, clock, self.model_source),
+        )
+        return SessionService(operations, SessionQueries(self.db, clock, self.model_source))
+
+    @cached_property
+    def notices(self) -> Notices:
+        """The notification hooks the effects write through (on the model source, not on
+        `models`, whose loading needs the store these effects are part of)."""
+        settings = self.settings
+        return Notices(
+            self.model_source, self.clock, public_url=settings.public_url, node=settings.node_name
+        )
+
+    @cached_property
+    def compose_reports(self) -> ComposeReports:
+        return ComposeReports(self.store, self.clock)
+
+    @cached_property
+    def outbox(self) -> OutboxService:
+        store, clock, models, settings = self.store, self.clock, self.models, self.settings
+        return OutboxService(
+            models,
+            clock,
+            public_url=settings.public_url,
+            node=settings.node_name,
+            send_reminders=SendReminders(store, clock, models),
+            compose_reports=self.compose_reports,
+            queue_test=QueueTestMessage(store, clock, models, settings.public_url),
+            statuses=ChannelStatuses(self.db, models),
+        )
+
+    @cached_property
+    def sweeper(self) -> Sweeper:
+        return Sweeper(
+            self.store,
+            self.clock,
+            self.end_grants,
+            self.expire_undecided,
+            self.run_runbook,
+            self.outbox,
+        )
+
+    # The loops and their lease: one new each time (`sekisho serve` builds one of each, a CLI
+    # command a dispatcher for one pass, a test one per simulated node).
+
+    def new_leases(self, holder: str | None = None) -> Leases:
+        return Leases(self.db, self.clock, holder)
+
+    def new_scheduler(self, leases: Leases | None = None) -> Scheduler:
+        return Scheduler(
+            sweeper=self.sweeper,
+            reconciler=self.reconciler,
+            checkpoints=self.audit_checkpoints,
+            models=self.models,
+            leases=leases or self.new_leases(),
+            clock=self.clock,
+            bus=self.bus,
+            db=self.db,
+        )
+
+    def new_dispatcher(
+        self,
+        *,
+        holder: str | None = None,
+        senders: Callable[[Channel], Sender] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> Dispatcher:
+        deliveries = Deliveries(self.db, self.clock, DeliveryPolicy.from_settings(self.settings))
+        return Dispatcher(
+            deliveries,
+            self.compose_reports,
+            self.models,
+            self.clock,
+            self.bus,
+            self.db,
+            holder=holder,
+            senders=senders,
+            environ=environ,
+        )
 
 
 def build_core(settings: Settings, clock: Clock | None = None) -> Core:
@@ -23,7 +373,6 @@ def build_core(settings: Settings, clock: Clock | None = None) -> Core:
         secrets=SecretBox.from_environment(settings.secret_key_file),
         clock=clock,
     )
-    provider.bind(core.models.model)
     return core
 
 

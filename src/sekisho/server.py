@@ -22,10 +22,10 @@ from fastapi import FastAPI
 
 from sekisho import web
 from sekisho.api.app import create_api
+from sekisho.bootstrap import Core
 from sekisho.gateway.pki import PkiError
 from sekisho.gateway.server import Gateway
 from sekisho.gateway.setup import published_ca
-from sekisho.services.core import Core
 
 log = structlog.get_logger(__name__)
 

@@ -5,8 +5,8 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from sekisho.bootstrap import Core
 from sekisho.server import create_app
-from sekisho.services.core import Core
 from support import People
 
 

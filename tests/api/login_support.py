@@ -10,8 +10,8 @@ from typing import TypeVar
 
 import httpx
 
+from sekisho.bootstrap import Core
 from sekisho.server import create_app
-from sekisho.services.core import Core
 from support import serving
 
 T = TypeVar("T")

@@ -7,9 +7,9 @@ from datetime import timedelta
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.gateway.pki import ensure_ca
-from sekisho.services.core import Core
 from sekisho.store.tables import AuditRow, RequestRow
 from support import INFO, People, code_for
 from support import request_body as body

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from test_api import assert_problem
 
-from sekisho.services.core import Core
+from sekisho.bootstrap import Core
 from support import People
 
 

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from sekisho.api.app import MAX_BODY
+from sekisho.bootstrap import Core
 from sekisho.server import build_app
-from sekisho.services.core import Core
 from support import People, serving
 
 CHUNK = 16 * 1024

@@ -16,12 +16,13 @@ import structlog
 from cryptography.fernet import Fernet
 from sqlalchemy.engine import make_url
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.config import Settings
 from sekisho.domain.actor import Actor
 from sekisho.providers.memory import MemoryProvider
 from sekisho.server import build_app
-from sekisho.services.core import Core
+from sekisho.services.events import Event
 from sekisho.services.secretbox import SecretBox
 from sekisho.store.db import Database
 from support import CHEAP_HASHER, EXAMPLE_TEXT, People, serving
@@ -143,7 +144,7 @@ def test_the_background_loops_say_an_outage_once_too(
         proxy.stop()
         for _ in range(6):  # six retry pauses of each loop
             clock.advance(timedelta(seconds=1))
-            core.publish("notify.queued")
+            core.bus.publish(Event("notify.queued", core.now()))
             # Proving an absence (no second line) takes letting the loops run a while.
             time.sleep(0.2)
         deadline = time.monotonic() + 10

@@ -21,11 +21,11 @@ from cryptography.fernet import Fernet
 from login_support import LOGIN, client, login_body, served
 from sqlalchemy import func, select
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.config import Settings
 from sekisho.domain.actor import Actor
 from sekisho.providers.memory import MemoryProvider
-from sekisho.services.core import Core
 from sekisho.services.secretbox import SecretBox
 from sekisho.store.db import Database
 from sekisho.store.tables import RequestRow

@@ -12,8 +12,8 @@ import pytest
 from login_support import LOGIN, at_once, client, login_body, served
 from sqlalchemy import func, select
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
-from sekisho.services.core import Core
 from sekisho.store.tables import AuditRow, RequestRow, TokenRow
 from support import INFO, People, code_for
 

@@ -16,10 +16,10 @@ from fastapi.testclient import TestClient
 from login_support import LOGIN, login_body
 from sqlalchemy import func, select
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.config import Settings
 from sekisho.server import create_app
-from sekisho.services.core import Core
 from sekisho.store.tables import AuditRow
 from support import People, code_for
 

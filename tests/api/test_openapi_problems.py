@@ -19,8 +19,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from sekisho.bootstrap import Core
 from sekisho.server import create_app
-from sekisho.services.core import Core
 from support import People
 
 PROBLEM = "application/problem+json"

@@ -8,9 +8,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from sekisho.bootstrap import Core
 from sekisho.domain.access import Verb
 from sekisho.domain.errors import InvalidInput
-from sekisho.services.core import Core
 from sekisho.store.tables import AuditRow, RequestRow
 from support import AUDITOR, INFO, MEMBER, People, request_body
 

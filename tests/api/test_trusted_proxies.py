@@ -13,9 +13,9 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from sekisho.bootstrap import Core
 from sekisho.config import Settings
 from sekisho.server import build_app
-from sekisho.services.core import Core
 from sekisho.store.tables import AuditRow
 from support import People, serving
 

@@ -27,7 +27,7 @@ TIMELINE = "sekisho.services.timeline"
 def test_the_checks_read_the_real_source() -> None:
     """Guards every check below against passing on an empty or misplaced tree."""
     names = SOURCE.names
-    for expected in ("sekisho.services.core", "sekisho.api.app", "sekisho.operations.requests"):
+    for expected in ("sekisho.bootstrap", "sekisho.api.app", "sekisho.operations.requests"):
         assert expected in names, f"{expected} not found under {SOURCE.root}"
     assert len(SOURCE.under(SERVICES)) > 10
 

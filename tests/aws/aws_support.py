@@ -13,11 +13,11 @@ from typing import Any
 import boto3
 from cryptography.fernet import Fernet
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.config import Settings
 from sekisho.domain.actor import Actor
 from sekisho.providers.select import ProviderFromModel
-from sekisho.services.core import Core
 from sekisho.services.secretbox import SecretBox
 from sekisho.store.db import Database
 from support import CHEAP_HASHER, EXAMPLE_TEXT, free_port
@@ -157,6 +157,5 @@ def core_on(db_url: str, clock: ManualClock, settings: Settings, model_text: str
         sleep=lambda _s: None,
         password_hasher=CHEAP_HASHER,
     )
-    provider.bind(core.models.model)
     core.models.load(model_text, "aws.yaml", Actor.system("test"))
     return core

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from aws_support import Moto, World, actions_only, aws_model_text, core_on
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.config import Settings
 from sekisho.model import load_text
 from sekisho.providers.aws_policies import broker_policy, iam_documents
-from sekisho.services.core import Core
 
 
 @pytest.fixture(scope="session")

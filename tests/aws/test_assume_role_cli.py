@@ -18,9 +18,9 @@ import pytest
 import uvicorn
 from aws_support import REGION, World, aws_model_text
 
+from sekisho.bootstrap import Core
 from sekisho.domain.actor import Actor
 from sekisho.server import build_app
-from sekisho.services.core import Core
 from support import LEADER, MEMBER, People, draft, free_port
 
 BIN = Path(sys.executable).parent

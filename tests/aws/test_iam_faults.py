@@ -12,11 +12,11 @@ from datetime import timedelta
 import pytest
 from aws_support import World, aws_model_text, core_on
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.config import Settings
 from sekisho.domain.access import Verb
 from sekisho.domain.grants import GrantStatus
-from sekisho.services.core import Core
 from sekisho.store.tables import GrantRow
 from support import LEADER, MEMBER, draft
 

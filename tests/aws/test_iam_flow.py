@@ -10,11 +10,11 @@ import boto3
 import pytest
 from aws_support import ACCOUNT, REGION, Moto, World
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.domain.errors import Forbidden
 from sekisho.domain.grants import GrantStatus
 from sekisho.providers.aws_credentials import REVOKE_POLICY, deny_older_sessions
-from sekisho.services.core import Core
 from sekisho.services.reconcile import Kind
 from sekisho.store.tables import AuditRow, GrantRow
 from support import ADMIN, LEADER, MEMBER, MEMBER2, draft

@@ -13,13 +13,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from aws_support import World, aws_model_text
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.domain.actor import Actor
 from sekisho.domain.grants import GrantStatus
 from sekisho.domain.timespec import parse_ttl_tag, seed_tag
 from sekisho.model import check_text, load_text
 from sekisho.server import build_app
-from sekisho.services.core import Core
 from sekisho.services.reconcile import Kind
 from sekisho.store.tables import GrantRow
 from support import LEADER, MEMBER, People, draft, serving

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from sekisho.bootstrap import Core
 from sekisho.cli.main import main
 from sekisho.server import build_app
-from sekisho.services.core import Core
 from support import serving
 
 

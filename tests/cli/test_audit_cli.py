@@ -16,7 +16,7 @@ import pytest
 from test_cli import login
 
 from audit_attacks import audit_rows, cut_the_end, rehash_from, replace_the_trail
-from sekisho.services.core import Core
+from sekisho.bootstrap import Core
 
 Run = Callable[..., "Result"]  # noqa: F821 - the fixture's Result
 

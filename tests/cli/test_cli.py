@@ -10,8 +10,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
-from sekisho.services.core import Core
 from support import ADMIN, code_for
 
 Run = Callable[..., "Result"]  # noqa: F821 - the fixture's Result

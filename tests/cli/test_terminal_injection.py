@@ -16,8 +16,9 @@ import httpx
 import pytest
 from sqlalchemy import update
 
+from sekisho.bootstrap import Core
+from sekisho.services import audit
 from sekisho.services.audit import AuditEvent
-from sekisho.services.core import Core
 from sekisho.store.tables import RequestRow, TimelineRow
 from support import INFO, People
 from terminal import Screen, run_in_terminal
@@ -108,8 +109,9 @@ def plant(core: Core, request_id: int) -> None:
                 message=f"looks fine{OSC8}{C1_CSI}{BIDI}gnirts",
             )
         )
-        core.audit(
+        audit.record(
             s,
+            core.now(),
             AuditEvent(
                 "authz.denied",
                 "member01",

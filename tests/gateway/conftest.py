@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from gateway_support import EchoTarget, dead_port
 
+from sekisho.bootstrap import Core
 from sekisho.domain.actor import Actor
 from sekisho.gateway import pki
 from sekisho.gateway.client import Forwarder
 from sekisho.gateway.server import Gateway, GatewayLimits
-from sekisho.services.core import Core
 from support import EXAMPLE_TEXT, People
 
 SYSTEM = Actor.system("test")

@@ -11,12 +11,12 @@ import pytest
 from gateway_support import EchoTarget, wait_for
 from sqlalchemy import create_engine, text
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.gateway import pki
 from sekisho.gateway.client import Forwarder
 from sekisho.gateway.server import Gateway
 from sekisho.providers.memory import MemoryProvider
-from sekisho.services.core import Core
 from sekisho.services.events import Event
 from sekisho.services.pgbus import ORIGIN, PostgresEventBridge, decode, encode
 from sekisho.store.db import Database
@@ -56,8 +56,10 @@ def test_events_cross_nodes_once_and_do_not_loop(core: Core, node_b: Core, bridg
     seen_b: list[Event] = []
     core.bus.subscribe(seen_a.append)
     node_b.bus.subscribe(seen_b.append)
-    core.publish("grant.ended", grant_id=7, user="member01", data={"reason": "revoked"})
-    core.publish("scheduler.stop")  # local only: not carried
+    core.bus.publish(
+        Event("grant.ended", core.now(), grant_id=7, user="member01", data={"reason": "revoked"})
+    )
+    core.bus.publish(Event("scheduler.stop", core.now()))  # local only: not carried
     wait_for(lambda: len(seen_b) == 1)
     (carried,) = seen_b
     assert (carried.name, carried.grant_id, carried.user) == ("grant.ended", 7, "member01")
@@ -155,8 +157,8 @@ def warm_up(core: Core, node_b: Core) -> None:
     heard_b: list[Event] = []
     core.bus.subscribe(heard_a.append)
     node_b.bus.subscribe(heard_b.append)
-    core.publish("model.loaded", data={"sha256": "warm-up-a"})
-    node_b.publish("model.loaded", data={"sha256": "warm-up-b"})
+    core.bus.publish(Event("model.loaded", core.now(), data={"sha256": "warm-up-a"}))
+    node_b.bus.publish(Event("model.loaded", node_b.now(), data={"sha256": "warm-up-b"}))
     wait_for(lambda: any(ORIGIN in e.data for e in heard_b))
     wait_for(lambda: any(ORIGIN in e.data for e in heard_a))
 
@@ -169,7 +171,9 @@ def test_an_event_is_resent_after_its_sender_connection_died(
     node_b.bus.subscribe(seen_b.append)
     terminate_bridge_backends(db_url, SENDERS)
 
-    core.publish("grant.ended", grant_id=41, user="member01", data={"reason": "revoked"})
+    core.bus.publish(
+        Event("grant.ended", core.now(), grant_id=41, user="member01", data={"reason": "revoked"})
+    )
 
     wait_for(lambda: any(e.grant_id == 41 for e in seen_b))
 

@@ -30,12 +30,12 @@ from gateway_support import (
 )
 from sqlalchemy import select
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.config import Settings
 from sekisho.gateway import pki, protocol
 from sekisho.gateway.client import Forwarder, Refused
 from sekisho.gateway.server import Gateway
-from sekisho.services.core import Core
 from sekisho.store.tables import AuditRow, SessionRow
 from support import ADMIN, LEADER, MEMBER, People, draft, free_port
 

@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterator
 import pytest
 from gateway_support import wait_for
 
+from sekisho.bootstrap import Core
 from sekisho.gateway.client import Forwarder
 from sekisho.gateway.limits import PendingSlots, client_key
 from sekisho.gateway.server import Gateway
 from sekisho.gateway.setup import build_gateway
-from sekisho.services.core import Core
 from support import LEADER, MEMBER, draft
 
 FLOODER = "127.0.0.2"

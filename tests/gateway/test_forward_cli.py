@@ -21,11 +21,11 @@ import pytest
 from gateway_support import wait_for
 from sqlalchemy import select
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.gateway import pki
 from sekisho.gateway.server import Gateway
 from sekisho.server import build_app
-from sekisho.services.core import Core
 from sekisho.store.tables import SessionRow
 from support import LEADER, MEMBER, People, draft, serving
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from gateway_support import talk, wait_for
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.gateway import pki
 from sekisho.gateway.client import Forwarder
 from sekisho.gateway.server import Gateway
-from sekisho.services.core import Core
 from support import LEADER, MEMBER, People, draft
 
 

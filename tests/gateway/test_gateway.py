@@ -16,12 +16,12 @@ import sqlalchemy
 from gateway_support import EchoTarget, closed, database_down, talk, wait_for
 from sqlalchemy import select
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.domain.grants import EndReason
 from sekisho.gateway import pki, protocol
 from sekisho.gateway.client import SPARES, Forwarder, Refused
 from sekisho.gateway.server import Gateway, GatewayLimits
-from sekisho.services.core import Core
 from sekisho.store.tables import AuditRow, SessionRow
 from support import ADMIN, LEADER, LEADER2, MEMBER, People, draft
 

@@ -17,9 +17,9 @@ import pytest
 import structlog
 from sqlalchemy import select
 
+from sekisho.bootstrap import Core
 from sekisho.gateway import pki, protocol
 from sekisho.gateway.server import Gateway
-from sekisho.services.core import Core
 from sekisho.store.tables import AuditRow, SessionRow
 from support import LEADER, MEMBER, People, draft
 

@@ -24,6 +24,7 @@ from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.config import Settings
 from sekisho.gateway import pki
@@ -32,7 +33,6 @@ from sekisho.gateway.server import Gateway
 from sekisho.gateway.setup import build_gateway, published_ca
 from sekisho.providers.memory import MemoryProvider
 from sekisho.server import build_app
-from sekisho.services.core import Core
 from sekisho.services.secretbox import SecretBox
 from sekisho.store.db import Database
 from sekisho.store.tables import AuditRow, CertificateAuthorityRow

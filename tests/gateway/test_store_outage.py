@@ -13,9 +13,9 @@ import structlog
 from gateway_support import closed, database_down, talk, wait_for
 from test_gateway import grant, start
 
+from sekisho.bootstrap import Core
 from sekisho.gateway.client import Forwarder, Refused
 from sekisho.gateway.server import Gateway
-from sekisho.services.core import Core
 
 MakeForwarder = Callable[..., Forwarder]
 

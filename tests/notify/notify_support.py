@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sekisho.bootstrap import Core
 from sekisho.domain.actor import Actor
 from sekisho.domain.drafts import RequestDraft
-from sekisho.services.core import Core
 from sekisho.services.views import RequestView
 from support import EXAMPLE_TEXT, LEADER, MEMBER, draft
 

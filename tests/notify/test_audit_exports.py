@@ -14,9 +14,9 @@ from notify_support import channels_yaml, load, with_notifications
 from receivers import HttpReceiver, MotoServer
 
 from audit_attacks import audit_rows, rehash_from
+from sekisho.bootstrap import Core
 from sekisho.services.audit_anchor import Checkpoint
 from sekisho.services.audit_sinks import read_s3_anchor
-from sekisho.services.core import Core
 from support import AUDITOR, LEADER, MEMBER, draft
 
 

@@ -27,9 +27,9 @@ from notify_support import (
 from receivers import HttpReceiver, SmtpReceiver
 from sqlalchemy import select
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.domain.errors import Forbidden
-from sekisho.services.core import Core
 from sekisho.services.dispatcher import Dispatcher
 from sekisho.store.tables import NotificationRow
 from support import ADMIN, LEADER, MEMBER, MEMBER2

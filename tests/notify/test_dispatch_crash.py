@@ -17,8 +17,8 @@ from notify_support import channels_yaml, dispatch_process, granted, load, with_
 from receivers import HttpReceiver
 from sqlalchemy import select
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
-from sekisho.services.core import Core
 from sekisho.store.tables import NotificationRow
 from support import MEMBER
 

@@ -15,8 +15,8 @@ from notify_support import channels_yaml, dispatch_process, file, load, with_not
 from receivers import HttpReceiver, SmtpReceiver
 from sqlalchemy import select
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
-from sekisho.services.core import Core
 from sekisho.store.tables import NotificationRow
 from support import ADMIN, LEADER, MEMBER, MEMBER2
 

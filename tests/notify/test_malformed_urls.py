@@ -20,12 +20,12 @@ from notify_support import (
 )
 from sqlalchemy import select
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.domain.access import Channel, ChannelType
 from sekisho.domain.actor import Actor
 from sekisho.notify import Delivery, DeliveryFailed, Message, config_problems, open_sender
 from sekisho.notify.email import EmailSender
-from sekisho.services.core import Core
 from sekisho.store.tables import NotificationRow
 from terminal import run_in_terminal
 

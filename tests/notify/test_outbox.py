@@ -19,13 +19,13 @@ from notify_support import file, granted, load, remove_draft, with_notifications
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.domain.actor import Actor
 from sekisho.domain.errors import InvalidInput, NotFound
 from sekisho.domain.grants import GrantStatus
 from sekisho.notify.reports import SCHEDULER, report_worthy
 from sekisho.providers.memory import MemoryProvider
-from sekisho.services.core import Core
 from sekisho.store.tables import GrantRow, NotificationRow, ReminderRow, ReportLineRow
 from support import ADMIN, EXAMPLE_TEXT, LEADER, LEADER2, MEMBER, MEMBER2, draft
 

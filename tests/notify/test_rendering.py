@@ -12,11 +12,11 @@ from typing import Any
 from notify_support import channels_yaml, file, load, with_notifications
 from receivers import HttpReceiver, SmtpReceiver
 
+from sekisho.bootstrap import Core
 from sekisho.notify import Delivery, Message
 from sekisho.notify.base import tls_context
 from sekisho.notify.email import EmailSender
 from sekisho.notify.render import slack_payload
-from sekisho.services.core import Core
 from support import INFO, LEADER, MEMBER2
 
 SLACK_ONLY = "    - {events: ['*'], channels: [team]}\n"

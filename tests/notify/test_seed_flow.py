@@ -13,9 +13,9 @@ from datetime import timedelta
 from notify_support import Topic, channels_yaml, file, load, with_notifications
 from receivers import HttpReceiver, MotoServer, SmtpReceiver, sns_event, sns_key
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.providers.memory import MemoryProvider
-from sekisho.services.core import Core
 from support import ADMIN, LEADER, MEMBER2
 
 LINK = "http://127.0.0.1:8470/requests/"

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from test_scheduler import until
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.domain.access import Verb
 from sekisho.services.audit_anchor import read_anchor
-from sekisho.services.core import Core
 from sekisho.services.lease import Leases
 from sekisho.services.reconcile import ReconcileReport
 from sekisho.services.scheduler import RENEW_EVERY, Scheduler

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock, SystemClock
 from sekisho.domain.access import Verb
 from sekisho.providers.memory import MemoryProvider
-from sekisho.services.core import Core
 from sekisho.services.lease import SCHEDULER, Leases
 from sekisho.services.reconcile import ReconcileReport
 from sekisho.services.scheduler import Scheduler

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, text, update
 
+from sekisho.bootstrap import Core
 from sekisho.domain.access import Verb
 from sekisho.domain.actor import Actor
 from sekisho.domain.drafts import RequestDraft
 from sekisho.domain.errors import InvalidInput, SekishoError
-from sekisho.services.core import Core
 from sekisho.services.views import RequestView
 from sekisho.store.tables import AuditRow, Base, GrantRow, RequestRow
 from support import EXAMPLE_TEXT, LEADER, MEMBER, draft

@@ -11,6 +11,7 @@ from flows import actions, audit_rows, can_assume, counts, file, kinds, load_mod
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.domain.actor import Actor
 from sekisho.domain.drafts import RequestDraft
@@ -26,7 +27,6 @@ from sekisho.domain.errors import (
 from sekisho.domain.requests import RequestStatus
 from sekisho.providers.memory import MemoryProvider
 from sekisho.queries.requests import RequestQuery
-from sekisho.services.core import Core
 from sekisho.store.tables import DecisionRow, GrantRow
 from support import ADMIN, AUDITOR, LEADER, LEADER2, MEMBER, MEMBER2
 

@@ -17,13 +17,13 @@ from pydantic import ValidationError
 from sqlalchemy import text, update
 from sqlalchemy.exc import DBAPIError
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.config import Settings
 from sekisho.domain.access import Verb
 from sekisho.domain.errors import Forbidden
 from sekisho.services import audit
 from sekisho.services.audit import AuditFilter, VerifyReport
-from sekisho.services.core import Core
 from sekisho.store.db import Database
 from sekisho.store.tables import AuditRow
 from support import ADMIN, AUDITOR, LEADER, LEADER2, MEMBER, MEMBER2

@@ -20,13 +20,13 @@ from flows import audit_rows, file, granted, sql
 from sqlalchemy import select
 
 from audit_attacks import cut_the_end, rehash_from, replace_the_trail
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.config import Settings
 from sekisho.domain.access import Verb
 from sekisho.services import audit
 from sekisho.services.audit_anchor import AnchorError, Checkpoint, read_anchor
 from sekisho.services.audit_keys import AuditKeyError, VerifyKey, load_signing_key
-from sekisho.services.core import Core
 from sekisho.store.tables import AuditCheckpointRow
 from support import AUDITOR, LEADER, LEADER2, MEMBER2
 

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from flows import counts, file, granted, invalid, refused
 
+from sekisho.bootstrap import Core
 from sekisho.domain.actor import Actor
 from sekisho.domain.errors import Forbidden, InvalidInput, NotEligible
 from sekisho.domain.requests import RequestStatus
-from sekisho.services.core import Core
 from support import ADMIN, AUDITOR, INFO, LEADER, MEMBER
 
 # The clock starts at 2026-11-29 09:00 UTC (18:00 in Asia/Tokyo); AddUserToGroup allows 8h.

@@ -11,6 +11,7 @@ import pytest
 from cryptography.fernet import Fernet
 from flows import PROD_MEMBER_ROLE, WORK, actions, audit_rows, granted
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.config import Settings
 from sekisho.domain.actor import Actor
@@ -20,7 +21,6 @@ from sekisho.domain.grants import GrantStatus
 from sekisho.domain.timespec import iso
 from sekisho.providers.memory import MemoryProvider
 from sekisho.providers.memory_credentials import MemoryRoleCredentials
-from sekisho.services.core import Core
 from sekisho.services.secretbox import SecretBox
 from sekisho.store.db import Database
 from sekisho.store.tables import GrantRow

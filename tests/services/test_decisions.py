@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from flows import PROD_MEMBER_ROLE, actions, audit_rows, granted, refused
 
+from sekisho.bootstrap import Core
 from sekisho.domain.access import Verb
 from sekisho.domain.access_decisions import AccessRoute
 from sekisho.domain.actor import Actor
 from sekisho.domain.errors import Forbidden
-from sekisho.services.core import Core
 from support import ADMIN, AUDITOR, LEADER, MEMBER, MEMBER2
 
 

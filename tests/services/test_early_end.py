@@ -22,13 +22,13 @@ from flows import (
     remove_draft,
 )
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.domain.actor import Actor
 from sekisho.domain.errors import Conflict, Forbidden, NotFound, SelfApproval
 from sekisho.domain.grants import GrantStatus
 from sekisho.domain.requests import RequestStatus
 from sekisho.providers.memory import MemoryProvider
-from sekisho.services.core import Core
 from support import ADMIN, AUDITOR, LEADER, LEADER2, MEMBER, MEMBER2
 
 NOW = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)

@@ -17,13 +17,13 @@ from flows import (
     kinds,
 )
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.domain.access import Verb
 from sekisho.domain.errors import Forbidden
 from sekisho.domain.grants import GrantStatus
 from sekisho.domain.requests import RequestStatus
 from sekisho.providers.memory import MemoryProvider
-from sekisho.services.core import Core
 from support import AUDITOR, LEADER, MEMBER, MEMBER2
 
 NOW = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)

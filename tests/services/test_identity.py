@@ -10,10 +10,10 @@ import pytest
 from flows import actions, audit_rows, counts, granted, invalid, refused
 from sqlalchemy import func, select
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.config import Settings
 from sekisho.domain.errors import AuthenticationFailed, Forbidden, LoginThrottled
-from sekisho.services.core import Core
 from sekisho.services.events import Event
 from sekisho.services.identity import Enrolment, IssuedToken
 from sekisho.store.tables import Base, LoginThrottleRow

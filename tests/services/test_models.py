@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy
 from flows import SYSTEM, audit_rows, counts, granted
 
+from sekisho.bootstrap import Core
 from sekisho.domain.errors import Conflict, InvalidModel
-from sekisho.services.core import Core
 from sekisho.services.events import Event
 from sekisho.store.db import Database
 from support import EXAMPLE_TEXT

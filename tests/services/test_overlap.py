@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 from flows import PROD_MEMBER_ROLE, WORK, can_assume, file, grant_row, granted
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.domain.access import Verb
 from sekisho.domain.grants import GrantStatus
 from sekisho.providers.memory import MemoryProvider
-from sekisho.services.core import Core
 from sekisho.services.views import RequestView
 from support import LEADER, LEADER2, MEMBER
 

@@ -7,10 +7,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.domain.grants import GrantStatus
 from sekisho.providers.memory import MemoryProvider
-from sekisho.services.core import Core
 from sekisho.services.reconcile import Kind
 from sekisho.store.tables import AuditRow, GrantRow, TimelineRow
 

@@ -18,12 +18,12 @@ from flows import (
     set_request,
 )
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.domain.access import Verb
 from sekisho.domain.grants import GrantStatus
 from sekisho.domain.requests import RequestStatus
 from sekisho.providers.memory import MemoryProvider
-from sekisho.services.core import Core
 from support import LEADER, MEMBER, MEMBER2
 
 

@@ -8,11 +8,11 @@ from datetime import timedelta
 import pytest
 from flows import audit_rows, counts, granted
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.domain.access import Verb
 from sekisho.domain.access_decisions import AccessDecision
 from sekisho.domain.errors import Conflict, Forbidden, NotFound
-from sekisho.services.core import Core
 from sekisho.services.events import Event
 from sekisho.services.sessions import STALE_AFTER, Counters, Opening
 from support import ADMIN, AUDITOR, LEADER, MEMBER

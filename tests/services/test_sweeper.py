@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from flows import EXAMPLE_TEXT, actions, file, granted, kinds, load_model, remove_draft
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.domain.errors import AlreadyDecided
 from sekisho.domain.requests import RequestStatus
 from sekisho.providers.memory import MemoryProvider
-from sekisho.services.core import Core
 from support import LEADER, MEMBER, MEMBER2
 
 NOW = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)

@@ -17,6 +17,7 @@ from flows import (
     load_model,
 )
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.domain.access import Verb
 from sekisho.domain.errors import Conflict, Forbidden, NotFound
@@ -24,7 +25,6 @@ from sekisho.domain.requests import RequestStatus
 from sekisho.providers.memory import MemoryProvider
 from sekisho.queries.requests import RequestQuery
 from sekisho.services.audit import AuditFilter
-from sekisho.services.core import Core
 from support import ADMIN, AUDITOR, LEADER, LEADER2, MEMBER, MEMBER2
 
 # The ManualClock starts at 2026-11-29 09:00 UTC, which is 18:00 in Asia/Tokyo (the model's zone).

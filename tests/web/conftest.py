@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page
 from web_support import Codes, csrf_of
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.server import build_app, create_app
-from sekisho.services.core import Core
 from support import People, serving
 
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import pytest
 from fastapi.testclient import TestClient
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
-from sekisho.services.core import Core
 from support import ADMIN, LEADER, MEMBER, People, draft
 
 SignIn = Callable[[str], TestClient]

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from web_support import Codes
 
-from sekisho.services.core import Core
+from sekisho.bootstrap import Core
 from sekisho.store.db import Database
 from support import MEMBER, draft
 

@@ -12,8 +12,8 @@ from datetime import timedelta
 from playwright.sync_api import Locator, Page, expect
 from web_support import Codes
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
-from sekisho.services.core import Core
 from sekisho.store.tables import GrantRow
 
 

@@ -10,8 +10,8 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import func, select
 from web_support import seed_story
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
-from sekisho.services.core import Core
 from sekisho.store.tables import GrantRow, RequestRow, TokenRow
 
 # The browser adds nothing per backend here; the end-to-end flow runs on both.

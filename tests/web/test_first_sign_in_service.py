@@ -8,9 +8,9 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
+from sekisho.bootstrap import Core
 from sekisho.config import Settings
 from sekisho.domain.errors import AuthenticationFailed, LoginThrottled
-from sekisho.services.core import Core
 from sekisho.store.tables import AuditRow
 from support import ADMIN, People, code_for
 

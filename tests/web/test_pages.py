@@ -15,9 +15,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from web_support import csrf_of, seed_story
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.domain.actor import Actor
-from sekisho.services.core import Core
 from sekisho.store.tables import AuditRow, GrantRow, RequestRow
 from sekisho.web import audit_export, request_link
 from support import ADMIN, EXAMPLE_TEXT, INFO, LEADER, MEMBER, draft

@@ -14,8 +14,8 @@ import pytest
 from playwright.sync_api import Page
 from web_support import Codes, seed_story
 
+from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
-from sekisho.services.core import Core
 from sekisho.store.tables import UserRow
 
 LAPTOP = {"width": 1280, "height": 860}

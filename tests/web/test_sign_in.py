@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from web_support import Codes, csrf_of
 
-from sekisho.services.core import Core
+from sekisho.bootstrap import Core
 from sekisho.store.tables import AuditRow, TokenRow
 
 VAGUE = "Sign-in failed: check your user name, password and code."

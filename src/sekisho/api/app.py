@@ -27,7 +27,7 @@ from sekisho.api.routers import (
     requests,
     sessions,
 )
-from sekisho.services.core import Core
+from sekisho.bootstrap import Core
 from sekisho.store import outage
 
 __all__ = ["MAX_BODY", "OPENAPI_URL", "create_api"]

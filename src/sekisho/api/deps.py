@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from sekisho.bootstrap import Core
 from sekisho.domain.actor import Actor
 from sekisho.domain.errors import AuthenticationFailed
-from sekisho.services.core import Core
 from sekisho.services.identity import Principal
 
 _bearer = HTTPBearer(auto_error=False, description="A token from POST /api/v1/auth/login")

@@ -17,8 +17,8 @@ from sekisho.domain.actor import Actor
 from sekisho.domain.errors import InvalidModel, ModelProblem
 
 if TYPE_CHECKING:
+    from sekisho.bootstrap import Core
     from sekisho.config import Settings
-    from sekisho.services.core import Core
     from sekisho.store.db import Database
 
 CLI = Actor.system("cli")

@@ -29,6 +29,7 @@ from typing import Any
 
 import structlog
 
+from sekisho.bootstrap import Core
 from sekisho.domain.access import AccessModel, Target, Verb
 from sekisho.domain.access_decisions import AccessDecision
 from sekisho.domain.actor import Actor
@@ -40,7 +41,6 @@ from sekisho.gateway.limits import PendingSlots, RateLimiter, client_key
 from sekisho.gateway.live import LiveSession, Registry
 from sekisho.gateway.relay import Cut, Meter, relay
 from sekisho.gateway.rlimit import raise_open_files
-from sekisho.services.core import Core
 from sekisho.services.events import EVENTS_MISSED, Event
 from sekisho.services.identity import Principal
 from sekisho.services.lease import node_id

@@ -27,8 +27,8 @@ from sekisho.services.shared_ca import (
 from sekisho.store.db import Database
 
 if TYPE_CHECKING:  # the gateway itself is imported when built: `ca export` needs none of it
+    from sekisho.bootstrap import Core
     from sekisho.gateway.server import Gateway
-    from sekisho.services.core import Core
 
 log = structlog.get_logger(__name__)
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 
 from sekisho.clock import Clock
-from sekisho.domain.access import AccessModel, ProviderKind, ProviderSettings
+from sekisho.domain.access import ProviderKind, ProviderSettings
 from sekisho.providers.base import Provider
 from sekisho.store.db import Database
+from sekisho.store.models import StoredModels
 
 
 class ProviderFromModel:
@@ -16,16 +16,14 @@ class ProviderFromModel:
 
     def __init__(self, db: Database, clock: Clock) -> None:
         self._db, self._clock = db, clock
-        self._model: Callable[[], AccessModel] | None = None
+        # Its own reader of the model in force: the provider is a port the operations are
+        # built with, so it cannot wait for them (no two-phase start-up).
+        self._models = StoredModels(db)
         self._built: tuple[ProviderSettings, Provider] | None = None
         self._lock = threading.Lock()
 
-    def bind(self, model: Callable[[], AccessModel]) -> None:
-        self._model = model
-
     def current(self) -> Provider:
-        assert self._model is not None, "bind the model source first"
-        settings = self._model().provider
+        settings = self._models.model().provider
         with self._lock:
             if self._built is None or self._built[0] != settings:
                 self._built = (settings, build(settings, self._db, self._clock))

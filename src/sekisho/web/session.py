@@ -13,10 +13,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Response
 
+from sekisho.bootstrap import Core
 from sekisho.domain.access import AccessModel
 from sekisho.domain.actor import Actor
 from sekisho.domain.errors import AuthenticationFailed
-from sekisho.services.core import Core
 from sekisho.services.identity import IssuedToken, Principal
 from sekisho.web import csrf
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
 
-from sekisho.services.core import Core
+from sekisho.bootstrap import Core
 from sekisho.services.views import GrantView
 from sekisho.web import flash, render
 from sekisho.web.errors import NO_ERRORS, FormErrors, redisplay_on_error

@@ -10,10 +10,10 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
+from sekisho.bootstrap import Core
 from sekisho.domain import timespec
 from sekisho.domain.errors import FieldProblem, InvalidInput
 from sekisho.services.audit import AuditFilter
-from sekisho.services.core import Core
 from sekisho.services.views import AuditEntryView
 from sekisho.web import audit_export, render
 from sekisho.web.errors import NO_ERRORS, FormErrors, redisplay_on_error

@@ -9,12 +9,12 @@ from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import RedirectResponse
 from starlette.datastructures import FormData
 
+from sekisho.bootstrap import Core
 from sekisho.domain import drafts
 from sekisho.domain.access import Template, TemplateAction
 from sekisho.domain.requests import RequestStatus
 from sekisho.domain.timespec import parse_duration
 from sekisho.queries.requests import RequestQuery
-from sekisho.services.core import Core
 from sekisho.services.views import RequestView
 from sekisho.web import flash, render
 from sekisho.web.errors import NO_ERRORS, FormErrors, redisplay_on_error

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
 
-from sekisho.services.core import Core
+from sekisho.bootstrap import Core
 from sekisho.services.sessions import ACTIVE, SessionView
 from sekisho.web import flash, render
 from sekisho.web.routing import WebRoute
