@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -26,11 +25,10 @@ from sekisho.clock import ManualClock
 from sekisho.config import Settings
 from sekisho.domain.actor import Actor
 from sekisho.providers.memory import MemoryProvider
-from sekisho.services.secretbox import SecretBox
 from sekisho.store import migrate
 from sekisho.store.db import Database
 from sekisho.store.tables import Base
-from support import CHEAP_HASHER
+from support import assemble_core
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_MODEL = ROOT / "examples" / "jump-account.yaml"
@@ -158,15 +156,6 @@ def core(
     sleeps: list[float],
 ) -> Iterator[Core]:
     db = Database(db_url)
-    built = Core(
-        db=db,
-        settings=settings,
-        provider=provider,
-        secrets=SecretBox(Fernet.generate_key()),
-        clock=clock,
-        sleep=sleeps.append,
-        password_hasher=CHEAP_HASHER,
-    )
-    built.models.load(EXAMPLE_MODEL.read_text(), str(EXAMPLE_MODEL), Actor.system("test"))
+    built = assemble_core(db, settings, provider, clock, sleep=sleeps.append)
     yield built
     db.dispose()

@@ -8,22 +8,54 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pyotp
 import uvicorn
 from argon2 import PasswordHasher
+from cryptography.fernet import Fernet
 from fastapi import FastAPI
 
 from sekisho.bootstrap import Core
+from sekisho.clock import Clock
+from sekisho.config import Settings
 from sekisho.domain.actor import Actor
 from sekisho.domain.drafts import RequestDraft
+from sekisho.providers.base import Provider
 from sekisho.server import uvicorn_config
+from sekisho.services.secretbox import SecretBox
+from sekisho.store.db import Database
 
 EXAMPLE_MODEL = Path(__file__).resolve().parent.parent / "examples" / "jump-account.yaml"
 EXAMPLE_TEXT = EXAMPLE_MODEL.read_text()
 
 # Argon2id at its cheapest: the tests check behaviour, not the hash's cost.
 CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+def assemble_core(
+    db: Database,
+    settings: Settings,
+    provider: Provider,
+    clock: Clock,
+    model: tuple[str, str] | None = (EXAMPLE_TEXT, str(EXAMPLE_MODEL)),
+    **parts: Any,
+) -> Core:
+    """sekisho as the tests build it: a fresh secret box, no real sleeps, the cheap hasher
+    (each overridable in `parts`), and the model (text, name) loaded."""
+    chosen: dict[str, Any] = {"sleep": lambda _s: None, "password_hasher": CHEAP_HASHER, **parts}
+    built = Core(
+        db=db,
+        settings=settings,
+        provider=provider,
+        secrets=SecretBox(Fernet.generate_key()),
+        clock=clock,
+        **chosen,
+    )
+    if model is not None:
+        built.models.load(model[0], model[1], Actor.system("test"))
+    return built
+
 
 MEMBER = Actor("member01", "198.51.100.7")
 MEMBER2 = Actor("member02", "198.51.100.8")

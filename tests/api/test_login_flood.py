@@ -17,19 +17,16 @@ from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
-from cryptography.fernet import Fernet
 from login_support import LOGIN, client, login_body, served
 from sqlalchemy import func, select
 
 from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.config import Settings
-from sekisho.domain.actor import Actor
 from sekisho.providers.memory import MemoryProvider
-from sekisho.services.secretbox import SecretBox
 from sekisho.store.db import Database
 from sekisho.store.tables import RequestRow
-from support import EXAMPLE_TEXT, INFO, People, code_for
+from support import EXAMPLE_TEXT, INFO, People, assemble_core, code_for
 
 FLOOD = 100
 SLOTS = 2
@@ -135,17 +132,16 @@ def core(
 ) -> Iterator[Core]:
     """The shared core's parts, but sleeping on the parked delays and hashing with the
     parked hasher (only a verify of PARK is parked: every other password hashes as usual)."""
-    built = Core(
-        db=Database(db_url),
-        settings=settings,
-        provider=provider,
-        secrets=SecretBox(Fernet.generate_key()),
-        clock=clock,
+    built = assemble_core(
+        Database(db_url),
+        settings,
+        provider,
+        clock,
+        (EXAMPLE_TEXT, "example.yaml"),
         sleep=delays.sleep,
         async_sleep=delays.async_sleep,
         password_hasher=hasher,
     )
-    built.models.load(EXAMPLE_TEXT, "example.yaml", Actor.system("test"))
     yield built
     built.db.dispose()
 

@@ -11,16 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from cryptography.fernet import Fernet
 
 from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.config import Settings
-from sekisho.domain.actor import Actor
 from sekisho.providers.select import ProviderFromModel
-from sekisho.services.secretbox import SecretBox
 from sekisho.store.db import Database
-from support import CHEAP_HASHER, EXAMPLE_TEXT, free_port
+from support import EXAMPLE_TEXT, assemble_core, free_port
 
 ACCOUNT = "123456789012"  # moto's account: every account of the model lives in it here
 REGION = "us-east-1"
@@ -148,14 +145,5 @@ def core_on(db_url: str, clock: ManualClock, settings: Settings, model_text: str
     """sekisho with the provider the model names (aws_iam here), the tests' clock and hasher."""
     db = Database(db_url)
     provider = ProviderFromModel(db, clock)
-    core = Core(
-        db=db,
-        settings=settings,
-        provider=provider,
-        secrets=SecretBox(Fernet.generate_key()),
-        clock=clock,
-        sleep=lambda _s: None,
-        password_hasher=CHEAP_HASHER,
-    )
-    core.models.load(model_text, "aws.yaml", Actor.system("test"))
+    core = assemble_core(db, settings, provider, clock, (model_text, "aws.yaml"))
     return core

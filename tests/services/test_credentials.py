@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from cryptography.fernet import Fernet
 from flows import PROD_MEMBER_ROLE, WORK, actions, audit_rows, granted
 
 from sekisho.bootstrap import Core
@@ -21,10 +20,9 @@ from sekisho.domain.grants import GrantStatus
 from sekisho.domain.timespec import iso
 from sekisho.providers.memory import MemoryProvider
 from sekisho.providers.memory_credentials import MemoryRoleCredentials
-from sekisho.services.secretbox import SecretBox
 from sekisho.store.db import Database
 from sekisho.store.tables import GrantRow
-from support import CHEAP_HASHER, EXAMPLE_TEXT, MEMBER, MEMBER2
+from support import EXAMPLE_TEXT, MEMBER, MEMBER2, assemble_core
 
 PROD_ARN = "arn:aws:iam::444444444444:role/Prod_MemberRole"
 AWS_PROVIDER = "provider:\n  type: aws_iam\n  region: us-east-1\n  identity_account: jump\n\n"
@@ -53,17 +51,9 @@ def core(
     sts: MemoryRoleCredentials,
 ) -> Iterator[Core]:
     db = Database(db_url)
-    built = Core(
-        db=db,
-        settings=settings,
-        provider=provider,
-        secrets=SecretBox(Fernet.generate_key()),
-        clock=clock,
-        sleep=lambda _s: None,
-        password_hasher=CHEAP_HASHER,
-        role_credentials=sts,
+    built = assemble_core(
+        db, settings, provider, clock, (aws_model(), "aws.yaml"), role_credentials=sts
     )
-    built.models.load(aws_model(), "aws.yaml", Actor.system("test"))
     yield built
     db.dispose()
 
