@@ -40,27 +40,40 @@ if TYPE_CHECKING:
     from sekisho.notify.notices import Notices
 
 
+# Every area whose events have effects; each module's HANDLERS maps its event types.
+AREAS = (
+    requests,
+    grants,
+    runbook,
+    reconcile,
+    credentials,
+    access_decisions,
+    models,
+    identity,
+    sessions,
+    audit_checkpoints,
+    shared_ca,
+    notify,
+)
+
+
+def handlers() -> dict[type, Handler]:
+    """Every event type's one handler (two for one type would be a silent override)."""
+    merged: dict[type, Handler] = {}
+    for area in AREAS:
+        for kind, handler in area.HANDLERS.items():
+            if kind in merged:
+                raise TypeError(f"{kind.__name__} has two effect handlers")
+            merged[kind] = handler
+    return merged
+
+
 class Effects:
     def __init__(
         self, node: str | None, outbox: Notices, model_of: Callable[[Session], AccessModel]
     ) -> None:
         self._node, self._outbox, self._model_of = node, outbox, model_of
-        self._handlers: dict[type, Handler] = {
-            **requests.HANDLERS,
-            **notify.HANDLERS,
-            **grants.HANDLERS,
-            **runbook.HANDLERS,
-            **reconcile.HANDLERS,
-            **access_decisions.HANDLERS,
-            **credentials.HANDLERS,
-        }
-        self._handlers |= {
-            **models.HANDLERS,
-            **identity.HANDLERS,
-            **sessions.HANDLERS,
-            **audit_checkpoints.HANDLERS,
-            **shared_ca.HANDLERS,
-        }
+        self._handlers = handlers()
 
     def apply(self, session: Session, event: DomainEvent) -> list[Event]:
         handler = self._handlers.get(type(event))
