@@ -23,7 +23,6 @@ from sekisho.domain.events import (
 )
 from sekisho.domain.requests import (
     ApprovalDecision,
-    RecordedDecision,
     RequestStatus,
     check_cancel,
     check_decidable,
@@ -33,8 +32,7 @@ from sekisho.domain.text import LONG_TEXT, check_text
 from sekisho.operations.runbook import Job, RunRunbook
 from sekisho.ports import ModelSource
 from sekisho.services import permissions
-from sekisho.services.request_state import move
-from sekisho.store import grants
+from sekisho.store import grants, requests
 from sekisho.store.tables import DecisionRow, RequestRow
 from sekisho.store.unit_of_work import Store, UnitOfWork
 
@@ -64,7 +62,7 @@ class FileRequest:
             uow.record(RequestFiled(now, row.id, actor, read.summary))
             job = None
             if read.template.auto_approve:
-                move(row, RequestStatus.APPROVED, now)
+                requests.move(row, RequestStatus.APPROVED, now)
                 uow.record(RequestAutoApproved(now, row.id))
                 job = self._runbook.claim(uow, row)
             request_id = row.id
@@ -89,7 +87,7 @@ class DecideRequest:
             raise InvalidInput.one("comment", "required", "say why you reject the request")
         with self._store.write() as uow:
             model = self._models.model(uow.session)
-            row = lock_request(uow.session, request_id)
+            row = requests.lock(uow.session, request_id)
             if not permissions.may_view_request(model, actor, row):
                 raise NotFound(f"no request #{request_id}")
             job = self._decide(uow, model, row, actor, decision, comment)
@@ -124,7 +122,7 @@ class DecideRequest:
             subject=row.subject,
             approver=actor.name,
             approver_groups=frozenset(g.name for g in model.standing_groups_of(actor.name)),
-            decisions=[recorded(d) for d in row.decisions],
+            decisions=[requests.recorded(d) for d in row.decisions],
             decision=decision,
         )
         decided_level = row.level
@@ -139,7 +137,7 @@ class DecideRequest:
             )
         )
         if outcome.new_status is not status:  # a level passed, the request stays pending
-            move(row, outcome.new_status, now)
+            requests.move(row, outcome.new_status, now)
         row.level, row.updated_at = outcome.new_level, now
         approved = decision is ApprovalDecision.APPROVE
         final = outcome.new_status is not RequestStatus.PENDING_APPROVAL
@@ -160,7 +158,7 @@ class CancelRequest:
         now = self._clock.now()
         with self._store.write() as uow:
             model = self._models.model(uow.session)
-            row = lock_request(uow.session, request_id)
+            row = requests.lock(uow.session, request_id)
             if not permissions.may_view_request(model, actor, row):
                 raise NotFound(f"no request #{request_id}")
             check_cancel(
@@ -169,7 +167,7 @@ class CancelRequest:
                 requester=row.requester,
                 status=RequestStatus(row.status),
             )
-            move(row, RequestStatus.CANCELLED, now)
+            requests.move(row, RequestStatus.CANCELLED, now)
             uow.record(RequestCancelled(now, row.id, actor))
 
 
@@ -182,31 +180,12 @@ class ExpireUndecided:
     def execute(self, request_id: int) -> bool:
         now = self._clock.now()
         with self._store.write() as uow:
-            row = lock_request(uow.session, request_id)
+            row = requests.lock(uow.session, request_id)
             if row.status != RequestStatus.PENDING_APPROVAL or now < row.decide_by:
                 return False
-            move(row, RequestStatus.EXPIRED_UNAPPROVED, now)
+            requests.move(row, RequestStatus.EXPIRED_UNAPPROVED, now)
             uow.record(RequestExpiredUndecided(now, row.id))
         return True
-
-
-def lock_request(session: Session, request_id: int) -> RequestRow:
-    row = session.execute(
-        select(RequestRow).where(RequestRow.id == request_id).with_for_update()
-    ).scalar_one_or_none()
-    if row is None:
-        raise NotFound(f"no request #{request_id}")
-    return row
-
-
-def recorded(row: DecisionRow) -> RecordedDecision:
-    return RecordedDecision(
-        level=row.level,
-        approver=row.approver,
-        decision=ApprovalDecision(row.decision),
-        comment=row.comment,
-        at=row.decided_at,
-    )
 
 
 def _new_request(

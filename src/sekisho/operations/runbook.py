@@ -35,8 +35,7 @@ from sekisho.domain.requests import RequestStatus
 from sekisho.operations.grants import EndGrants, Ending
 from sekisho.ports import MembershipLocks
 from sekisho.services.membership import Membership, OnStep, StepOutcome
-from sekisho.services.request_state import move
-from sekisho.store import grants
+from sekisho.store import grants, requests
 from sekisho.store.tables import GrantRow, RequestRow
 from sekisho.store.unit_of_work import Store, UnitOfWork
 
@@ -99,7 +98,7 @@ class RunRunbook:
             return self._take(uow, row, None, resumable, now)
         if row.start_at and row.start_at > now:
             if status is not RequestStatus.SCHEDULED:
-                move(row, RequestStatus.SCHEDULED, now)
+                requests.move(row, RequestStatus.SCHEDULED, now)
                 uow.record(RequestScheduled(now, row.id))
             return None
         existing = grants.of_request(uow.session, row.id)
@@ -109,7 +108,7 @@ class RunRunbook:
         ):
             return self._undo_interrupted(uow, row, existing, now)
         if too_late:
-            move(row, RequestStatus.FAILED, now)
+            requests.move(row, RequestStatus.FAILED, now)
             uow.record(RunbookTooLate(now, row.id))
             return None
         grant = existing or self._new_grant(uow.session, row, now)
@@ -118,7 +117,7 @@ class RunRunbook:
     def _take(
         self, uow: UnitOfWork, row: RequestRow, grant_id: int | None, resumed: bool, now: datetime
     ) -> Job:
-        move(row, RequestStatus.IN_PROGRESS, now)
+        requests.move(row, RequestStatus.IN_PROGRESS, now)
         row.runner_until = now + self._lease
         uow.record(RunbookStarted(now, row.id, resumed))
         action = TemplateAction(row.action)
@@ -184,7 +183,7 @@ class RunRunbook:
             grant = uow.session.get_one(GrantRow, job.grant_id)
             row = uow.session.get_one(RequestRow, job.request_id)
             grants.activate(grant, now)
-            move(row, RequestStatus.SUCCEEDED, now)
+            requests.move(row, RequestStatus.SUCCEEDED, now)
             row.runner_until = None
             uow.record(
                 GrantActivated(now, grant.id, RUNNER), RunbookSucceeded(now, row.id, grant.id)
@@ -213,7 +212,7 @@ class RunRunbook:
         now = self._clock.now()
         with self._store.write() as uow:
             row = uow.session.get_one(RequestRow, job.request_id)
-            move(row, RequestStatus.FAILED, now)
+            requests.move(row, RequestStatus.FAILED, now)
             row.runner_until = None
             uow.record(RunbookFailed(now, row.id, error, rolled_back))
         return RequestStatus.FAILED
@@ -229,7 +228,7 @@ class RunRunbook:
         done = not result.pending
         with self._store.write() as uow:
             row = uow.session.get_one(RequestRow, job.request_id)
-            move(row, RequestStatus.SUCCEEDED if done else RequestStatus.FAILED, now)
+            requests.move(row, RequestStatus.SUCCEEDED if done else RequestStatus.FAILED, now)
             row.runner_until = None
             uow.record(RemovalFinished(now, row.id, done, len(result.ended)))
         return RequestStatus.SUCCEEDED if done else RequestStatus.FAILED

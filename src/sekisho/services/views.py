@@ -12,8 +12,8 @@ from sekisho.domain.access import AccessModel
 from sekisho.domain.actions import NONE, Action, Viewer, in_order
 from sekisho.domain.grants import is_active
 from sekisho.domain.requests import RequestStatus
-from sekisho.operations.requests import recorded
 from sekisho.store.grants import window
+from sekisho.store.requests import recorded
 from sekisho.store.tables import AuditRow, DecisionRow, GrantRow, RequestRow, TimelineRow
 
 
