@@ -14,8 +14,8 @@ from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.config import Settings
 from sekisho.domain.errors import AuthenticationFailed, Forbidden, LoginThrottled
+from sekisho.domain.identity import Enrolment, IssuedToken
 from sekisho.services.events import Event
-from sekisho.services.identity import Enrolment, IssuedToken
 from sekisho.store.tables import Base, LoginThrottleRow
 from support import ADMIN, AUDITOR, LEADER, MEMBER, code_for
 

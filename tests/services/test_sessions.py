@@ -13,8 +13,8 @@ from sekisho.clock import ManualClock
 from sekisho.domain.access import Verb
 from sekisho.domain.access_decisions import AccessDecision
 from sekisho.domain.errors import Conflict, Forbidden, NotFound
+from sekisho.domain.sessions import STALE_AFTER, Counters, Opening
 from sekisho.services.events import Event
-from sekisho.services.sessions import STALE_AFTER, Counters, Opening
 from support import ADMIN, AUDITOR, LEADER, MEMBER
 
 TARGET = "prod-admin-console"

@@ -10,7 +10,7 @@ import pyotp
 from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.domain.access import Verb
-from sekisho.services.sessions import Counters, Opening
+from sekisho.domain.sessions import Counters, Opening
 from sekisho.store.tables import UserRow
 from support import LEADER, LEADER2, MEMBER, MEMBER2, People, draft
 

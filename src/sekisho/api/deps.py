@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sekisho.bootstrap import Core
 from sekisho.domain.actor import Actor
 from sekisho.domain.errors import AuthenticationFailed
-from sekisho.services.identity import Principal
+from sekisho.domain.identity import Principal
 
 _bearer = HTTPBearer(auto_error=False, description="A token from POST /api/v1/auth/login")
 

@@ -9,8 +9,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sekisho.domain.sessions import Carried, Counters
 from sekisho.gateway.relay import Cut, Meter
-from sekisho.services.sessions import Carried, Counters
 
 
 @dataclass

@@ -34,6 +34,8 @@ from sekisho.domain.access import AccessModel, Target, Verb
 from sekisho.domain.access_decisions import AccessDecision
 from sekisho.domain.actor import Actor
 from sekisho.domain.errors import AuthenticationFailed, Forbidden, InvalidInput
+from sekisho.domain.identity import Principal
+from sekisho.domain.sessions import Opening, Standing
 from sekisho.domain.text import check_text
 from sekisho.domain.timespec import iso
 from sekisho.gateway import protocol
@@ -42,9 +44,7 @@ from sekisho.gateway.live import LiveSession, Registry
 from sekisho.gateway.relay import Cut, Meter, relay
 from sekisho.gateway.rlimit import raise_open_files
 from sekisho.services.events import EVENTS_MISSED, Event
-from sekisho.services.identity import Principal
 from sekisho.services.lease import node_id
-from sekisho.services.sessions import Opening, Standing
 from sekisho.store import outage
 
 log = structlog.get_logger(__name__)

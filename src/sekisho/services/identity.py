@@ -24,33 +24,15 @@ from typing import NoReturn, TypeVar
 
 from sekisho.domain.actor import Actor
 from sekisho.domain.identity import (
-    TOKEN_PREFIX,
     Enrolment,
     IssuedToken,
-    LoginEnd,
     Principal,
-    login_end,
-    login_ended,
-    token_id,
 )
 from sekisho.operations.identity import EnrollUser, LogOut
 from sekisho.operations.sign_in import Attempt, LogIn, Refused, ShowTotpSetup, SignInGate
 from sekisho.queries.identity import IdentityQueries
 from sekisho.services.hashing import HashQueue
 from sekisho.services.views import WhoAmI
-
-__all__ = [
-    "TOKEN_PREFIX",
-    "Enrolment",
-    "IdentityService",
-    "IssuedToken",
-    "LoginEnd",
-    "Principal",
-    "RefusalDelay",
-    "login_end",
-    "login_ended",
-    "token_id",
-]
 
 # Threads for sign-ins' short transactions on the event loop's path, apart from the API's.
 LOGIN_STEP_THREADS = 4

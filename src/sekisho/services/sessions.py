@@ -16,16 +16,10 @@ from sekisho.domain.access import AccessModel
 from sekisho.domain.access_decisions import AccessDecision
 from sekisho.domain.actor import Actor
 from sekisho.domain.sessions import (
-    ACTIVE,
-    ENDED,
-    FAILED,
-    KILL_REASON_MAX,
-    STALE_AFTER,
     Carried,
     Counters,
     Opening,
     Standing,
-    killed,
 )
 from sekisho.operations.sessions import (
     EndSession,
@@ -36,22 +30,6 @@ from sekisho.operations.sessions import (
     RefuseSession,
 )
 from sekisho.queries.sessions import SessionQueries, SessionView
-
-__all__ = [
-    "ACTIVE",
-    "ENDED",
-    "FAILED",
-    "KILL_REASON_MAX",
-    "STALE_AFTER",
-    "Carried",
-    "Counters",
-    "Opening",
-    "SessionOperations",
-    "SessionService",
-    "SessionView",
-    "Standing",
-    "killed",
-]
 
 
 @dataclass(frozen=True)

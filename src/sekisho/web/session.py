@@ -17,7 +17,7 @@ from sekisho.bootstrap import Core
 from sekisho.domain.access import AccessModel
 from sekisho.domain.actor import Actor
 from sekisho.domain.errors import AuthenticationFailed
-from sekisho.services.identity import IssuedToken, Principal
+from sekisho.domain.identity import IssuedToken, Principal
 from sekisho.web import csrf
 
 COOKIE = "sekisho_session"

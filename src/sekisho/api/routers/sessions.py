@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from sekisho.api.deps import ActorDep, CoreDep, GatewayCaDep
 from sekisho.api.problems import responses
 from sekisho.api.schemas import Body, Short
-from sekisho.services.sessions import SessionView
+from sekisho.queries.sessions import SessionView
 
 router = APIRouter(tags=["gateway"], responses=responses(401, 503))
 

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request, Response
 
 from sekisho.bootstrap import Core
-from sekisho.services.sessions import ACTIVE, SessionView
+from sekisho.domain.sessions import ACTIVE
+from sekisho.queries.sessions import SessionView
 from sekisho.web import flash, render
 from sekisho.web.routing import WebRoute
 from sekisho.web.session import CoreDep, SignedIn, SignedInPost, WebUser
