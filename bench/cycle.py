@@ -7,7 +7,8 @@ the system clock), SQLAlchemy's own events on the real engines (`before_cursor_e
 BEGIN that opens a SQLite transaction not included), and reads of the access model (statements
 `... FROM access_models`). The cycle is what the API runs: `workflow.file` by a member,
 `workflow.approve` by a leader (which runs the runbook: add to group + tag through the local
-provider) and `grants.release` by the member; one untimed cycle warms up, then each measured
+provider) and `grants.release` by the member, each under one model version as the API runs a
+request (`OneVersionPerRequest`); one untimed cycle warms up, then each measured
 cycle is by another member. The sweep: N due grants (active, past their end, each a member
 and tagged in the local provider) ended by one `core.sweeper.run_due()`. Counts do not move
 with the machine's noise; their peers are the issue's goals and the count at the issue's start.
@@ -136,13 +137,17 @@ def _draft() -> RequestDraft:
 
 def _one_cycle(core: Core, counting: Counting, member: Actor) -> dict[str, Tally]:
     counting.take()  # whatever ran before the cycle is not its work
-    filed = core.workflow.file(member, _draft())
+    # Each step under one model version, as the API runs each request (OneVersionPerRequest).
+    with core.models.one_version():
+        filed = core.workflow.file(member, _draft())
     after_file = counting.take()
-    approved = core.workflow.approve(LEADER, filed.id, "ok, go ahead")
+    with core.models.one_version():
+        approved = core.workflow.approve(LEADER, filed.id, "ok, go ahead")
     after_approve = counting.take()
     if approved.status != "succeeded" or approved.grant is None:
         raise RuntimeError(f"request #{filed.id} is {approved.status} after its approval")
-    released = core.grants.release(member, approved.grant.id)
+    with core.models.one_version():
+        released = core.grants.release(member, approved.grant.id)
     after_release = counting.take()
     if released.status != "revoked":
         raise RuntimeError(f"grant #{approved.grant.id} is {released.status} after release")

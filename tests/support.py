@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pyotp
+import sqlalchemy
 import uvicorn
 from argon2 import PasswordHasher
 from cryptography.fernet import Fernet
@@ -153,3 +154,27 @@ def serving(app: FastAPI) -> Iterator[str]:
     finally:
         instance.should_exit = True
         thread.join(timeout=10)
+
+
+@contextmanager
+def version_reads() -> Iterator[list[int]]:
+    """Per transaction begun while the block runs: how often it asked for the version in
+    force (the statement that orders the versions; the text is read only on a cache miss)."""
+    per_transaction: list[int] = []
+    current: dict[int, int] = {}  # connection -> its transaction's index
+
+    def on_begin(conn: Any) -> None:
+        current[id(conn)] = len(per_transaction)
+        per_transaction.append(0)
+
+    def on_statement(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "FROM access_models ORDER BY" in statement and id(conn) in current:
+            per_transaction[current[id(conn)]] += 1
+
+    sqlalchemy.event.listen(sqlalchemy.Engine, "begin", on_begin)
+    sqlalchemy.event.listen(sqlalchemy.Engine, "before_cursor_execute", on_statement)
+    try:
+        yield per_transaction
+    finally:
+        sqlalchemy.event.remove(sqlalchemy.Engine, "before_cursor_execute", on_statement)
+        sqlalchemy.event.remove(sqlalchemy.Engine, "begin", on_begin)

@@ -213,21 +213,19 @@ class Core:
 
     @cached_property
     def membership(self) -> Membership:
-        return Membership(self.store, self.clock, self.models, self.provider)
+        return Membership(self.store, self.clock, self.models, self.provider, self.locks)
 
     @cached_property
     def end_grants(self) -> EndGrants:
         s = self.settings
         times = EndingTimes(s.ending_lease, s.end_retry_first, s.end_retry_max)
         revoke = self.broker.revoke_role_sessions
-        return EndGrants(self.store, self.clock, self.membership, self.locks, revoke, times)
+        return EndGrants(self.store, self.clock, self.membership, revoke, times)
 
     @cached_property
     def run_runbook(self) -> RunRunbook:
         lease = self.settings.runbook_lease
-        return RunRunbook(
-            self.store, self.clock, self.membership, self.locks, self.end_grants, lease
-        )
+        return RunRunbook(self.store, self.clock, self.membership, self.end_grants, lease)
 
     @cached_property
     def runbook(self) -> RunbookService:
@@ -320,6 +318,7 @@ class Core:
             self.expire_undecided,
             self.run_runbook,
             self.outbox,
+            self.models,
         )
 
     # The loops and their lease: one new each time (`sekisho serve` builds one of each, a CLI

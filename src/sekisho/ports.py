@@ -8,7 +8,7 @@ ports they use and nothing else; `bootstrap` builds them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
@@ -29,6 +29,11 @@ class ModelSource(Protocol):
 
     def model(self, session: Session | Connection | None = None) -> AccessModel: ...
 
+    def one_version(self) -> AbstractContextManager[None]:
+        """Everything inside (one operation, however many transactions) decides under one
+        version, asked of the store once."""
+        ...
+
 
 # -- grants (the grant lifecycle: runbooks, endings, the sweep, the reconciler) ---------------
 
@@ -38,6 +43,10 @@ class MembershipLocks(Protocol):
     (`services.locks.DatabaseLocks`; `ProcessLocks` within one process)."""
 
     def hold(self, user: str, group: str) -> AbstractContextManager[None]: ...
+
+    def hold_all(self, pairs: Iterable[tuple[str, str]]) -> AbstractContextManager[None]:
+        """Every pair's lock at once (a batch), taken in one order."""
+        ...
 
 
 # Deny `user`'s role sessions of `group`'s roles issued before `cutoff` (AWS); what was done.

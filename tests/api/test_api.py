@@ -11,7 +11,7 @@ from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.gateway.pki import ensure_ca
 from sekisho.store.tables import AuditRow, RequestRow
-from support import INFO, People, code_for
+from support import INFO, People, code_for, version_reads
 from support import request_body as body
 
 PROBLEM = "application/problem+json"
@@ -328,3 +328,19 @@ def test_liveness_and_readiness_answer_without_a_login(api: TestClient) -> None:
     ready = api.get("/api/v1/readyz")
     assert ready.status_code == 200
     assert ready.json()["database"] == "ok"
+
+
+def test_each_request_decides_under_one_model_version(api: TestClient, people: People) -> None:
+    """Filing (authentication, the filing, the view it answers with) and approving (the
+    decision, the runbook, the view) each take several transactions; each request asks the
+    store for the version in force once, and all its transactions decide under it."""
+    member, leader = people.headers("member01"), people.headers("leader01")
+    with version_reads() as filing:
+        filed = api.post("/api/v1/requests", json=body(), headers=member)
+    assert filed.status_code == 201, filed.text
+    with version_reads() as approving:
+        approved = api.post(
+            f"/api/v1/requests/{filed.json()['id']}/approve", json={}, headers=leader
+        )
+    assert approved.json()["status"] == "succeeded", approved.text
+    assert (sum(filing), sum(approving)) == (1, 1)

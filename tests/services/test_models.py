@@ -3,9 +3,9 @@ force once per transaction while another process may load a new one at any momen
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+import contextvars
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sqlalchemy
@@ -14,8 +14,9 @@ from flows import SYSTEM, audit_rows, counts, granted
 from sekisho.bootstrap import Core
 from sekisho.domain.errors import Conflict, InvalidModel
 from sekisho.services.events import Event
+from sekisho.services.models import LoadedModel
 from sekisho.store.db import Database
-from support import EXAMPLE_TEXT
+from support import EXAMPLE_TEXT, version_reads
 
 NEW_USER = "  - { name: newcomer01, display_name: New Comer, email: newcomer01@example.com }\n"
 
@@ -25,30 +26,6 @@ def with_newcomer() -> str:
     head, users, rest = EXAMPLE_TEXT.partition("users:\n")
     assert users, "the example model lists its users"
     return head + users + NEW_USER + rest
-
-
-@contextmanager
-def version_reads() -> Iterator[list[int]]:
-    """Per transaction begun while the block runs: how often it asked for the version in
-    force (the statement that orders the versions; the text is read only on a cache miss)."""
-    per_transaction: list[int] = []
-    current: dict[int, int] = {}  # connection -> its transaction's index
-
-    def on_begin(conn: Any) -> None:
-        current[id(conn)] = len(per_transaction)
-        per_transaction.append(0)
-
-    def on_statement(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if "FROM access_models ORDER BY" in statement and id(conn) in current:
-            per_transaction[current[id(conn)]] += 1
-
-    sqlalchemy.event.listen(sqlalchemy.Engine, "begin", on_begin)
-    sqlalchemy.event.listen(sqlalchemy.Engine, "before_cursor_execute", on_statement)
-    try:
-        yield per_transaction
-    finally:
-        sqlalchemy.event.remove(sqlalchemy.Engine, "before_cursor_execute", on_statement)
-        sqlalchemy.event.remove(sqlalchemy.Engine, "begin", on_begin)
 
 
 def heard(core: Core) -> list[Event]:
@@ -129,3 +106,78 @@ def test_without_a_model_the_reader_says_how_to_load_one(core: Core) -> None:
     fresh = Core(db=core.db, settings=core.settings, provider=core.provider, secrets=core.secrets)
     with pytest.raises(Conflict, match="no access model is loaded"):
         fresh.models.current()
+
+
+def test_one_operation_asks_for_the_version_once_whatever_its_transactions(core: Core) -> None:
+    with version_reads() as reads, core.models.one_version():
+        granted(core)
+        core.models.model()
+    assert sum(reads) == 1
+
+
+def elsewhere(other: Core) -> LoadedModel:
+    """A new version loaded by another node: its own process, so none of this one's scopes."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(other.models.load, with_newcomer(), "elsewhere.yaml", SYSTEM).result()
+
+
+def test_an_operation_decides_under_the_version_it_began_with(core: Core, db_url: str) -> None:
+    """Another node loads a version mid-operation: the operation finishes under the one it
+    began with, and the next operation is under the new one."""
+    other = Core(
+        db=Database(db_url), settings=core.settings, provider=core.provider, secrets=core.secrets
+    )
+    try:
+        with core.models.one_version():
+            began = core.models.current()
+            loaded = elsewhere(other)
+            with core.db.read() as s:
+                assert core.models.current(s) == began
+            assert core.models.model().user("newcomer01") is None
+        assert core.models.current()[0] == loaded.id
+    finally:
+        other.db.dispose()
+
+
+def test_a_version_loaded_inside_an_operation_is_in_force_for_the_rest_of_it(core: Core) -> None:
+    with core.models.one_version():
+        before = core.models.current()
+        loaded = core.models.load(with_newcomer(), "new.yaml", SYSTEM)
+        model_id, model = core.models.current()
+    assert (model_id, model.user("newcomer01") is not None) == (loaded.id, True)
+    assert model_id != before[0]
+
+
+def test_a_thread_started_inside_an_operation_asks_for_itself(core: Core, db_url: str) -> None:
+    """The scope is the operation's own: a worker it starts (a thread, or an asyncio task
+    that outlives it) reads the version in force, not the operation's."""
+    other = Core(
+        db=Database(db_url), settings=core.settings, provider=core.provider, secrets=core.secrets
+    )
+    seen: list[int] = []
+    try:
+        with core.models.one_version():
+            core.models.current()
+            loaded = elsewhere(other)
+            worker = threading.Thread(target=lambda: seen.append(core.models.current()[0]))
+            worker.start()
+            worker.join()
+        assert seen == [loaded.id]
+    finally:
+        other.db.dispose()
+
+
+def test_an_operation_that_outlived_its_scope_reads_the_version_in_force(
+    core: Core, db_url: str
+) -> None:
+    other = Core(
+        db=Database(db_url), settings=core.settings, provider=core.provider, secrets=core.secrets
+    )
+    try:
+        with core.models.one_version():
+            core.models.current()
+            leftover = contextvars.copy_context()  # what a task created now would carry
+        loaded = other.models.load(with_newcomer(), "elsewhere.yaml", SYSTEM)
+        assert leftover.run(core.models.current)[0] == loaded.id
+    finally:
+        other.db.dispose()

@@ -17,6 +17,7 @@ from sekisho import __version__
 from sekisho.api import problems
 from sekisho.api.deps import GatewayCa, no_gateway_ca
 from sekisho.api.limits import MAX_BODY, DeclaredBodyLimit
+from sekisho.api.one_version import OneVersionPerRequest
 from sekisho.api.routers import (
     audit,
     auth,
@@ -54,6 +55,7 @@ def create_api(core: Core, *, gateway_ca: GatewayCa = no_gateway_ca) -> FastAPI:
     app.state.core = core
     app.state.gateway_ca = gateway_ca
     problems.install(app)
+    app.add_middleware(OneVersionPerRequest, models=core.models)
     _limit_bodies(app)
     proxies = core.settings.trusted_proxy_list
     if proxies:  # outermost: the client's address and scheme as the proxy saw them

@@ -43,6 +43,7 @@ from sekisho.gateway.limits import PendingSlots, RateLimiter, client_key
 from sekisho.gateway.live import LiveSession, Registry
 from sekisho.gateway.relay import Cut, Meter, relay
 from sekisho.gateway.rlimit import raise_open_files
+from sekisho.queries.sessions import SessionView
 from sekisho.services.events import EVENTS_MISSED, Event
 from sekisho.services.lease import node_id
 from sekisho.store import outage
@@ -289,14 +290,11 @@ class Gateway:
 
     def _open(self, tls: ssl.SSLSocket, hello: dict[str, Any], source: str) -> None:
         """A session: admitted, on record, held until it ends, and its end on record."""
-        token, target_name = _text(hello, "token", protocol.TOKEN_MAX), _text(hello, "target", 128)
-        admitted = self._admit(tls, token, target_name, source)
-        if admitted is None:
+        with self._core.models.one_version():  # admitted and on record under one model
+            opened = self._admit_and_record(tls, hello, source)
+        if opened is None:
             return
-        opening = admitted.opening(hello, source, self.node)
-        if not self._target_answers(tls, opening, admitted.target):
-            return
-        view = self._core.sessions.open(opening, admitted.decision)
+        admitted, view = opened
         wake_read, wake_write = socket.socketpair()
         live = admitted.live_session(view.id, wake_write)
         self.sessions.add(live)
@@ -312,6 +310,19 @@ class Gateway:
             wake_read.close()
             wake_write.close()
             self._core.sessions.end(live.counters(), live.ended or "closed")
+
+    def _admit_and_record(
+        self, tls: ssl.SSLSocket, hello: dict[str, Any], source: str
+    ) -> tuple[_Admitted, SessionView] | None:
+        """The session admitted and on record, its target answering; None once refused."""
+        token, target_name = _text(hello, "token", protocol.TOKEN_MAX), _text(hello, "target", 128)
+        admitted = self._admit(tls, token, target_name, source)
+        if admitted is None:
+            return None
+        opening = admitted.opening(hello, source, self.node)
+        if not self._target_answers(tls, opening, admitted.target):
+            return None
+        return admitted, self._core.sessions.open(opening, admitted.decision)
 
     def _admit(
         self, tls: ssl.SSLSocket, token: str, target_name: str, source: str

@@ -10,7 +10,7 @@ retried with backoff. It is never marked ended before the provider confirmed.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -39,9 +39,9 @@ from sekisho.domain.grants import (
 from sekisho.domain.requests import RequestStatus
 from sekisho.domain.text import LONG_TEXT, check_text
 from sekisho.domain.timespec import backoff
-from sekisho.ports import MembershipLocks, ModelSource, RevokeRoleSessions
+from sekisho.ports import ModelSource, RevokeRoleSessions
 from sekisho.services import permissions
-from sekisho.services.membership import Membership, StepOutcome
+from sekisho.services.membership import Membership, OnStep, StepOutcome
 from sekisho.store import grants
 from sekisho.store.tables import GrantRow, RequestRow
 from sekisho.store.unit_of_work import Store, UnitOfWork
@@ -99,11 +99,10 @@ class EndGrants:
         store: Store,
         clock: Clock,
         membership: Membership,
-        locks: MembershipLocks,
         revoke_role_sessions: RevokeRoleSessions,
         times: EndingTimes,
     ) -> None:
-        self._store, self._clock, self._membership, self._locks = store, clock, membership, locks
+        self._store, self._clock, self._membership = store, clock, membership
         self._revoke, self._times = revoke_role_sessions, times
 
     def execute(
@@ -162,39 +161,40 @@ class EndGrants:
         by_pair: dict[tuple[str, str], list[Ending]] = defaultdict(list)
         for ending in endings:
             by_pair[(ending.user, ending.group)].append(ending)
-        outcomes = [
-            self._converge(user, group, batch, actor, also_on)
-            for (user, group), batch in by_pair.items()
-        ]
-        result = EndResult()
-        if not outcomes:
-            return result
-        with self._store.write() as uow:
+        if not by_pair:
+            return EndResult()
+        steps: dict[tuple[str, str], list[RunbookStep]] = {pair: [] for pair in by_pair}
+
+        def steps_of(pair: tuple[str, str]) -> OnStep:
+            batch = by_pair[pair]
+            targets = {e.request_id for e in batch} | ({also_on} if also_on is not None else set())
+            return self._recorder(steps[pair], tuple(sorted(targets)), actor)
+
+        def confirm(pair: tuple[str, str], on_step: OnStep) -> bool:
+            if not any(e.reason in _EARLY for e in by_pair[pair]):
+                return True
+            return self._revoke_role_sessions(*pair, on_step)
+
+        def record(uow: UnitOfWork, confirmed: dict[tuple[str, str], bool]) -> EndResult:
+            result = EndResult()
             rows = grants.lock_ending(uow.session, [e.id for e in endings])
-            for outcome in outcomes:
+            for pair, batch in by_pair.items():
+                outcome = _PairOutcome(batch, steps[pair], confirmed[pair])
                 self._settle(uow, rows, outcome, actor, result)
-        return result
+            return result
 
-    def _converge(
-        self, user: str, group: str, batch: list[Ending], actor: Actor, also_on: int | None
-    ) -> _PairOutcome:
-        targets = {e.request_id for e in batch} | ({also_on} if also_on is not None else set())
-        request_ids = tuple(sorted(targets))
-        steps: list[RunbookStep] = []
+        return self._membership.follow(list(by_pair), steps_of, record, confirm)
 
+    def _recorder(
+        self, steps: list[RunbookStep], request_ids: tuple[int, ...], actor: Actor
+    ) -> OnStep:
         def record(o: StepOutcome) -> None:
             now = self._clock.now()
             steps.append(RunbookStep(now, request_ids, actor, o.step, o.ok, o.output))
 
-        with self._locks.hold(user, group):
-            confirmed = self._membership.converge(user, group, record)
-            if confirmed and any(e.reason in _EARLY for e in batch):
-                confirmed = self._revoke_role_sessions(user, group, record)
-        return _PairOutcome(batch, steps, confirmed)
+        return record
 
-    def _revoke_role_sessions(
-        self, user: str, group: str, record: Callable[[StepOutcome], None]
-    ) -> bool:
+    def _revoke_role_sessions(self, user: str, group: str, record: OnStep) -> bool:
         """An early end also ends role credentials issued before it (AWS): the user's older
         sessions of the group's roles are denied. Unconfirmed, the ending is retried."""
         try:

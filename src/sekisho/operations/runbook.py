@@ -33,8 +33,7 @@ from sekisho.domain.events import (
 from sekisho.domain.grants import EndReason, GrantStatus
 from sekisho.domain.requests import RequestStatus
 from sekisho.operations.grants import EndGrants, Ending
-from sekisho.ports import MembershipLocks
-from sekisho.services.membership import Membership, OnStep, StepOutcome
+from sekisho.services.membership import Membership, StepOutcome, StepsOf
 from sekisho.store import grants, requests
 from sekisho.store.tables import GrantRow, RequestRow
 from sekisho.store.unit_of_work import Store, UnitOfWork
@@ -59,12 +58,11 @@ class RunRunbook:
         store: Store,
         clock: Clock,
         membership: Membership,
-        locks: MembershipLocks,
         end: EndGrants,
         lease: timedelta,  # how long a runner holds a request before another may take over
     ) -> None:
         self._store, self._clock, self._membership = store, clock, membership
-        self._locks, self._end, self._lease = locks, end, lease
+        self._end, self._lease = end, lease
 
     def execute(self, request_id: int) -> bool:
         """Run (or resume) the request's runbook if it is due and free. True if it ran."""
@@ -154,49 +152,51 @@ class RunRunbook:
         if job.rollback:
             return self._fail(job, "the run was interrupted or came too late", self._undo(job))
         steps: list[RunbookStep] = []
-        with self._locks.hold(job.user, job.group):
-            if self._membership.converge(job.user, job.group, self._recorder(job, steps)):
-                self._activate(job, steps)
-                return RequestStatus.SUCCEEDED
+
+        def record(uow: UnitOfWork, confirmed: dict[tuple[str, str], bool]) -> list[Ending] | None:
+            """None: activated. Otherwise the endings that undo the run."""
+            uow.record(*steps)  # the run's steps land on the timeline with its outcome
+            if confirmed[(job.user, job.group)]:
+                self._activate(uow, job)
+                return None
             # This grant no longer counts, so undoing it removes what the run added (or keeps
             # the membership an overlapping grant still needs).
-            endings = self._start_undo(job, steps)
+            return self._start_undo(uow, job)
+
+        pair = (job.user, job.group)
+        endings = self._membership.follow([pair], self._recorder(job, steps), record)
+        if endings is None:
+            return RequestStatus.SUCCEEDED
         failed = [s for s in steps if not s.ok]
         error = f"{failed[0].step}: {failed[0].output}" if failed else "step failed"
         rolled_back = not self._end.finish(endings, RUNNER).pending
         return self._fail(job, error, rolled_back)
 
-    def _recorder(self, job: Job, steps: list[RunbookStep]) -> OnStep:
-        """Gather the run's steps: they land on the timeline with the run's outcome."""
+    def _recorder(self, job: Job, steps: list[RunbookStep]) -> StepsOf:
+        """Gather the run's steps, to be recorded with the run's outcome."""
 
         def record(o: StepOutcome) -> None:
             now = self._clock.now()
             steps.append(RunbookStep(now, (job.request_id,), RUNNER, o.step, o.ok, o.output))
 
-        return record
+        return lambda _pair: record
 
-    def _activate(self, job: Job, steps: list[RunbookStep]) -> None:
+    def _activate(self, uow: UnitOfWork, job: Job) -> None:
         assert job.grant_id is not None
         now = self._clock.now()
-        with self._store.write() as uow:
-            uow.record(*steps)
-            grant = uow.session.get_one(GrantRow, job.grant_id)
-            row = uow.session.get_one(RequestRow, job.request_id)
-            grants.activate(grant, now)
-            requests.move(row, RequestStatus.SUCCEEDED, now)
-            row.runner_until = None
-            uow.record(
-                GrantActivated(now, grant.id, RUNNER), RunbookSucceeded(now, row.id, grant.id)
-            )
+        grant = uow.session.get_one(GrantRow, job.grant_id)
+        row = uow.session.get_one(RequestRow, job.request_id)
+        grants.activate(grant, now)
+        requests.move(row, RequestStatus.SUCCEEDED, now)
+        row.runner_until = None
+        uow.record(GrantActivated(now, grant.id, RUNNER), RunbookSucceeded(now, row.id, grant.id))
 
-    def _start_undo(self, job: Job, steps: list[RunbookStep]) -> list[Ending]:
+    def _start_undo(self, uow: UnitOfWork, job: Job) -> list[Ending]:
         assert job.grant_id is not None
-        with self._store.write() as uow:
-            uow.record(*steps)
-            grant = grants.lock(uow.session, job.grant_id)
-            undoable = (GrantStatus.ACTIVATING, GrantStatus.ENDING)
-            rows = [grant] if grant is not None and grant.status in undoable else []
-            return self._end.start(uow, rows, EndReason.FAILED, RUNNER, UNDOING)
+        grant = grants.lock(uow.session, job.grant_id)
+        undoable = (GrantStatus.ACTIVATING, GrantStatus.ENDING)
+        rows = [grant] if grant is not None and grant.status in undoable else []
+        return self._end.start(uow, rows, EndReason.FAILED, RUNNER, UNDOING)
 
     def _undo(self, job: Job) -> bool:
         """Roll back through the one way grants end; True once the provider confirmed.

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
+from sqlalchemy.orm import Session
 
 from sekisho.domain.errors import ProviderFailure
 from sekisho.providers.aws import AwsClients
@@ -68,6 +69,9 @@ class AwsIamProvider:
 
         found = _call_unless_gone(f"read the tags of IAM user {user}", collect)
         return found or {}
+
+    def within(self, session: Session) -> None:
+        return None  # IAM is not in sekisho's database
 
 
 class _Gone(Exception):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 
+from sqlalchemy.orm import Session
+
 from sekisho.domain.errors import ProviderFailure
 
 
@@ -65,3 +67,6 @@ class MemoryProvider:
         with self._lock:
             self._maybe_fail("tags")
             return dict(self._tags[user])
+
+    def within(self, session: Session) -> None:
+        return None  # a system of its own, as real providers are

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+from sqlalchemy.orm import Session
+
 from sekisho.clock import Clock
 from sekisho.domain.access import ProviderKind, ProviderSettings
 from sekisho.providers.base import Provider
@@ -22,8 +24,9 @@ class ProviderFromModel:
         self._built: tuple[ProviderSettings, Provider] | None = None
         self._lock = threading.Lock()
 
-    def current(self) -> Provider:
-        settings = self._models.model().provider
+    def current(self, session: Session | None = None) -> Provider:
+        """The provider of the model in force (in `session`'s transaction, if given)."""
+        settings = self._models.model(session).provider
         with self._lock:
             if self._built is None or self._built[0] != settings:
                 self._built = (settings, build(settings, self._db, self._clock))
@@ -50,6 +53,9 @@ class ProviderFromModel:
 
     def tags(self, user: str) -> dict[str, str]:
         return self.current().tags(user)
+
+    def within(self, session: Session) -> Provider | None:
+        return self.current(session).within(session)
 
 
 def build(settings: ProviderSettings, db: Database, clock: Clock) -> Provider:

@@ -7,6 +7,8 @@ API, the CLI, the web and the tests call.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
+
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
@@ -31,3 +33,6 @@ class ModelService:
 
     def model(self, session: Session | Connection | None = None) -> AccessModel:
         return self._source.model(session)
+
+    def one_version(self) -> AbstractContextManager[None]:
+        return self._source.one_version()

@@ -21,7 +21,7 @@ from sekisho.domain.requests import RequestStatus
 from sekisho.operations.grants import EndGrants
 from sekisho.operations.requests import ExpireUndecided
 from sekisho.operations.runbook import RunRunbook
-from sekisho.ports import NotifyJobs
+from sekisho.ports import ModelSource, NotifyJobs
 from sekisho.store import grants
 from sekisho.store.tables import RequestRow
 from sekisho.store.unit_of_work import Store
@@ -61,11 +61,18 @@ class Sweeper:
         expire_undecided: ExpireUndecided,
         runbook: RunRunbook,
         notify: NotifyJobs,
+        models: ModelSource,
     ) -> None:
         self._store, self._clock, self._end = store, clock, end
         self._expire_undecided, self._runbook, self._notify = expire_undecided, runbook, notify
+        self._models = models
 
     def run_due(self) -> SweepReport:
+        """One pass, under one version of the model (asked of the store once)."""
+        with self._models.one_version():
+            return self._pass()
+
+    def _pass(self) -> SweepReport:
         report = SweepReport()
         self._end_grants(report)
         self._expire_requests(report)

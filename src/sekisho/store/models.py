@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,6 +26,19 @@ from sekisho.store.tables import AccessModelRow
 
 # Where a session remembers the version in force for its transaction (`Session.info`).
 _IN_FORCE = "sekisho.model_in_force"
+
+
+class _OneVersion:
+    """The version an operation (an API request, a sweep pass) decides under, once known."""
+
+    def __init__(self) -> None:
+        self.open = True
+        self.found: tuple[int, AccessModel] | None = None
+
+
+# The operation in progress in this context: threads start without one, and an asyncio task
+# started by a request keeps a reference that goes dead (`open` false) when the request ends.
+_OPERATION: ContextVar[_OneVersion | None] = ContextVar("sekisho_one_version", default=None)
 NO_MODEL = "no access model is loaded: run `sekisho init --model FILE` first"
 
 
@@ -49,6 +65,9 @@ class StoredModels:
     text is parsed once per process (keyed by id and digest: SQLite may hand a rolled-back
     version's id to the next one). A plain connection (the gateway's hot re-check) is asked
     every call: its `info` belongs to the pooled connection and outlives the transaction.
+
+    Inside `one_version()` (an API request, a sweep pass, a gateway admission) the store is
+    asked once for the whole operation, however many transactions it takes.
     """
 
     def __init__(self, db: Database) -> None:
@@ -56,9 +75,30 @@ class StoredModels:
         self._parsed: dict[Version, AccessModel] = {}
         self._lock = threading.Lock()
 
+    @contextmanager
+    def one_version(self) -> Iterator[None]:
+        """Everything inside decides under one version: the first transaction that asks reads
+        the version in force, the others (each of the operation's transactions and reads)
+        reuse it without a statement. A version loaded inside is asked for afresh. Nested
+        calls join the outer one."""
+        if (outer := _OPERATION.get()) is not None and outer.open:
+            yield
+            return
+        scope = _OneVersion()
+        token = _OPERATION.set(scope)
+        try:
+            yield
+        finally:
+            scope.open = False
+            _OPERATION.reset(token)
+
     def current(self, session: Session | Connection | None = None) -> tuple[int, AccessModel]:
         """The version's id and the model in force, in the caller's transaction."""
+        scope = _OPERATION.get()
+        known = scope.found if scope is not None and scope.open else None
         if session is None:
+            if known is not None:
+                return known
             with self._db.read() as s:
                 return self.current(s)
         if isinstance(session, Session):
@@ -67,13 +107,19 @@ class StoredModels:
                 session.get_transaction()
             ):
                 return remembered.model_id, remembered.model
+        if known is None:
+            known = self._read(session)
+            if scope is not None and scope.open:
+                scope.found = known
+        if isinstance(session, Session):
+            self._remember(session, *known)
+        return known
+
+    def _read(self, session: Session | Connection) -> tuple[int, AccessModel]:
         version = self.latest(session)
         if version is None:
             raise Conflict(NO_MODEL)
-        model = self._parsed_version(session, version)
-        if isinstance(session, Session):
-            self._remember(session, version.id, model)
-        return version.id, model
+        return version.id, self._parsed_version(session, version)
 
     def model(self, session: Session | Connection | None = None) -> AccessModel:
         return self.current(session)[1]
@@ -109,8 +155,11 @@ class StoredModels:
         )
         session.add(row)
         session.flush()
-        # Remembered for this transaction only: the process cache waits for a committed read.
+        # Remembered for this transaction only: the process cache waits for a committed read,
+        # and an operation's later transactions ask the store again.
         self._remember(session, row.id, model)
+        if (scope := _OPERATION.get()) is not None:
+            scope.found = None
         return Version(row.id, row.sha256)
 
     def _parsed_version(self, session: Session | Connection, version: Version) -> AccessModel:

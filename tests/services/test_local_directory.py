@@ -1,0 +1,124 @@
+"""The `local` provider lives in sekisho's own database, so a grant's activation or ending and
+the directory's change commit in one transaction: no membership without its record, no record
+without its membership, however the transaction ends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from flows import WORK, actions, granted
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from sekisho.bootstrap import Core
+from sekisho.clock import ManualClock
+from sekisho.config import Settings
+from sekisho.domain.actor import Actor
+from sekisho.providers.select import ProviderFromModel
+from sekisho.store.db import Database
+from support import LEADER, MEMBER, MEMBER2, assemble_core, draft
+
+MEMBERS = [MEMBER, MEMBER2]
+
+
+@pytest.fixture
+def local(db_url: str, clock: ManualClock, settings: Settings) -> Iterator[Core]:
+    """sekisho as `serve` builds it: the provider the model names (the example's: local)."""
+    db = Database(db_url)
+    yield assemble_core(db, settings, ProviderFromModel(db, clock), clock)
+    db.dispose()
+
+
+def steps(core: Core, actor: Actor, request_id: int) -> list[str]:
+    """The runbook steps on the request's timeline, by name."""
+    timeline = core.workflow.get(actor, request_id).timeline
+    return [e.kind.removeprefix("step:") for e in timeline if e.kind.startswith("step:")]
+
+
+def refuse_activations(core: Core) -> None:
+    """The store refuses to mark a grant active (a real database error, raised by the
+    activation's own transaction after the directory's change was made in it)."""
+    with core.db.write() as s:
+        if core.db.is_postgres:
+            s.execute(
+                text(
+                    "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN "
+                    "IF NEW.status = 'active' THEN RAISE EXCEPTION 'the store refuses'; END IF; "
+                    "RETURN NEW; END $$ LANGUAGE plpgsql"
+                )
+            )
+            s.execute(
+                text(
+                    "CREATE TRIGGER refuse BEFORE UPDATE ON grants "
+                    "FOR EACH ROW EXECUTE FUNCTION refuse()"
+                )
+            )
+        else:
+            s.execute(
+                text(
+                    "CREATE TRIGGER refuse BEFORE UPDATE OF status ON grants "
+                    "WHEN NEW.status = 'active' BEGIN SELECT RAISE(ABORT, 'the store refuses'); END"
+                )
+            )
+
+
+def accept_activations(core: Core) -> None:
+    with core.db.write() as s:
+        s.execute(text("DROP TRIGGER refuse" + (" ON grants" if core.db.is_postgres else "")))
+
+
+def test_an_approval_makes_the_member_and_records_it(local: Core) -> None:
+    view = granted(local)
+    assert view.status == "succeeded"
+    assert view.grant is not None
+    assert MEMBER.name in local.provider.members(WORK)
+    assert WORK in local.provider.tags(MEMBER.name)
+    assert "grant.activated" in actions(local, view.id)
+
+
+def test_a_release_ends_the_membership_with_the_grant(local: Core) -> None:
+    view = granted(local)
+    assert view.grant is not None
+    ended = local.grants.release(MEMBER, view.grant.id)
+    assert ended.status == "revoked"
+    assert MEMBER.name not in local.provider.members(WORK)
+    assert WORK not in local.provider.tags(MEMBER.name)
+
+
+def test_an_activation_that_fails_to_commit_leaves_no_membership(
+    local: Core, clock: ManualClock
+) -> None:
+    """The activation's transaction fails after the directory made the member in it: neither
+    the membership nor the activation is kept, and the run resumes once its lease runs out."""
+    refuse_activations(local)
+    filed = local.workflow.file(MEMBER, draft())
+    with pytest.raises(DBAPIError, match="the store refuses"):
+        local.workflow.approve(LEADER, filed.id, "ok")
+    after = local.workflow.get(MEMBER, filed.id)
+    assert after.status == "in_progress"
+    assert after.grant is not None
+    assert after.grant.status == "activating"
+    assert MEMBER.name not in local.provider.members(WORK)
+    assert "grant.activated" not in actions(local, filed.id)
+    accept_activations(local)
+    clock.advance(local.settings.runbook_lease + timedelta(seconds=1))
+    assert local.sweeper.run_due().runbooks_run == [filed.id]
+    resumed = local.workflow.get(MEMBER, filed.id)
+    assert resumed.status == "succeeded"
+    assert resumed.grant is not None
+    assert resumed.grant.status == "active"
+    assert MEMBER.name in local.provider.members(WORK)
+
+
+def test_a_due_batch_ends_every_membership_in_one_pass(local: Core, clock: ManualClock) -> None:
+    views = [granted(local, member, duration="1h") for member in MEMBERS]
+    assert local.provider.members(WORK) == {m.name for m in MEMBERS}
+    clock.advance(timedelta(hours=1, seconds=1))
+    report = local.sweeper.run_due()
+    assert sorted(report.expired) == sorted(v.grant.id for v in views if v.grant)
+    assert local.provider.members(WORK) == frozenset()
+    for member, view in zip(MEMBERS, views, strict=True):
+        assert WORK not in local.provider.tags(member.name)
+        assert steps(local, member, view.id)[-2:] == ["remove_user_from_group", "untag_user"]
