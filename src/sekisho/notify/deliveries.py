@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, aliased
 from sekisho.clock import Clock
 from sekisho.config import Settings
 from sekisho.domain.timespec import backoff
-from sekisho.notify.reports import next_orphan
+from sekisho.notify.reports import OLDEST_ORPHAN, orphans_due
 from sekisho.store.db import Database
 from sekisho.store.tables import NotificationRow, ReportLineRow
 
@@ -100,23 +100,8 @@ class Deliveries:
         """When a pass would next find something to do: a message due, a lease run out, or
         report lines a dead pass left."""
         with self._db.read() as s:
-            candidates = [
-                s.scalar(
-                    select(func.min(NotificationRow.next_at)).where(
-                        NotificationRow.status == PENDING,
-                        NotificationRow.lease_until.is_(None),
-                        _first_of_its_order(),  # one held back waits for the earlier one
-                    )
-                ),
-                s.scalar(
-                    select(func.min(NotificationRow.lease_until)).where(
-                        NotificationRow.status == PENDING,
-                        NotificationRow.lease_until.is_not(None),
-                    )
-                ),
-                next_orphan(s),
-            ]
-        found = [c for c in candidates if c is not None]
+            due, lease_ends, oldest_orphan = s.execute(_NEXT_DUE).one()
+        found = [c for c in (due, lease_ends, orphans_due(oldest_orphan)) if c is not None]
         return min(found) if found else None
 
     def delivered(self, done: list[tuple[Claimed, str]]) -> None:
@@ -235,3 +220,21 @@ def _first_of_its_order() -> ColumnElement[bool]:
         earlier.recipient.is_not_distinct_from(NotificationRow.recipient),
         earlier.id < NotificationRow.id,
     )
+
+
+# The dispatcher's deadlines in one statement, built once (asked at every wake-up): the first
+# message due (one held back waits for the earlier one), the first lease to run out, and when
+# report lines a dead pass left become the dispatcher's to gather.
+_NEXT_DUE = select(
+    select(func.min(NotificationRow.next_at))
+    .where(
+        NotificationRow.status == PENDING,
+        NotificationRow.lease_until.is_(None),
+        _first_of_its_order(),
+    )
+    .scalar_subquery(),
+    select(func.min(NotificationRow.lease_until))
+    .where(NotificationRow.status == PENDING, NotificationRow.lease_until.is_not(None))
+    .scalar_subquery(),
+    OLDEST_ORPHAN,
+)

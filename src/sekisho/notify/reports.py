@@ -95,12 +95,20 @@ def lines_of(s: Session, report_key: str) -> list[ReportLineRow]:
     )
 
 
+# The oldest report line no pass gathered, as a column a caller selects beside its own.
+OLDEST_ORPHAN = (
+    select(func.min(ReportLineRow.at)).where(ReportLineRow.report_key.is_(None))
+).scalar_subquery()
+
+
+def orphans_due(oldest: datetime | None) -> datetime | None:
+    """When lines no pass gathered (it died), the oldest at `oldest`, are the dispatcher's."""
+    return oldest + ORPHAN_AFTER if oldest is not None else None
+
+
 def next_orphan(s: Session) -> datetime | None:
     """When report lines no pass gathered (it died) are the dispatcher's to gather."""
-    oldest: datetime | None = s.scalar(
-        select(func.min(ReportLineRow.at)).where(ReportLineRow.report_key.is_(None))
-    )
-    return oldest + ORPHAN_AFTER if oldest is not None else None
+    return orphans_due(s.scalar(select(OLDEST_ORPHAN)))
 
 
 class ComposeReports:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ScalarSelect, exists, func, select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from sekisho.clock import Clock
 from sekisho.domain.actor import Actor
@@ -135,29 +137,28 @@ class Sweeper:
     def next_deadline(self) -> datetime | None:
         """The earliest instant at which a pass would find something to do."""
         with self._store.read() as s:
-            candidates: list[datetime | None] = [
-                *grants.next_due(s),
-                s.scalar(
-                    select(func.min(RequestRow.decide_by)).where(
-                        RequestRow.status == RequestStatus.PENDING_APPROVAL
-                    )
-                ),
-                s.scalar(
-                    select(func.min(RequestRow.start_at)).where(
-                        RequestRow.status == RequestStatus.SCHEDULED
-                    )
-                ),
-                s.scalar(
-                    select(func.min(RequestRow.runner_until)).where(
-                        RequestRow.status == RequestStatus.IN_PROGRESS
-                    )
-                ),
-                self._notify.next_reminder(s),  # a grant's coming-end reminder
-            ]
-            if s.scalar(select(RequestRow.id).where(RequestRow.status == RequestStatus.APPROVED)):
-                candidates.append(self._clock.now())
+            row = s.execute(_DEADLINES).one()
+            candidates = [*row[:-1], self._notify.next_reminder(s)]  # a coming-end reminder
+        if row.approved:  # approved and not yet claimed: run it now
+            candidates.append(self._clock.now())
         found = [_aware(c) for c in candidates if c is not None]
         return min(found) if found else None
+
+
+def _earliest(column: InstrumentedAttribute[Any], status: RequestStatus) -> ScalarSelect[Any]:
+    return select(func.min(column)).where(RequestRow.status == status).scalar_subquery()
+
+
+# Every deadline of the grants and requests in one statement: a loop woken by each event
+# asks this, so one round trip and a statement built once, not seven.
+_DEADLINES = select(
+    grants.NEXT_END,
+    grants.NEXT_RETRY,
+    _earliest(RequestRow.decide_by, RequestStatus.PENDING_APPROVAL),
+    _earliest(RequestRow.start_at, RequestStatus.SCHEDULED),
+    _earliest(RequestRow.runner_until, RequestStatus.IN_PROGRESS),
+    exists().where(RequestRow.status == RequestStatus.APPROVED).label("approved"),
+)
 
 
 def _aware(value: datetime) -> datetime:

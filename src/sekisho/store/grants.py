@@ -125,17 +125,20 @@ def due(session: Session, at: datetime, limit: int) -> Due:
     return Due(list(expiring), list(retries))
 
 
+# When grants next fall due, as columns a caller selects beside its own (one statement for
+# a loop's every deadline): the earliest end of an active grant, and the earliest retry of an
+# unconfirmed ending. Either may already have passed: it is due now.
+NEXT_END = (
+    select(func.min(GrantRow.end_at)).where(GrantRow.status == GrantStatus.ACTIVE)
+).scalar_subquery()
+NEXT_RETRY = (
+    select(func.min(GrantRow.retry_at)).where(GrantRow.status == GrantStatus.ENDING)
+).scalar_subquery()
+
+
 def next_due(session: Session) -> list[datetime]:
-    """When grants next fall due: the earliest end of an active grant, and the earliest retry
-    of an unconfirmed ending (either may already have passed: it is due now)."""
-    found = [
-        session.scalar(
-            select(func.min(GrantRow.end_at)).where(GrantRow.status == GrantStatus.ACTIVE)
-        ),
-        session.scalar(
-            select(func.min(GrantRow.retry_at)).where(GrantRow.status == GrantStatus.ENDING)
-        ),
-    ]
+    """When grants next fall due (`NEXT_END`, `NEXT_RETRY`), those that are set."""
+    found = session.execute(select(NEXT_END, NEXT_RETRY)).one()
     return [f for f in found if f is not None]
 
 
