@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextvars
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -26,6 +27,16 @@ def with_newcomer() -> str:
     head, users, rest = EXAMPLE_TEXT.partition("users:\n")
     assert users, "the example model lists its users"
     return head + users + NEW_USER + rest
+
+
+@pytest.fixture
+def other(core: Core, db_url: str) -> Iterator[Core]:
+    """Another node on the same database: its own engines and caches."""
+    node = Core(
+        db=Database(db_url), settings=core.settings, provider=core.provider, secrets=core.secrets
+    )
+    yield node
+    node.db.dispose()
 
 
 def heard(core: Core) -> list[Event]:
@@ -84,20 +95,14 @@ def test_filing_and_approving_ask_for_the_version_once_per_transaction(core: Cor
 
 
 def test_a_version_another_process_loads_is_in_force_at_the_next_transaction(
-    core: Core, db_url: str
+    core: Core, other: Core
 ) -> None:
-    other = Core(
-        db=Database(db_url), settings=core.settings, provider=core.provider, secrets=core.secrets
-    )
-    try:
-        with core.db.read() as s:
-            before = core.models.current(s)
-        loaded = other.models.load(with_newcomer(), "elsewhere.yaml", SYSTEM)
-        model_id, model = core.models.current()
-        assert (model_id, model.user("newcomer01") is not None) == (loaded.id, True)
-        assert model_id != before[0]
-    finally:
-        other.db.dispose()
+    with core.db.read() as s:
+        before = core.models.current(s)
+    loaded = other.models.load(with_newcomer(), "elsewhere.yaml", SYSTEM)
+    model_id, model = core.models.current()
+    assert (model_id, model.user("newcomer01") is not None) == (loaded.id, True)
+    assert model_id != before[0]
 
 
 def test_without_a_model_the_reader_says_how_to_load_one(core: Core) -> None:
@@ -121,22 +126,16 @@ def elsewhere(other: Core) -> LoadedModel:
         return pool.submit(other.models.load, with_newcomer(), "elsewhere.yaml", SYSTEM).result()
 
 
-def test_an_operation_decides_under_the_version_it_began_with(core: Core, db_url: str) -> None:
+def test_an_operation_decides_under_the_version_it_began_with(core: Core, other: Core) -> None:
     """Another node loads a version mid-operation: the operation finishes under the one it
     began with, and the next operation is under the new one."""
-    other = Core(
-        db=Database(db_url), settings=core.settings, provider=core.provider, secrets=core.secrets
-    )
-    try:
-        with core.models.one_version():
-            began = core.models.current()
-            loaded = elsewhere(other)
-            with core.db.read() as s:
-                assert core.models.current(s) == began
-            assert core.models.model().user("newcomer01") is None
-        assert core.models.current()[0] == loaded.id
-    finally:
-        other.db.dispose()
+    with core.models.one_version():
+        began = core.models.current()
+        loaded = elsewhere(other)
+        with core.db.read() as s:
+            assert core.models.current(s) == began
+        assert core.models.model().user("newcomer01") is None
+    assert core.models.current()[0] == loaded.id
 
 
 def test_a_version_loaded_inside_an_operation_is_in_force_for_the_rest_of_it(core: Core) -> None:
@@ -148,36 +147,24 @@ def test_a_version_loaded_inside_an_operation_is_in_force_for_the_rest_of_it(cor
     assert model_id != before[0]
 
 
-def test_a_thread_started_inside_an_operation_asks_for_itself(core: Core, db_url: str) -> None:
+def test_a_thread_started_inside_an_operation_asks_for_itself(core: Core, other: Core) -> None:
     """The scope is the operation's own: a worker it starts (a thread, or an asyncio task
     that outlives it) reads the version in force, not the operation's."""
-    other = Core(
-        db=Database(db_url), settings=core.settings, provider=core.provider, secrets=core.secrets
-    )
     seen: list[int] = []
-    try:
-        with core.models.one_version():
-            core.models.current()
-            loaded = elsewhere(other)
-            worker = threading.Thread(target=lambda: seen.append(core.models.current()[0]))
-            worker.start()
-            worker.join()
-        assert seen == [loaded.id]
-    finally:
-        other.db.dispose()
+    with core.models.one_version():
+        core.models.current()
+        loaded = elsewhere(other)
+        worker = threading.Thread(target=lambda: seen.append(core.models.current()[0]))
+        worker.start()
+        worker.join()
+    assert seen == [loaded.id]
 
 
 def test_an_operation_that_outlived_its_scope_reads_the_version_in_force(
-    core: Core, db_url: str
+    core: Core, other: Core
 ) -> None:
-    other = Core(
-        db=Database(db_url), settings=core.settings, provider=core.provider, secrets=core.secrets
-    )
-    try:
-        with core.models.one_version():
-            core.models.current()
-            leftover = contextvars.copy_context()  # what a task created now would carry
-        loaded = other.models.load(with_newcomer(), "elsewhere.yaml", SYSTEM)
-        assert leftover.run(core.models.current)[0] == loaded.id
-    finally:
-        other.db.dispose()
+    with core.models.one_version():
+        core.models.current()
+        leftover = contextvars.copy_context()  # what a task created now would carry
+    loaded = other.models.load(with_newcomer(), "elsewhere.yaml", SYSTEM)
+    assert leftover.run(core.models.current)[0] == loaded.id
