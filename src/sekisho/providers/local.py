@@ -67,7 +67,7 @@ class LocalDirectory:
         rows = self._session.execute(
             select(LocalTagRow.key, LocalTagRow.value).where(LocalTagRow.user == user)
         )
-        return dict(rows)
+        return dict(rows.all())
 
     def within(self, session: Session) -> LocalDirectory:
         return self if session is self._session else LocalDirectory(session, self._clock)
