@@ -123,10 +123,10 @@ class Membership:
         """Until when each pair should be a member (absent: not at all)."""
         now = self._clock.now()
         found = {}
-        for user, group in pairs:
-            end = membership_end(grants.membership_windows(session, user, group, now), now)
+        for pair, windows in grants.membership_windows_of(session, pairs, now).items():
+            end = membership_end(windows, now)
             if end is not None:
-                found[(user, group)] = end
+                found[pair] = end
         return found
 
     @staticmethod

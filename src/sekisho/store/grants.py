@@ -90,6 +90,26 @@ def membership_windows(session: Session, user: str, group: str, at: datetime) ->
     return [window(r) for r in rows]
 
 
+def membership_windows_of(
+    session: Session, pairs: Sequence[tuple[str, str]], at: datetime
+) -> dict[tuple[str, str], list[GrantWindow]]:
+    """`membership_windows` for a batch of (user, group) pairs: a statement per 500 users,
+    not one per pair (a due batch ends hundreds at once)."""
+    wanted = set(pairs)
+    users = sorted({user for user, _group in wanted})
+    found: dict[tuple[str, str], list[GrantWindow]] = {pair: [] for pair in wanted}
+    for start in range(0, len(users), 500):
+        rows = session.scalars(
+            select(GrantRow).where(
+                GrantRow.user.in_(users[start : start + 500]), holding_membership(at)
+            )
+        )
+        for row in rows:
+            if (row.user, row.group_name) in wanted:
+                found[(row.user, row.group_name)].append(window(row))
+    return found
+
+
 def membership_holders(session: Session, at: datetime) -> list[GrantWindow]:
     """Every grant that holds a membership at `at`, for every user and group."""
     return [window(r) for r in session.scalars(select(GrantRow).where(holding_membership(at)))]
