@@ -41,7 +41,7 @@ from sekisho.domain.text import LONG_TEXT, check_text
 from sekisho.domain.timespec import backoff
 from sekisho.ports import ModelSource, RevokeRoleSessions
 from sekisho.services import permissions
-from sekisho.services.membership import Membership, OnStep, StepOutcome
+from sekisho.services.membership import Membership, OnStep, StepOutcome, gather_steps
 from sekisho.store import grants
 from sekisho.store.tables import GrantRow, RequestRow
 from sekisho.store.unit_of_work import Store, UnitOfWork
@@ -168,7 +168,7 @@ class EndGrants:
         def steps_of(pair: tuple[str, str]) -> OnStep:
             batch = by_pair[pair]
             targets = {e.request_id for e in batch} | ({also_on} if also_on is not None else set())
-            return self._recorder(steps[pair], tuple(sorted(targets)), actor)
+            return gather_steps(self._clock, steps[pair], tuple(sorted(targets)), actor)
 
         def confirm(pair: tuple[str, str], on_step: OnStep) -> bool:
             if not any(e.reason in _EARLY for e in by_pair[pair]):
@@ -184,15 +184,6 @@ class EndGrants:
             return result
 
         return self._membership.follow(list(by_pair), steps_of, record, confirm)
-
-    def _recorder(
-        self, steps: list[RunbookStep], request_ids: tuple[int, ...], actor: Actor
-    ) -> OnStep:
-        def record(o: StepOutcome) -> None:
-            now = self._clock.now()
-            steps.append(RunbookStep(now, request_ids, actor, o.step, o.ok, o.output))
-
-        return record
 
     def _revoke_role_sessions(self, user: str, group: str, record: OnStep) -> bool:
         """An early end also ends role credentials issued before it (AWS): the user's older

@@ -33,7 +33,7 @@ from sekisho.domain.events import (
 from sekisho.domain.grants import EndReason, GrantStatus
 from sekisho.domain.requests import RequestStatus
 from sekisho.operations.grants import EndGrants, Ending
-from sekisho.services.membership import Membership, StepOutcome, StepsOf
+from sekisho.services.membership import Membership, StepsOf, gather_steps
 from sekisho.store import grants, requests
 from sekisho.store.tables import GrantRow, RequestRow
 from sekisho.store.unit_of_work import Store, UnitOfWork
@@ -174,11 +174,7 @@ class RunRunbook:
 
     def _recorder(self, job: Job, steps: list[RunbookStep]) -> StepsOf:
         """Gather the run's steps, to be recorded with the run's outcome."""
-
-        def record(o: StepOutcome) -> None:
-            now = self._clock.now()
-            steps.append(RunbookStep(now, (job.request_id,), RUNNER, o.step, o.ok, o.output))
-
+        record = gather_steps(self._clock, steps, (job.request_id,), RUNNER)
         return lambda _pair: record
 
     def _activate(self, uow: UnitOfWork, job: Job) -> None:

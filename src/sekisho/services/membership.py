@@ -22,7 +22,9 @@ from sqlalchemy.orm import Session
 
 from sekisho.clock import Clock
 from sekisho.domain.access import AccessModel
+from sekisho.domain.actor import Actor
 from sekisho.domain.errors import ProviderFailure
+from sekisho.domain.events import RunbookStep
 from sekisho.domain.grants import membership_end
 from sekisho.ports import MembershipLocks, ModelSource
 from sekisho.providers.base import Provider
@@ -47,6 +49,17 @@ StepsOf = Callable[[Pair], OnStep]
 Confirm = Callable[[Pair, OnStep], bool]
 # Writes what the provider said (pair -> confirmed) in the unit of work that records it.
 Record = Callable[[UnitOfWork, dict[Pair, bool]], T]
+
+
+def gather_steps(
+    clock: Clock, steps: list[RunbookStep], request_ids: tuple[int, ...], actor: Actor
+) -> OnStep:
+    """Collect step outcomes as the timeline events the caller records with its outcome."""
+
+    def record(o: StepOutcome) -> None:
+        steps.append(RunbookStep(clock.now(), request_ids, actor, o.step, o.ok, o.output))
+
+    return record
 
 
 class Membership:

@@ -80,21 +80,11 @@ def held_grant(session: Session, user: str, group: str, at: datetime) -> int | N
     return found
 
 
-def membership_windows(session: Session, user: str, group: str, at: datetime) -> list[GrantWindow]:
-    """The grants that hold `user`'s membership of `group` at `at`."""
-    rows = session.scalars(
-        select(GrantRow).where(
-            GrantRow.user == user, GrantRow.group_name == group, holding_membership(at)
-        )
-    )
-    return [window(r) for r in rows]
-
-
 def membership_windows_of(
     session: Session, pairs: Sequence[tuple[str, str]], at: datetime
 ) -> dict[tuple[str, str], list[GrantWindow]]:
-    """`membership_windows` for a batch of (user, group) pairs: a statement per 500 users,
-    not one per pair (a due batch ends hundreds at once)."""
+    """The grants that hold each pair's membership at `at` (user, group): a statement per 500
+    users, not one per pair (a due batch ends hundreds at once)."""
     wanted = set(pairs)
     users = sorted({user for user, _group in wanted})
     found: dict[tuple[str, str], list[GrantWindow]] = {pair: [] for pair in wanted}
