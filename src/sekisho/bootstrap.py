@@ -39,6 +39,7 @@ from sekisho.operations.grants import (
     RevokeGrant,
 )
 from sekisho.operations.identity import EnrollUser, LogOut
+from sekisho.operations.locks import PlaceLock, RemoveLock
 from sekisho.operations.models import LoadModel
 from sekisho.operations.requests import (
     CancelRequest,
@@ -64,6 +65,7 @@ from sekisho.queries.access_decisions import DecideAccess
 from sekisho.queries.audit import AuditQueries
 from sekisho.queries.grants import GrantQueries
 from sekisho.queries.identity import IdentityQueries
+from sekisho.queries.locks import LockQueries
 from sekisho.queries.requests import RequestQueries
 from sekisho.queries.sessions import SessionQueries
 from sekisho.services.access_decisions import AccessDecisions
@@ -78,8 +80,9 @@ from sekisho.services.grants import GrantService
 from sekisho.services.hashing import HashQueue, Passwords
 from sekisho.services.identity import IdentityService, RefusalDelay
 from sekisho.services.lease import Leases
-from sekisho.services.locks import DatabaseLocks
+from sekisho.services.locks import LockService
 from sekisho.services.membership import Membership
+from sekisho.services.membership_locks import DatabaseLocks
 from sekisho.services.models import ModelService
 from sekisho.services.outbox import OutboxService
 from sekisho.services.reconcile import Reconciler
@@ -114,7 +117,7 @@ class Core:
     role_credentials: RoleCredentials = field(default_factory=AwsRoleCredentials)
 
     @cached_property
-    def locks(self) -> DatabaseLocks:
+    def membership_locks(self) -> DatabaseLocks:
         return DatabaseLocks(self.db)
 
     def now(self) -> datetime:
@@ -213,7 +216,7 @@ class Core:
 
     @cached_property
     def membership(self) -> Membership:
-        return Membership(self.store, self.clock, self.models, self.provider, self.locks)
+        return Membership(self.store, self.clock, self.models, self.provider, self.membership_locks)
 
     @cached_property
     def end_grants(self) -> EndGrants:
@@ -225,7 +228,9 @@ class Core:
     @cached_property
     def run_runbook(self) -> RunRunbook:
         lease = self.settings.runbook_lease
-        return RunRunbook(self.store, self.clock, self.membership, self.end_grants, lease)
+        return RunRunbook(
+            self.store, self.clock, self.models, self.membership, self.end_grants, lease
+        )
 
     @cached_property
     def runbook(self) -> RunbookService:
@@ -238,6 +243,15 @@ class Core:
             self.grant_queries,
             ReleaseGrant(store, clock, models, end),
             RevokeGrant(store, clock, models, end),
+        )
+
+    @cached_property
+    def locks(self) -> LockService:
+        """The kill switch: place, remove and read locks."""
+        store, clock, models = self.store, self.clock, self.models
+        place = PlaceLock(store, clock, models, self.end_grants, self.broker.revoke_role_sessions)
+        return LockService(
+            place, RemoveLock(store, clock, models), LockQueries(store, clock, models)
         )
 
     @cached_property
@@ -263,7 +277,7 @@ class Core:
             self.clock,
             self.models,
             self.provider,
-            self.locks,
+            self.membership_locks,
             self.membership,
             self.import_seed_grant,
             self.outbox,

@@ -40,7 +40,7 @@ class ModelSource(Protocol):
 
 class MembershipLocks(Protocol):
     """One membership change at a time per (user, group), across nodes on PostgreSQL
-    (`services.locks.DatabaseLocks`; `ProcessLocks` within one process)."""
+    (`services.membership_locks.DatabaseLocks`; `ProcessLocks` within one process)."""
 
     def hold(self, user: str, group: str) -> AbstractContextManager[None]: ...
 

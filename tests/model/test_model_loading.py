@@ -72,7 +72,14 @@ def test_example_groups(example: AccessModel) -> None:
         "MemberGroup",
         "ChangeApprovalGroup",
         "AuditGroup",
+        "SecurityGroup",
     ]
+    security = example.group("SecurityGroup")
+    assert security is not None
+    assert security.permissions.lock
+    assert example.may_lock("security01")
+    assert example.may_lock("admin01")  # admins may too
+    assert not example.may_lock("auditor01")
     assert work == ["ProdLeaderWorkGroup", "ProdMemberWorkGroup"]
     for name in work:
         group = example.group(name)
@@ -130,6 +137,7 @@ def test_example_users(example: AccessModel) -> None:
         "member01",
         "member02",
         "auditor01",
+        "security01",
     ]
     user = example.user("auditor01")
     assert user is not None

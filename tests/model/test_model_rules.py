@@ -718,7 +718,7 @@ def test_work_group_privilege_reports_each_privilege() -> None:
         """\
         - name: HotWork
           kind: work
-          permissions: {approve: [Join], audit: true, admin: true}
+          permissions: {approve: [Join], audit: true, lock: true, admin: true}
         """
     )
     problems = [p for p in check_text(text) if p.rule == "work_group_privilege"]
@@ -726,6 +726,7 @@ def test_work_group_privilege_reports_each_privilege() -> None:
         "groups[3].permissions.admin",
         "groups[3].permissions.approve",
         "groups[3].permissions.audit",
+        "groups[3].permissions.lock",
     ]
 
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sekisho.services.locks import DatabaseLocks
+from sekisho.services.membership_locks import DatabaseLocks
 from sekisho.store.db import Database
 
 pytestmark = pytest.mark.postgres

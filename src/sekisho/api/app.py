@@ -24,6 +24,7 @@ from sekisho.api.routers import (
     credentials,
     decisions,
     grants,
+    locks,
     notifications,
     requests,
     sessions,
@@ -90,7 +91,8 @@ def _v1(core: Core) -> APIRouter:
             return problems.database_unavailable(request.url.path)
         return Readiness(status="ready", database="ok", version=__version__)
 
-    for module in (auth, requests, grants, decisions, audit, sessions, credentials, notifications):
+    routers = (auth, requests, grants, locks, decisions, audit, sessions, credentials)
+    for module in (*routers, notifications):
         v1.include_router(module.router)
     return v1
 

@@ -196,3 +196,18 @@ class Problem(BaseModel):
     errors: Annotated[
         list[FieldError] | None, Field(description="invalid input: one per field, with the rule")
     ] = None
+
+
+class LockBody(Body):
+    kind: Short  # user | target | group | role
+    subject: Short  # a user, a target, a group, or ACCOUNT/ROLE
+    reason: Short
+    until: Short | None = None  # ISO 8601; without a zone, in the model's
+    for_: Short | None = Field(default=None, alias="for")  # 2h, 1d
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"kind": "user", "subject": "member01", "reason": "laptop stolen"}]
+        },
+    )

@@ -117,3 +117,6 @@ class Client:
 
     def post(self, path: str, **kwargs: Any) -> Any:
         return self.call("POST", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Any:
+        return self.call("DELETE", path, **kwargs)

@@ -125,6 +125,16 @@ def whoami(ctx: typer.Context, json: JsonOpt = False) -> None:
     out.print(say(f"groups: {', '.join(data['groups']) or 'none'}"))
     if data.get("token_expires_at"):
         out.print(say(f"token valid until {when(data['token_expires_at'])}"))
+    for lock in data.get("locks") or []:
+        out.print(
+            say(
+                ("locked: ", "red"),
+                f"{lock['kind']} ",
+                literal(lock["subject"]),
+                ": ",
+                literal(lock["message"]),
+            )
+        )
     if data["grants"]:
         out.print(grants_table(data["grants"]))
     else:

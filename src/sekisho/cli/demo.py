@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -134,9 +135,17 @@ def password(user: str, directory: DirOpt = Path(".demo")) -> None:
 
 
 @demo_app.command("code")
-def code(user: str, directory: DirOpt = Path(".demo")) -> None:
+def code(
+    user: str,
+    directory: DirOpt = Path(".demo"),
+    following: Annotated[
+        bool, typer.Option("--next", help="The code after it (a code is good once).")
+    ] = False,
+) -> None:
     """A demo user's current TOTP code, as their authenticator app would show it."""
-    print(pyotp.TOTP(_user(directory, user)["totp_secret"]).now())
+    totp = pyotp.TOTP(_user(directory, user)["totp_secret"])
+    later = timedelta(seconds=totp.interval) if following else timedelta(0)
+    print(totp.at(datetime.now(UTC) + later))
 
 
 def walkthrough(port: int, directory: Path) -> Text:

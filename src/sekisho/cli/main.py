@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from sekisho.cli import aws_cmds, client_cmds, forward_cmds, notify_cmds, server_cmds
+from sekisho.cli import aws_cmds, client_cmds, forward_cmds, lock_cmds, notify_cmds, server_cmds
 from sekisho.cli import demo as demo_cmds
 from sekisho.cli.client import ApiError, Unreachable
 from sekisho.cli.render import err, say
@@ -43,6 +43,7 @@ def _root(
 
 server_cmds.register(app)
 client_cmds.register(app)
+lock_cmds.register(app)
 server_cmds.user_app.command("show")(client_cmds.show_user)
 forward_cmds.register(app)
 aws_cmds.register(app, server_cmds.model_app)

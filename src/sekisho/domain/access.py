@@ -83,6 +83,7 @@ class Permissions:
     connect: frozenset[str] = frozenset()  # target names
     approve: frozenset[str] = frozenset()  # template names
     audit: bool = False
+    lock: bool = False  # place and remove locks (`domain.locks`)
     admin: bool = False
 
     def allows(self, verb: Verb, obj: str) -> bool:
@@ -353,6 +354,14 @@ class AccessModel:
     def is_auditor(self, user: str) -> bool:
         groups = self.standing_groups_of(user)
         return any(g.permissions.audit or g.permissions.admin for g in groups)
+
+    def may_lock(self, user: str) -> bool:
+        groups = self.standing_groups_of(user)
+        return any(g.permissions.lock or g.permissions.admin for g in groups)
+
+    def lockers(self) -> tuple[str, ...]:
+        """Everyone who may place locks (who is told when one is placed or removed)."""
+        return tuple(u.name for u in self.users if self.may_lock(u.name))
 
     def admins(self) -> tuple[str, ...]:
         """Everyone who administers sekisho (who gets its reports)."""

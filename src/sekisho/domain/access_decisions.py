@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sekisho.domain.access import AccessModel, TemplateAction, Verb
+from sekisho.domain.access import AccessModel, Group, TemplateAction, Verb
 from sekisho.domain.grants import GrantWindow, is_active
+from sekisho.domain.locks import Lock, LockKind, lock_of_access
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class AccessDecision:
     grant_end: datetime | None = None
     standing: bool = False
     routes: tuple[AccessRoute, ...] = ()  # when denied: templates that would give access
+    lock_id: int | None = None  # when denied by a lock: which one
 
 
 def decide_access(
@@ -39,7 +41,11 @@ def decide_access(
     obj: str,
     grants: Iterable[GrantWindow],
     at: datetime,
+    locks: Sequence[Lock] = (),
 ) -> AccessDecision:
+    """The decision, locks first: a lock in force on the user or the object denies with its
+    reason; a locked group's permissions count for nothing."""
+
     def deny(reason: str, routes: tuple[AccessRoute, ...] = ()) -> AccessDecision:
         return AccessDecision(False, user, verb, obj, reason, routes=routes)
 
@@ -48,8 +54,33 @@ def decide_access(
     if not model.exists(verb, obj):
         noun = "role" if verb is Verb.ASSUME else "target"
         return deny(f"unknown {noun} {obj!r}")
-
+    in_force = [lock for lock in locks if lock.in_force(at)]
+    lock = lock_of_access(in_force, user, verb, obj)
+    if lock is not None:
+        return AccessDecision(False, user, verb, obj, lock.message, lock_id=lock.id)
+    locked = {k.subject: k for k in in_force if k.kind is LockKind.GROUP}
     allowing = model.groups_allowing(verb, obj)
+    usable = tuple(g for g in allowing if g.name not in locked)
+    decision = _decide_by_groups(model, user, verb, obj, grants, at, usable)
+    if not decision.allowed:
+        held = _locked_group_held(user, allowing, grants, at, locked)
+        if held is not None:
+            return AccessDecision(False, user, verb, obj, held.message, lock_id=held.id)
+    return decision
+
+
+def _decide_by_groups(
+    model: AccessModel,
+    user: str,
+    verb: Verb,
+    obj: str,
+    grants: Iterable[GrantWindow],
+    at: datetime,
+    allowing: tuple[Group, ...],
+) -> AccessDecision:
+    def deny(reason: str, routes: tuple[AccessRoute, ...] = ()) -> AccessDecision:
+        return AccessDecision(False, user, verb, obj, reason, routes=routes)
+
     for group in allowing:
         if not group.is_work and user in group.members:
             return AccessDecision(
@@ -78,6 +109,25 @@ def decide_access(
     if allowing_work:
         return deny("no active grant, and no template lets this user request a group that has it")
     return deny(f"no group may {verb.value} {obj}")
+
+
+def _locked_group_held(
+    user: str,
+    allowing: tuple[Group, ...],
+    grants: Iterable[GrantWindow],
+    at: datetime,
+    locked: dict[str, Lock],
+) -> Lock | None:
+    """The lock on a group that would have allowed `user` (a member, or a grant in it)."""
+    for group in allowing:
+        lock = locked.get(group.name)
+        if lock is None:
+            continue
+        if user in group.members or any(
+            g.user == user and g.group == group.name and is_active(g, at) for g in grants
+        ):
+            return lock
+    return None
 
 
 def routes_to(model: AccessModel, user: str, groups: set[str]) -> tuple[AccessRoute, ...]:

@@ -25,6 +25,7 @@ class Action(StrEnum):
     CANCEL = "cancel"
     RELEASE = "release"
     REVOKE = "revoke"
+    UNLOCK = "unlock"
 
 
 NONE: frozenset[Action] = frozenset()

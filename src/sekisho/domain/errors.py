@@ -86,6 +86,16 @@ class NotApprover(Forbidden):
     title = "Not an approver for this level"
 
 
+class Locked(Forbidden):
+    """A lock in force covers it: "denied: locked by admin01: laptop stolen"."""
+
+    code = "locked"
+    title = "Locked"
+
+    def __init__(self, lock_message: str) -> None:
+        super().__init__(f"denied: {lock_message}")
+
+
 class Conflict(SekishoError):
     """The state moved on: a decision arrived late, or a transition is not allowed now."""
 

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from sekisho.domain.access_decisions import AccessDecision
 from sekisho.domain.actor import Actor
 from sekisho.domain.grants import EndReason
+from sekisho.domain.locks import Lock
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,37 @@ class ReconcileCompleted(DomainEvent):
     groups: tuple[str, ...]  # the work groups read: their move from the seed is done
 
 
+# -- locks ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LockPlaced(DomainEvent):
+    """A lock is in force. What it ended is recorded as its own events (each grant's
+    `GrantEnding`, each request's `RequestLocked`); `tokens_revoked` counts the logins of a
+    locked user that ended with it."""
+
+    lock: Lock
+    actor: Actor
+    tokens_revoked: int = 0
+
+
+@dataclass(frozen=True)
+class LockRemoved(DomainEvent):
+    """Lifted early; nothing it ended comes back."""
+
+    lock: Lock
+    actor: Actor
+
+
+@dataclass(frozen=True)
+class RequestLocked(DomainEvent):
+    """An open request a lock covers closed without running: refused if it waited for
+    approval, failed if it was approved and waited for its start."""
+
+    request_id: int
+    lock: Lock
+
+
 # -- production access and role credentials ------------------------------------------------
 
 
@@ -287,6 +319,11 @@ class SignInThrottled(SignInRefused):
 @dataclass(frozen=True)
 class SignInFailed(SignInRefused):
     """Checked and wrong (or the name unknown, or the credentials changed meanwhile)."""
+
+
+@dataclass(frozen=True)
+class SignInLocked(SignInRefused):
+    """The right password and code, but a lock is in force on the user."""
 
 
 @dataclass(frozen=True)

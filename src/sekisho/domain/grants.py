@@ -25,6 +25,7 @@ class EndReason(StrEnum):
     REVOKED = "revoked"  # an admin
     REMOVED = "removed"  # a RemoveUserFromGroup request
     FAILED = "failed"  # its runbook failed: what the run added is being undone
+    LOCKED = "locked"  # a lock covers it (`domain.locks`)
 
 
 ENDED = frozenset({GrantStatus.EXPIRED, GrantStatus.REVOKED, GrantStatus.FAILED})

@@ -7,6 +7,7 @@ from sekisho.domain.events import (
     LoggedOut,
     SignedIn,
     SignInFailed,
+    SignInLocked,
     SignInRefused,
     SignInThrottled,
     TotpSetupRefused,
@@ -73,6 +74,7 @@ HANDLERS: dict[type, Handler] = {
     TotpSetupShown: totp_setup_shown,
     SignInThrottled: refused_as("auth.login_refused"),
     SignInFailed: refused_as("auth.login_failed"),
+    SignInLocked: refused_as("auth.login_locked"),
     TotpSetupRefused: refused_as("auth.totp_setup_refused"),
     LoggedOut: logged_out,
 }

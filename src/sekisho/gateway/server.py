@@ -44,7 +44,7 @@ from sekisho.gateway.live import LiveSession, Registry
 from sekisho.gateway.relay import Cut, Meter, relay
 from sekisho.gateway.rlimit import raise_open_files
 from sekisho.queries.sessions import SessionView
-from sekisho.services.events import EVENTS_MISSED, Event
+from sekisho.services.events import EVENTS_MISSED, LOCK_PLACED, Event
 from sekisho.services.lease import node_id
 from sekisho.store import outage
 
@@ -505,6 +505,10 @@ class Gateway:
             killed = self.sessions.get(int(event.data.get("session_id", "0")))
             if killed is not None:
                 killed.end(reason or "killed")
+        elif event.name == LOCK_PLACED:
+            # The store says which sessions the lock covers, and its reason.
+            covered = self.sessions.of_user(event.user) if event.user else self.sessions.all()
+            self._recheck(covered)
         elif event.name == "model.loaded":
             self._recheck(self.sessions.all(), "the access model changed", fresh_model=True)
         elif event.name == EVENTS_MISSED:

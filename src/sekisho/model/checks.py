@@ -220,6 +220,7 @@ def _check_group(parsed: Parsed, names: Names, entry: Entry[GroupDoc]) -> None:
         privileges = [
             ("approve", bool(perms.approve)),
             ("audit", perms.audit),
+            ("lock", perms.lock),
             ("admin", perms.admin),
         ]
         for key, present in privileges:

@@ -219,6 +219,7 @@ def _group(doc: GroupDoc) -> Group:
             connect=frozenset(perms.connect),
             approve=frozenset(perms.approve),
             audit=perms.audit,
+            lock=perms.lock,
             admin=perms.admin,
         ),
     )

@@ -100,6 +100,7 @@ class PersonReach:
     may_request: tuple[PersonRoute, ...]
     approves: tuple[str, ...]  # template names
     audit: bool
+    lock: bool
     admin: bool
 
 
@@ -193,6 +194,7 @@ def people_reach(model: AccessModel) -> list[PersonReach]:
                 may_request=tuple(routes),
                 approves=tuple(approves),
                 audit=model.is_auditor(user.name),
+                lock=model.may_lock(user.name),
                 admin=model.is_admin(user.name),
             )
         )
@@ -242,6 +244,7 @@ def reachability_json(model: AccessModel) -> dict[str, Any]:
             ],
             "approves": list(p.approves),
             "audit": p.audit,
+            "lock": p.lock,
             "admin": p.admin,
         }
         for p in people_reach(model)
@@ -309,7 +312,8 @@ def _person_cell(person: PersonReach) -> Text:
     text = Text(person.user, style="bold")
     if person.display_name:
         text.append(f"\n{person.display_name}", style="dim")
-    flags = [f for f, on in (("admin", person.admin), ("audit", person.audit)) if on]
+    named = (("admin", person.admin), ("audit", person.audit), ("lock", person.lock))
+    flags = [f for f, on in named if on]
     if flags:
         text.append(f"\n{' '.join(flags)}", style="red" if person.admin else "blue")
     return text

@@ -66,7 +66,7 @@ RULES: dict[str, str] = {
     "unknown_channel": "a route names a channel that is not defined",
     # Access rules
     "work_group_members": "a work group lists members (only approved requests fill it)",
-    "work_group_privilege": "a work group carries approve, audit or admin",
+    "work_group_privilege": "a work group carries approve, audit, lock or admin",
     "eligibility_target_standing": "eligibility groups names a standing group",
     "eligibility_requester_work": "eligibility requesters names a work group",
     "template_without_approvers": "a template with no approval level that is not auto_approve",

@@ -299,6 +299,7 @@ class PermissionsDoc(Doc):
     connect: list[Name] = []
     approve: list[Name] = []
     audit: bool = False
+    lock: bool = False  # may place and remove locks (admins may too)
     admin: bool = False
 
 

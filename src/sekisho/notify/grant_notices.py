@@ -50,6 +50,7 @@ def ended(w: Wording, row: RequestRow, grant: GrantRow, reason: EndReason) -> No
         EndReason.RELEASED: "the holder released it",
         EndReason.REVOKED: f"{grant.ended_by} revoked it: {clip(grant.end_note or '')}",
         EndReason.REMOVED: f"a remove request ended it ({clip(grant.end_note or '')})",
+        EndReason.LOCKED: clip(grant.end_note or "a lock covers it"),  # "locked by ...: why"
     }[reason]
     title = f"Access ended: {grant.user} in {grant.group_name} ({reason.value})"
     summary = (

@@ -70,12 +70,13 @@ class Notices:
             decided = frozenset({d.approver for d in row.decisions} | {decider})
             self._approval_needed(s, model, row, template, decided)
 
-    def request_closed(self, s: Session, row: RequestRow, how: str) -> None:
-        """Cancelled by the requester, or expired undecided: nobody needs to act any more."""
+    def request_closed(self, s: Session, row: RequestRow, how: str, why: str = "") -> None:
+        """Cancelled by the requester, expired undecided, or closed by a lock (`why` says
+        which): nobody needs to act any more."""
         model = self._models.model(s)
         if routed(model, NotifyEvent.REQUEST_DECIDED, row.template):
             template = model.template(row.template)
-            notice = request_notices.closed(self._wording(model), row, template, how)
+            notice = request_notices.closed(self._wording(model), row, template, how, why)
             self._enqueue(s, model, notice)
 
     def runbook_finished(self, s: Session, row: RequestRow, *, ok: bool, detail: str) -> None:

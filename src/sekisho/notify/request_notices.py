@@ -113,14 +113,21 @@ def _decision_state(
     )
 
 
-def closed(w: Wording, row: RequestRow, template: Template | None, how: str) -> Notice:
-    """Cancelled by the requester, or expired undecided: nobody needs to act any more."""
+def closed(
+    w: Wording, row: RequestRow, template: Template | None, how: str, why: str = ""
+) -> Notice:
+    """Cancelled by the requester, expired undecided, or closed by a lock (`why`: the lock's
+    word): nobody needs to act any more."""
     decided_by = frozenset(d.approver for d in row.decisions)
     waiting = waiting_approvers(w.model, template, row, decided_by) if template else []
     if how == "cancelled":
         title = f"Request #{row.id} was cancelled by {row.requester}"
         summary = f"{w.who(row.requester)} cancelled the request {w.about(row)}."
         mine: dict[str, Message] = {}
+    elif how == "locked":
+        title = f"Request #{row.id} closed: {clip(why)}"
+        summary = f"The request {w.about(row)} was closed without running: {clip(why)}."
+        mine = {u: w.message(row, title, summary, REQUESTER) for u in concerned(row)}
     else:
         title = f"Request #{row.id} expired: nobody decided in time"
         summary = (

@@ -49,7 +49,7 @@ from sekisho.store.unit_of_work import Store, UnitOfWork
 RECONCILER = Actor.system("reconciler")
 IMPORTED_TEMPLATE = "(imported seed TTL tag)"
 # Ended before their time: role credentials issued under them must stop working now.
-_EARLY = frozenset({EndReason.RELEASED, EndReason.REVOKED, EndReason.REMOVED})
+_EARLY = frozenset({EndReason.RELEASED, EndReason.REVOKED, EndReason.REMOVED, EndReason.LOCKED})
 
 
 @dataclass

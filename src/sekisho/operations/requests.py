@@ -13,7 +13,7 @@ from sekisho.domain import drafts
 from sekisho.domain.access import AccessModel, TemplateAction
 from sekisho.domain.actor import Actor
 from sekisho.domain.drafts import ReadDraft, RequestDraft
-from sekisho.domain.errors import Conflict, InvalidInput, NotFound
+from sekisho.domain.errors import Conflict, InvalidInput, Locked, NotFound
 from sekisho.domain.events import (
     RequestAutoApproved,
     RequestCancelled,
@@ -21,6 +21,7 @@ from sekisho.domain.events import (
     RequestExpiredUndecided,
     RequestFiled,
 )
+from sekisho.domain.locks import lock_of_membership, lock_of_user
 from sekisho.domain.requests import (
     ApprovalDecision,
     RequestStatus,
@@ -32,7 +33,7 @@ from sekisho.domain.text import LONG_TEXT, check_text
 from sekisho.operations.runbook import Job, RunRunbook
 from sekisho.ports import ModelSource
 from sekisho.services import permissions
-from sekisho.store import grants, requests
+from sekisho.store import grants, locks, requests
 from sekisho.store.tables import DecisionRow, RequestRow
 from sekisho.store.unit_of_work import Store, UnitOfWork
 
@@ -53,6 +54,8 @@ class FileRequest:
             read = drafts.read_draft(
                 model, actor.name, draft, now, for_others=permissions.is_admin(model, actor)
             )
+            if read.template.action is TemplateAction.GRANT:
+                _check_not_locked(s, model, (actor.name, read.subject, read.group.name), now)
             _check_no_duplicate(s, read)
             if read.template.action is TemplateAction.REMOVE:
                 _check_something_to_remove(s, read.subject, read.group.name, now)
@@ -90,6 +93,12 @@ class DecideRequest:
             row = requests.lock(uow.session, request_id)
             if not permissions.may_view_request(model, actor, row):
                 raise NotFound(f"no request #{request_id}")
+            now = self._clock.now()
+            approver_lock = lock_of_user(locks.in_force(uow.session, now), actor.name)
+            if approver_lock is not None:
+                raise Locked(approver_lock.message)
+            if decision is ApprovalDecision.APPROVE and row.action == TemplateAction.GRANT:
+                _check_not_locked(uow.session, model, row, now)
             job = self._decide(uow, model, row, actor, decision, comment)
         if job is not None:
             self._runbook.run(job)
@@ -213,6 +222,22 @@ def _new_request(
     )
 
 
+def _check_not_locked(
+    session: Session,
+    model: AccessModel,
+    asked: RequestRow | tuple[str, str, str],  # a request, or (requester, subject, group)
+    now: datetime,
+) -> None:
+    """Locked (`Locked`) if a lock in force covers the requester, the subject or the group."""
+    if isinstance(asked, RequestRow):
+        asked = (asked.requester, asked.subject, asked.group_name)
+    requester, subject, group = asked
+    in_force = locks.in_force(session, now)
+    found = lock_of_user(in_force, requester) or lock_of_membership(in_force, model, subject, group)
+    if found is not None:
+        raise Locked(found.message)
+
+
 def _check_no_duplicate(session: Session, read: ReadDraft) -> None:
     user, group, action = read.subject, read.group.name, read.template.action.value
     _one_filing_at_a_time(session, user, group, action)
@@ -243,7 +268,7 @@ def _one_filing_at_a_time(session: Session, user: str, group: str, action: str) 
     PostgreSQL a transaction-scoped advisory lock makes the second wait for the first to
     commit; its check (a new snapshot under READ COMMITTED) then sees the first's request.
     SQLite's writers are serialised already. The key is namespaced so it never meets the
-    membership locks (`services.locks`), which are held across provider calls.
+    membership locks (`services.membership_locks`), which are held across provider calls.
     """
     if session.get_bind().dialect.name != "postgresql":
         return

@@ -31,10 +31,12 @@ from sekisho.domain.events import (
     RunbookTooLate,
 )
 from sekisho.domain.grants import EndReason, GrantStatus
+from sekisho.domain.locks import Lock, lock_of_membership
 from sekisho.domain.requests import RequestStatus
 from sekisho.operations.grants import EndGrants, Ending
+from sekisho.ports import ModelSource
 from sekisho.services.membership import Membership, StepsOf, gather_steps
-from sekisho.store import grants, requests
+from sekisho.store import grants, locks, requests
 from sekisho.store.tables import GrantRow, RequestRow
 from sekisho.store.unit_of_work import Store, UnitOfWork
 
@@ -57,11 +59,12 @@ class RunRunbook:
         self,
         store: Store,
         clock: Clock,
+        models: ModelSource,
         membership: Membership,
         end: EndGrants,
         lease: timedelta,  # how long a runner holds a request before another may take over
     ) -> None:
-        self._store, self._clock, self._membership = store, clock, membership
+        self._store, self._clock, self._models, self._membership = store, clock, models, membership
         self._end, self._lease = end, lease
 
     def execute(self, request_id: int) -> bool:
@@ -152,13 +155,16 @@ class RunRunbook:
         if job.rollback:
             return self._fail(job, "the run was interrupted or came too late", self._undo(job))
         steps: list[RunbookStep] = []
+        locked: list[str] = []
 
         def record(uow: UnitOfWork, confirmed: dict[tuple[str, str], bool]) -> list[Ending] | None:
             """None: activated. Otherwise the endings that undo the run."""
             uow.record(*steps)  # the run's steps land on the timeline with its outcome
-            if confirmed[(job.user, job.group)]:
+            lock = self._lock_on(uow.session, job)  # placed while the run was under way
+            if confirmed[(job.user, job.group)] and lock is None:
                 self._activate(uow, job)
                 return None
+            locked.extend([lock.message] if lock else [])
             # This grant no longer counts, so undoing it removes what the run added (or keeps
             # the membership an overlapping grant still needs).
             return self._start_undo(uow, job)
@@ -169,6 +175,7 @@ class RunRunbook:
             return RequestStatus.SUCCEEDED
         failed = [s for s in steps if not s.ok]
         error = f"{failed[0].step}: {failed[0].output}" if failed else "step failed"
+        error = locked[0] if locked else error
         rolled_back = not self._end.finish(endings, RUNNER).pending
         return self._fail(job, error, rolled_back)
 
@@ -176,6 +183,11 @@ class RunRunbook:
         """Gather the run's steps, to be recorded with the run's outcome."""
         record = gather_steps(self._clock, steps, (job.request_id,), RUNNER)
         return lambda _pair: record
+
+    def _lock_on(self, s: Session, job: Job) -> Lock | None:
+        """A lock in force on the grant's user or group: it must not become usable."""
+        model = self._models.model(s)
+        return lock_of_membership(locks.in_force(s, self._clock.now()), model, job.user, job.group)
 
     def _activate(self, uow: UnitOfWork, job: Job) -> None:
         assert job.grant_id is not None

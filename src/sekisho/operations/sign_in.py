@@ -25,22 +25,25 @@ import pyotp
 from sqlalchemy.orm import Session
 
 from sekisho.clock import Clock
-from sekisho.domain.errors import AuthenticationFailed, LoginThrottled
+from sekisho.domain.errors import AuthenticationFailed, Locked, LoginThrottled, SekishoError
 from sekisho.domain.events import (
     SignedIn,
     SignInFailed,
+    SignInLocked,
     SignInRefused,
     SignInThrottled,
     TotpSetupRefused,
     TotpSetupShown,
 )
 from sekisho.domain.identity import ISSUER, REFUSAL, TOKEN_PREFIX, IssuedToken, token_id
+from sekisho.domain.locks import lock_of_user
 from sekisho.domain.timespec import iso
 from sekisho.ports import ModelSource
 from sekisho.services.batched_audit import BatchedAudit
 from sekisho.services.hashing import Passwords
 from sekisho.services.secretbox import SecretBox
 from sekisho.services.throttle import Admission, LoginThrottle, Pause, RecentPauses
+from sekisho.store import locks
 from sekisho.store.tables import TokenRow, UserRow
 from sekisho.store.unit_of_work import Store, UnitOfWork
 
@@ -77,7 +80,7 @@ class Attempt:
 class Refused:
     """A refused sign-in: the error to raise once its audit entry has committed."""
 
-    error: AuthenticationFailed
+    error: SekishoError  # AuthenticationFailed, or Locked for a locked user's right password
     audited: Future[None]
 
 
@@ -138,7 +141,7 @@ class SignInGate:
         known = attempt.name if attempt.user is not None else None
         return self.refuse(SignInFailed(self._clock.now(), known, attempt.source, reason))
 
-    def refuse(self, refusal: SignInRefused, error: AuthenticationFailed | None = None) -> Refused:
+    def refuse(self, refusal: SignInRefused, error: SekishoError | None = None) -> Refused:
         """`error` (vague by default), once the refusal has committed with others'."""
         return Refused(error or AuthenticationFailed(REFUSAL), self._refusals.record(refusal))
 
@@ -195,6 +198,13 @@ class LogIn:
             if row.totp_last_step is not None and step <= row.totp_last_step:
                 return self._gate.failed(attempt, "wrong password or code (code already used)")
             row.totp_last_step = step
+            lock = lock_of_user(locks.in_force(uow.session, attempt.now), attempt.name)
+            if lock is not None:  # told only to whoever has the password and a fresh code
+                self._gate.refund(uow.session, attempt)
+                refusal = SignInLocked(
+                    self._clock.now(), attempt.name, attempt.source, lock.message
+                )
+                return self._gate.refuse(refusal, Locked(lock.message))
             self._gate.succeeded(uow.session, attempt)
             return self._issue(uow, attempt)
 

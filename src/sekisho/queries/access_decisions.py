@@ -15,7 +15,7 @@ from sekisho.domain.access import AccessModel, Verb
 from sekisho.domain.access_decisions import AccessDecision, decide_access
 from sekisho.domain.grants import GrantWindow
 from sekisho.ports import ModelSource
-from sekisho.store import grants
+from sekisho.store import grants, locks
 from sekisho.store.unit_of_work import Store
 
 
@@ -41,7 +41,8 @@ class DecideAccess:
     ) -> AccessDecision:
         """The decision in the caller's transaction, on the model it read there."""
         at = at or self._clock.now()
-        return decide_access(model, user, verb, obj, live_grants(session, user, at), at)
+        live = live_grants(session, user, at)
+        return decide_access(model, user, verb, obj, live, at, locks.in_force(session, at))
 
 
 def live_grants(session: Session, user: str, at: datetime) -> list[GrantWindow]:

@@ -13,6 +13,7 @@ from sekisho.domain.identity import LoginEnd, Principal, login_end, looks_like_a
 from sekisho.domain.timespec import iso
 from sekisho.ports import ModelSource
 from sekisho.providers.base import Provider
+from sekisho.queries.locks import concerning
 from sekisho.queries.viewers import viewer_of
 from sekisho.services import permissions
 from sekisho.services.views import DirectoryView, GrantView, WhoAmI
@@ -70,6 +71,7 @@ class IdentityQueries:
             viewer = viewer_of(model, actor)  # what the asker may do to them
             grants = [v for v in (GrantView.of(r, now, viewer) for r in rows) if v.active]
             work_groups = [g.name for g in model.groups if g.is_work]
+            in_force = concerning(s, model, name, now)
         return WhoAmI(
             user=name,
             display_name=user.display_name or name,
@@ -79,6 +81,7 @@ class IdentityQueries:
             auditor=model.is_auditor(name),
             token_expires_at=expires_at,
             grants=grants,
+            locks=in_force,
             directory=self._directory(name, work_groups) if directory else None,
         )
 

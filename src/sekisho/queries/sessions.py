@@ -18,9 +18,11 @@ from sekisho.domain.actor import Actor
 from sekisho.domain.errors import NotFound
 from sekisho.domain.grants import GrantStatus, GrantWindow
 from sekisho.domain.identity import login_ended
+from sekisho.domain.locks import Lock, lock_of_access
 from sekisho.domain.sessions import ACTIVE, Carried, Standing, killed
 from sekisho.ports import ModelSource
 from sekisho.services import permissions
+from sekisho.store import locks
 from sekisho.store.db import Database
 from sekisho.store.grants import active_at
 from sekisho.store.tables import GrantRow, SessionRow, TokenRow
@@ -68,9 +70,10 @@ class SessionQueries:
         found: dict[int, Standing] = {}
         with self._db.read_rows() as connection:
             model = model or self._models.model(connection)
+            in_force = locks.in_force(connection, now)
             for start in range(0, len(carried), STANDING_BATCH):
                 batch = carried[start : start + STANDING_BATCH]
-                found.update(_standing_of(connection, batch, model, now))
+                found.update(_standing_of(connection, batch, model, now, in_force))
         return found, model
 
     def list_sessions(
@@ -134,7 +137,11 @@ _GRANTS = select(
 
 
 def _standing_of(
-    connection: Connection, batch: Sequence[Carried], model: AccessModel, now: datetime
+    connection: Connection,
+    batch: Sequence[Carried],
+    model: AccessModel,
+    now: datetime,
+    in_force: Sequence[Lock],
 ) -> dict[int, Standing]:
     ids = {"ids": [c.session_id for c in batch]}
     rows = {r.id: r for r in connection.execute(_SESSIONS_AND_LOGINS, ids)}
@@ -158,13 +165,18 @@ def _standing_of(
     found = {}
     for c in batch:
         row = rows.get(c.session_id)
-        ended = _ended_on_record(row, model, now)
+        locked = lock_of_access(in_force, c.user, Verb.CONNECT, c.target)
+        # A lock says why first: a locked user's login ended with it, and "locked by ..." is
+        # what the person at the forwarder needs to read.
+        ended = locked.message if locked else _ended_on_record(row, model, now)
         if ended is not None:
             found[c.session_id] = Standing(c.session_id, None, ended)
             continue
-        decision = decide_access(model, c.user, Verb.CONNECT, c.target, live[c.user], now)
+        decision = decide_access(model, c.user, Verb.CONNECT, c.target, live[c.user], now, in_force)
         target = model.target(c.target)
-        if decision.allowed and target is not None:
+        if decision.lock_id is not None:  # a locked group: its reason, not the grant's end
+            found[c.session_id] = Standing(c.session_id, None, decision.reason)
+        elif decision.allowed and target is not None:
             address = (target.host, target.port)
             found[c.session_id] = Standing(c.session_id, decision, target_addr=address)
         else:

@@ -47,7 +47,9 @@ DETAIL_KEYS = frozenset(
         "failures",
         "group",
         "groups",
+        "kind",
         "level",
+        "lock",
         "locked_until",
         "output",
         "reason",
@@ -59,6 +61,8 @@ DETAIL_KEYS = frozenset(
         "step",
         "target",
         "template",
+        "tokens",
+        "until",
         "verb",
         "via",
     }

@@ -29,6 +29,8 @@ Subscriber = Callable[[Event], None]
 # Published locally by whatever carries events between processes when some may have been lost
 # (PostgreSQL's listener reconnected): subscribers that act on access re-read the store.
 EVENTS_MISSED = "events.missed"
+# A lock went in force: gateways re-check the sessions it may cover (the user's, or all).
+LOCK_PLACED = "lock.placed"
 
 
 class EventBus:

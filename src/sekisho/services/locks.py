@@ -1,87 +1,49 @@
-"""One membership change at a time per (user, group).
+"""Locks as interfaces call them (`core.locks`): place, remove, list and show.
 
-Activating one grant while ending an overlapping one must not interleave: the ending side could
-remove the membership the activating side just added. Within one process a keyed lock is
-enough (SQLite is single-node); on PostgreSQL an advisory lock extends it across nodes.
+Placing is `operations.locks.PlaceLock` (one audited act that ends what the lock covers);
+removing is `RemoveLock`; reads are `queries.locks`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import threading
-from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
-
-from sqlalchemy import text
-
-from sekisho.store.db import Database
-
-Pair = tuple[str, str]  # (user, group)
+from sekisho.domain.actor import Actor
+from sekisho.operations.locks import PlaceLock, RemoveLock
+from sekisho.queries.locks import LockQueries
+from sekisho.services.views import LockView, PlacedLockView
 
 
-class ProcessLocks:
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: dict[Pair, tuple[threading.Lock, int]] = {}
+class LockService:
+    def __init__(self, place: PlaceLock, remove: RemoveLock, reads: LockQueries) -> None:
+        self._place, self._remove, self._reads = place, remove, reads
 
-    def hold(self, user: str, group: str) -> AbstractContextManager[None]:
-        return self.hold_all([(user, group)])
+    def place(
+        self,
+        actor: Actor,
+        kind: str,
+        subject: str,
+        reason: str,
+        *,
+        until: str | None = None,
+        duration: str | None = None,
+    ) -> PlacedLockView:
+        """Lock `subject` now, until `until` or for `duration` (2h, 1d), or until removed."""
+        done = self._place.execute(actor, kind, subject, reason, until=until, duration=duration)
+        return PlacedLockView(
+            lock=self._reads.get(actor, done.lock_id),
+            tokens_revoked=done.tokens_revoked,
+            requests_closed=done.requests_closed,
+            grants_ended=done.grants.ended,
+            grants_pending=done.grants.pending,
+            role_sessions=done.role_sessions,
+            errors=done.errors,
+        )
 
-    @contextmanager
-    def hold_all(self, pairs: Iterable[Pair]) -> Iterator[None]:
-        """Every pair's lock, taken in one order (sorted) so two holders never deadlock."""
-        with ExitStack() as stack:
-            for pair in sorted(set(pairs)):
-                stack.enter_context(self._one(pair))
-            yield
+    def remove(self, actor: Actor, lock_id: int) -> LockView:
+        self._remove.execute(actor, lock_id)
+        return self._reads.get(actor, lock_id)
 
-    @contextmanager
-    def _one(self, key: Pair) -> Iterator[None]:
-        with self._guard:
-            lock, users = self._locks.get(key, (threading.Lock(), 0))
-            self._locks[key] = (lock, users + 1)
-        try:
-            with lock:
-                yield
-        finally:
-            with self._guard:
-                lock, users = self._locks[key]
-                if users == 1:
-                    del self._locks[key]
-                else:
-                    self._locks[key] = (lock, users - 1)
+    def list_locks(self, actor: Actor, *, everything: bool = False) -> list[LockView]:
+        return self._reads.list_locks(actor, everything=everything)
 
-
-class DatabaseLocks(ProcessLocks):
-    """The process locks, plus PostgreSQL advisory locks when the database is shared: all of
-    a batch's on one connection, in one statement each way."""
-
-    def __init__(self, db: Database) -> None:
-        super().__init__()
-        self._db = db
-
-    @contextmanager
-    def hold_all(self, pairs: Iterable[Pair]) -> Iterator[None]:
-        chosen = sorted(set(pairs))
-        with super().hold_all(chosen):
-            if not self._db.is_postgres or not chosen:
-                yield
-                return
-            keys = sorted({advisory_key(user, group) for user, group in chosen})
-            with self._db.engine.connect() as connection:
-                # Volatile functions run after the sort: the locks are taken in key order.
-                connection.execute(_LOCK, {"keys": keys})
-                try:
-                    yield
-                finally:
-                    connection.execute(_UNLOCK, {"keys": keys})
-                    connection.commit()
-
-
-_LOCK = text("SELECT pg_advisory_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k ORDER BY k")
-_UNLOCK = text("SELECT pg_advisory_unlock(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
-
-
-def advisory_key(user: str, group: str) -> int:
-    digest = hashlib.sha256(f"{user}\0{group}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
+    def get(self, actor: Actor, lock_id: int) -> LockView:
+        return self._reads.get(actor, lock_id)

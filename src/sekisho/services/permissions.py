@@ -29,6 +29,20 @@ def require_auditor(model: AccessModel, actor: Actor, doing: str) -> None:
         raise Forbidden(f"only auditors and admins may {doing}")
 
 
+def may_lock(model: AccessModel, actor: Actor) -> bool:
+    return actor.is_system or model.may_lock(actor.name)
+
+
+def require_lock(model: AccessModel, actor: Actor, doing: str) -> None:
+    if not may_lock(model, actor):
+        raise Forbidden(f"only admins and groups with the lock permission may {doing}")
+
+
+def may_see_locks(model: AccessModel, actor: Actor) -> bool:
+    """Every lock: those who may place them, auditors and admins (anyone sees their own)."""
+    return may_lock(model, actor) or is_auditor(model, actor)
+
+
 def approver_groups_of(model: AccessModel, template: str) -> frozenset[str]:
     found = model.template(template)
     return frozenset(level.approvers for level in found.approval) if found else frozenset()

@@ -12,9 +12,17 @@ from sekisho.domain.access import AccessModel
 from sekisho.domain.actions import NONE, Action, Viewer, in_order
 from sekisho.domain.grants import is_active
 from sekisho.domain.requests import RequestStatus
+from sekisho.store import locks as stored_locks
 from sekisho.store.grants import window
 from sekisho.store.requests import recorded
-from sekisho.store.tables import AuditRow, DecisionRow, GrantRow, RequestRow, TimelineRow
+from sekisho.store.tables import (
+    AuditRow,
+    DecisionRow,
+    GrantRow,
+    LockRow,
+    RequestRow,
+    TimelineRow,
+)
 
 
 class View(BaseModel):
@@ -237,6 +245,52 @@ class DirectoryView(View):
     tags: dict[str, str]
 
 
+class LockView(View):
+    id: int
+    kind: str  # user | target | group | role
+    subject: str
+    reason: str
+    message: str  # what every refusal it causes says: "locked by admin01: laptop stolen"
+    created_by: str
+    created_at: datetime
+    until: datetime | None  # None: until removed
+    removed_at: datetime | None
+    removed_by: str | None
+    in_force: bool
+    allowed_actions: AllowedActions = NONE  # unlock
+
+    @classmethod
+    def of(cls, row: LockRow, now: datetime, may_lock: bool = False) -> LockView:
+        lock = stored_locks.value(row)
+        in_force = row.removed_at is None and lock.in_force(now)
+        return cls(
+            id=row.id,
+            kind=row.kind,
+            subject=row.subject,
+            reason=row.reason,
+            message=lock.message,
+            created_by=row.created_by,
+            created_at=row.created_at,
+            until=row.until,
+            removed_at=row.removed_at,
+            removed_by=row.removed_by,
+            in_force=in_force,
+            allowed_actions=frozenset({Action.UNLOCK}) if may_lock and in_force else NONE,
+        )
+
+
+class PlacedLockView(View):
+    """A lock just placed, and what it ended at once."""
+
+    lock: LockView
+    tokens_revoked: int  # a locked user's logins
+    requests_closed: list[int]
+    grants_ended: list[int]  # the provider confirmed
+    grants_pending: list[int]  # access is over; the provider is retried
+    role_sessions: list[str]  # what was denied at AWS
+    errors: list[str]  # what did not confirm yet
+
+
 class WhoAmI(View):
     user: str
     display_name: str
@@ -246,6 +300,7 @@ class WhoAmI(View):
     auditor: bool
     token_expires_at: datetime | None
     grants: list[GrantView]  # active now
+    locks: list[LockView] = []  # in force on them, their groups, or what their groups reach
     directory: DirectoryView | None = None
 
 

@@ -164,6 +164,21 @@ def lock_endable(session: Session, grant_ids: Sequence[int]) -> list[GrantRow]:
     )
 
 
+def lock_active_of(
+    session: Session, *, user: str | None = None, groups: Sequence[str] = ()
+) -> list[GrantRow]:
+    """The active grants of `user` (or, without one, in `groups`), locked, in id order."""
+    where = GrantRow.user == user if user is not None else GrantRow.group_name.in_(groups)
+    return list(
+        session.scalars(
+            select(GrantRow)
+            .where(where, GrantRow.status == GrantStatus.ACTIVE)
+            .order_by(GrantRow.id)
+            .with_for_update()
+        )
+    )
+
+
 def lock(session: Session, grant_id: int) -> GrantRow | None:
     """One grant, locked for this transaction (a second decision on it waits, then sees it)."""
     return session.scalars(

@@ -179,6 +179,27 @@ class GrantRow(Base):
     )
 
 
+class LockRow(Base):
+    """A lock: while in force (placed, not removed, not run out), what it covers is denied.
+    Rows are never deleted: a removal is recorded on the row, and the audit trail has both."""
+
+    __tablename__ = "locks"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(STATUS)  # user | target | group | role
+    subject: Mapped[str] = mapped_column(NAME)
+    reason: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(NAME)
+    created_from: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    removed_by: Mapped[str | None] = mapped_column(NAME)
+
+    # Decisions read the locks not removed; there are few, but every decision reads them.
+    __table_args__ = (Index("ix_locks_removed_at", "removed_at"),)
+
+
 class LocalMembershipRow(Base):
     """The `local` provider's directory: sekisho's own groups, like IAM group membership."""
 
