@@ -11,7 +11,8 @@ of them, and cost no transaction of their own. Every other provider answers None
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
 
 from sqlalchemy.orm import Session
 
@@ -34,4 +35,13 @@ class Provider(Protocol):
 
     def within(self, session: Session) -> Provider | None:
         """This provider writing in `session`'s transaction; None if it lives elsewhere."""
+        ...
+
+
+@runtime_checkable
+class Preloading(Protocol):
+    """A provider in sekisho's database that reads a batch's rows at once (`local`)."""
+
+    def preload(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """Read what the steps for these (user, group) pairs will look at, in few statements."""
         ...

@@ -8,6 +8,8 @@ grant's activation or ending and the membership change then commit together.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -15,46 +17,83 @@ from sekisho.clock import Clock
 from sekisho.store.db import Database
 from sekisho.store.tables import LocalMembershipRow, LocalTagRow
 
+PRELOAD_CHUNK = 500  # users per statement: far below SQLite's and PostgreSQL's limits
+
 
 class LocalDirectory:
-    """The directory's changes and reads, in one transaction the caller owns."""
+    """The directory's changes and reads, in one transaction the caller owns.
+
+    A batch preloads its users' rows (`preload`): its steps then read no row one by one, and
+    its removals are written together at the commit (a removal cannot conflict; an addition
+    is flushed at its own step, so a conflict fails that step)."""
 
     name = "local"
 
     def __init__(self, session: Session, clock: Clock) -> None:
         self._session, self._clock = session, clock
+        self._loaded: set[str] = set()  # users whose rows are all in the two maps below
+        self._members: dict[tuple[str, str], LocalMembershipRow] = {}
+        self._tags: dict[tuple[str, str], LocalTagRow] = {}
+
+    def preload(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """Read every membership and tag of these pairs' users, a chunk of users at a time."""
+        users = sorted({user for user, _group in pairs} - self._loaded)
+        s = self._session
+        for start in range(0, len(users), PRELOAD_CHUNK):
+            chunk = users[start : start + PRELOAD_CHUNK]
+            members = s.scalars(
+                select(LocalMembershipRow).where(LocalMembershipRow.user.in_(chunk))
+            )
+            self._members.update(((r.user, r.group_name), r) for r in members)
+            tags = s.scalars(select(LocalTagRow).where(LocalTagRow.user.in_(chunk)))
+            self._tags.update(((r.user, r.key), r) for r in tags)
+            self._loaded.update(chunk)
+
+    def _membership(self, user: str, group: str) -> LocalMembershipRow | None:
+        if user in self._loaded:
+            return self._members.get((user, group))
+        return self._session.get(LocalMembershipRow, (user, group))
+
+    def _tag(self, user: str, key: str) -> LocalTagRow | None:
+        if user in self._loaded:
+            return self._tags.get((user, key))
+        return self._session.get(LocalTagRow, (user, key))
 
     def add_member(self, user: str, group: str) -> str:
         s = self._session
-        if s.get(LocalMembershipRow, (user, group)) is not None:
+        if self._membership(user, group) is not None:
             return f"{user} already in {group}"
-        s.add(LocalMembershipRow(user=user, group_name=group, added_at=self._clock.now()))
+        row = LocalMembershipRow(user=user, group_name=group, added_at=self._clock.now())
+        s.add(row)
         s.flush()  # a conflicting row fails here, on this step, not at the caller's commit
+        self._members[(user, group)] = row
         return f"added {user} to {group}"
 
     def remove_member(self, user: str, group: str) -> str:
-        row = self._session.get(LocalMembershipRow, (user, group))
+        row = self._membership(user, group)
         if row is None:
             return f"{user} was not in {group}"
         self._session.delete(row)
-        self._session.flush()
+        self._members.pop((user, group), None)
         return f"removed {user} from {group}"
 
     def set_tag(self, user: str, key: str, value: str) -> str:
-        row = self._session.get(LocalTagRow, (user, key))
+        row = self._tag(user, key)
         if row is None:
-            self._session.add(LocalTagRow(user=user, key=key, value=value))
+            row = LocalTagRow(user=user, key=key, value=value)
+            self._session.add(row)
         else:
             row.value = value
         self._session.flush()
+        self._tags[(user, key)] = row
         return f"tagged {user} {{{key}: {value}}}"
 
     def delete_tag(self, user: str, key: str) -> str:
-        row = self._session.get(LocalTagRow, (user, key))
+        row = self._tag(user, key)
         if row is None:
             return f"{user} had no tag {key}"
         self._session.delete(row)
-        self._session.flush()
+        self._tags.pop((user, key), None)
         return f"untagged {user} {key}"
 
     def members(self, group: str) -> frozenset[str]:

@@ -27,7 +27,7 @@ from sekisho.domain.errors import ProviderFailure
 from sekisho.domain.events import RunbookStep
 from sekisho.domain.grants import membership_end
 from sekisho.ports import MembershipLocks, ModelSource
-from sekisho.providers.base import Provider
+from sekisho.providers.base import Preloading, Provider
 from sekisho.store import grants
 from sekisho.store.unit_of_work import Store, UnitOfWork
 
@@ -117,6 +117,8 @@ class Membership:
                 return None
             model = self._models.model(uow.session)
             ends = self._ends(uow.session, pairs)
+            if isinstance(provider, Preloading):
+                provider.preload(pairs)
             confirmed = {}
             for pair in pairs:
                 on_step = steps_of(pair)

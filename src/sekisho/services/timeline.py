@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from sekisho.store import bulk
 from sekisho.store.tables import TimelineRow
 
 
@@ -18,13 +19,12 @@ def note(
     message: str,
     status: str = "ok",
 ) -> None:
-    session.add(
-        TimelineRow(
-            request_id=request_id,
-            at=at,
-            kind=kind,
-            actor=actor,
-            status=status,
-            message=message[:4000],
-        )
-    )
+    row = {
+        "request_id": request_id,
+        "at": at,
+        "kind": kind,
+        "actor": actor,
+        "status": status,
+        "message": message[:4000],
+    }
+    bulk.append(session, TimelineRow, row)

@@ -42,6 +42,7 @@ class WebUser:
     admin: bool
     auditor: bool
     approver: bool  # decides some template's approvals
+    locker: bool  # may place and remove locks
     csrf: str  # the token this browser's forms carry
     standing_groups: frozenset[str]
 
@@ -89,6 +90,7 @@ def web_user(core: Core, request: Request, principal: Principal, token: str) -> 
         principal=principal,
         admin=model.is_admin(name),
         auditor=model.is_auditor(name),
+        locker=model.may_lock(name),
         approver=any(g.permissions.approve for g in model.groups if g.name in groups),
         csrf=csrf.token_for(token),
         standing_groups=groups,
