@@ -22,6 +22,7 @@ from bench import (
     cycle,
     expiry,
     gateway,
+    locks,
     login,
     machine,
     notify,
@@ -37,7 +38,7 @@ from bench.server import ServerProcess
 HERE = Path(__file__).resolve().parent
 POSTGRES_ENV = "SEKISHO_BENCH_POSTGRES_URL"
 CORE = ("approval", "expiry", "throughput", "sweep")
-MEASUREMENTS = (*CORE, gateway.KEY, aws.KEY, notify.KEY, login.KEY, cycle.KEY)
+MEASUREMENTS = (*CORE, gateway.KEY, aws.KEY, notify.KEY, login.KEY, cycle.KEY, locks.KEY)
 T = TypeVar("T")
 
 
@@ -68,7 +69,7 @@ FULL = Plan(
     warmup_s=2.0,
     window_s=6.0,
     sweep_stored=100_000,
-    sweep_due=1_000,
+    sweep_due=10_000,
     sweep_runs=3,
 )
 QUICK = Plan(
@@ -160,6 +161,7 @@ class Results:
     notify_result: notify.NotifyResult | None = None
     login_result: login.LoginResult | None = None
     cycles: dict[str, cycle.CycleResult] | None = None
+    locks_result: locks.LocksResult | None = None
     facts: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -272,6 +274,10 @@ def measure_in_process(run: Run, results: Results) -> None:
         backends = run.need_backends()
         print("database work per cycle:", flush=True)
         results.cycles = cycle.run(run.plan_of(cycle), run.workdir / "cycle", backends, timed)
+    if locks.KEY in run.wanted:
+        backends = run.need_backends()
+        print("locks:", flush=True)
+        results.locks_result = locks.run(run.plan_of(locks), run.workdir / "locks", backends, timed)
 
 
 def write_results(run: Run, results: Results, summary: str, output: Path) -> None:
@@ -289,6 +295,8 @@ def write_results(run: Run, results: Results, summary: str, output: Path) -> Non
         sections += login.sections(results.login_result)
     if results.cycles is not None:
         sections += cycle.sections(results.cycles, run.plan_of(cycle))
+    if results.locks_result is not None:
+        sections += locks.sections(results.locks_result)
     report.write(
         output,
         title="sekisho benchmarks: the core's and the gateway's yardsticks",

@@ -86,8 +86,12 @@ def open_core(url: str, data_dir: Path) -> Core:
     return core
 
 
-def load_bench_model(core: Core) -> None:
-    core.models.load(MODEL_PATH.read_text(encoding="utf-8"), str(MODEL_PATH), BENCH)
+def load_bench_model(core: Core, replace: dict[str, str] | None = None) -> None:
+    """The benchmark's model, with `replace` (old text: new text) applied (a target's port)."""
+    text = MODEL_PATH.read_text(encoding="utf-8")
+    for old, new in (replace or {}).items():
+        text = text.replace(old, new)
+    core.models.load(text, str(MODEL_PATH), BENCH)
 
 
 @dataclass(frozen=True)

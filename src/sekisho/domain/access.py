@@ -220,10 +220,16 @@ class NotifyEvent(StrEnum):
     EXPIRY_REPORT = "expiry.report"  # what the expiry sweep ended, and failed to end
     RECONCILE_REPORT = "reconcile.report"  # what the reconciler changed, and failed to change
     AUDIT_CHECKPOINT = "audit.checkpoint"  # the audit trail's head, signed (or a refusal)
+    LOCK_CHANGED = "lock.changed"  # a lock was placed or removed
 
 
 REPORT_EVENTS = frozenset(
-    {NotifyEvent.EXPIRY_REPORT, NotifyEvent.RECONCILE_REPORT, NotifyEvent.AUDIT_CHECKPOINT}
+    {
+        NotifyEvent.EXPIRY_REPORT,
+        NotifyEvent.RECONCILE_REPORT,
+        NotifyEvent.AUDIT_CHECKPOINT,
+        NotifyEvent.LOCK_CHANGED,
+    }
 )
 
 

@@ -215,13 +215,14 @@ class ReconcileCompleted(DomainEvent):
 
 @dataclass(frozen=True)
 class LockPlaced(DomainEvent):
-    """A lock is in force. What it ended is recorded as its own events (each grant's
-    `GrantEnding`, each request's `RequestLocked`); `tokens_revoked` counts the logins of a
-    locked user that ended with it."""
+    """A lock is in force. What it ends is recorded as its own events, after this one in
+    the same transaction (each grant's `GrantEnding`, each request's `RequestLocked`);
+    `tokens_revoked` counts the logins of a locked user that ended with it."""
 
     lock: Lock
     actor: Actor
     tokens_revoked: int = 0
+    grants_ending: int = 0  # covered grants whose access ended with it
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,9 @@ from sekisho.store.tables import RequestRow
 
 def placed(fx: EffectContext, e: LockPlaced) -> list[Event]:
     lock = e.lock
-    fx.audit(e.at, _lock_event("lock.placed", e.actor, lock, tokens=e.tokens_revoked))
+    ended = {"tokens": e.tokens_revoked, "count": e.grants_ending}
+    fx.audit(e.at, _lock_event("lock.placed", e.actor, lock, **ended))
+    fx.outbox.lock_changed(fx.session, lock, placed=True, ended=e.grants_ending)
     user = lock.subject if lock.kind is LockKind.USER else None
     data = {
         "lock_id": str(lock.id),
@@ -29,6 +31,7 @@ def placed(fx: EffectContext, e: LockPlaced) -> list[Event]:
 
 def removed(fx: EffectContext, e: LockRemoved) -> list[Event]:
     fx.audit(e.at, _lock_event("lock.removed", e.actor, e.lock))
+    fx.outbox.lock_changed(fx.session, e.lock, placed=False)
     return []
 
 

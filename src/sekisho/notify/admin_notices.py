@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sekisho.domain.access import Channel, NotifyEvent
+from sekisho.domain.locks import Lock, LockKind
 from sekisho.domain.timespec import iso
 from sekisho.notify.message import Message, Notice
 from sekisho.notify.reports import EXPIRY, FAILED, report_event
-from sekisho.notify.routing import to_admins
+from sekisho.notify.routing import LOCKED, LOCKER, to_admins, to_people
 from sekisho.notify.wording import Wording
 from sekisho.store.tables import ReportLineRow
 
@@ -136,3 +137,37 @@ def channel_test_message(w: Wording, channel: Channel) -> Message:
         link_label="Open sekisho",
         occurred_at=iso(w.at),
     )
+
+
+def lock_changed(w: Wording, lock: Lock, placed: bool, ended: int) -> Notice:
+    """Those who may lock (and a locked user) hear of a lock placed, with what it ended at
+    once, or removed: an incident's responders all see the same switch."""
+    kind_subject = f"{lock.kind.value} {lock.subject}"
+    if placed:
+        title = f"sekisho lock #{lock.id} on {kind_subject}: {lock.message}"
+        summary = (
+            f"{lock.created_by} locked {kind_subject}: {lock.reason}. It ended {ended} grant(s) "
+            "at once and refuses what it covers with this reason"
+            + (f" until {w.when(lock.until)}." if lock.until else " until it is removed.")
+        )
+    else:
+        title = f"sekisho lock #{lock.id} on {kind_subject} removed"
+        summary = (
+            f"The lock on {kind_subject} ({lock.message}) was removed. Nothing it ended comes "
+            "back: access is asked for again."
+        )
+    event = NotifyEvent.LOCK_CHANGED.value
+    message = Message(
+        event=event,
+        title=title,
+        summary=summary,
+        link=w.locks_link(),
+        link_label="Open the locks",
+        occurred_at=iso(w.at),
+        facts=(("Lock", f"#{lock.id}"), ("Kind", lock.kind.value), ("Subject", lock.subject)),
+        data={"lock_id": lock.id, "placed": placed, "ended": ended},
+    )
+    told = dict.fromkeys(w.model.lockers(), LOCKER)
+    if lock.kind is LockKind.USER and w.model.user(lock.subject) is not None:
+        told.setdefault(lock.subject, LOCKED)
+    return to_people(event, message, told)

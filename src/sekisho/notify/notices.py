@@ -17,6 +17,7 @@ from sekisho.clock import Clock
 from sekisho.domain.access import AccessModel, NotifyEvent, Template
 from sekisho.domain.actor import Actor
 from sekisho.domain.grants import EndReason
+from sekisho.domain.locks import Lock
 from sekisho.domain.requests import RequestStatus
 from sekisho.notify import admin_notices, grant_notices, reminders, reports, request_notices
 from sekisho.notify.message import Notice
@@ -185,6 +186,13 @@ class Notices:
         if routed(model, NotifyEvent.AUDIT_CHECKPOINT, None):
             w = self._wording(model)
             self._enqueue(s, model, admin_notices.checkpoint(w, self._node, checkpoint, problems))
+
+    def lock_changed(self, s: Session, lock: Lock, *, placed: bool, ended: int = 0) -> None:
+        """A lock placed (with how many grants it ended) or removed: to those who may lock."""
+        model = self._models.model(s)
+        if routed(model, NotifyEvent.LOCK_CHANGED, None):
+            w = self._wording(model)
+            self._enqueue(s, model, admin_notices.lock_changed(w, lock, placed, ended))
 
     # -- helpers ------------------------------------------------------------------------------
 

@@ -18,6 +18,8 @@ REQUESTER = "requester"  # filed it, or is the user it is for
 HANDLED = "handled"  # an approver whose decision is no longer needed
 HOLDER = "holder"  # holds (or held) the grant
 ADMIN = "admin"  # administers sekisho: reports
+LOCKER = "locker"  # may place locks: told of every lock
+LOCKED = "locked"  # the user a lock is on
 
 
 def routed(model: AccessModel, event: str, template: str | None) -> bool:
@@ -62,8 +64,13 @@ def roles(people: dict[str, Message]) -> tuple[tuple[str, str], ...]:
 
 def to_admins(event: str, message: Message, admins: tuple[str, ...]) -> Notice:
     """A notice for the admins alone (reports, audit checkpoints): about no one request."""
-    mine = {admin: replace(message, role=ADMIN) for admin in admins}
-    broadcast = replace(message, recipients=tuple((admin, ADMIN) for admin in admins))
+    return to_people(event, message, dict.fromkeys(admins, ADMIN))
+
+
+def to_people(event: str, message: Message, roles: dict[str, str]) -> Notice:
+    """A notice about no one request, for these people in these roles."""
+    mine = {user: replace(message, role=role) for user, role in roles.items()}
+    broadcast = replace(message, recipients=tuple(roles.items()))
     return Notice(event, None, None, None, broadcast, mine)
 
 

@@ -32,6 +32,9 @@ class Wording:
     def audit_link(self) -> str:
         return f"{self._base}/audit"
 
+    def locks_link(self) -> str:
+        return f"{self._base}/locks"
+
     def request_link(self, request_id: int) -> str:
         return f"{self._base}/requests/{request_id}"
 

@@ -94,9 +94,17 @@ def entry_hash(
     prev_hash: str, seq: int, at: datetime, event: AuditEvent, node: str | None = None
 ) -> str:
     """The hash an entry must have: its content and the previous entry's hash."""
-    body: dict[str, object] = {
-        "seq": seq,
-        "at": at.isoformat(timespec="microseconds"),
+    body = {"seq": seq, "at": at.isoformat(timespec="microseconds"), **_fields(event)}
+    # Entries written before entries named their node have no node, and their hashes did
+    # not cover one: the field joins the hashed body only when it is set.
+    if node is not None:
+        body["node"] = node
+    return hashlib.sha256(f"{prev_hash}\n{canonical_json(body)}".encode()).hexdigest()
+
+
+def _fields(event: AuditEvent) -> dict[str, object]:
+    """An entry's recorded fields, as its hash covers them (in this order)."""
+    return {
         "action": event.action,
         "outcome": event.outcome,
         "actor": event.actor,
@@ -107,11 +115,6 @@ def entry_hash(
         "source": event.source,
         "detail": dict(event.detail),
     }
-    # Entries written before entries named their node have no node, and their hashes did
-    # not cover one: the field joins the hashed body only when it is set.
-    if node is not None:
-        body["node"] = node
-    return hashlib.sha256(f"{prev_hash}\n{canonical_json(body)}".encode()).hexdigest()
 
 
 def record(session: Session, at: datetime, event: AuditEvent, node: str | None = None) -> None:
@@ -122,23 +125,8 @@ def record(session: Session, at: datetime, event: AuditEvent, node: str | None =
     head = _locked_head(session)
     seq = head.seq + 1
     digest = entry_hash(head.hash, seq, at, event, node)
-    row = {
-        "seq": seq,
-        "at": at,
-        "action": event.action,
-        "outcome": event.outcome,
-        "actor": event.actor,
-        "subject": event.subject,
-        "request_id": event.request_id,
-        "grant_id": event.grant_id,
-        "object": event.object,
-        "source": event.source,
-        "detail": dict(event.detail),
-        "node": node,
-        "prev_hash": head.hash,
-        "hash": digest,
-    }
-    bulk.append(session, AuditRow, row)
+    row = {"seq": seq, "at": at, **_fields(event), "node": node}
+    bulk.append(session, AuditRow, {**row, "prev_hash": head.hash, "hash": digest})
     head.seq, head.hash = seq, digest
 
 
