@@ -115,6 +115,31 @@ def test_a_revocation_on_node_a_cuts_a_session_on_node_b(
         gateway_b.stop()
 
 
+def test_a_lock_on_node_a_cuts_the_users_session_on_node_b_with_its_reason(
+    core: Core,
+    node_b: Core,
+    bridges: None,
+    gateway_model: None,
+    echo: EchoTarget,
+    tmp_path: Path,
+) -> None:
+    _ca, leaf = pki.ensure_gateway_certificate(tmp_path, [])
+    gateway_b = Gateway(node_b, pki.server_context(leaf), "127.0.0.1", 0)
+    gateway_b.start()
+    try:
+        _grant_id, forward, local = forward_through(core, gateway_b, tmp_path)
+
+        core.locks.place(ADMIN, "user", "member01", "laptop stolen")  # on node A
+
+        local.settimeout(5)
+        assert local.recv(10) == b""  # cut on node B
+        assert forward.wait(5)
+        assert forward.end_reason == "locked by admin01: laptop stolen"
+        forward.close()
+    finally:
+        gateway_b.stop()
+
+
 # -- the bridge's connections die (a database blip, a failover, an admin's kill) -------------
 
 SENDERS = "query LIKE '%pg_notify%'"
