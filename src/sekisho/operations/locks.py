@@ -85,6 +85,18 @@ class PlaceLock:
             raise InvalidInput.one(
                 "reason", "required", "say why: everyone the lock refuses is told the reason"
             )
+        with self._models.one_version():  # its transactions and the endings' checks share one
+            return self._place(actor, lock_kind, subject, reason, until, duration)
+
+    def _place(
+        self,
+        actor: Actor,
+        lock_kind: LockKind,
+        subject: str,
+        reason: str,
+        until: str | None,
+        duration: str | None,
+    ) -> LockOutcome:
         now = self._clock.now()
         with self._store.write() as uow:
             model = self._models.model(uow.session)
