@@ -23,6 +23,7 @@ from sekisho.config import Settings
 from sekisho.domain.access import Channel
 from sekisho.effects import Effects
 from sekisho.notify.base import Sender
+from sekisho.notify.channels import open_sender
 from sekisho.notify.deliveries import Deliveries, DeliveryPolicy
 from sekisho.notify.notices import Notices
 from sekisho.notify.probe import QueueTestMessage
@@ -56,7 +57,9 @@ from sekisho.operations.sessions import (
     RecordHeartbeat,
     RefuseSession,
 )
+from sekisho.operations.shared_signals import CreateStream, DeleteStream, VerifyStream
 from sekisho.operations.sign_in import LogIn, ShowTotpSetup, SignInGate
+from sekisho.operations.signals_received import ReceiveSignal
 from sekisho.ports import RoleCredentials
 from sekisho.providers.aws_credentials import AwsRoleCredentials
 from sekisho.providers.base import Provider
@@ -68,6 +71,7 @@ from sekisho.queries.identity import IdentityQueries
 from sekisho.queries.locks import LockQueries
 from sekisho.queries.requests import RequestQueries
 from sekisho.queries.sessions import SessionQueries
+from sekisho.queries.shared_signals import StreamQueries
 from sekisho.services.access_decisions import AccessDecisions
 from sekisho.services.audit import AuditTrail
 from sekisho.services.audit_checkpoints import Anchors, CheckpointService, Schedule
@@ -91,9 +95,14 @@ from sekisho.services.scheduler import Scheduler
 from sekisho.services.secretbox import SecretBox
 from sekisho.services.sessions import SessionOperations, SessionService
 from sekisho.services.shared_ca import SharedCAs
+from sekisho.services.shared_signals import SharedSignalsService
 from sekisho.services.sweeper import Sweeper
 from sekisho.services.throttle import Limits, LoginThrottle
 from sekisho.services.workflow import WorkflowService
+from sekisho.signals.keys import SignalKeyFile
+from sekisho.signals.outbox import SignalQueue
+from sekisho.signals.push import StreamChannels
+from sekisho.signals.receiver import IssuerKeys
 from sekisho.store import migrate
 from sekisho.store.db import Database
 from sekisho.store.models import StoredModels
@@ -192,7 +201,8 @@ class Core:
 
     @cached_property
     def effects(self) -> Effects:
-        return Effects(self.settings.node_name, self.notices, self.model_source.model)
+        signals = SignalQueue(self.settings.public_url)
+        return Effects(self.settings.node_name, self.notices, self.model_source.model, signals)
 
     @cached_property
     def store(self) -> Store:
@@ -246,13 +256,50 @@ class Core:
         )
 
     @cached_property
+    def place_lock(self) -> PlaceLock:
+        broker = self.broker
+        return PlaceLock(
+            self.store,
+            self.clock,
+            self.models,
+            self.end_grants,
+            broker.revoke_role_sessions,
+            broker.deny_role_sessions,
+        )
+
+    @cached_property
     def locks(self) -> LockService:
         """The kill switch: place, remove and read locks."""
         store, clock, models = self.store, self.clock, self.models
-        place = PlaceLock(store, clock, models, self.end_grants, self.broker.revoke_role_sessions)
+        place = self.place_lock
         return LockService(
             place, RemoveLock(store, clock, models), LockQueries(store, clock, models)
         )
+
+    # -- Shared Signals: the transmitter's streams and keys, the receiver -------------------
+
+    @cached_property
+    def signal_keys(self) -> SignalKeyFile:
+        return SignalKeyFile(self.settings.resolved_ssf_key_file)
+
+    @cached_property
+    def stream_channels(self) -> StreamChannels:
+        """The outbox's channels: the model's and the registered streams."""
+        keys = self.signal_keys
+        return StreamChannels(self.db, self.secrets, keys.signing_key, self.settings.public_url)
+
+    @cached_property
+    def shared_signals(self) -> SharedSignalsService:
+        store, clock, models, issuer = self.store, self.clock, self.models, self.settings.public_url
+        place = self.place_lock
+        receive = ReceiveSignal(store, clock, models, place, IssuerKeys(clock), public_url=issuer)
+        streams = (
+            CreateStream(store, clock, models, self.secrets),
+            DeleteStream(store, clock, models),
+            VerifyStream(store, clock, models),
+        )
+        reads = StreamQueries(store, models, issuer)
+        return SharedSignalsService(issuer, self.signal_keys, streams, reads, receive)
 
     @cached_property
     def import_seed_grant(self) -> ImportSeedGrant:
@@ -320,7 +367,7 @@ class Core:
             send_reminders=SendReminders(store, clock, models),
             compose_reports=self.compose_reports,
             queue_test=QueueTestMessage(store, clock, models, settings.public_url),
-            statuses=ChannelStatuses(self.db, models),
+            statuses=ChannelStatuses(self.db, models, self.stream_channels.channel),
         )
 
     @cached_property
@@ -361,6 +408,8 @@ class Core:
         environ: Mapping[str, str] | None = None,
     ) -> Dispatcher:
         deliveries = Deliveries(self.db, self.clock, DeliveryPolicy.from_settings(self.settings))
+        channels = self.stream_channels
+        senders = senders or (lambda channel: open_sender(channel, environ))
         return Dispatcher(
             deliveries,
             self.compose_reports,
@@ -369,7 +418,8 @@ class Core:
             self.bus,
             self.db,
             holder=holder,
-            senders=senders,
+            senders=channels.senders(senders),
+            channels=channels.channel,
             environ=environ,
         )
 

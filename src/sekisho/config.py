@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     # `audit_checkpoint_every`, and sooner once `audit_checkpoint_entries` entries came since
     # the last one; each goes to the anchors set here (and to the admins' channels if routed).
     audit_key_file: Path | None = None  # default: <data_dir>/audit-signing.key
+    # Shared Signals: the key sekisho signs its SETs with (ES256, created on first use). Nodes
+    # sharing a database share it: put it on shared storage, or copy it to each node.
+    ssf_key_file: Path | None = None  # default: <data_dir>/ssf-signing.key
     audit_checkpoint_every: timedelta = timedelta(minutes=15)
     audit_checkpoint_entries: Annotated[int, Field(ge=1, le=10_000_000)] = 1000
     audit_anchor_file: Path | None = None  # JSON Lines, appended; keep it on another system
@@ -182,6 +185,10 @@ class Settings(BaseSettings):
     @property
     def resolved_audit_key_file(self) -> Path:
         return self.audit_key_file or self.data_dir / "audit-signing.key"
+
+    @property
+    def resolved_ssf_key_file(self) -> Path:
+        return self.ssf_key_file or self.data_dir / "ssf-signing.key"
 
     @property
     def resolved_database_url(self) -> str:

@@ -8,7 +8,7 @@ ports they use and nothing else; `bootstrap` builds them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
@@ -51,6 +51,8 @@ class MembershipLocks(Protocol):
 
 # Deny `user`'s role sessions of `group`'s roles issued before `cutoff` (AWS); what was done.
 RevokeRoleSessions = Callable[[str, str, datetime], list[str]]
+# A role is locked: deny these users' sessions of that one role issued before the cutoff.
+DenyRoleSessions = Callable[[str, Sequence[str], datetime], list[str]]
 
 
 class NotifyJobs(Protocol):

@@ -62,6 +62,15 @@ BASE: dict[str, str] = {
 }
 
 
+SIGNALS = """\
+version: 1
+shared_signals:
+  receive:
+    issuer: https://idp.example.com
+    jwks_uri: https://idp.example.com/jwks
+"""
+
+
 def model(**sections: str) -> str:
     unknown = set(sections) - set(BASE)
     assert not unknown, unknown
@@ -642,6 +651,15 @@ CASES: list[tuple[str, str]] = [
     ),
     ("timeout_range", notified(NOTIFY_CHANNEL + "      timeout: 2m  # <-\n")),
     ("unknown_event", notified(routes="- {events: [grant.endd], channels: [team]}  # <-\n")),
+    (
+        "jwks_uri_transport",
+        model(
+            head=SIGNALS.replace(
+                "https://idp.example.com/jwks", "http://idp.example.com/jwks  # <-"
+            )
+        ),
+    ),
+    ("lock_for_range", model(head=SIGNALS + "    lock_for: 10s  # <-\n")),
     (
         "duplicate_channel",
         notified(NOTIFY_CHANNEL + NOTIFY_CHANNEL.replace("team", "team  # <-")),

@@ -22,7 +22,7 @@ from sekisho.providers.memory import MemoryProvider
 from sekisho.providers.memory_credentials import MemoryRoleCredentials
 from sekisho.store.db import Database
 from sekisho.store.tables import GrantRow
-from support import EXAMPLE_TEXT, MEMBER, MEMBER2, assemble_core
+from support import ADMIN, EXAMPLE_TEXT, MEMBER, MEMBER2, assemble_core
 
 PROD_ARN = "arn:aws:iam::444444444444:role/Prod_MemberRole"
 AWS_PROVIDER = "provider:\n  type: aws_iam\n  region: us-east-1\n  identity_account: jump\n\n"
@@ -205,3 +205,39 @@ def test_an_unconfirmed_revocation_keeps_the_grant_ending(
         row = s.get_one(GrantRow, grant)
         assert row.status == GrantStatus.ENDING
         assert "injected" in (row.last_error or "")
+
+
+def test_a_role_lock_denies_the_standing_sessions_of_that_role_and_no_other(
+    core: Core, sts: MemoryRoleCredentials, clock: ManualClock
+) -> None:
+    dev = core.broker.assume(MEMBER, "dev/Dev_MemberRole")
+    stg = core.broker.assume(MEMBER, "stg/Stg_MemberRole")
+    clock.advance(timedelta(minutes=1))
+    at = clock.now()
+    placed = core.locks.place(ADMIN, "role", "dev/Dev_MemberRole", "trust policy under review")
+    assert {user for role, user in sts.denials if role == "Dev_MemberRole"} >= {
+        "member01",
+        "member02",
+    }
+    assert {role for role, _ in sts.denials} == {"Dev_MemberRole"}
+    assert set(sts.denials.values()) == {at}
+    keys = {i.keys.access_key_id: i.keys for i in sts.issued}
+    assert not sts.honours(keys[dev.access_key_id], at)
+    assert sts.honours(keys[stg.access_key_id], at)
+    assert f"denied member01's sessions of dev/Dev_MemberRole issued before {iso(at)}" in (
+        placed.role_sessions
+    )
+
+
+def test_a_standing_group_lock_denies_its_members_sessions_of_its_roles(
+    core: Core, sts: MemoryRoleCredentials, clock: ManualClock
+) -> None:
+    core.broker.assume(MEMBER2, "dev/Dev_MemberRole")
+    clock.advance(timedelta(minutes=1))
+    core.locks.place(ADMIN, "group", "MemberGroup", "bad change")
+    group = core.model_source.model().group("MemberGroup")
+    assert group is not None
+    assert {"dev/Dev_MemberRole", "stg/Stg_MemberRole"} <= group.permissions.assume
+    assert set(sts.denials) == {
+        (ref.split("/")[1], user) for ref in group.permissions.assume for user in group.members
+    }

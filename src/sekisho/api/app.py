@@ -28,6 +28,7 @@ from sekisho.api.routers import (
     notifications,
     requests,
     sessions,
+    shared_signals,
 )
 from sekisho.bootstrap import Core
 from sekisho.store import outage
@@ -62,6 +63,7 @@ def create_api(core: Core, *, gateway_ca: GatewayCa = no_gateway_ca) -> FastAPI:
     if proxies:  # outermost: the client's address and scheme as the proxy saw them
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
     app.include_router(_v1(core))
+    app.include_router(shared_signals.well_known)
     _document_problems(app)
     return app
 
@@ -92,7 +94,7 @@ def _v1(core: Core) -> APIRouter:
         return Readiness(status="ready", database="ok", version=__version__)
 
     routers = (auth, requests, grants, locks, decisions, audit, sessions, credentials)
-    for module in (*routers, notifications):
+    for module in (*routers, notifications, shared_signals):
         v1.include_router(module.router)
     return v1
 

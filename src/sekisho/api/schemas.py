@@ -211,3 +211,59 @@ class LockBody(Body):
             "examples": [{"kind": "user", "subject": "member01", "reason": "laptop stolen"}]
         },
     )
+
+
+# -- Shared Signals (SSF 1.0): fields a receiver sends that sekisho does not use are ignored,
+# as the spec asks of a transmitter, so receivers written for other transmitters work.
+
+Url = Annotated[
+    str, Field(max_length=2048, json_schema_extra=_one_line_pattern), AfterValidator(one_line)
+]
+
+
+class StreamDeliveryBody(BaseModel):
+    method: Short  # urn:ietf:rfc:8935
+    endpoint_url: Url
+    authorization_header: Annotated[str, Field(max_length=4096)] | None = None  # a secret
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class StreamBody(BaseModel):
+    delivery: StreamDeliveryBody
+    events_requested: Annotated[list[Short], Field(max_length=50)] = []
+    description: Short = ""
+    aud: Short | None = None  # default: the endpoint URL
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {
+                    "delivery": {
+                        "method": "urn:ietf:rfc:8935",
+                        "endpoint_url": "https://app.example.com/ssf/events",
+                        "authorization_header": "Bearer s3cr3t",
+                    },
+                    "events_requested": [
+                        "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
+                    ],
+                }
+            ]
+        },
+    )
+
+
+class VerifyBody(BaseModel):
+    stream_id: Short
+    state: Short = ""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class SetError(BaseModel):
+    """A refused SET, as RFC 8935 §2.3 answers it (not a problem document: transmitters
+    read this shape)."""
+
+    err: str  # invalid_request, invalid_key, invalid_issuer, invalid_audience, ...
+    description: str

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from sekisho.domain.shared_signals import SharedSignals
 from sekisho.domain.timespec import iso, seed_tag, zone
 
 
@@ -206,6 +207,7 @@ class ChannelType(StrEnum):
     SLACK = "slack"  # a Slack incoming webhook (Block Kit)
     EMAIL = "email"  # SMTP with STARTTLS, plain text + HTML
     SNS = "sns"  # an AWS SNS topic
+    SSF = "ssf"  # a Shared Signals push stream a receiver registered (never in the model)
 
 
 class NotifyEvent(StrEnum):
@@ -316,6 +318,7 @@ class AccessModel:
     settings: ModelSettings = field(default_factory=ModelSettings)
     provider: ProviderSettings = field(default_factory=ProviderSettings)
     notifications: Notifications = field(default_factory=Notifications)
+    shared_signals: SharedSignals = field(default_factory=SharedSignals)
 
     def ttl_tag(self, end: datetime) -> str:
         """The TTL tag's value for a membership ending at `end`, as the provider gets it.

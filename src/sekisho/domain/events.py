@@ -399,3 +399,44 @@ class CertificateAuthorityStored(DomainEvent):
     origin: str  # created (made now) or imported (the node's own from before)
     sha256: str  # the certificate's fingerprint
     node: str
+
+
+# -- shared signals ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StreamCreated(DomainEvent):
+    """A receiver registered a push stream: sekisho's SETs go to `endpoint_url` from now."""
+
+    stream_id: str
+    endpoint_url: str
+    events: tuple[str, ...]
+    actor: Actor
+
+
+@dataclass(frozen=True)
+class StreamDeleted(DomainEvent):
+    stream_id: str
+    actor: Actor
+
+
+@dataclass(frozen=True)
+class StreamVerificationRequested(DomainEvent):
+    """The receiver asked for a verification event (SSF 1.0 §8.1.4), echoing `state`."""
+
+    stream_id: str
+    audience: str
+    state: str
+    actor: Actor
+
+
+@dataclass(frozen=True)
+class SignalReceived(DomainEvent):
+    """A SET from the model's transmitter passed every check; `outcome` says what it did
+    (a lock it placed is recorded as that lock's own events, in the same transaction)."""
+
+    issuer: str
+    jti: str
+    event_type: str
+    user: str
+    outcome: str  # locked, already locked, ignored (the model's rule)

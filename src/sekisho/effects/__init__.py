@@ -33,12 +33,14 @@ from sekisho.effects import (
     runbook,
     sessions,
     shared_ca,
+    shared_signals,
 )
 from sekisho.effects.context import EffectContext, Handler
 from sekisho.services.events import Event
 
 if TYPE_CHECKING:
     from sekisho.notify.notices import Notices
+    from sekisho.signals.outbox import SignalQueue
 
 
 # Every area whose events have effects; each module's HANDLERS maps its event types.
@@ -55,6 +57,7 @@ AREAS = (
     sessions,
     audit_checkpoints,
     shared_ca,
+    shared_signals,
     notify,
 )
 
@@ -72,13 +75,19 @@ def handlers() -> dict[type, Handler]:
 
 class Effects:
     def __init__(
-        self, node: str | None, outbox: Notices, model_of: Callable[[Session], AccessModel]
+        self,
+        node: str | None,
+        outbox: Notices,
+        model_of: Callable[[Session], AccessModel],
+        signals: SignalQueue,
     ) -> None:
         self._node, self._outbox, self._model_of = node, outbox, model_of
+        self._signals = signals
         self._handlers = handlers()
 
     def apply(self, session: Session, event: DomainEvent) -> list[Event]:
         handler = self._handlers.get(type(event))
         if handler is None:
             raise TypeError(f"no effect handler for {type(event).__name__}")
-        return handler(EffectContext(session, self._node, self._outbox, self._model_of), event)
+        fx = EffectContext(session, self._node, self._outbox, self._model_of, self._signals)
+        return handler(fx, event)

@@ -15,6 +15,7 @@ from sekisho.services.events import Event
 
 if TYPE_CHECKING:
     from sekisho.notify.notices import Notices
+    from sekisho.signals.outbox import SignalQueue
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class EffectContext:
     node: str | None
     outbox: Notices  # the notification hooks
     model_of: Callable[[Session], AccessModel]
+    signals: SignalQueue  # Shared Signals: the SETs to push
 
     @property
     def model(self) -> AccessModel:

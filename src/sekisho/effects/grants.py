@@ -17,9 +17,18 @@ from sekisho.domain.timespec import iso
 from sekisho.effects.context import EffectContext, Handler
 from sekisho.services.audit import AuditEvent
 from sekisho.services.events import Event
+from sekisho.signals import sets
 from sekisho.store.tables import GrantRow, RequestRow
 
 RECONCILER = Actor.system("reconciler")
+# Who ended the access, in CAEP's words (the session-revoked SET's initiating_entity).
+_INITIATORS = {
+    EndReason.EXPIRED: sets.POLICY,
+    EndReason.RELEASED: sets.USER,
+    EndReason.REVOKED: sets.ADMIN,
+    EndReason.REMOVED: sets.ADMIN,
+    EndReason.LOCKED: sets.ADMIN,
+}
 
 
 def activated(fx: EffectContext, e: GrantActivated) -> list[Event]:
@@ -64,6 +73,14 @@ def ending(fx: EffectContext, e: GrantEnding) -> list[Event]:
         f"access to {grant.group_name} ended ({why})",
     )
     fx.outbox.grant_ended(fx.session, grant)
+    fx.signals.session_revoked(
+        fx.session,
+        fx.model,
+        grant.user,
+        e.at,
+        f"grant #{grant.id} to {grant.group_name} ended ({why})"[:500],
+        _INITIATORS.get(e.reason, sets.SYSTEM),
+    )
     data = {"reason": why[:300]}
     return [
         Event("grant.ended", e.at, grant.request_id, grant.id, grant.user, grant.group_name, data)

@@ -11,6 +11,7 @@ from sekisho.effects.context import EffectContext, Handler
 from sekisho.effects.requests import request_event
 from sekisho.services.audit import AuditEvent
 from sekisho.services.events import LOCK_PLACED, Event
+from sekisho.signals import sets
 from sekisho.store.tables import RequestRow
 
 
@@ -20,6 +21,10 @@ def placed(fx: EffectContext, e: LockPlaced) -> list[Event]:
     fx.audit(e.at, _lock_event("lock.placed", e.actor, lock, **ended))
     fx.outbox.lock_changed(fx.session, lock, placed=True, ended=e.grants_ending)
     user = lock.subject if lock.kind is LockKind.USER else None
+    if user is not None:  # every session of theirs ends (their grants' endings tell theirs)
+        initiator = sets.SYSTEM if e.actor.is_system else sets.ADMIN
+        why = lock.message[:500]
+        fx.signals.session_revoked(fx.session, fx.model, user, e.at, why, initiator)
     data = {
         "lock_id": str(lock.id),
         "kind": lock.kind.value,

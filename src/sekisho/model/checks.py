@@ -11,12 +11,20 @@ import difflib
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from sekisho.domain.access import REPORT_EVENTS
 from sekisho.domain.text import ROLE_REF
-from sekisho.model.schema import ChannelDoc, GroupDoc, RouteDoc, TemplateDoc
+from sekisho.domain.timespec import format_duration
+from sekisho.model.schema import (
+    ChannelDoc,
+    GroupDoc,
+    RouteDoc,
+    SignalReceiverDoc,
+    TemplateDoc,
+)
 from sekisho.model.shape import Entry, Shaped
 from sekisho.model.source import Parsed, Path
 
@@ -562,3 +570,53 @@ def _check_route(parsed: Parsed, names: Names, entry: Entry[RouteDoc]) -> None:
                     f"{event} concerns no template, so a route limited to templates never "
                     "sends it; route it without templates",
                 )
+
+
+# -- shared signals --------------------------------------------------------------------------
+
+LOCK_FOR_MIN = timedelta(minutes=1)
+LOCK_FOR_MAX = timedelta(days=90)
+_RECEIVE: Path = ("shared_signals", "receive")
+
+
+def check_shared_signals(parsed: Parsed, shaped: Shaped) -> None:
+    """The transmitter's keys must not be swappable in transit, and a lock must last a while."""
+    top = shaped.top
+    if top is None or top.shared_signals.receive is None:
+        return
+    receive = top.shared_signals.receive
+    _check_jwks_uri(parsed, receive)
+    if receive.audience is not None and not receive.audience:
+        parsed.add(
+            (*_RECEIVE, "audience"),
+            "required",
+            "audience is empty: give the value the SETs' aud holds, or leave it out (sekisho's "
+            "public URL)",
+        )
+    lock_for = receive.lock_for
+    if lock_for is not None and not LOCK_FOR_MIN <= lock_for <= LOCK_FOR_MAX:
+        parsed.add(
+            (*_RECEIVE, "lock_for"),
+            "lock_for_range",
+            f"a lock from a signal lasts {format_duration(LOCK_FOR_MIN)} to "
+            f"{format_duration(LOCK_FOR_MAX)}, not {format_duration(lock_for)}; leave lock_for "
+            "out to lock until the lock is removed",
+        )
+
+
+def _check_jwks_uri(parsed: Parsed, receive: SignalReceiverDoc) -> None:
+    """Whoever can change the keys in transit can sign events that lock anyone out."""
+    path: Path = (*_RECEIVE, "jwks_uri")
+    try:
+        parts = urlsplit(receive.jwks_uri)
+        host = parts.hostname
+    except ValueError:
+        parsed.add(path, "url_format", f"jwks_uri: {receive.jwks_uri[:60]!r} is not an http(s) URL")
+        return
+    if parts.scheme == "http" and not _is_loopback(host):
+        parsed.add(
+            path,
+            "jwks_uri_transport",
+            f"jwks_uri is plain http to {host}: the keys that sign security events must come "
+            "over https (http only to a loopback address: localhost, 127.0.0.0/8, ::1)",
+        )

@@ -30,7 +30,8 @@ from sekisho.domain.access import (
     User,
 )
 from sekisho.domain.errors import InvalidModel, ModelProblem
-from sekisho.model.checks import check, check_provider
+from sekisho.domain.shared_signals import SharedSignals, SignalReceiver, SignalRule
+from sekisho.model.checks import check, check_provider, check_shared_signals
 from sekisho.model.schema import (
     AccountDoc,
     ChannelDoc,
@@ -38,6 +39,7 @@ from sekisho.model.schema import (
     ModelDoc,
     ProviderDoc,
     RouteDoc,
+    SharedSignalsDoc,
     TargetDoc,
     TemplateDoc,
     UserDoc,
@@ -53,6 +55,7 @@ def _analyse(text: str, filename: str) -> tuple[list[ModelProblem], Shaped | Non
     shaped = validate(parsed)
     check(parsed, shaped)
     check_provider(parsed, shaped)
+    check_shared_signals(parsed, shaped)
     return _sorted(parsed.problems), shaped
 
 
@@ -133,6 +136,24 @@ def build(top: ModelDoc, shaped: Shaped) -> AccessModel:
             routes=tuple(_route(e.doc) for e in shaped.routes),
             remind_before=top.notifications.remind_before,
         ),
+        shared_signals=_shared_signals(top.shared_signals),
+    )
+
+
+def _shared_signals(doc: SharedSignalsDoc) -> SharedSignals:
+    receive = doc.receive
+    if receive is None:
+        return SharedSignals()
+    return SharedSignals(
+        receive=SignalReceiver(
+            issuer=receive.issuer,
+            jwks_uri=receive.jwks_uri,
+            audience=receive.audience,
+            token_env=receive.token_env,
+            on_session_revoked=SignalRule(receive.on_session_revoked),
+            on_credential_change=SignalRule(receive.on_credential_change),
+            lock_for=receive.lock_for,
+        )
     )
 
 

@@ -46,6 +46,8 @@ RULES: dict[str, str] = {
     "sns_topic_arn_format": "an sns channel's topic_arn is not an SNS topic ARN",
     "timeout_range": "a channel's timeout outside 1s..60s",
     "unknown_event": "a route names an event sekisho does not send",
+    "jwks_uri_transport": "shared_signals.receive.jwks_uri is http to a host not on loopback",
+    "lock_for_range": "shared_signals.receive.lock_for outside 1m..90d",
     # Names defined twice
     "duplicate_account": "two accounts with one name",
     "duplicate_role": "two roles with one name in one account",

@@ -444,6 +444,25 @@ class NotificationsDoc(Doc):
     routes: list[Any] = []
 
 
+# -- shared signals --------------------------------------------------------------------------
+
+
+class SignalReceiverDoc(Doc):
+    """The one SSF transmitter sekisho believes. `lock_for`'s range is checked in `checks`."""
+
+    issuer: HttpUrl
+    jwks_uri: HttpUrl  # https, or http to loopback: checked in `checks`
+    audience: ShortText | None = None
+    token_env: EnvName | None = None
+    on_session_revoked: Literal["lock", "ignore"] = "lock"
+    on_credential_change: Literal["lock", "ignore"] = "lock"
+    lock_for: Duration | None = None
+
+
+class SharedSignalsDoc(Doc):
+    receive: SignalReceiverDoc | None = None
+
+
 class ModelDoc(Doc):
     """The top level. Sections stay raw here and are validated entry by entry, so one broken
     entry does not hide the cross-reference problems of all the others."""
@@ -457,6 +476,7 @@ class ModelDoc(Doc):
     groups: list[Any] = []
     templates: list[Any] = []
     notifications: NotificationsDoc = NotificationsDoc()
+    shared_signals: SharedSignalsDoc = SharedSignalsDoc()
 
 
 SECTIONS: dict[str, type[Doc]] = {

@@ -34,6 +34,8 @@ from sekisho.model.schema import (
     RoleDoc,
     RouteDoc,
     SettingsDoc,
+    SharedSignalsDoc,
+    SignalReceiverDoc,
     TargetDoc,
     TemplateDoc,
     UserDoc,
@@ -59,6 +61,8 @@ _NOUNS: dict[type[BaseModel], str] = {
     NotificationsDoc: "notifications",
     ChannelDoc: "a channel",
     RouteDoc: "a route",
+    SharedSignalsDoc: "shared_signals",
+    SignalReceiverDoc: "shared_signals.receive",
 }
 
 _EXPECTED: dict[str, str] = {

@@ -9,6 +9,7 @@ stored and logged, so they never carry a secret (keys, passwords, secret URLs) n
 from __future__ import annotations
 
 import functools
+import ipaddress
 import os
 import ssl
 from collections.abc import Iterable, Mapping
@@ -87,6 +88,25 @@ def parses_as_url(url: str) -> bool:
     except (httpx.InvalidURL, ValueError):  # UnicodeError is a ValueError
         return False
     return bool(parts.hostname)
+
+
+def safe_transport(url: str) -> bool:
+    """The transport rule for every URL sekisho sends to or fetches keys from: https, or
+    http only to a loopback address (a test, a sidecar on the same host)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme == "https" and host:
+        return True
+    return parts.scheme == "http" and is_loopback(host)
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class HttpPoster:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from sekisho.domain.access import Channel, ChannelType
-from sekisho.notify.base import DeliveryFailed, Sender, from_env, parses_as_url, tls_context
+from sekisho.notify.base import (
+    DeliveryFailed,
+    Sender,
+    from_env,
+    parses_as_url,
+    safe_transport,
+    tls_context,
+)
 
 
 def open_sender(channel: Channel, environ: Mapping[str, str] | None = None) -> Sender:
@@ -54,6 +59,8 @@ def open_sender(channel: Channel, environ: Mapping[str, str] | None = None) -> S
             username=channel.username,
             password=password,
         )
+    if channel.type is ChannelType.SSF:  # bootstrap opens a stream's pusher, with its key
+        raise DeliveryFailed("a Shared Signals stream has no sender of its own here")
     from sekisho.notify.sns import SnsSender
 
     assert channel.topic_arn is not None
@@ -66,24 +73,11 @@ def _checked(url: str, name: str | None) -> str:
     names the variable, never the URL (it is a secret)."""
     if not parses_as_url(url):
         raise DeliveryFailed(f"the URL in environment variable {name} is not a valid URL")
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.scheme == "https" and host:
-        return url
-    if parts.scheme == "http" and _is_loopback(host):
+    if safe_transport(url):
         return url
     raise DeliveryFailed(
         f"the URL in environment variable {name} must be https (http only to loopback)"
     )
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def config_problems(channel: Channel, environ: Mapping[str, str] | None = None) -> list[str]:

@@ -7,6 +7,7 @@ A channel no longer in the model is listed while it has rows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -57,8 +58,14 @@ LastError = tuple[str | None, datetime | None] | None  # the newest error and it
 
 
 class ChannelStatuses:
-    def __init__(self, db: Database, models: ModelSource) -> None:
+    def __init__(
+        self,
+        db: Database,
+        models: ModelSource,
+        channel_of: Callable[[AccessModel, str], Channel | None] | None = None,
+    ) -> None:
         self._db, self._models = db, models
+        self._channel_of = channel_of or (lambda model, name: model.notifications.channel(name))
 
     def read(self, actor: Actor) -> list[ChannelStatus]:
         """Every channel of the model, then any other that still has rows."""
@@ -69,7 +76,12 @@ class ChannelStatuses:
             names = [c.name for c in model.notifications.channels]
             names += sorted({g.channel for g in counts} - set(names))
             return [
-                _status(name, [g for g in counts if g.channel == name], _last_error(s, name), model)
+                _status(
+                    name,
+                    [g for g in counts if g.channel == name],
+                    _last_error(s, name),
+                    self._channel_of(model, name),
+                )
                 for name in names
             ]
 
@@ -99,12 +111,13 @@ def _last_error(s: Session, name: str) -> LastError:
     return (row[0], row[1]) if row else None
 
 
-def _status(name: str, mine: list[_Group], last: LastError, model: AccessModel) -> ChannelStatus:
+def _status(
+    name: str, mine: list[_Group], last: LastError, channel: Channel | None
+) -> ChannelStatus:
     pending = [g for g in mine if g.status == "pending"]
     delivered = [g for g in mine if g.status == "delivered"]
     delivered_at = [g.last_delivered_at for g in delivered if g.last_delivered_at]
     oldest = [g.oldest_created_at for g in pending if g.oldest_created_at]
-    channel = model.notifications.channel(name)
     return ChannelStatus(
         name=name,
         type=channel.type.value if channel else None,
@@ -121,4 +134,6 @@ def _status(name: str, mine: list[_Group], last: LastError, model: AccessModel) 
 
 
 def _problems(channel: Channel | None) -> tuple[str, ...]:
-    return tuple(config_problems(channel)) if channel else ("not in the model any more",)
+    if channel is None:
+        return ("not in the model any more",)
+    return tuple(config_problems(channel))

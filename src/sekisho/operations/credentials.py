@@ -10,6 +10,7 @@ user are denied (the IAM "revoke older sessions" pattern, scoped to the user).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -136,13 +137,29 @@ class RevokeRoleSessions:
         found = model.group(group)
         if model.provider.kind is not ProviderKind.AWS_IAM or found is None:
             return []
-        done = []
+        done: list[str] = []
         for ref in sorted(found.permissions.assume):
-            role = model.role(ref)
-            account = model.account(role.account) if role else None
-            if role is None or account is None:
-                continue
-            iam_role = IamRole(role.name, account.broker_role_arn)
+            done += self._deny(model, ref, [user], cutoff)
+        return done
+
+    def of_role(self, ref: str, users: Sequence[str], cutoff: datetime) -> list[str]:
+        """A role is locked: deny these users' sessions of that one role issued before
+        `cutoff` (their sessions of other roles are untouched)."""
+        model = self._models.model()
+        if model.provider.kind is not ProviderKind.AWS_IAM:
+            return []
+        return self._deny(model, ref, users, cutoff)
+
+    def _deny(
+        self, model: AccessModel, ref: str, users: Sequence[str], cutoff: datetime
+    ) -> list[str]:
+        role = model.role(ref)
+        account = model.account(role.account) if role else None
+        if role is None or account is None:
+            return []
+        iam_role = IamRole(role.name, account.broker_role_arn)
+        done = []
+        for user in users:
             now = self._clock.now()
             self._credentials.deny_older_sessions(model.provider, iam_role, user, cutoff, now)
             done.append(f"denied {user}'s sessions of {ref} issued before {iso(cutoff)}")

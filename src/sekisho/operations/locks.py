@@ -10,6 +10,8 @@ leaves its grants `ending` (still denied) and is retried; the outcome reports it
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -17,7 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from sekisho.clock import Clock
-from sekisho.domain.access import AccessModel, TemplateAction
+from sekisho.domain.access import AccessModel, Group, GroupKind, TemplateAction
 from sekisho.domain.actor import Actor
 from sekisho.domain.errors import Conflict, InvalidInput, NotFound, ProviderFailure
 from sekisho.domain.events import LockPlaced, LockRemoved, RequestLocked
@@ -27,13 +29,15 @@ from sekisho.domain.requests import RequestStatus
 from sekisho.domain.text import SHORT_TEXT, check_text
 from sekisho.domain.timespec import zone
 from sekisho.operations.grants import EndGrants, EndResult
-from sekisho.ports import ModelSource, RevokeRoleSessions
+from sekisho.ports import DenyRoleSessions, ModelSource, RevokeRoleSessions
 from sekisho.services import permissions
 from sekisho.store import grants, requests
 from sekisho.store import locks as stored_locks
 from sekisho.store.tables import GrantRow, LockRow, RequestRow, TokenRow
 from sekisho.store.unit_of_work import Store, UnitOfWork
 
+# What led to a lock, recorded in its transaction before it (a received signal's `jti`).
+Cause = Callable[[UnitOfWork, datetime], None]
 REASON_MAX = SHORT_TEXT  # it is part of every refusal the lock causes
 # A request that waits (for approval, or approved for its start) closes when a lock covers it.
 _CLOSES = {
@@ -61,9 +65,10 @@ class PlaceLock:
         models: ModelSource,
         end: EndGrants,
         revoke_role_sessions: RevokeRoleSessions,
+        deny_role_sessions: DenyRoleSessions,
     ) -> None:
         self._store, self._clock, self._models = store, clock, models
-        self._end, self._revoke = end, revoke_role_sessions
+        self._end, self._revoke, self._deny_role = end, revoke_role_sessions, deny_role_sessions
 
     def execute(
         self,
@@ -74,10 +79,13 @@ class PlaceLock:
         *,
         until: str | None = None,
         duration: str | None = None,
+        cause: Cause | None = None,
     ) -> LockOutcome:
         """Lock `subject` (a user, target, group or ACCOUNT/ROLE) until `until` or for
         `duration` (neither: until removed). Refused, with nothing changed, for an unknown
-        subject, an empty reason, an end in the past, or an actor without the permission."""
+        subject, an empty reason, an end in the past, or an actor without the permission.
+        `cause` records what led to the lock (a received signal) in the lock's transaction,
+        first: if it refuses, nothing is locked."""
         lock_kind = _kind(kind)
         subject = check_text("subject", subject or "", max_length=SHORT_TEXT)
         reason = check_text("reason", (reason or "").strip(), max_length=REASON_MAX)
@@ -86,7 +94,7 @@ class PlaceLock:
                 "reason", "required", "say why: everyone the lock refuses is told the reason"
             )
         with self._models.one_version():  # its transactions and the endings' checks share one
-            return self._place(actor, lock_kind, subject, reason, until, duration)
+            return self._place(actor, lock_kind, subject, reason, (until, duration), cause)
 
     def _place(
         self,
@@ -94,15 +102,17 @@ class PlaceLock:
         lock_kind: LockKind,
         subject: str,
         reason: str,
-        until: str | None,
-        duration: str | None,
+        end: tuple[str | None, str | None],
+        cause: Cause | None,
     ) -> LockOutcome:
         now = self._clock.now()
         with self._store.write() as uow:
+            if cause is not None:
+                cause(uow, now)
             model = self._models.model(uow.session)
             permissions.require_lock(model, actor, "place locks")
             check_subject(model, lock_kind, subject)
-            ends = lock_end(until, duration, now, zone(model.settings.timezone))
+            ends = lock_end(*end, now, zone(model.settings.timezone))
             lock = _insert(uow.session, actor, lock_kind, subject, reason, now, ends)
             outcome = LockOutcome(lock.id, _end_logins(uow.session, lock, now))
             covered = _covered_grants(uow.session, model, lock)
@@ -111,22 +121,43 @@ class PlaceLock:
             endings = self._end.start(uow, covered, EndReason.LOCKED, actor, lock.message)
         outcome.grants = self._end.finish(endings, actor)
         outcome.errors = [f"grant #{i}: {e}" for i, e in outcome.grants.errors.items()]
-        if lock.kind is LockKind.USER:
-            self._deny_standing_role_sessions(model, lock, now, outcome)
+        self._deny_standing_role_sessions(model, lock, now, outcome)
         return outcome
 
     def _deny_standing_role_sessions(
         self, model: AccessModel, lock: Lock, now: datetime, outcome: LockOutcome
     ) -> None:
-        """A locked user's role sessions from standing groups stop too (grants' sessions are
-        denied as each grant ends)."""
-        for group in model.standing_groups_of(lock.subject):
-            if not group.permissions.assume:
-                continue
-            try:
-                outcome.role_sessions += self._revoke(lock.subject, group.name, now)
-            except ProviderFailure as exc:
-                outcome.errors.append(f"role sessions of {group.name}: {exc.message}")
+        """Role sessions that came from standing groups stop too (a grant's are denied as it
+        ends): a locked user's, a locked standing group's members', a locked role's."""
+        if lock.kind is LockKind.ROLE:
+            users = sorted({m for g in _standing_assuming(model, lock.subject) for m in g.members})
+            self._denied(outcome, lock.subject, lambda: self._deny_role(lock.subject, users, now))
+            return
+        for user, group in _standing_pairs(model, lock):
+            self._denied(outcome, group, functools.partial(self._revoke, user, group, now))
+
+    @staticmethod
+    def _denied(outcome: LockOutcome, what: str, deny: Callable[[], list[str]]) -> None:
+        try:
+            outcome.role_sessions += deny()
+        except ProviderFailure as exc:
+            outcome.errors.append(f"role sessions of {what}: {exc.message}")
+
+
+def _standing_assuming(model: AccessModel, ref: str) -> list[Group]:
+    return [g for g in model.groups if g.kind is GroupKind.STANDING and ref in g.permissions.assume]
+
+
+def _standing_pairs(model: AccessModel, lock: Lock) -> list[tuple[str, str]]:
+    """(user, standing group) whose role sessions the lock ends: a user's standing groups, or
+    a locked standing group's members."""
+    if lock.kind is LockKind.USER:
+        groups = model.standing_groups_of(lock.subject)
+        return [(lock.subject, g.name) for g in groups if g.permissions.assume]
+    found = model.group(lock.subject) if lock.kind is LockKind.GROUP else None
+    if found is None or found.kind is not GroupKind.STANDING or not found.permissions.assume:
+        return []
+    return [(member, found.name) for member in found.members]
 
 
 class RemoveLock:

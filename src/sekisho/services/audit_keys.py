@@ -9,10 +9,7 @@ fingerprint) is what verifiers keep. Several nodes sharing one database share on
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
-import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +17,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-KEY_MODE = 0o600
+from sekisho.services.key_files import open_to_others, write_new_key
 
 
 class AuditKeyError(Exception):
@@ -93,12 +90,9 @@ def load_signing_key(path: Path, *, create: bool) -> SigningKey | None:
         if not create:
             return None
         _create(path)
-    mode = path.stat().st_mode & 0o777
-    if mode & 0o077:
-        raise AuditKeyError(
-            f"{path} is accessible by group or others (mode {mode:04o}); run "
-            f"`chmod 600 {path}` if nobody else has read it, otherwise make a new key"
-        )
+    problem = open_to_others(path)
+    if problem:
+        raise AuditKeyError(problem)
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (OSError, ValueError, TypeError) as exc:
@@ -132,21 +126,7 @@ class AuditKeyFile:
 
 
 def _create(path: Path) -> None:
-    """Write a new key under a temporary name with mode 0600, then link it into place: the
-    link fails if another process made one meanwhile, and then both use that one."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     pem = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, KEY_MODE)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            os.fchmod(out.fileno(), KEY_MODE)
-            out.write(pem)
-            out.flush()
-            os.fsync(out.fileno())
-        with contextlib.suppress(FileExistsError):  # another process won: use its key
-            os.link(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_new_key(path, pem)

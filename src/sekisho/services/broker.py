@@ -4,6 +4,7 @@ ends early (`RevokeRoleSessions`, which `services.grants` calls)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sekisho.domain.actor import Actor
@@ -24,3 +25,7 @@ class CredentialBroker:
         """Deny, on every role the group could assume, `user`'s sessions issued before
         `cutoff`. Other people's sessions are untouched. Returns what was done."""
         return self._revoke.execute(user, group, cutoff)
+
+    def deny_role_sessions(self, ref: str, users: Sequence[str], cutoff: datetime) -> list[str]:
+        """Deny these users' sessions of role `ref` issued before `cutoff` (a role lock)."""
+        return self._revoke.of_role(ref, users, cutoff)

@@ -45,7 +45,7 @@ from typing import Protocol
 import structlog
 
 from sekisho.clock import Clock
-from sekisho.domain.access import Channel
+from sekisho.domain.access import AccessModel, Channel
 from sekisho.notify.base import Delivery, DeliveryFailed, Sender, redact, url_secrets
 from sekisho.notify.channels import open_sender
 from sekisho.notify.deliveries import BATCH, Claimed, Deliveries
@@ -66,6 +66,8 @@ ERROR_PAUSE = timedelta(seconds=1)
 PRUNE_EVERY = timedelta(hours=1)
 
 SenderFactory = Callable[[Channel], Sender]
+# A channel by its outbox name: the model's, or a Shared Signals stream (`ssf:<id>`).
+ChannelLookup = Callable[[AccessModel, str], Channel | None]
 
 
 class ComposesReports(Protocol):
@@ -101,6 +103,7 @@ class Dispatcher:
         *,
         holder: str | None = None,
         senders: SenderFactory | None = None,
+        channels: ChannelLookup | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
         self._deliveries, self._compose_reports = deliveries, compose_reports
@@ -108,6 +111,7 @@ class Dispatcher:
         self.holder = holder or f"dispatcher:{node_id()}"
         self._environ = environ
         self._senders = senders or (lambda channel: open_sender(channel, environ))
+        self._channels = channels or (lambda model, name: model.notifications.channel(name))
         self._wake = Wakeup()
         self._stopping = False
         self._pruned_at: datetime | None = None
@@ -190,11 +194,11 @@ class Dispatcher:
         report = DispatchReport()
         if len(by_channel) == 1:
             ((name, items),) = by_channel.items()
-            report.add(self._deliver_channel(model.notifications.channel(name), name, items))
+            report.add(self._deliver_channel(self._channels(model, name), name, items))
             return report
         with ThreadPoolExecutor(max_workers=min(WORKERS, len(by_channel))) as pool:
             futures = [
-                pool.submit(self._deliver_channel, model.notifications.channel(name), name, items)
+                pool.submit(self._deliver_channel, self._channels(model, name), name, items)
                 for name, items in by_channel.items()
             ]
             for future in futures:

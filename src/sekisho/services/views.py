@@ -339,3 +339,29 @@ class AuditEntryView(View):
             node=row.node,
             hash=row.hash,
         )
+
+
+class StreamDelivery(View):
+    method: str  # urn:ietf:rfc:8935 (push)
+    endpoint_url: str
+
+
+class StreamView(View):
+    """A push stream's configuration, as SSF 1.0 §8.1.1 words it (the bearer token it was
+    given is never shown again)."""
+
+    stream_id: str
+    iss: str
+    aud: str
+    delivery: StreamDelivery
+    events_supported: list[str]
+    events_requested: list[str]
+    events_delivered: list[str]
+    description: str = ""
+    created_by: str
+    created_at: datetime
+
+
+class StreamStatusView(View):
+    stream_id: str
+    status: str  # enabled (sekisho pushes every event the stream asked for)

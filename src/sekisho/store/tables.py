@@ -200,6 +200,34 @@ class LockRow(Base):
     __table_args__ = (Index("ix_locks_removed_at", "removed_at"),)
 
 
+class SsfStreamRow(Base):
+    """A Shared Signals push stream (SSF 1.0): where sekisho pushes its SETs for a receiver
+    that registered. The bearer token the receiver asked for is sealed (`SecretBox`)."""
+
+    __tablename__ = "ssf_streams"
+
+    stream_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    audience: Mapped[str] = mapped_column(String(512))
+    endpoint_url: Mapped[str] = mapped_column(String(2048))
+    authorization: Mapped[str | None] = mapped_column(Text)  # sealed; None: no header
+    events_requested: Mapped[list[str]] = mapped_column(CanonicalJSON())
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(NAME)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SsfReceivedRow(Base):
+    """A SET received from the model's transmitter: its `jti`, kept so a replay is refused."""
+
+    __tablename__ = "ssf_received"
+
+    issuer: Mapped[str] = mapped_column(String(512), primary_key=True)
+    jti: Mapped[str] = mapped_column(String(256), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_ssf_received_received_at", "received_at"),)
+
+
 class LocalMembershipRow(Base):
     """The `local` provider's directory: sekisho's own groups, like IAM group membership."""
 
