@@ -419,7 +419,7 @@ class Core:
             self.db,
             holder=holder,
             senders=channels.senders(senders),
-            channels=channels.channel,
+            channels=channels,
             environ=environ,
         )
 

@@ -189,6 +189,7 @@ def test_a_deleted_stream_hears_nothing_more_and_its_queue_is_given_up(
     assert receiver.events() == []
     [status] = [s for s in core.outbox.status(Actor("admin01", "cli")) if s.name == f"ssf:{stream}"]
     assert (status.pending, status.failed) == (0, 1)
+    assert status.last_error == f"stream {stream} was deleted"
     assert api.get(STREAMS, params={"stream_id": stream}, headers=admin).status_code == 404
     assert api.delete(STREAMS, params={"stream_id": stream}, headers=admin).status_code == 404
 

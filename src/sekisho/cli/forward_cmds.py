@@ -8,7 +8,6 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
-from urllib.parse import urlparse
 
 import typer
 from rich.table import Table
@@ -17,6 +16,7 @@ from rich.text import Text
 from sekisho.cli.client import ApiError, Client, Unreachable
 from sekisho.cli.render import emit, err, literal, out, say, status, when
 from sekisho.domain.errors import InvalidInput
+from sekisho.domain.hosts import is_loopback_url
 
 if TYPE_CHECKING:
     from sekisho.gateway.client import Forwarder, SessionInfo
@@ -30,16 +30,6 @@ def _client(ctx: typer.Context) -> Client:
     return Client(ctx.obj.get("server") if ctx.obj else None)
 
 
-def _is_loopback(url: str) -> bool:
-    host = urlparse(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _gateway_and_ca(
     api: Client, gateway: str | None, ca: Path | None
 ) -> tuple[tuple[str, int], str, Path | str]:
@@ -51,7 +41,7 @@ def _gateway_and_ca(
     host = host.strip("[]")
     if ca is not None:
         return (host, int(port)), host, ca
-    if info.get("ca_pem") and _is_loopback(api.server):
+    if info.get("ca_pem") and is_loopback_url(api.server):
         return (host, int(port)), host, str(info["ca_pem"])  # fetched over loopback: safe
     raise InvalidInput.one(
         "ca",

@@ -276,9 +276,9 @@ def _fetched_ca(server: str) -> str:
     from cryptography import x509
 
     from sekisho.cli.client import Client
-    from sekisho.cli.forward_cmds import _is_loopback
+    from sekisho.domain.hosts import is_loopback_url
 
-    if not (server.startswith("https://") or _is_loopback(server)):
+    if not (server.startswith("https://") or is_loopback_url(server)):
         # Anyone on the path could swap the certificate: a CA fetched so proves nothing.
         _fail(f"{server} is plain HTTP to another host: fetch the CA over https:// only")
     pem = Client(server).get("/gateway").get("ca_pem")

@@ -8,7 +8,6 @@ The deeper rules look only at entries that passed shape validation.
 from __future__ import annotations
 
 import difflib
-import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -16,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sekisho.domain.access import REPORT_EVENTS
+from sekisho.domain.hosts import is_loopback
 from sekisho.domain.text import ROLE_REF
 from sekisho.domain.timespec import format_duration
 from sekisho.model.schema import (
@@ -500,17 +500,6 @@ def _check_channel_complete(parsed: Parsed, entry: Entry[ChannelDoc]) -> None:
         parsed.add(path, "required", f"{article} {channel.type} channel needs {key}: {what}")
 
 
-def _is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def _check_transport(parsed: Parsed, entry: Entry[ChannelDoc]) -> None:
     """Messages carry who asked for what and why: no clear text off this machine."""
     channel, path = entry.doc, entry.path
@@ -525,14 +514,14 @@ def _check_transport(parsed: Parsed, entry: Entry[ChannelDoc]) -> None:
                 "secret_in_model",
                 f"{key} carries credentials; keep the URL in an environment variable (url_env)",
             )
-        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        if parts.scheme == "http" and not is_loopback(parts.hostname):
             parsed.add(
                 (*path, key),
                 "insecure_transport",
                 f"{key} is plain http to {parts.hostname}: use https (http only to a loopback "
                 "address)",
             )
-    if channel.type == "email" and not channel.starttls and not _is_loopback(channel.host):
+    if channel.type == "email" and not channel.starttls and not is_loopback(channel.host):
         parsed.add(
             (*path, "starttls"),
             "insecure_transport",
@@ -613,7 +602,7 @@ def _check_jwks_uri(parsed: Parsed, receive: SignalReceiverDoc) -> None:
     except ValueError:
         parsed.add(path, "url_format", f"jwks_uri: {receive.jwks_uri[:60]!r} is not an http(s) URL")
         return
-    if parts.scheme == "http" and not _is_loopback(host):
+    if parts.scheme == "http" and not is_loopback(host):
         parsed.add(
             path,
             "jwks_uri_transport",

@@ -9,7 +9,6 @@ stored and logged, so they never carry a secret (keys, passwords, secret URLs) n
 from __future__ import annotations
 
 import functools
-import ipaddress
 import os
 import ssl
 from collections.abc import Iterable, Mapping
@@ -20,6 +19,7 @@ from urllib.parse import urlsplit
 import certifi
 import httpx
 
+from sekisho.domain.hosts import is_loopback
 from sekisho.notify.message import Message
 
 USER_AGENT = "sekisho-notify/1"
@@ -98,15 +98,6 @@ def safe_transport(url: str) -> bool:
     if parts.scheme == "https" and host:
         return True
     return parts.scheme == "http" and is_loopback(host)
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class HttpPoster:

@@ -66,8 +66,26 @@ ERROR_PAUSE = timedelta(seconds=1)
 PRUNE_EVERY = timedelta(hours=1)
 
 SenderFactory = Callable[[Channel], Sender]
-# A channel by its outbox name: the model's, or a Shared Signals stream (`ssf:<id>`).
-ChannelLookup = Callable[[AccessModel, str], Channel | None]
+
+
+class ChannelDirectory(Protocol):
+    """The channels by their outbox names: the model's, or also Shared Signals streams."""
+
+    def channel(self, model: AccessModel, name: str) -> Channel | None: ...
+
+    def why_gone(self, name: str) -> str:
+        """What a message to a channel that no longer exists is told."""
+        ...
+
+
+class ModelChannels:
+    """The model's channels only."""
+
+    def channel(self, model: AccessModel, name: str) -> Channel | None:
+        return model.notifications.channel(name)
+
+    def why_gone(self, name: str) -> str:
+        return f"channel {name} is no longer in the model"
 
 
 class ComposesReports(Protocol):
@@ -103,7 +121,7 @@ class Dispatcher:
         *,
         holder: str | None = None,
         senders: SenderFactory | None = None,
-        channels: ChannelLookup | None = None,
+        channels: ChannelDirectory | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
         self._deliveries, self._compose_reports = deliveries, compose_reports
@@ -111,7 +129,7 @@ class Dispatcher:
         self.holder = holder or f"dispatcher:{node_id()}"
         self._environ = environ
         self._senders = senders or (lambda channel: open_sender(channel, environ))
-        self._channels = channels or (lambda model, name: model.notifications.channel(name))
+        self._channels = channels or ModelChannels()
         self._wake = Wakeup()
         self._stopping = False
         self._pruned_at: datetime | None = None
@@ -194,11 +212,11 @@ class Dispatcher:
         report = DispatchReport()
         if len(by_channel) == 1:
             ((name, items),) = by_channel.items()
-            report.add(self._deliver_channel(self._channels(model, name), name, items))
+            report.add(self._deliver_channel(self._channels.channel(model, name), name, items))
             return report
         with ThreadPoolExecutor(max_workers=min(WORKERS, len(by_channel))) as pool:
             futures = [
-                pool.submit(self._deliver_channel, self._channels(model, name), name, items)
+                pool.submit(self._deliver_channel, self._channels.channel(model, name), name, items)
                 for name, items in by_channel.items()
             ]
             for future in futures:
@@ -215,7 +233,7 @@ class Dispatcher:
         each), so one failing subject holds up nothing else."""
         report = DispatchReport()
         if channel is None:
-            self._give_up(items, f"channel {name} is no longer in the model", report)
+            self._give_up(items, self._channels.why_gone(name), report)
             return report
         done: list[tuple[Claimed, str]] = []
         suspect: Claimed | None = None  # failed; the channel may still work

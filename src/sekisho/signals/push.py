@@ -89,6 +89,12 @@ class StreamChannels:
             row = streams.stream(s, stream_id)
             return Channel(name, ChannelType.SSF, url=row.endpoint_url) if row else None
 
+    def why_gone(self, name: str) -> str:
+        stream_id = streams.stream_of_channel(name)
+        if stream_id is None:
+            return f"channel {name} is no longer in the model"
+        return f"stream {stream_id} was deleted"
+
     def senders(self, others: Callable[[Channel], Sender]) -> Callable[[Channel], Sender]:
         """A sender factory: a stream's pusher for a stream, `others` for the rest."""
 
