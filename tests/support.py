@@ -138,9 +138,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(app: FastAPI) -> Iterator[str]:
-    """`app` on a real socket, as `sekisho serve` runs it; yields its base URL."""
-    port = free_port()
+def serving(app: FastAPI, port: int | None = None) -> Iterator[str]:
+    """`app` on a real socket (on `port`, or a free one), as `sekisho serve` runs it; yields
+    its base URL."""
+    port = port or free_port()
     instance = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port, log_level="error"))
     thread = threading.Thread(target=instance.run, daemon=True)
     thread.start()

@@ -22,6 +22,7 @@ from sekisho.clock import Clock, SystemClock
 from sekisho.config import Settings
 from sekisho.domain.access import Channel
 from sekisho.effects import Effects
+from sekisho.jose.issuer_keys import IssuerKeys
 from sekisho.notify.base import Sender
 from sekisho.notify.channels import open_sender
 from sekisho.notify.deliveries import Deliveries, DeliveryPolicy
@@ -31,6 +32,7 @@ from sekisho.notify.reminders import SendReminders
 from sekisho.notify.reports import ComposeReports
 from sekisho.notify.status import ChannelStatuses
 from sekisho.operations.access_decisions import CheckAccess
+from sekisho.operations.cli_sign_in import RedeemHandOff
 from sekisho.operations.credentials import IssueRoleCredentials, RevokeRoleSessions
 from sekisho.operations.grants import (
     EndGrants,
@@ -40,6 +42,7 @@ from sekisho.operations.grants import (
     RevokeGrant,
 )
 from sekisho.operations.identity import EnrollUser, LogOut
+from sekisho.operations.idp_sign_in import FinishIdpSignIn, StartIdpSignIn
 from sekisho.operations.locks import PlaceLock, RemoveLock
 from sekisho.operations.models import LoadModel
 from sekisho.operations.requests import (
@@ -83,6 +86,7 @@ from sekisho.services.events import EventBus
 from sekisho.services.grants import GrantService
 from sekisho.services.hashing import HashQueue, Passwords
 from sekisho.services.identity import IdentityService, RefusalDelay
+from sekisho.services.idp_sign_in import IdpSignInService
 from sekisho.services.lease import Leases
 from sekisho.services.locks import LockService
 from sekisho.services.membership import Membership
@@ -102,7 +106,7 @@ from sekisho.services.workflow import WorkflowService
 from sekisho.signals.keys import SignalKeyFile
 from sekisho.signals.outbox import SignalQueue
 from sekisho.signals.push import StreamChannels
-from sekisho.signals.receiver import IssuerKeys
+from sekisho.sso.oidc import OidcClient
 from sekisho.store import migrate
 from sekisho.store.db import Database
 from sekisho.store.models import StoredModels
@@ -188,6 +192,22 @@ class Core:
             queries=IdentityQueries(self.db, clock, models, self.provider),
             hashes=HashQueue(settings.login_hash_slots),
             delay=RefusalDelay(settings.login_failure_delay, self.sleep, self.async_sleep),
+        )
+
+    @cached_property
+    def issuer_keys(self) -> IssuerKeys:
+        """Other issuers' public keys (the IdP's, the SSF transmitter's), kept a while."""
+        return IssuerKeys(self.clock)
+
+    @cached_property
+    def idp_sign_in(self) -> IdpSignInService:
+        store, clock, models, box = self.store, self.clock, self.model_source, self.secrets
+        oidc = OidcClient(clock, self.issuer_keys)
+        return IdpSignInService(
+            models,
+            StartIdpSignIn(store, clock, models, oidc, box),
+            FinishIdpSignIn(store, clock, models, oidc, box, self.settings.token_ttl),
+            RedeemHandOff(store, clock, self.settings.token_ttl),
         )
 
     @cached_property
@@ -292,7 +312,7 @@ class Core:
     def shared_signals(self) -> SharedSignalsService:
         store, clock, models, issuer = self.store, self.clock, self.models, self.settings.public_url
         place = self.place_lock
-        receive = ReceiveSignal(store, clock, models, place, IssuerKeys(clock), public_url=issuer)
+        receive = ReceiveSignal(store, clock, models, place, self.issuer_keys, public_url=issuer)
         streams = (
             CreateStream(store, clock, models, self.secrets),
             DeleteStream(store, clock, models),

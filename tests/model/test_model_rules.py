@@ -70,6 +70,15 @@ shared_signals:
     jwks_uri: https://idp.example.com/jwks
 """
 
+OIDC = """\
+version: 1
+identity:
+  oidc:
+    issuer: https://login.example.com
+    client_id: sekisho
+    client_secret_env: SEKISHO_OIDC_SECRET
+"""
+
 
 def model(**sections: str) -> str:
     unknown = set(sections) - set(BASE)
@@ -674,6 +683,12 @@ CASES: list[tuple[str, str]] = [
                 "https://hooks.example.com/sekisho", "http://hooks.example.com/x  # <-"
             )
         ),
+    ),
+    ("oidc_scopes", model(head=OIDC + "    scopes: [profile, email]  # <-\n")),
+    ("secret_in_model", model(head=OIDC + "    client_secret: s3cr3t  # <-\n")),
+    (
+        "insecure_transport",
+        model(head=OIDC.replace("https://login.example.com", "http://login.example.com  # <-")),
     ),
     (
         "route_never_matches",

@@ -66,6 +66,21 @@ class LoginBody(Body):
     )
 
 
+class SsoCodeBody(Body):
+    """`sekisho login --sso`: the one-time code the browser brought to the CLI's loopback
+    listener, and the PKCE verifier the CLI started with."""
+
+    code: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
+    code_verifier: Annotated[
+        str, Field(min_length=43, max_length=128, pattern=r"^[A-Za-z0-9._~-]+$")
+    ]
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"code": "Zx9...", "code_verifier": "dBjftJeZ4CVP..."}]},
+    )
+
+
 class TokenOut(BaseModel):
     token: str
     user: str

@@ -26,6 +26,7 @@ from sekisho.cli.render import (
     say,
     when,
 )
+from sekisho.cli.sso_login import LoopbackReceiver, open_browser, sso_start
 from sekisho.domain.errors import InvalidInput
 from sekisho.domain.requests import RequestStatus
 from sekisho.domain.timespec import parse_duration
@@ -71,7 +72,7 @@ def since_value(text: str | None, option: str) -> str | None:
 
 def login(
     ctx: typer.Context,
-    user: Annotated[str, typer.Option("--user", "-u", help="Your user name.")],
+    user: Annotated[str | None, typer.Option("--user", "-u", help="Your user name.")] = None,
     otp: Annotated[
         str | None, typer.Option("--otp", help="The 6-digit code from your app.")
     ] = None,
@@ -82,17 +83,49 @@ def login(
         bool,
         typer.Option("--print-env", help="Print `export SEKISHO_TOKEN=...` instead of saving."),
     ] = False,
+    sso: Annotated[
+        bool, typer.Option("--sso", help="Sign in through the identity provider, in a browser.")
+    ] = False,
+    browser: Annotated[
+        bool, typer.Option(help="With --sso: open the browser (else only print the URL).")
+    ] = True,
 ) -> None:
-    """Password + TOTP code -> a short-lived token (saved privately, or printed as env)."""
+    """Password + TOTP code (or, with --sso, the identity provider) -> a short-lived token,
+    saved privately or printed as env."""
+    api = client(ctx)
+    if sso:
+        _logged_in(api, _sso_token(api, browser=browser), print_env)
+        return
+    if not user:
+        raise InvalidInput.one("user", "required", "give --user NAME (or sign in with --sso)")
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = getpass.getpass("password: ")
     code = otp or typer.prompt("TOTP code")
-    api = client(ctx)
     data = api.post(
         "/auth/login", auth=False, json={"user": user, "password": password, "otp": code}
     )
+    _logged_in(api, data, print_env)
+
+
+def _sso_token(api: Client, *, browser: bool) -> Any:
+    """The browser signs in at the IdP; the code it brings to our loopback listener, with
+    our PKCE verifier, becomes the token (`sso_login`)."""
+
+    def tell(text: str) -> None:
+        print(text, file=sys.stderr)  # stdout stays clean for --print-env
+
+    with LoopbackReceiver() as receiver:
+        start = sso_start(api.server, receiver.redirect_uri)
+        open_browser(start.url, tell, browser=browser)
+        code = receiver.wait()
+    return api.post(
+        "/auth/sso/token", auth=False, json={"code": code, "code_verifier": start.verifier}
+    )
+
+
+def _logged_in(api: Client, data: Any, print_env: bool) -> None:
     if print_env:
         print(f"export SEKISHO_TOKEN={data['token']}")
         print(f"export SEKISHO_SERVER={api.server}")

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sekisho.domain.shared_signals import SharedSignals
+from sekisho.domain.sso import IdentitySettings
 from sekisho.domain.timespec import iso, seed_tag, zone
 
 
@@ -319,6 +320,7 @@ class AccessModel:
     provider: ProviderSettings = field(default_factory=ProviderSettings)
     notifications: Notifications = field(default_factory=Notifications)
     shared_signals: SharedSignals = field(default_factory=SharedSignals)
+    identity: IdentitySettings = field(default_factory=IdentitySettings)
 
     def ttl_tag(self, end: datetime) -> str:
         """The TTL tag's value for a membership ending at `end`, as the provider gets it.

@@ -16,6 +16,7 @@ from sekisho.domain.access_decisions import AccessDecision
 from sekisho.domain.actor import Actor
 from sekisho.domain.grants import EndReason
 from sekisho.domain.locks import Lock
+from sekisho.domain.sso import IdpSignIn
 
 
 @dataclass(frozen=True)
@@ -293,6 +294,7 @@ class SignedIn(DomainEvent):
     user: str
     source: str
     expires_at: datetime  # of the token issued
+    idp: IdpSignIn | None = None  # through the identity provider: what its ID token said
 
 
 @dataclass(frozen=True)
@@ -325,6 +327,12 @@ class SignInFailed(SignInRefused):
 @dataclass(frozen=True)
 class SignInLocked(SignInRefused):
     """The right password and code, but a lock is in force on the user."""
+
+
+@dataclass(frozen=True)
+class IdpSignInRefused(SignInRefused):
+    """A sign-in through the identity provider that did not sign anyone in: a stale or
+    foreign state, the IdP's refusal, a bad ID token, a person the model does not know."""
 
 
 @dataclass(frozen=True)

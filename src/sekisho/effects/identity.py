@@ -4,6 +4,7 @@ when logins end (their live sessions end with them)."""
 from __future__ import annotations
 
 from sekisho.domain.events import (
+    IdpSignInRefused,
     LoggedOut,
     SignedIn,
     SignInFailed,
@@ -35,6 +36,15 @@ def enrolled(fx: EffectContext, e: UserEnrolled) -> list[Event]:
 
 def signed_in(fx: EffectContext, e: SignedIn) -> list[Event]:
     detail: dict[str, str | int | bool | None] = {"expires": iso(e.expires_at)}
+    if e.idp is not None:
+        detail |= {
+            "via": "oidc",
+            "issuer": e.idp.issuer,
+            "idp_subject": e.idp.subject,
+            "auth_time": iso(e.idp.auth_time) if e.idp.auth_time else None,
+            "amr": " ".join(e.idp.amr) or None,
+            "acr": e.idp.acr,
+        }
     fx.audit(e.at, AuditEvent("auth.login", e.user, e.source, subject=e.user, detail=detail))
     return []
 
@@ -76,5 +86,6 @@ HANDLERS: dict[type, Handler] = {
     SignInFailed: refused_as("auth.login_failed"),
     SignInLocked: refused_as("auth.login_locked"),
     TotpSetupRefused: refused_as("auth.totp_setup_refused"),
+    IdpSignInRefused: refused_as("auth.sso_refused"),
     LoggedOut: logged_out,
 }

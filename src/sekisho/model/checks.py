@@ -609,3 +609,38 @@ def _check_jwks_uri(parsed: Parsed, receive: SignalReceiverDoc) -> None:
             f"jwks_uri is plain http to {host}: the keys that sign security events must come "
             "over https (http only to a loopback address: localhost, 127.0.0.0/8, ::1)",
         )
+
+
+# -- identity --------------------------------------------------------------------------------
+
+_OIDC: Path = ("identity", "oidc")
+
+
+def check_identity(parsed: Parsed, shaped: Shaped) -> None:
+    """Whoever can read or change the sign-in's traffic can sign in as anyone: https only; the
+    client secret lives in the environment; `openid` is what makes it OpenID Connect."""
+    top = shaped.top
+    if top is None or top.identity.oidc is None:
+        return
+    oidc = top.identity.oidc
+    if oidc.client_secret is not None:
+        parsed.add(
+            (*_OIDC, "client_secret"),
+            "secret_in_model",
+            "client_secret would put a secret in the model, which is stored, shown and "
+            "versioned; keep it in an environment variable and name that with client_secret_env",
+        )
+    issuer = urlsplit(oidc.issuer)
+    if issuer.scheme == "http" and not is_loopback(issuer.hostname):
+        parsed.add(
+            (*_OIDC, "issuer"),
+            "insecure_transport",
+            f"issuer is plain http to {issuer.hostname}: sign-ins must go over https (http "
+            "only to a loopback address: localhost, 127.0.0.0/8, ::1)",
+        )
+    if "openid" not in oidc.scopes:
+        parsed.add(
+            (*_OIDC, "scopes"),
+            "oidc_scopes",
+            "scopes must include openid: without it the provider sends no ID token",
+        )

@@ -31,11 +31,13 @@ from sekisho.domain.access import (
 )
 from sekisho.domain.errors import InvalidModel, ModelProblem
 from sekisho.domain.shared_signals import SharedSignals, SignalReceiver, SignalRule
-from sekisho.model.checks import check, check_provider, check_shared_signals
+from sekisho.domain.sso import IdentitySettings, OidcSettings
+from sekisho.model.checks import check, check_identity, check_provider, check_shared_signals
 from sekisho.model.schema import (
     AccountDoc,
     ChannelDoc,
     GroupDoc,
+    IdentityDoc,
     ModelDoc,
     ProviderDoc,
     RouteDoc,
@@ -56,6 +58,7 @@ def _analyse(text: str, filename: str) -> tuple[list[ModelProblem], Shaped | Non
     check(parsed, shaped)
     check_provider(parsed, shaped)
     check_shared_signals(parsed, shaped)
+    check_identity(parsed, shaped)
     return _sorted(parsed.problems), shaped
 
 
@@ -137,6 +140,24 @@ def build(top: ModelDoc, shaped: Shaped) -> AccessModel:
             remind_before=top.notifications.remind_before,
         ),
         shared_signals=_shared_signals(top.shared_signals),
+        identity=_identity(top.identity),
+    )
+
+
+def _identity(doc: IdentityDoc) -> IdentitySettings:
+    oidc = doc.oidc
+    if oidc is None:
+        return IdentitySettings()
+    return IdentitySettings(
+        oidc=OidcSettings(
+            issuer=oidc.issuer,
+            client_id=oidc.client_id,
+            client_secret_env=oidc.client_secret_env,
+            scopes=tuple(oidc.scopes),
+            username_claim=oidc.username_claim,
+            groups_claim=oidc.groups_claim,
+            display_name=oidc.display_name,
+        )
     )
 
 

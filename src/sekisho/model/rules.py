@@ -48,6 +48,7 @@ RULES: dict[str, str] = {
     "unknown_event": "a route names an event sekisho does not send",
     "jwks_uri_transport": "shared_signals.receive.jwks_uri is http to a host not on loopback",
     "lock_for_range": "shared_signals.receive.lock_for outside 1m..90d",
+    "oidc_scopes": "identity.oidc.scopes does not include openid",
     # Names defined twice
     "duplicate_account": "two accounts with one name",
     "duplicate_role": "two roles with one name in one account",

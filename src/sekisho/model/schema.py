@@ -463,6 +463,27 @@ class SharedSignalsDoc(Doc):
     receive: SignalReceiverDoc | None = None
 
 
+# -- identity --------------------------------------------------------------------------------
+
+
+class OidcDoc(Doc):
+    """The company's OpenID provider. Transport and scopes are checked in `checks`."""
+
+    issuer: HttpUrl
+    client_id: ShortText
+    client_secret_env: EnvName | None = None
+    scopes: list[ShortText] = ["openid", "profile", "email"]
+    username_claim: ShortText = "preferred_username"
+    groups_claim: ShortText | None = None
+    display_name: ShortText = ""
+    # Accepted by the shape only to be refused by name (`secret_in_model`).
+    client_secret: Any = None
+
+
+class IdentityDoc(Doc):
+    oidc: OidcDoc | None = None
+
+
 class ModelDoc(Doc):
     """The top level. Sections stay raw here and are validated entry by entry, so one broken
     entry does not hide the cross-reference problems of all the others."""
@@ -477,6 +498,7 @@ class ModelDoc(Doc):
     templates: list[Any] = []
     notifications: NotificationsDoc = NotificationsDoc()
     shared_signals: SharedSignalsDoc = SharedSignalsDoc()
+    identity: IdentityDoc = IdentityDoc()
 
 
 SECTIONS: dict[str, type[Doc]] = {

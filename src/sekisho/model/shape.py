@@ -27,8 +27,10 @@ from sekisho.model.schema import (
     Doc,
     EligibilityDoc,
     GroupDoc,
+    IdentityDoc,
     ModelDoc,
     NotificationsDoc,
+    OidcDoc,
     ParameterDoc,
     PermissionsDoc,
     RoleDoc,
@@ -63,6 +65,8 @@ _NOUNS: dict[type[BaseModel], str] = {
     RouteDoc: "a route",
     SharedSignalsDoc: "shared_signals",
     SignalReceiverDoc: "shared_signals.receive",
+    IdentityDoc: "identity",
+    OidcDoc: "identity.oidc",
 }
 
 _EXPECTED: dict[str, str] = {

@@ -13,7 +13,7 @@ import os
 import ssl
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import certifi
@@ -76,6 +76,20 @@ def tls_context(ca_file: str | None) -> ssl.SSLContext:
 @functools.lru_cache(maxsize=16)
 def _context(ca_file: str | None, _stamp: int) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=ca_file or certifi.where())
+
+
+def get_json(url: str, timeout: float) -> Any:
+    """GET a JSON document from another system (an IdP's discovery document, a JWKS): TLS
+    verified, no redirect followed. httpx.HTTPError or ValueError when it cannot be had."""
+    response = httpx.get(
+        url,
+        timeout=timeout,
+        verify=tls_context(None),
+        follow_redirects=False,
+        headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+    )
+    response.raise_for_status()
+    return response.json()
 
 
 def parses_as_url(url: str) -> bool:

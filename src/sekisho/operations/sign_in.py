@@ -37,6 +37,7 @@ from sekisho.domain.events import (
 )
 from sekisho.domain.identity import ISSUER, REFUSAL, TOKEN_PREFIX, IssuedToken, token_id
 from sekisho.domain.locks import lock_of_user
+from sekisho.domain.sso import IdpSignIn
 from sekisho.domain.timespec import iso
 from sekisho.ports import ModelSource
 from sekisho.services.batched_audit import BatchedAudit
@@ -209,20 +210,28 @@ class LogIn:
             return self._issue(uow, attempt)
 
     def _issue(self, uow: UnitOfWork, attempt: Attempt) -> IssuedToken:
-        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        expires = attempt.now + self._token_ttl
-        source = attempt.source[:256]
-        uow.session.add(
-            TokenRow(
-                id=token_id(token),
-                user=attempt.name,
-                issued_at=attempt.now,
-                expires_at=expires,
-                source=source,
-            )
-        )
-        uow.record(SignedIn(self._clock.now(), attempt.name, source, expires))
-        return IssuedToken(token, attempt.name, expires)
+        return issue_token(uow, attempt.name, attempt.source, attempt.now, self._token_ttl)
+
+
+def issue_token(
+    uow: UnitOfWork,
+    user: str,
+    source: str,
+    now: datetime,
+    ttl: timedelta,
+    idp: IdpSignIn | None = None,
+) -> IssuedToken:
+    """A fresh login token for `user`, stored as its hash with how it was proven (password
+    + TOTP, or the identity provider's ID token), and its `SignedIn`."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    expires, source = now + ttl, source[:256]
+    row = TokenRow(id=token_id(token), user=user, issued_at=now, expires_at=expires, source=source)
+    if idp is not None:
+        row.auth_method, row.idp_subject, row.auth_time = "oidc", idp.subject, idp.auth_time
+        row.amr, row.acr = " ".join(idp.amr)[:256] or None, idp.acr
+    uow.session.add(row)
+    uow.record(SignedIn(now, user, source, expires, idp=idp))
+    return IssuedToken(token, user, expires)
 
 
 class ShowTotpSetup:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from joserfc.jwk import KeySet
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
@@ -26,18 +27,11 @@ from sekisho.domain.locks import LockKind
 from sekisho.domain.shared_signals import SignalReceiver, SignalRule
 from sekisho.domain.text import has_control
 from sekisho.domain.timespec import format_duration
+from sekisho.jose.issuer_keys import IssuerKeys, KeysUnavailable, NotASignedToken, kid_of
 from sekisho.operations.locks import Cause, PlaceLock
 from sekisho.ports import ModelSource
 from sekisho.signals import sets
-from sekisho.signals.receiver import (
-    CLOCK_SKEW,
-    MAX_AGE,
-    IssuerKeys,
-    ReceivedSet,
-    SetRejected,
-    kid_of,
-    read_set,
-)
+from sekisho.signals.receiver import CLOCK_SKEW, MAX_AGE, ReceivedSet, SetRejected, read_set
 from sekisho.signals.subjects import subject_user
 from sekisho.store import locks as stored_locks
 from sekisho.store.tables import SsfReceivedRow
@@ -75,7 +69,7 @@ class ReceiveSignal:
         model = self._models.model()
         receiver = _receiver_of(model)
         self._authenticate(receiver, authorization)
-        keys = self._keys.keys(receiver.jwks_uri, kid_of(token))
+        keys = _issuer_keys(self._keys, receiver.jwks_uri, token)
         audience = receiver.audience or self._public_url
         now = self._clock.now()
         got = read_set(token, keys, issuer=receiver.issuer, audience=audience, now=now)
@@ -164,3 +158,13 @@ def _claim(got: ReceivedSet, user: str, outcome: str) -> Cause:
         uow.record(SignalReceived(now, got.issuer, got.jti, got.event_type, user, outcome))
 
     return claim
+
+
+def _issuer_keys(keys: IssuerKeys, uri: str, token: str) -> KeySet:
+    """The transmitter's keys for this SET, or the RFC 8935 error that says why not."""
+    try:
+        return keys.keys(uri, kid_of(token))
+    except NotASignedToken:
+        raise SetRejected("invalid_request", "the body is not a signed JWT") from None
+    except KeysUnavailable as exc:
+        raise SetRejected("invalid_key", str(exc), status=503) from None

@@ -37,7 +37,10 @@ GENESIS = "0" * 64
 # have no key here, so they cannot be recorded by accident.
 DETAIL_KEYS = frozenset(
     {
+        "acr",
+        "amr",
         "attempts",
+        "auth_time",
         "comment",
         "count",
         "decision",
@@ -51,6 +54,7 @@ DETAIL_KEYS = frozenset(
         "failures",
         "group",
         "groups",
+        "idp_subject",
         "issuer",
         "jti",
         "kind",

@@ -3,12 +3,10 @@ audience, age, one event, a subject. Each refusal is the RFC 8935 error code it 
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
 from joserfc import jwt
 from joserfc.errors import (
     BadSignatureError,
@@ -17,17 +15,12 @@ from joserfc.errors import (
     UnsupportedAlgorithmError,
 )
 from joserfc.jwk import KeySet
-from joserfc.jws import extract_compact
 
-from sekisho.clock import Clock
-from sekisho.notify.base import USER_AGENT, safe_transport, tls_context
 from sekisho.signals.sets import ACCEPTED_ALGS, SET_TYPE
 
 MAX_SET_BYTES = 64 * 1024
 MAX_AGE = timedelta(days=1)  # older SETs are refused (the replay table keeps a day of jtis)
 CLOCK_SKEW = timedelta(minutes=5)
-KEYS_FRESH_S = 300.0  # a JWKS is used this long before it is fetched again
-REFETCH_AFTER_S = 30.0  # an unknown kid fetches the JWKS again, at most this often
 MAX_JTI = 256
 
 
@@ -110,58 +103,3 @@ def _one_event(events: object) -> tuple[str, dict[str, Any]]:
     if not isinstance(event, dict):
         raise SetRejected("invalid_request", "the event's payload must be an object")
     return str(event_type), event
-
-
-class IssuerKeys:
-    """The transmitter's public keys, fetched from its jwks_uri and kept a while; a key id
-    not seen yet fetches them again (the issuer rotated), at most every 30 s."""
-
-    def __init__(self, clock: Clock) -> None:
-        self._clock = clock
-        self._cached: dict[str, tuple[float, KeySet]] = {}
-        self._lock = threading.Lock()
-
-    def keys(self, uri: str, kid: str | None) -> KeySet:
-        with self._lock:
-            now = self._clock.now().timestamp()
-            cached = self._cached.get(uri)
-            if cached and now - cached[0] < KEYS_FRESH_S and _knows(cached[1], kid):
-                return cached[1]
-            if cached and now - cached[0] < REFETCH_AFTER_S:
-                return cached[1]
-            keys = _fetch(uri)
-            self._cached[uri] = (now, keys)
-            return keys
-
-
-def _knows(keys: KeySet, kid: str | None) -> bool:
-    return kid is None or any(k.kid == kid for k in keys.keys)
-
-
-def _fetch(uri: str) -> KeySet:
-    if not safe_transport(uri):
-        raise SetRejected("invalid_key", "the issuer's jwks_uri must be https", status=503)
-    try:
-        response = httpx.get(
-            uri,
-            timeout=5.0,
-            verify=tls_context(None),
-            follow_redirects=False,
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-        )
-        response.raise_for_status()
-        return KeySet.import_key_set(response.json())
-    except (httpx.HTTPError, ValueError, TypeError, JoseError):
-        raise SetRejected(
-            "invalid_key", "the issuer's keys cannot be fetched now; try again", status=503
-        ) from None
-
-
-def kid_of(token: str) -> str | None:
-    """The `kid` in a compact JWS's header, to pick (or fetch) the key; checked by decoding."""
-    try:
-        header = extract_compact(token.encode()).protected
-    except (JoseError, ValueError, TypeError):
-        raise SetRejected("invalid_request", "the body is not a signed JWT") from None
-    kid = header.get("kid")
-    return kid if isinstance(kid, str) else None

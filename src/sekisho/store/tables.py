@@ -88,6 +88,13 @@ class TokenRow(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     source: Mapped[str] = mapped_column(String(256))
+    # How the login was proven. None: password + TOTP; "oidc": the model's identity provider,
+    # whose ID token said who (`idp_subject`), when (`auth_time`) and how (`amr`, `acr`).
+    auth_method: Mapped[str | None] = mapped_column(String(16))
+    idp_subject: Mapped[str | None] = mapped_column(String(256))
+    auth_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    amr: Mapped[str | None] = mapped_column(String(256))  # space-separated
+    acr: Mapped[str | None] = mapped_column(String(256))
 
 
 class RequestRow(Base):
@@ -214,6 +221,50 @@ class SsfStreamRow(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     created_by: Mapped[str] = mapped_column(NAME)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SignInStateRow(Base):
+    """A sign-in sent to the identity provider and not back yet: good once, for minutes.
+
+    Keyed by the SHA-256 of its `state`; holds the nonce the ID token must carry, the PKCE
+    verifier (sealed) and the SHA-256 of the browser's binding cookie, so a callback
+    opened in another browser (login CSRF) is refused.
+    """
+
+    __tablename__ = "sign_in_states"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(128))
+    verifier: Mapped[str] = mapped_column(Text)  # sealed
+    browser: Mapped[str] = mapped_column(String(64))
+    redirect_uri: Mapped[str] = mapped_column(String(2048))
+    next_url: Mapped[str] = mapped_column(String(2048))
+    # Started by `sekisho login --sso`: its loopback listener and PKCE challenge.
+    cli_redirect: Mapped[str | None] = mapped_column(String(512))
+    cli_challenge: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_sign_in_states_expires_at", "expires_at"),)
+
+
+class SignInHandOffRow(Base):
+    """A sign-in through the IdP, verified, waiting for the CLI that started it to trade
+    its one-time code (keyed by the code's SHA-256) and PKCE verifier for a token."""
+
+    __tablename__ = "sign_in_handoffs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    challenge: Mapped[str] = mapped_column(String(64))
+    user: Mapped[str] = mapped_column(NAME)
+    issuer: Mapped[str] = mapped_column(String(512))
+    idp_subject: Mapped[str] = mapped_column(String(256))
+    auth_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    amr: Mapped[str] = mapped_column(String(256))
+    acr: Mapped[str | None] = mapped_column(String(256))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_sign_in_handoffs_expires_at", "expires_at"),)
 
 
 class SsfReceivedRow(Base):

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Path, status
 
 from sekisho.api.deps import ActorDep, CoreDep, PrincipalDep, SourceDep
 from sekisho.api.problems import responses
-from sekisho.api.schemas import Line, LoginBody, TokenOut
+from sekisho.api.schemas import Line, LoginBody, SsoCodeBody, TokenOut
 from sekisho.services.views import WhoAmI
 
 router = APIRouter(tags=["identity"], responses=responses(401, 503))
@@ -21,6 +21,15 @@ async def login(body: LoginBody, core: CoreDep, source: SourceDep) -> TokenOut:
     does not stall the API.
     """
     issued = await core.identity.login_async(body.user, body.password, body.otp, source)
+    return TokenOut(token=issued.token, user=issued.user, expires_at=issued.expires_at)
+
+
+@router.post("/auth/sso/token", response_model=TokenOut, responses=responses(403, 413, 422))
+def sso_token(body: SsoCodeBody, core: CoreDep, source: SourceDep) -> TokenOut:
+    """`sekisho login --sso`: the one-time code of a sign-in through the identity provider,
+    and the PKCE verifier its challenge was made from -> a short-lived bearer token. The code
+    is good once, for two minutes; a locked user is refused (403)."""
+    issued = core.idp_sign_in.redeem(body.code, body.code_verifier, source)
     return TokenOut(token=issued.token, user=issued.user, expires_at=issued.expires_at)
 
 

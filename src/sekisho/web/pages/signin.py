@@ -10,6 +10,12 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 from markupsafe import Markup
 
+from sekisho.bootstrap import Core
+from sekisho.domain.errors import AuthenticationFailed, Locked, SekishoError
+from sekisho.domain.sso import read_cli_return
+from sekisho.operations.idp_sign_in import STATE_TTL, Callback, SsoNotConfigured
+from sekisho.services.idp_sign_in import CALLBACK_PATH
+from sekisho.sso.oidc import IdpUnavailable
 from sekisho.web import csrf, flash, render
 from sekisho.web.errors import NO_ERRORS, FormErrors, redisplay_on_error
 from sekisho.web.forms import Form, text
@@ -33,6 +39,8 @@ PresessionChecked = Annotated[None, Depends(presession_form_checked)]
 def _sign_in_page(
     request: Request, secret: str, name: str, next_: str, errors: FormErrors, status: int = 200
 ) -> Response:
+    core: Core = request.app.state.core
+    idp = core.idp_sign_in.provider()
     return render.page(
         request,
         "signin.html",
@@ -42,13 +50,16 @@ def _sign_in_page(
         name=name,
         next=next_,
         errors=errors,
+        idp_label=idp.button_label if idp else None,
     )
 
 
-@router.get("/signin")
-def sign_in_form(request: Request, next: str | None = None) -> Response:
+def presession_page(
+    request: Request, next_: str, errors: FormErrors = NO_ERRORS, status: int = 200
+) -> Response:
+    """The sign-in page, with the pre-session cookie its forms' CSRF tokens are keyed by."""
     secret = request.cookies.get(csrf.PRESESSION_COOKIE) or csrf.new_presession_secret()
-    response = _sign_in_page(request, secret, "", safe_next(next), NO_ERRORS)
+    response = _sign_in_page(request, secret, "", next_, errors, status)
     if request.cookies.get(csrf.PRESESSION_COOKIE) != secret:
         response.set_cookie(
             csrf.PRESESSION_COOKIE,
@@ -59,6 +70,11 @@ def sign_in_form(request: Request, next: str | None = None) -> Response:
             secure=is_https(request),
         )
     return response
+
+
+@router.get("/signin")
+def sign_in_form(request: Request, next: str | None = None) -> Response:
+    return presession_page(request, safe_next(next))
 
 
 @router.post("/signin")
@@ -122,3 +138,86 @@ def _secret_of(uri: str) -> str:
     """The base32 secret, in groups of four, for apps that take it typed."""
     secret = parse_qs(urlsplit(uri).query).get("secret", [""])[0]
     return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
+
+
+# -- through the identity provider ------------------------------------------------------------
+
+SSO_COOKIE = "sekisho_sso"  # binds a sign-in sent to the IdP to the browser that sent it
+SSO_COOKIE_PATH = "/signin/oidc"
+
+
+@router.get("/signin/oidc")
+def idp_sign_in_start(
+    request: Request,
+    core: CoreDep,
+    next: str | None = None,
+    cli_redirect: str | None = None,
+    cli_challenge: str | None = None,
+) -> Response:
+    """Off to the identity provider, with a state, a nonce and PKCE. Opened by `sekisho login
+    --sso`, it names the CLI's loopback listener and PKCE challenge too."""
+    next_ = safe_next(next)
+    cli = read_cli_return(cli_redirect, cli_challenge)
+    redirect_uri = core.settings.public_url.rstrip("/") + CALLBACK_PATH
+    try:
+        started = core.idp_sign_in.start(redirect_uri, next_, cli)
+    except (IdpUnavailable, SsoNotConfigured) as exc:
+        return presession_page(request, next_, FormErrors(f"Sign-in refused: {exc}"), 503)
+    response = RedirectResponse(started.url, status_code=303)
+    # Lax, not Strict: the IdP sends the browser back from its own site, a top-level GET.
+    response.set_cookie(
+        SSO_COOKIE,
+        started.browser,
+        max_age=int(STATE_TTL.total_seconds()),
+        path=SSO_COOKIE_PATH,
+        httponly=True,
+        samesite="lax",
+        secure=is_https(request),
+    )
+    return response
+
+
+@router.get(CALLBACK_PATH)
+def idp_sign_in_callback(
+    request: Request,
+    core: CoreDep,
+    state: str = "",
+    code: str = "",
+    error: str = "",
+) -> Response:
+    """Back from the identity provider: a sekisho login for the user its ID token names, or
+    the sign-in page saying why not."""
+    callback = Callback(
+        state=state,
+        code=code,
+        error=error,
+        browser=request.cookies.get(SSO_COOKIE, ""),
+        source=client_source(request),
+    )
+    try:
+        finished = core.idp_sign_in.finish(callback)
+    except (AuthenticationFailed, Locked, SsoNotConfigured) as exc:
+        response = presession_page(request, "/", FormErrors(exc.message), _status_of(exc))
+        response.delete_cookie(SSO_COOKIE, path=SSO_COOKIE_PATH)
+        return response
+    if finished.cli_return is not None:  # the CLI's listener takes it from here
+        response = RedirectResponse(finished.cli_return, status_code=303)
+        response.delete_cookie(SSO_COOKIE, path=SSO_COOKIE_PATH)
+        return response
+    assert finished.issued is not None
+    idp = core.idp_sign_in.provider()
+    response = render.page(
+        request,
+        "signed_in.html",
+        None,
+        name=finished.issued.user,
+        idp=idp.display_name if idp and idp.display_name else "your identity provider",
+        next=safe_next(finished.next_url),
+    )
+    set_session(response, request, finished.issued, core.now())
+    response.delete_cookie(SSO_COOKIE, path=SSO_COOKIE_PATH)
+    return response
+
+
+def _status_of(error: SekishoError) -> int:
+    return 403 if isinstance(error, Locked) else 401

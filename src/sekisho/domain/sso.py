@@ -1,0 +1,147 @@
+"""Signing in through the company's identity provider (OpenID Connect): what the model says,
+and who a verified ID token is in sekisho's model.
+
+The model names one OpenID provider. Its ID token's `username_claim` names the sekisho user:
+a user of the model by that name, or (for an e-mail claim) the user whose `email` it is. A
+person the model does not know is refused with the reason; an IdP never creates users.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from sekisho.domain.errors import InvalidInput
+
+if TYPE_CHECKING:  # the model holds these settings: imported for types only
+    from sekisho.domain.access import AccessModel
+
+DEFAULT_SCOPES = ("openid", "profile", "email")
+DEFAULT_USERNAME_CLAIM = "preferred_username"
+MAX_CLAIM_LENGTH = 256
+
+
+@dataclass(frozen=True)
+class OidcSettings:
+    issuer: str  # exactly as the ID token's `iss`
+    client_id: str
+    client_secret_env: str | None = None  # None: a public client (PKCE alone)
+    scopes: tuple[str, ...] = DEFAULT_SCOPES
+    username_claim: str = DEFAULT_USERNAME_CLAIM
+    groups_claim: str | None = None
+    display_name: str = ""  # the sign-in button's "Sign in with <display_name>"
+
+    @property
+    def button_label(self) -> str:
+        return f"Sign in with {self.display_name or 'your identity provider'}"
+
+
+@dataclass(frozen=True)
+class IdentitySettings:
+    oidc: OidcSettings | None = None  # None: password + TOTP only
+
+
+@dataclass(frozen=True)
+class IdpSignIn:
+    """A verified ID token, as sekisho keeps it on the login it opens and in the audit."""
+
+    issuer: str
+    subject: str  # the IdP's `sub`
+    user: str  # the sekisho user it names
+    auth_time: datetime | None
+    amr: tuple[str, ...]
+    acr: str | None
+    groups: tuple[str, ...] | None  # None: the model names no groups claim
+
+
+class UnknownPerson(Exception):
+    """The ID token names nobody the model knows; the text says why (safe to show)."""
+
+
+def user_of_claims(model: AccessModel, settings: OidcSettings, claims: dict[str, Any]) -> str:
+    """The model user the claims name, or UnknownPerson."""
+    value = claims.get(settings.username_claim)
+    if not isinstance(value, str) or not value or len(value) > MAX_CLAIM_LENGTH:
+        raise UnknownPerson(
+            f"the identity provider's answer has no {settings.username_claim} to name you by"
+        )
+    if settings.username_claim == "email" and claims.get("email_verified") is False:
+        raise UnknownPerson(f"the identity provider has not verified {value!r} as your e-mail")
+    if model.user(value) is not None:
+        return value
+    if "@" in value:
+        wanted = value.casefold()
+        by_email = [u.name for u in model.users if u.email and u.email.casefold() == wanted]
+        if len(by_email) == 1:
+            return by_email[0]
+    raise UnknownPerson(
+        f"{value!r} ({settings.username_claim}) is not a user in sekisho's model; "
+        "ask an admin to add you"
+    )
+
+
+def groups_of_claims(settings: OidcSettings, claims: dict[str, Any]) -> tuple[str, ...] | None:
+    """The groups claim as a list of names (None when the model names none); UnknownPerson
+    when it is not a list of text."""
+    if settings.groups_claim is None:
+        return None
+    value = claims.get(settings.groups_claim, [])
+    if not isinstance(value, list) or not all(isinstance(g, str) for g in value):
+        raise UnknownPerson(
+            f"the identity provider's {settings.groups_claim} claim is not a list of names"
+        )
+    return tuple(value)
+
+
+@dataclass(frozen=True)
+class CliReturn:
+    """Where a sign-in the CLI started goes back to (its loopback listener), and the S256
+    challenge of the PKCE verifier only the CLI holds."""
+
+    redirect_uri: str
+    challenge: str
+
+
+_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
+MAX_LOOPBACK_URI = 512
+
+
+def read_cli_return(redirect: str | None, challenge: str | None) -> CliReturn | None:
+    """The CLI's return address and challenge, checked: an http URL to the loopback address
+    by IP literal with a port (RFC 8252 7.3 and 8.3), and an S256 challenge. None: a
+    browser's own sign-in."""
+    if not redirect and not challenge:
+        return None
+    if not redirect or not challenge:
+        raise InvalidInput.one(
+            "cli_redirect", "required", "cli_redirect and cli_challenge go together"
+        )
+    try:
+        parts = urlsplit(redirect)
+        port = parts.port
+    except ValueError:
+        port, parts = None, urlsplit("")
+    if (
+        len(redirect) > MAX_LOOPBACK_URI
+        or parts.scheme != "http"
+        or parts.hostname not in ("127.0.0.1", "::1")
+        or port is None
+        or parts.username is not None
+        or parts.fragment
+    ):
+        raise InvalidInput.one(
+            "cli_redirect",
+            "loopback_redirect",
+            "cli_redirect must be http://127.0.0.1:PORT/PATH or http://[::1]:PORT/PATH: the "
+            "CLI's own listener on this machine (RFC 8252)",
+        )
+    if not _CHALLENGE.fullmatch(challenge):
+        raise InvalidInput.one(
+            "cli_challenge",
+            "pkce_challenge",
+            "cli_challenge must be an S256 PKCE challenge (43 base64url characters)",
+        )
+    return CliReturn(redirect, challenge)

@@ -1,0 +1,1 @@
+"""JOSE as sekisho uses it across features: issuers' public keys (JWKS) fetched and cached."""

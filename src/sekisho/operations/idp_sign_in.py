@@ -1,0 +1,232 @@
+"""Signing in through the model's identity provider (OpenID Connect, authorization code with
+PKCE): StartIdpSignIn sends the browser there, FinishIdpSignIn takes it back.
+
+A sign-in in flight is a row keyed by its state's SHA-256, good once and for ten minutes. It
+holds the nonce the ID token must carry, the PKCE verifier (sealed) and the SHA-256 of a
+cookie set on the browser that started it: a callback opened in another browser (someone
+else's code in your session: login CSRF) is refused. Every refusal is audited, says why in
+words, and changes nothing else; the IdP is never called inside a transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, NoReturn
+
+from sqlalchemy import delete
+
+from sekisho.clock import Clock
+from sekisho.domain.access import AccessModel
+from sekisho.domain.errors import AuthenticationFailed, Locked, SekishoError
+from sekisho.domain.events import IdpSignInRefused
+from sekisho.domain.identity import IssuedToken
+from sekisho.domain.locks import lock_of_user
+from sekisho.domain.sso import (
+    CliReturn,
+    IdpSignIn,
+    OidcSettings,
+    UnknownPerson,
+    groups_of_claims,
+    user_of_claims,
+)
+from sekisho.operations.cli_sign_in import hand_off
+from sekisho.operations.sign_in import issue_token
+from sekisho.ports import ModelSource
+from sekisho.services.secretbox import SecretBox
+from sekisho.sso.oidc import IdpRefused, IdpUnavailable, OidcClient, as_datetime
+from sekisho.store import locks
+from sekisho.store.tables import SignInStateRow
+from sekisho.store.unit_of_work import Store
+
+STATE_TTL = timedelta(minutes=10)
+MAX_PARAM = 2048  # state, code and error as the callback's query carries them
+
+
+class SsoNotConfigured(SekishoError):
+    code = "sso-not-configured"
+    title = "Sign-in through an identity provider is not set up"
+
+
+@dataclass(frozen=True)
+class StartedSignIn:
+    url: str  # the IdP's authorization URL
+    browser: str  # the binding cookie's value: the callback must bring it back
+
+
+@dataclass(frozen=True)
+class FinishedSignIn:
+    """A browser's sign-in (`issued`: its login) or the CLI's (`cli_return`: the loopback URL
+    with the one-time code the CLI trades for its login)."""
+
+    issued: IssuedToken | None
+    cli_return: str | None
+    next_url: str
+    sign_in: IdpSignIn
+
+
+def oidc_settings(model: AccessModel) -> OidcSettings:
+    settings = model.identity.oidc
+    if settings is None:
+        raise SsoNotConfigured("the model names no identity provider (identity.oidc)")
+    return settings
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+class StartIdpSignIn:
+    def __init__(
+        self, store: Store, clock: Clock, models: ModelSource, oidc: OidcClient, box: SecretBox
+    ) -> None:
+        self._store, self._clock, self._models = store, clock, models
+        self._oidc, self._box = oidc, box
+
+    def execute(
+        self, redirect_uri: str, next_url: str, cli: CliReturn | None = None
+    ) -> StartedSignIn:
+        """The URL to send the browser to; IdpUnavailable (nothing stored) if the IdP's
+        discovery document cannot be had. `cli`: the sign-in ends at the CLI that started it."""
+        settings = oidc_settings(self._models.model())
+        state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        verifier, browser = secrets.token_urlsafe(48), secrets.token_urlsafe(32)
+        url = self._oidc.authorization_url(settings, redirect_uri, state, nonce, verifier)
+        now = self._clock.now()
+        with self._store.write() as uow:
+            uow.session.execute(delete(SignInStateRow).where(SignInStateRow.expires_at <= now))
+            uow.session.add(
+                SignInStateRow(
+                    id=_digest(state),
+                    nonce=nonce,
+                    verifier=self._box.seal(verifier),
+                    browser=_digest(browser),
+                    redirect_uri=redirect_uri[:MAX_PARAM],
+                    next_url=next_url[:MAX_PARAM],
+                    cli_redirect=cli.redirect_uri if cli else None,
+                    cli_challenge=cli.challenge if cli else None,
+                    created_at=now,
+                    expires_at=now + STATE_TTL,
+                )
+            )
+        return StartedSignIn(url, browser)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    nonce: str
+    verifier: str
+    redirect_uri: str
+    next_url: str
+    cli: CliReturn | None
+
+
+@dataclass(frozen=True)
+class Callback:
+    """What the IdP sent the browser back with, and the browser's binding cookie."""
+
+    state: str
+    code: str
+    error: str
+    browser: str
+    source: str
+
+
+class FinishIdpSignIn:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        models: ModelSource,
+        oidc: OidcClient,
+        box: SecretBox,
+        token_ttl: timedelta,
+    ) -> None:
+        self._store, self._clock, self._models = store, clock, models
+        self._oidc, self._box, self._token_ttl = oidc, box, token_ttl
+
+    def execute(self, callback: Callback) -> FinishedSignIn:
+        """A login token for the user the ID token names; every refusal audited and raised
+        as AuthenticationFailed (or Locked) with the reason in words."""
+        source = callback.source[:256]
+        pending = self._claim(callback)
+        if callback.error:  # the IdP's own answer first, whatever became of the state
+            why = f"the identity provider did not sign you in ({_error_code(callback.error)})"
+            self._refuse(None, source, why)
+        if pending is None:
+            self._refuse(None, source, "this sign-in expired or was used already; start again")
+        if not callback.code or len(callback.code) > MAX_PARAM:
+            self._refuse(None, source, "the identity provider sent no authorization code")
+        model = self._models.model()
+        settings = oidc_settings(model)
+        try:
+            claims = self._oidc.redeem(
+                settings, callback.code, pending.redirect_uri, pending.verifier, pending.nonce
+            )
+            sign_in = _sign_in_of(model, settings, claims)
+        except (IdpRefused, IdpUnavailable, UnknownPerson) as exc:
+            self._refuse(None, source, str(exc))
+        return self._complete(sign_in, source, pending)
+
+    def _claim(self, callback: Callback) -> _Pending | None:
+        """The sign-in this state names, taken (deleted) so it is good once; None if there is
+        none now, or another browser brought it."""
+        if not callback.state or len(callback.state) > MAX_PARAM:
+            return None
+        with self._store.write() as uow:
+            row = uow.session.get(SignInStateRow, _digest(callback.state), with_for_update=True)
+            if row is None:
+                return None
+            uow.session.delete(row)
+            fresh = row.expires_at > self._clock.now()
+            same_browser = hmac.compare_digest(row.browser, _digest(callback.browser))
+            if not (fresh and same_browser):
+                return None
+            cli = None
+            if row.cli_redirect and row.cli_challenge:
+                cli = CliReturn(row.cli_redirect, row.cli_challenge)
+            verifier = self._box.open(row.verifier)
+            return _Pending(row.nonce, verifier, row.redirect_uri, row.next_url, cli)
+
+    def _complete(self, sign_in: IdpSignIn, source: str, pending: _Pending) -> FinishedSignIn:
+        """The login (or the CLI's hand-off), unless a lock holds the user."""
+        now = self._clock.now()
+        with self._store.write() as uow:
+            lock = lock_of_user(locks.in_force(uow.session, now), sign_in.user)
+            if lock is None and pending.cli is not None:
+                url = hand_off(uow, sign_in, pending.cli, now)
+                return FinishedSignIn(None, url, pending.next_url, sign_in)
+            if lock is None:
+                issued = issue_token(uow, sign_in.user, source, now, self._token_ttl, sign_in)
+                return FinishedSignIn(issued, None, pending.next_url, sign_in)
+        self._refuse(sign_in.user, source, lock.message, Locked(lock.message))
+
+    def _refuse(
+        self, user: str | None, source: str, why: str, error: SekishoError | None = None
+    ) -> NoReturn:
+        with self._store.write() as uow:
+            uow.record(IdpSignInRefused(self._clock.now(), user, source, why))
+        raise error or AuthenticationFailed(f"Sign-in refused: {why}")
+
+
+def _error_code(error: str) -> str:
+    """The IdP's error code as RFC 6749 spells them (letters, digits, _ . -), nothing else."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "", error)[:64] or "an error"
+
+
+def _sign_in_of(model: AccessModel, settings: OidcSettings, claims: dict[str, Any]) -> IdpSignIn:
+    amr = claims.get("amr")
+    acr = claims.get("acr")
+    return IdpSignIn(
+        issuer=settings.issuer,
+        subject=str(claims.get("sub", ""))[:256],
+        user=user_of_claims(model, settings, claims),
+        auth_time=as_datetime(claims.get("auth_time")),
+        amr=tuple(str(m)[:32] for m in amr) if isinstance(amr, list) else (),
+        acr=acr[:256] if isinstance(acr, str) else None,
+        groups=groups_of_claims(settings, claims),
+    )

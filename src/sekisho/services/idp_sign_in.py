@@ -1,0 +1,46 @@
+"""Sign-in through the model's identity provider, as interfaces call it (the web's "Sign in
+with <IdP>" and its callback, the CLI's hand-off): `StartIdpSignIn`, `FinishIdpSignIn` and
+`RedeemHandOff` behind one name."""
+
+from __future__ import annotations
+
+from sekisho.domain.identity import IssuedToken
+from sekisho.domain.sso import CliReturn, OidcSettings
+from sekisho.operations.cli_sign_in import RedeemHandOff
+from sekisho.operations.idp_sign_in import (
+    Callback,
+    FinishedSignIn,
+    FinishIdpSignIn,
+    StartedSignIn,
+    StartIdpSignIn,
+)
+from sekisho.ports import ModelSource
+
+CALLBACK_PATH = "/signin/oidc/callback"  # the redirect URI to register at the IdP
+
+
+class IdpSignInService:
+    def __init__(
+        self,
+        models: ModelSource,
+        start: StartIdpSignIn,
+        finish: FinishIdpSignIn,
+        redeem: RedeemHandOff,
+    ) -> None:
+        self._models, self._start, self._finish, self._redeem = models, start, finish, redeem
+
+    def provider(self) -> OidcSettings | None:
+        """The model's identity provider; None: password + TOTP only."""
+        return self._models.model().identity.oidc
+
+    def start(
+        self, redirect_uri: str, next_url: str, cli: CliReturn | None = None
+    ) -> StartedSignIn:
+        return self._start.execute(redirect_uri, next_url, cli)
+
+    def finish(self, callback: Callback) -> FinishedSignIn:
+        return self._finish.execute(callback)
+
+    def redeem(self, code: str, verifier: str, source: str) -> IssuedToken:
+        """The CLI's one-time code and PKCE verifier -> its login token."""
+        return self._redeem.execute(code, verifier, source)

@@ -1,0 +1,1 @@
+"""Signing in through the company identity provider (OpenID Connect)."""
