@@ -34,6 +34,7 @@ from sekisho.notify.status import ChannelStatuses
 from sekisho.operations.access_decisions import CheckAccess
 from sekisho.operations.cli_sign_in import RedeemHandOff
 from sekisho.operations.credentials import IssueRoleCredentials, RevokeRoleSessions
+from sekisho.operations.device_sign_in import PollDeviceSignIn, StartDeviceSignIn
 from sekisho.operations.grants import (
     EndGrants,
     EndingTimes,
@@ -208,6 +209,10 @@ class Core:
             StartIdpSignIn(store, clock, models, oidc, box),
             FinishIdpSignIn(store, clock, models, oidc, box, self.settings.token_ttl),
             RedeemHandOff(store, clock, self.settings.token_ttl),
+            (
+                StartDeviceSignIn(store, clock, models, oidc, box),
+                PollDeviceSignIn(store, clock, models, oidc, box, self.settings.token_ttl),
+            ),
         )
 
     @cached_property

@@ -90,6 +90,8 @@ def test_what_each_operation_answers_to_plain_mistakes_is_declared(
         ("GET", "/api/v1/readyz"),
         ("POST", "/api/v1/auth/login"),
         ("POST", "/api/v1/auth/sso/token"),  # the code and its PKCE verifier are the proof
+        ("POST", "/api/v1/auth/sso/device"),  # the IdP signs the person in
+        ("POST", "/api/v1/auth/sso/device/token"),  # the handle is the proof
         ("GET", "/api/v1/ssf/jwks"),
         ("GET", "/.well-known/ssf-configuration"),
         *SET_RECEIVERS,  # the SET's signature is the proof, not a sekisho login

@@ -53,6 +53,15 @@ def clock() -> ManualClock:
     return ManualClock(datetime.now(UTC))
 
 
+@pytest.fixture
+def served(core: Core, idp: TestProvider, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """`sekisho serve` at BASE, its model naming the test IdP; yields the IdP's issuer."""
+    monkeypatch.setenv(SECRET_ENV, CLIENT_SECRET)
+    load_idp_model(core, idp.issuer)
+    with serving(build_app(core, scheduler=False), port=PORT):
+        yield idp.issuer
+
+
 def _sekisho(config_dir: Path, *args: str) -> subprocess.Popen[str]:
     environ = {**os.environ, "SEKISHO_SERVER": BASE, "SEKISHO_CONFIG_DIR": str(config_dir)}
     command = [str(Path(sys.executable).parent / "sekisho"), *args]
@@ -70,54 +79,67 @@ def _printed_url(process: subprocess.Popen[str]) -> str:
 
 
 def test_sekisho_login_sso_signs_the_shell_in_through_the_browser(
-    core: Core, idp: TestProvider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    served: str, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv(SECRET_ENV, CLIENT_SECRET)
-    load_idp_model(core, idp.issuer)
     home = tmp_path / "home"
-    with serving(build_app(core, scheduler=False), port=PORT):
-        login = _sekisho(home, "login", "--sso", "--no-browser")
-        try:
-            url = _printed_url(login)
-            assert url.startswith(f"{BASE}/signin/oidc?cli_redirect=http%3A%2F%2F127.0.0.1%3A")
-            with httpx.Client(follow_redirects=False, timeout=10) as browser:
-                started = browser.get(url)
-                location = started.headers["location"]
-                callback = oidc_support.sign_in(
-                    location, "member01", redirect_uri_prefix=BASE + CALLBACK_PATH
-                )
-                back = browser.get(callback)
-                assert back.status_code == 303
-                page = browser.get(back.headers["location"])  # the CLI's listener
-            assert "return to the terminal" in page.text
-            out, err = login.communicate(timeout=30)
-        finally:
-            login.kill()
-        assert login.returncode == 0, err
-        assert "logged in as member01" in out
-        whoami = _sekisho(home, "whoami")
-        out, err = whoami.communicate(timeout=30)
-        assert whoami.returncode == 0, err
-        assert out.startswith("member01 (Member One)")
+    login = _sekisho(home, "login", "--sso", "--no-browser")
+    try:
+        url = _printed_url(login)
+        assert url.startswith(f"{BASE}/signin/oidc?cli_redirect=http%3A%2F%2F127.0.0.1%3A")
+        with httpx.Client(follow_redirects=False, timeout=10) as browser:
+            started = browser.get(url)
+            location = started.headers["location"]
+            callback = oidc_support.sign_in(
+                location, "member01", redirect_uri_prefix=BASE + CALLBACK_PATH
+            )
+            back = browser.get(callback)
+            assert back.status_code == 303
+            page = browser.get(back.headers["location"])  # the CLI's listener
+        assert "return to the terminal" in page.text
+        out, err = login.communicate(timeout=30)
+    finally:
+        login.kill()
+    assert login.returncode == 0, err
+    assert "logged in as member01" in out
+    whoami = _sekisho(home, "whoami")
+    out, err = whoami.communicate(timeout=30)
+    assert whoami.returncode == 0, err
+    assert out.startswith("member01 (Member One)")
+
+
+@pytest.mark.realtime  # the CLI waits the IdP's polling interval (5 s) for real
+def test_sekisho_login_device_signs_a_headless_shell_in_with_a_code(
+    served: str, tmp_path: Path
+) -> None:
+    login = _sekisho(tmp_path / "home", "login", "--device", "--print-env")
+    try:
+        assert login.stderr is not None
+        first = login.stderr.readline()
+        assert first.startswith(f"to sign in, open {served}/device in any browser")
+        complete = login.stderr.readline().split("or open: ", 1)[1].strip()
+        oidc_support.approve_device(complete, "member01")
+        out, err = login.communicate(timeout=60)
+    finally:
+        login.kill()
+    assert login.returncode == 0, err
+    assert out.startswith("export SEKISHO_TOKEN=sks_")
+    assert f"export SEKISHO_SERVER={BASE}" in out
 
 
 def test_a_member_signs_in_with_the_idp_in_chromium_and_lands_on_their_requests(
-    core: Core, idp: TestProvider, browser: Browser, monkeypatch: pytest.MonkeyPatch
+    served: str, browser: Browser
 ) -> None:
-    monkeypatch.setenv(SECRET_ENV, CLIENT_SECRET)
-    load_idp_model(core, idp.issuer)
-    with serving(build_app(core, scheduler=False), port=PORT):
-        context = browser.new_context()
-        page = context.new_page()
-        page.goto(f"{BASE}/requests/mine")
-        expect(page).to_have_url(f"{BASE}/signin?next=/requests/mine")
-        page.get_by_role("link", name=f"Sign in with {IDP_NAME}").click()
-        page.wait_for_url(f"{idp.issuer}/interaction/**")
-        page.fill("input[name=login]", "member01")
-        page.fill("input[name=password]", "any")
-        page.get_by_role("button", name="Sign-in").click()
-        page.get_by_role("button", name="Continue").click()  # the IdP's consent page
-        page.wait_for_url(f"{BASE}/requests/mine")
-        expect(page.get_by_role("heading", name="My requests")).to_be_visible()
-        assert "sekisho_session" in {c["name"] for c in context.cookies(BASE)}
-        context.close()
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{BASE}/requests/mine")
+    expect(page).to_have_url(f"{BASE}/signin?next=/requests/mine")
+    page.get_by_role("link", name=f"Sign in with {IDP_NAME}").click()
+    page.wait_for_url(f"{served}/interaction/**")
+    page.fill("input[name=login]", "member01")
+    page.fill("input[name=password]", "any")
+    page.get_by_role("button", name="Sign-in").click()
+    page.get_by_role("button", name="Continue").click()  # the IdP's consent page
+    page.wait_for_url(f"{BASE}/requests/mine")
+    expect(page.get_by_role("heading", name="My requests")).to_be_visible()
+    assert "sekisho_session" in {c["name"] for c in context.cookies(BASE)}
+    context.close()

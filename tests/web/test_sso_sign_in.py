@@ -144,6 +144,9 @@ def test_without_an_idp_in_the_model_the_sign_in_page_has_only_the_password_form
     page = browser.get("/signin")
     assert "Sign in with" not in page.text
     assert 'name="password"' in page.text
+    device = browser.post("/api/v1/auth/sso/device")  # sekisho login --device
+    assert device.status_code == 404
+    assert device.json()["detail"] == "the model names no identity provider (identity.oidc)"
 
 
 # -- refusals -----------------------------------------------------------------------------------
@@ -380,6 +383,82 @@ def test_a_cli_start_with_a_challenge_that_is_not_s256_is_refused(
     answer = app_client().get("/signin/oidc", params=params)
     assert answer.status_code == 422
     assert "cli_challenge must be an S256 PKCE challenge" in answer.text
+
+
+# -- the device grant (sekisho login --device) ---------------------------------------------------
+
+DEVICE, DEVICE_TOKEN = "/api/v1/auth/sso/device", "/api/v1/auth/sso/device/token"
+
+
+def test_a_device_sign_in_waits_for_the_person_then_gives_the_token(
+    sso_core: Core, clock: ManualClock, app_client: Callable[[], TestClient]
+) -> None:
+    shell = app_client()
+    started = shell.post(DEVICE).json()
+    assert started["user_code"]
+    assert started["verification_uri"].startswith(sso_core.models.model().identity.oidc.issuer)  # type: ignore[union-attr]
+    handle = {"handle": started["handle"]}
+    waiting = shell.post(DEVICE_TOKEN, json=handle)
+    assert waiting.status_code == 202
+    assert waiting.json() == {"status": "authorization_pending", "interval": started["interval"]}
+    oidc_support.approve_device(started["verification_uri_complete"], "member01")
+    too_soon = shell.post(DEVICE_TOKEN, json=handle)  # the IdP is not asked before its interval
+    assert too_soon.status_code == 202
+    clock.advance(timedelta(seconds=started["interval"]))
+    done = shell.post(DEVICE_TOKEN, json=handle)
+    assert done.status_code == 200
+    assert done.json()["user"] == "member01"
+    [login] = audit(sso_core, "auth.login")
+    assert (login.detail["via"], login.detail["idp_subject"]) == ("oidc", "member01")
+    again = shell.post(DEVICE_TOKEN, json=handle)  # the handle is used up
+    assert again.status_code == 401
+    assert "expired or ended" in again.json()["detail"]
+
+
+def test_a_device_sign_in_by_a_person_the_model_does_not_know_is_refused(
+    sso_core: Core, app_client: Callable[[], TestClient]
+) -> None:
+    shell = app_client()
+    started = shell.post(DEVICE).json()
+    oidc_support.approve_device(started["verification_uri_complete"], "stranger")
+    answer = shell.post(DEVICE_TOKEN, json={"handle": started["handle"]})
+    assert answer.status_code == 401
+    assert "'stranger' (preferred_username) is not a user" in answer.json()["detail"]
+    assert audit(sso_core, "auth.login") == []
+
+
+def test_a_device_sign_in_for_a_locked_user_is_refused_with_the_lock(
+    sso_core: Core, app_client: Callable[[], TestClient]
+) -> None:
+    shell = app_client()
+    started = shell.post(DEVICE).json()
+    oidc_support.approve_device(started["verification_uri_complete"], "member01")
+    sso_core.locks.place(SECURITY, "user", "member01", "laptop stolen")
+    answer = shell.post(DEVICE_TOKEN, json={"handle": started["handle"]})
+    assert answer.status_code == 403
+    assert "locked by security01: laptop stolen" in answer.json()["detail"]
+
+
+def test_an_unknown_or_expired_device_handle_is_refused(
+    sso_core: Core, clock: ManualClock, app_client: Callable[[], TestClient]
+) -> None:
+    shell = app_client()
+    unknown = shell.post(DEVICE_TOKEN, json={"handle": "made-up"})
+    assert unknown.status_code == 401
+    started = shell.post(DEVICE).json()
+    clock.advance(timedelta(minutes=31))  # past any device code's life
+    expired = shell.post(DEVICE_TOKEN, json={"handle": started["handle"]})
+    assert expired.status_code == 401
+    assert "expired or ended" in expired.json()["detail"]
+
+
+def test_a_device_sign_in_with_the_idp_down_says_so(
+    sso_core: Core, app_client: Callable[[], TestClient]
+) -> None:
+    load_idp_model(sso_core, f"http://127.0.0.1:{free_port()}")
+    answer = app_client().post(DEVICE)
+    assert answer.status_code == 503
+    assert "cannot be reached now" in answer.json()["detail"]
 
 
 # -- the ID token's checks, on tokens the IdP really issued -------------------------------------

@@ -38,6 +38,7 @@ STATUS: list[tuple[type[errors.SekishoError], int]] = [
     (errors.Conflict, 409),
     (errors.RateLimited, 429),
     (errors.ProviderFailure, 502),
+    (errors.Unavailable, 503),
 ]
 
 
@@ -51,7 +52,7 @@ MEANING = {
     422: "Invalid input: each field, the rule it breaks and why",
     429: "Too many attempts: locked for a while, or rate-limited",
     502: "The provider (IAM, STS) failed",
-    503: "The database is unavailable (see Retry-After)",
+    503: "The database (see Retry-After) or the identity provider is unavailable",
 }
 PROBLEM_REF = "#/components/schemas/Problem"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
@@ -79,6 +79,31 @@ class SsoCodeBody(Body):
         extra="forbid",
         json_schema_extra={"examples": [{"code": "Zx9...", "code_verifier": "dBjftJeZ4CVP..."}]},
     )
+
+
+class DeviceStartOut(BaseModel):
+    """Enter `user_code` at `verification_uri` (or open `verification_uri_complete`), then
+    poll with `handle` every `interval` seconds until `expires_at`."""
+
+    handle: str
+    user_code: str
+    verification_uri: str
+    verification_uri_complete: str | None
+    expires_at: datetime
+    interval: int
+
+
+class DevicePollBody(Body):
+    handle: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"handle": "..."}]})
+
+
+class DeviceWaitingOut(BaseModel):
+    """Not approved at the identity provider yet: poll again after `interval` seconds."""
+
+    status: Literal["authorization_pending"] = "authorization_pending"
+    interval: int
 
 
 class TokenOut(BaseModel):

@@ -26,7 +26,7 @@ from sekisho.cli.render import (
     say,
     when,
 )
-from sekisho.cli.sso_login import LoopbackReceiver, open_browser, sso_start
+from sekisho.cli.sso_login import LoopbackReceiver, device_token, open_browser, sso_start
 from sekisho.domain.errors import InvalidInput
 from sekisho.domain.requests import RequestStatus
 from sekisho.domain.timespec import parse_duration
@@ -89,12 +89,19 @@ def login(
     browser: Annotated[
         bool, typer.Option(help="With --sso: open the browser (else only print the URL).")
     ] = True,
+    device: Annotated[
+        bool,
+        typer.Option(
+            "--device", help="Sign in through the identity provider with a code, from any browser."
+        ),
+    ] = False,
 ) -> None:
-    """Password + TOTP code (or, with --sso, the identity provider) -> a short-lived token,
-    saved privately or printed as env."""
+    """Password + TOTP code (or the identity provider: --sso in this machine's browser,
+    --device from any browser) -> a short-lived token, saved privately or printed as env."""
     api = client(ctx)
-    if sso:
-        _logged_in(api, _sso_token(api, browser=browser), print_env)
+    if sso or device:
+        data = _sso_token(api, browser=browser) if sso else device_token(api, _tell)
+        _logged_in(api, data, print_env)
         return
     if not user:
         raise InvalidInput.one("user", "required", "give --user NAME (or sign in with --sso)")
@@ -109,16 +116,16 @@ def login(
     _logged_in(api, data, print_env)
 
 
+def _tell(text: str) -> None:
+    print(text, file=sys.stderr)  # stdout stays clean for --print-env
+
+
 def _sso_token(api: Client, *, browser: bool) -> Any:
     """The browser signs in at the IdP; the code it brings to our loopback listener, with
     our PKCE verifier, becomes the token (`sso_login`)."""
-
-    def tell(text: str) -> None:
-        print(text, file=sys.stderr)  # stdout stays clean for --print-env
-
     with LoopbackReceiver() as receiver:
         start = sso_start(api.server, receiver.redirect_uri)
-        open_browser(start.url, tell, browser=browser)
+        open_browser(start.url, _tell, browser=browser)
         code = receiver.wait()
     return api.post(
         "/auth/sso/token", auth=False, json={"code": code, "code_verifier": start.verifier}

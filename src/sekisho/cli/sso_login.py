@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 import webbrowser
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from sekisho.domain.errors import AuthenticationFailed
+from sekisho.domain.text import visible
 
 WAIT_S = 300.0  # how long the CLI waits for the browser to come back
 PAGE = (
@@ -112,3 +115,30 @@ def open_browser(url: str, say: Callable[[str], None], *, browser: bool = True) 
     say(f"sign in in your browser; if it does not open, open:\n  {url}")
     if browser:
         webbrowser.open(url)
+
+
+class _Api(Protocol):
+    def post(self, path: str, **kwargs: Any) -> Any: ...
+
+
+def device_token(
+    api: _Api, say: Callable[[str], None], sleep: Callable[[float], None] = time.sleep
+) -> Any:
+    """`sekisho login --device` (RFC 8628): show the code to enter at the IdP, then ask
+    sekisho every interval until the person has approved; the token's answer."""
+    started = api.post("/auth/sso/device", auth=False)
+    say(
+        f"to sign in, open {visible(started['verification_uri'])} in any browser "
+        f"and enter the code {visible(started['user_code'])}"
+    )
+    if started.get("verification_uri_complete"):
+        say(f"  or open: {visible(started['verification_uri_complete'])}")
+    interval = float(started["interval"])
+    deadline = time.monotonic() + WAIT_S * 2
+    while time.monotonic() < deadline:
+        sleep(interval)
+        answer = api.post("/auth/sso/device/token", auth=False, json={"handle": started["handle"]})
+        if "token" in answer:
+            return answer
+        interval = float(answer.get("interval", interval))
+    raise AuthenticationFailed("the device sign-in was not approved in time; run it again")

@@ -115,6 +115,13 @@ class ProviderFailure(SekishoError):
     title = "Provider did not confirm"
 
 
+class Unavailable(SekishoError):
+    """Something sekisho relies on cannot be used now (the identity provider); try later."""
+
+    code = "unavailable"
+    title = "Not available now"
+
+
 class RateLimited(SekishoError):
     code = "rate-limited"
     title = "Too many attempts"

@@ -20,12 +20,11 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from sqlalchemy import delete
 
 from sekisho.clock import Clock
-from sekisho.domain.errors import AuthenticationFailed, Locked
-from sekisho.domain.events import IdpSignInRefused
+from sekisho.domain.errors import Locked, SekishoError
 from sekisho.domain.identity import IssuedToken
 from sekisho.domain.locks import lock_of_user
 from sekisho.domain.sso import CliReturn, IdpSignIn
-from sekisho.operations.sign_in import issue_token
+from sekisho.operations.sign_in import issue_token, refuse_idp_sign_in
 from sekisho.store import locks
 from sekisho.store.tables import SignInHandOffRow
 from sekisho.store.unit_of_work import Store, UnitOfWork
@@ -68,7 +67,7 @@ class RedeemHandOff:
         """A login token for the hand-off's user; AuthenticationFailed (audited) unless the
         code is fresh and unused and the verifier is the one the CLI started with."""
         source, now = source[:256], self._clock.now()
-        error: Exception | None = None
+        error: SekishoError | None = None
         with self._store.write() as uow:
             row = None
             if 0 < len(code) <= MAX_CODE:
@@ -84,11 +83,9 @@ class RedeemHandOff:
         self._refuse(row.user if row else None, source, why or "refused", error)
 
     def _refuse(
-        self, user: str | None, source: str, why: str, error: Exception | None = None
+        self, user: str | None, source: str, why: str, error: SekishoError | None = None
     ) -> NoReturn:
-        with self._store.write() as uow:
-            uow.record(IdpSignInRefused(self._clock.now(), user, source, why))
-        raise error or AuthenticationFailed(f"Sign-in refused: {why}")
+        refuse_idp_sign_in(self._store, self._clock, user, source, why, error)
 
 
 def _of(row: SignInHandOffRow) -> IdpSignIn:

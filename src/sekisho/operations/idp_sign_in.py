@@ -22,8 +22,7 @@ from sqlalchemy import delete
 
 from sekisho.clock import Clock
 from sekisho.domain.access import AccessModel
-from sekisho.domain.errors import AuthenticationFailed, Locked, SekishoError
-from sekisho.domain.events import IdpSignInRefused
+from sekisho.domain.errors import Locked, NotFound, SekishoError
 from sekisho.domain.identity import IssuedToken
 from sekisho.domain.locks import lock_of_user
 from sekisho.domain.sso import (
@@ -35,7 +34,7 @@ from sekisho.domain.sso import (
     user_of_claims,
 )
 from sekisho.operations.cli_sign_in import hand_off
-from sekisho.operations.sign_in import issue_token
+from sekisho.operations.sign_in import issue_token, refuse_idp_sign_in
 from sekisho.ports import ModelSource
 from sekisho.services.secretbox import SecretBox
 from sekisho.sso.oidc import IdpRefused, IdpUnavailable, OidcClient, as_datetime
@@ -47,7 +46,9 @@ STATE_TTL = timedelta(minutes=10)
 MAX_PARAM = 2048  # state, code and error as the callback's query carries them
 
 
-class SsoNotConfigured(SekishoError):
+class SsoNotConfigured(NotFound):
+    """No sign-in through an identity provider here: the model names none."""
+
     code = "sso-not-configured"
     title = "Sign-in through an identity provider is not set up"
 
@@ -167,7 +168,7 @@ class FinishIdpSignIn:
             claims = self._oidc.redeem(
                 settings, callback.code, pending.redirect_uri, pending.verifier, pending.nonce
             )
-            sign_in = _sign_in_of(model, settings, claims)
+            sign_in = sign_in_of(model, settings, claims)
         except (IdpRefused, IdpUnavailable, UnknownPerson) as exc:
             self._refuse(None, source, str(exc))
         return self._complete(sign_in, source, pending)
@@ -208,9 +209,7 @@ class FinishIdpSignIn:
     def _refuse(
         self, user: str | None, source: str, why: str, error: SekishoError | None = None
     ) -> NoReturn:
-        with self._store.write() as uow:
-            uow.record(IdpSignInRefused(self._clock.now(), user, source, why))
-        raise error or AuthenticationFailed(f"Sign-in refused: {why}")
+        refuse_idp_sign_in(self._store, self._clock, user, source, why, error)
 
 
 def _error_code(error: str) -> str:
@@ -218,7 +217,7 @@ def _error_code(error: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "", error)[:64] or "an error"
 
 
-def _sign_in_of(model: AccessModel, settings: OidcSettings, claims: dict[str, Any]) -> IdpSignIn:
+def sign_in_of(model: AccessModel, settings: OidcSettings, claims: dict[str, Any]) -> IdpSignIn:
     amr = claims.get("amr")
     acr = claims.get("acr")
     return IdpSignIn(

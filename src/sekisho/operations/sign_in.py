@@ -20,6 +20,7 @@ import secrets
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NoReturn
 
 import pyotp
 from sqlalchemy.orm import Session
@@ -27,6 +28,7 @@ from sqlalchemy.orm import Session
 from sekisho.clock import Clock
 from sekisho.domain.errors import AuthenticationFailed, Locked, LoginThrottled, SekishoError
 from sekisho.domain.events import (
+    IdpSignInRefused,
     SignedIn,
     SignInFailed,
     SignInLocked,
@@ -232,6 +234,21 @@ def issue_token(
     uow.session.add(row)
     uow.record(SignedIn(now, user, source, expires, idp=idp))
     return IssuedToken(token, user, expires)
+
+
+def refuse_idp_sign_in(
+    store: Store,
+    clock: Clock,
+    user: str | None,
+    source: str,
+    why: str,
+    error: SekishoError | None = None,
+) -> NoReturn:
+    """A sign-in through the identity provider that signs nobody in: audited, then raised
+    (AuthenticationFailed saying why, unless another error is given)."""
+    with store.write() as uow:
+        uow.record(IdpSignInRefused(clock.now(), user, source, why))
+    raise error or AuthenticationFailed(f"Sign-in refused: {why}")
 
 
 class ShowTotpSetup:

@@ -7,6 +7,12 @@ from __future__ import annotations
 from sekisho.domain.identity import IssuedToken
 from sekisho.domain.sso import CliReturn, OidcSettings
 from sekisho.operations.cli_sign_in import RedeemHandOff
+from sekisho.operations.device_sign_in import (
+    DeviceStarted,
+    DeviceWaiting,
+    PollDeviceSignIn,
+    StartDeviceSignIn,
+)
 from sekisho.operations.idp_sign_in import (
     Callback,
     FinishedSignIn,
@@ -26,8 +32,10 @@ class IdpSignInService:
         start: StartIdpSignIn,
         finish: FinishIdpSignIn,
         redeem: RedeemHandOff,
+        device: tuple[StartDeviceSignIn, PollDeviceSignIn],
     ) -> None:
         self._models, self._start, self._finish, self._redeem = models, start, finish, redeem
+        self._start_device, self._poll_device = device
 
     def provider(self) -> OidcSettings | None:
         """The model's identity provider; None: password + TOTP only."""
@@ -44,3 +52,10 @@ class IdpSignInService:
     def redeem(self, code: str, verifier: str, source: str) -> IssuedToken:
         """The CLI's one-time code and PKCE verifier -> its login token."""
         return self._redeem.execute(code, verifier, source)
+
+    def start_device(self) -> DeviceStarted:
+        """`sekisho login --device`: a user code to enter at the IdP, and a handle to poll."""
+        return self._start_device.execute()
+
+    def poll_device(self, handle: str, source: str) -> IssuedToken | DeviceWaiting:
+        return self._poll_device.execute(handle, source)

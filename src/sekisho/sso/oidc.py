@@ -47,7 +47,12 @@ class IdpUnavailable(Exception):
 
 
 class IdpRefused(Exception):
-    """The identity provider's answer does not sign anyone in; safe to show."""
+    """The identity provider's answer does not sign anyone in; safe to show. `error`: the
+    OAuth error code the IdP answered with, when it did."""
+
+    def __init__(self, message: str, error: str | None = None) -> None:
+        super().__init__(message)
+        self.error = error
 
 
 @dataclass(frozen=True)
@@ -121,11 +126,12 @@ class OidcClient:
         body = prepare_token_request(
             "authorization_code", redirect_uri=redirect_uri, code=code, code_verifier=verifier
         )
-        return self._token_request(settings, body)
+        return self.post_form(settings, self.metadata(settings).token_endpoint, body)
 
-    def _token_request(self, settings: OidcSettings, body: str) -> dict[str, Any]:
-        """POST to the token endpoint with the client's authentication (RFC 6749 3.2)."""
-        endpoint = self.metadata(settings).token_endpoint
+    def post_form(self, settings: OidcSettings, endpoint: str, body: str) -> dict[str, Any]:
+        """POST a form to one of the IdP's endpoints (token, device authorization) with the
+        client's authentication (RFC 6749 2.3); its JSON answer, or IdpRefused with the
+        OAuth error code it answered."""
         secret = self._secret(settings)
         auth = None
         if secret is None:
@@ -149,18 +155,18 @@ class OidcClient:
             raise IdpUnavailable("the identity provider's token endpoint answered nonsense")
         if response.status_code != 200 or "error" in answer:
             error = str(answer.get("error", response.status_code))[:64]
-            raise IdpRefused(f"the identity provider refused the sign-in ({error})")
+            raise IdpRefused(f"the identity provider refused the sign-in ({error})", error)
         return answer
 
     def verify_id_token(
         self,
         settings: OidcSettings,
         id_token: str,
-        nonce: str,
+        nonce: str | None,
         access_token: object = None,
     ) -> dict[str, Any]:
         """The ID token's claims, once signed by the issuer's key and meant for this client,
-        now, for this sign-in (its nonce)."""
+        now, for this sign-in (its nonce; None for the device grant, which sends none)."""
         meta = self.metadata(settings)
         token = self._decoded(meta, id_token)
         params: dict[str, object] = {"nonce": nonce, "client_id": settings.client_id}

@@ -267,6 +267,21 @@ class SignInHandOffRow(Base):
     __table_args__ = (Index("ix_sign_in_handoffs_expires_at", "expires_at"),)
 
 
+class DeviceSignInRow(Base):
+    """`sekisho login --device` in flight: the IdP's device code (sealed), keyed by the
+    SHA-256 of the handle the CLI polls with, and when the IdP may next be asked."""
+
+    __tablename__ = "device_sign_ins"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    device_code: Mapped[str] = mapped_column(Text)  # sealed
+    interval_s: Mapped[int] = mapped_column(Integer)
+    next_poll_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_device_sign_ins_expires_at", "expires_at"),)
+
+
 class SsfReceivedRow(Base):
     """A SET received from the model's transmitter: its `jti`, kept so a replay is refused."""
 

@@ -161,8 +161,10 @@ def idp_sign_in_start(
     redirect_uri = core.settings.public_url.rstrip("/") + CALLBACK_PATH
     try:
         started = core.idp_sign_in.start(redirect_uri, next_, cli)
-    except (IdpUnavailable, SsoNotConfigured) as exc:
+    except IdpUnavailable as exc:
         return presession_page(request, next_, FormErrors(f"Sign-in refused: {exc}"), 503)
+    except SsoNotConfigured as exc:
+        return presession_page(request, next_, FormErrors(f"Sign-in refused: {exc}"), 404)
     response = RedirectResponse(started.url, status_code=303)
     # Lax, not Strict: the IdP sends the browser back from its own site, a top-level GET.
     response.set_cookie(
