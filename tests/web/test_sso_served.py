@@ -105,6 +105,7 @@ def test_sekisho_login_sso_signs_the_shell_in_through_the_browser(
     out, err = whoami.communicate(timeout=30)
     assert whoami.returncode == 0, err
     assert out.startswith("member01 (Member One)")
+    assert "signed in through the identity provider (pwd, mfa) at " in out
 
 
 @pytest.mark.realtime  # the CLI waits the IdP's polling interval (5 s) for real

@@ -325,8 +325,14 @@ def test_the_cli_trades_its_code_and_verifier_for_a_token(
     answer = _redeem(app_client(), code, verifier)
     assert answer.status_code == 200
     token = answer.json()["token"]
-    me = app_client().get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
-    assert me.json()["user"] == "member01"
+    me = app_client().get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).json()
+    assert me["user"] == "member01"
+    assert (me["signed_in"]["via"], me["signed_in"]["amr"], me["signed_in"]["acr"]) == (
+        "oidc",
+        ["pwd", "mfa"],
+        ACR,
+    )
+    assert me["signed_in"]["auth_time"] is not None
     [login] = audit(sso_core, "auth.login")
     assert (login.detail["via"], login.detail["amr"]) == ("oidc", "pwd mfa")
 

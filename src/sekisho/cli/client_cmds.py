@@ -165,6 +165,10 @@ def whoami(ctx: typer.Context, json: JsonOpt = False) -> None:
     out.print(say(f"groups: {', '.join(data['groups']) or 'none'}"))
     if data.get("token_expires_at"):
         out.print(say(f"token valid until {when(data['token_expires_at'])}"))
+    if signed_in := data.get("signed_in"):
+        how = f" ({', '.join(signed_in['amr'])})" if signed_in.get("amr") else ""
+        at = f" at {when(signed_in['auth_time'])}" if signed_in.get("auth_time") else ""
+        out.print(say("signed in through the identity provider", literal(how), at))
     for lock in data.get("locks") or []:
         out.print(
             say(

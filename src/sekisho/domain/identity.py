@@ -35,12 +35,23 @@ class IssuedToken:
 
 
 @dataclass(frozen=True)
+class LoginProof:
+    """How a login was proven, when the identity provider proved it: what its ID token said."""
+
+    method: str  # "oidc"
+    auth_time: datetime | None
+    amr: tuple[str, ...]
+    acr: str | None
+
+
+@dataclass(frozen=True)
 class Principal:
     """An authenticated caller."""
 
     name: str
     token_id: str
     expires_at: datetime
+    proof: LoginProof | None = None  # None: password + TOTP
 
 
 def token_id(token: str) -> str:

@@ -9,14 +9,21 @@ from sqlalchemy import select
 from sekisho.clock import Clock
 from sekisho.domain.actor import Actor
 from sekisho.domain.errors import AuthenticationFailed, NotFound
-from sekisho.domain.identity import LoginEnd, Principal, login_end, looks_like_a_token, token_id
+from sekisho.domain.identity import (
+    LoginEnd,
+    LoginProof,
+    Principal,
+    login_end,
+    looks_like_a_token,
+    token_id,
+)
 from sekisho.domain.timespec import iso
 from sekisho.ports import ModelSource
 from sekisho.providers.base import Provider
 from sekisho.queries.locks import concerning
 from sekisho.queries.viewers import viewer_of
 from sekisho.services import permissions
-from sekisho.services.views import DirectoryView, GrantView, WhoAmI
+from sekisho.services.views import DirectoryView, GrantView, SignedInView, WhoAmI
 from sekisho.store.db import Database
 from sekisho.store.grants import active_at
 from sekisho.store.tables import GrantRow, TokenRow
@@ -44,7 +51,11 @@ class IdentityQueries:
             raise AuthenticationFailed(f"token expired at {iso(row.expires_at)}: log in again")
         if ended is LoginEnd.USER_GONE:
             raise AuthenticationFailed("this user is no longer in the access model")
-        return Principal(row.user, row.id, row.expires_at)
+        proof = None
+        if row.auth_method is not None:
+            amr = tuple((row.amr or "").split())
+            proof = LoginProof(row.auth_method, row.auth_time, amr, row.acr)
+        return Principal(row.user, row.id, row.expires_at, proof)
 
     def describe(
         self,
@@ -53,8 +64,10 @@ class IdentityQueries:
         expires_at: datetime | None = None,
         *,
         directory: bool = False,
+        proof: LoginProof | None = None,
     ) -> WhoAmI:
-        """A user's identity, groups, live grants and, on request, the provider's view."""
+        """A user's identity, groups, live grants and, on request, the provider's view;
+        `proof`: how the caller's own login was proven (shown to them by whoami)."""
         now = self._clock.now()
         with self._db.read() as s:
             model = self._models.model(s)
@@ -83,6 +96,7 @@ class IdentityQueries:
             grants=grants,
             locks=in_force,
             directory=self._directory(name, work_groups) if directory else None,
+            signed_in=SignedInView.of(proof) if proof else None,
         )
 
     def _directory(self, name: str, work_groups: list[str]) -> DirectoryView:

@@ -149,8 +149,13 @@ class IdentityService:
     def logout(self, principal: Principal, source: str) -> None:
         self._log_out.execute(principal, source)
 
-    def whoami(self, actor: Actor, expires_at: datetime | None = None) -> WhoAmI:
-        return self.describe(actor, actor.name, expires_at)
+    def whoami(self, actor: Actor, principal: Principal | None = None) -> WhoAmI:
+        """The caller, with their login's end and how it was proven."""
+        if principal is None:
+            return self.describe(actor, actor.name)
+        return self._queries.describe(
+            actor, actor.name, principal.expires_at, proof=principal.proof
+        )
 
     def describe(
         self,

@@ -15,6 +15,8 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from sekisho.services.key_files import write_new_key
+
 ENV_KEY = "SEKISHO_SECRET_KEY"
 
 
@@ -30,18 +32,15 @@ class SecretBox:
         """The key from SEKISHO_SECRET_KEY, else a private key file, created on first use.
 
         Several nodes sharing one database must share this key (set SEKISHO_SECRET_KEY).
+        Processes starting at once on one data directory (`serve --only api` beside
+        `--only gateway`) agree on one key: it appears whole, or not at all.
         """
         env = os.environ.get(ENV_KEY)
         if env:
             return cls(env.encode())
-        if key_file.exists():
-            return cls(key_file.read_bytes().strip())
-        key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        key = Fernet.generate_key()
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(key)
-        return cls(key)
+        if not key_file.exists():
+            write_new_key(key_file, Fernet.generate_key())  # another process may win: fine
+        return cls(key_file.read_bytes().strip())
 
     def seal(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode()

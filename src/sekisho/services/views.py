@@ -11,6 +11,7 @@ from sekisho.domain import actions
 from sekisho.domain.access import AccessModel
 from sekisho.domain.actions import NONE, Action, Viewer, in_order
 from sekisho.domain.grants import is_active
+from sekisho.domain.identity import LoginProof
 from sekisho.domain.requests import RequestStatus
 from sekisho.store import locks as stored_locks
 from sekisho.store.grants import window
@@ -291,6 +292,19 @@ class PlacedLockView(View):
     errors: list[str]  # what did not confirm yet
 
 
+class SignedInView(View):
+    """How the caller's login was proven, when the identity provider proved it."""
+
+    via: str  # "oidc"
+    auth_time: datetime | None
+    amr: list[str]
+    acr: str | None
+
+    @classmethod
+    def of(cls, proof: LoginProof) -> SignedInView:
+        return cls(via=proof.method, auth_time=proof.auth_time, amr=list(proof.amr), acr=proof.acr)
+
+
 class WhoAmI(View):
     user: str
     display_name: str
@@ -302,6 +316,7 @@ class WhoAmI(View):
     grants: list[GrantView]  # active now
     locks: list[LockView] = []  # in force on them, their groups, or what their groups reach
     directory: DirectoryView | None = None
+    signed_in: SignedInView | None = None  # whoami only: how this login was proven
 
 
 class AuditEntryView(View):

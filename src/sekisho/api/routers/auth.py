@@ -84,7 +84,7 @@ def logout(core: CoreDep, principal: PrincipalDep, source: SourceDep) -> None:
 
 @router.get("/me", response_model=WhoAmI)
 def whoami(core: CoreDep, actor: ActorDep, principal: PrincipalDep) -> WhoAmI:
-    return core.identity.whoami(actor, principal.expires_at)
+    return core.identity.whoami(actor, principal)
 
 
 @router.get("/users/{name}", response_model=WhoAmI, responses=responses(403, 404, 422))
