@@ -149,7 +149,14 @@ def test_signing_out_revokes_the_token(sign_in: Callable[[str], TestClient], cor
 
 
 def test_next_never_leaves_the_site(app_client: Callable[[], TestClient], codes: Codes) -> None:
-    for target in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
+    for target in (
+        "//evil.example/x",
+        "https://evil.example/",
+        "/\\evil.example",
+        "/\t/evil.example",  # a browser drops the tab: //evil.example
+        "/\n/evil.example",
+        "/ /evil.example",
+    ):
         answer = post_sign_in(
             app_client(),
             user="leader01",

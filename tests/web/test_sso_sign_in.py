@@ -117,6 +117,18 @@ def test_a_member_signs_in_through_the_idp_and_lands_where_they_were_going(
     assert pending_sign_ins(sso_core) == 0  # the state was used up
 
 
+@pytest.mark.parametrize("target", ["//evil.example/x", "/\t/evil.example", "https://evil.example"])
+def test_the_page_after_the_idp_never_moves_on_to_another_site(
+    sso_core: Core, app_client: Callable[[], TestClient], target: str
+) -> None:
+    """The hand-over page moves on by a meta refresh, which a browser reads as a URL (tabs
+    dropped): only a path on this site is ever put there."""
+    browser = app_client()
+    callback = sign_in_at_idp(browser, "member01", next_url=target)
+    answer = open_callback(browser, callback)
+    assert '<meta http-equiv="refresh" content="0;url=/">' in answer.text
+
+
 def test_a_person_known_to_the_model_only_by_email_signs_in_as_that_user(
     sso_core: Core, idp: TestProvider, app_client: Callable[[], TestClient]
 ) -> None:
@@ -258,6 +270,25 @@ def test_an_unreachable_idp_is_said_and_nothing_is_stored(
     assert answer.status_code == 503
     assert f"the identity provider at {nobody} cannot be reached now" in answer.text
     assert pending_sign_ins(sso_core) == 0
+
+
+def test_an_idp_that_goes_down_before_the_callback_refuses_the_sign_in_and_changes_nothing(
+    sso_core: Core, idp: TestProvider, app_client: Callable[[], TestClient]
+) -> None:
+    browser = app_client()
+    callback = sign_in_at_idp(browser, "member01")
+    idp.stop()
+    try:
+        answer = open_callback(browser, callback)
+    finally:
+        idp.start()
+    assert answer.status_code == 401
+    assert "the identity provider cannot be reached now" in answer.text
+    assert signed_in_as(browser) is None
+    with sso_core.db.read() as s:
+        assert list(s.scalars(select(TokenRow))) == []
+    [refused] = audit(sso_core, "auth.sso_refused")
+    assert refused.detail["reason"] == "the identity provider cannot be reached now"
 
 
 def test_a_server_without_the_client_secret_says_so_before_the_browser_leaves(

@@ -9,9 +9,13 @@ def request_link(public_url: str, request_id: int) -> str:
 
 
 def safe_next(target: str | None, default: str = "/") -> str:
-    """A local path to go to after signing in; anything else (another site) is refused."""
+    """A local path to go to after signing in; anything else (another site) is refused.
+
+    Browsers drop tabs and line breaks from a URL before they read it (WHATWG URL), so
+    `/<TAB>/evil.example` is `//evil.example`, another site: any control character or space
+    refuses the target, as a second slash or a backslash does."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return default
-    if any(ch in target for ch in "\r\n"):
+    if any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in target):
         return default
     return target
