@@ -108,6 +108,26 @@ def test_sekisho_login_sso_signs_the_shell_in_through_the_browser(
     assert "signed in through the identity provider (pwd, mfa) at " in out
 
 
+def test_sekisho_login_sso_says_at_once_why_the_sign_in_was_refused(
+    served: str, tmp_path: Path
+) -> None:
+    login = _sekisho(tmp_path / "home", "login", "--sso", "--no-browser")
+    try:
+        url = _printed_url(login)
+        with httpx.Client(follow_redirects=False, timeout=10) as browser:
+            location = browser.get(url).headers["location"]
+            callback = oidc_support.sign_in(
+                location, "stranger", redirect_uri_prefix=BASE + CALLBACK_PATH
+            )
+            page = browser.get(browser.get(callback).headers["location"])  # the listener
+        assert "Sign-in refused: &#x27;stranger&#x27; (preferred_username)" in page.text
+        out, err = login.communicate(timeout=30)
+    finally:
+        login.kill()
+    assert login.returncode != 0
+    assert "'stranger' (preferred_username) is not a user in sekisho's model" in err + out
+
+
 @pytest.mark.realtime  # the CLI waits the IdP's polling interval (5 s) for real
 def test_sekisho_login_device_signs_a_headless_shell_in_with_a_code(
     served: str, tmp_path: Path

@@ -383,6 +383,20 @@ def test_a_cli_code_is_good_once_and_only_with_its_verifier(
     assert len(audit(sso_core, "auth.sso_refused")) == 2
 
 
+def test_a_refused_cli_sign_in_goes_back_to_the_cli_with_the_reason(
+    sso_core: Core, app_client: Callable[[], TestClient]
+) -> None:
+    """The terminal says why at once, instead of waiting for a code that will not come."""
+    browser = app_client()
+    started = start_cli_sign_in(browser, LOOPBACK, secrets.token_urlsafe(48))
+    back = open_callback(browser, sign_in_at_idp(browser, "stranger", started=started))
+    assert back.status_code == 303
+    assert back.headers["location"].startswith(LOOPBACK + "?error=")
+    [error] = parse_qs(urlsplit(back.headers["location"]).query)["error"]
+    assert error.startswith("Sign-in refused: 'stranger' (preferred_username) is not a user")
+    assert len(audit(sso_core, "auth.sso_refused")) == 1
+
+
 def test_a_lock_placed_before_the_cli_trades_its_code_refuses_it(
     sso_core: Core, app_client: Callable[[], TestClient]
 ) -> None:

@@ -10,6 +10,7 @@ caught by another program on the machine is useless without the verifier.
 
 from __future__ import annotations
 
+import html
 import secrets
 import threading
 import time
@@ -27,9 +28,10 @@ from sekisho.domain.text import visible
 
 WAIT_S = 300.0  # how long the CLI waits for the browser to come back
 PAGE = (
-    b"<!doctype html><meta charset=utf-8><title>sekisho</title>"
-    b"<p>Signed in to sekisho: you may close this tab and return to the terminal.</p>"
+    "<!doctype html><meta charset=utf-8><title>sekisho</title><p>{}</p>"
+    "<p>You may close this tab and return to the terminal.</p>"
 )
+SIGNED_IN = "Signed in to sekisho."
 
 
 @dataclass
@@ -67,7 +69,8 @@ class LoopbackReceiver:
                 f"no sign-in came back within {int(timeout)} s; run sekisho login --sso again"
             )
         if self._arrival.error or not self._arrival.code:
-            raise AuthenticationFailed(f"sign-in refused: {self._arrival.error or 'no code'}")
+            # sekisho's own words (or the IdP's code), shown as text on the terminal
+            raise AuthenticationFailed(visible(self._arrival.error or "sign-in refused: no code"))
         return self._arrival.code
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -87,7 +90,8 @@ class LoopbackReceiver:
                 self.send_header("Content-Type", "text/html; charset=utf-8")
                 self.send_header("Cache-Control", "no-store")
                 self.end_headers()
-                self.wfile.write(PAGE)
+                said = receiver._arrival.error or SIGNED_IN  # sekisho's "Sign-in refused: ..."
+                self.wfile.write(PAGE.format(html.escape(said)).encode())
                 receiver._arrived.set()
 
             def log_message(self, format: str, *args: object) -> None:

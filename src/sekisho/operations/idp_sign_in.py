@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, NoReturn
 
+from authlib.common.urls import add_params_to_uri
 from sqlalchemy import delete
 
 from sekisho.clock import Clock
 from sekisho.domain.access import AccessModel
-from sekisho.domain.errors import Locked, NotFound, SekishoError
+from sekisho.domain.errors import AuthenticationFailed, Locked, NotFound, SekishoError
 from sekisho.domain.identity import IssuedToken
 from sekisho.domain.locks import lock_of_user
 from sekisho.domain.sso import (
@@ -51,6 +52,15 @@ class SsoNotConfigured(NotFound):
 
     code = "sso-not-configured"
     title = "Sign-in through an identity provider is not set up"
+
+
+class RefusedForCli(AuthenticationFailed):
+    """A refused sign-in that `sekisho login --sso` started: the browser goes back to the
+    CLI's listener with the reason (`cli_return`), so the terminal says it at once."""
+
+    def __init__(self, refusal: AuthenticationFailed | Locked, cli_return: str) -> None:
+        super().__init__(refusal.message)
+        self.refusal, self.cli_return = refusal, cli_return
 
 
 @dataclass(frozen=True)
@@ -152,9 +162,19 @@ class FinishIdpSignIn:
 
     def execute(self, callback: Callback) -> FinishedSignIn:
         """A login token for the user the ID token names; every refusal audited and raised
-        as AuthenticationFailed (or Locked) with the reason in words."""
-        source = callback.source[:256]
+        as AuthenticationFailed (or Locked) with the reason in words, or, for a sign-in the
+        CLI started, as RefusedForCli: the CLI hears why at once instead of waiting."""
         pending = self._claim(callback)
+        try:
+            return self._finish(callback, pending)
+        except (AuthenticationFailed, Locked) as exc:
+            if pending is None or pending.cli is None:
+                raise
+            url = add_params_to_uri(pending.cli.redirect_uri, [("error", exc.message[:300])])
+            raise RefusedForCli(exc, url) from None
+
+    def _finish(self, callback: Callback, pending: _Pending | None) -> FinishedSignIn:
+        source = callback.source[:256]
         if callback.error:  # the IdP's own answer first, whatever became of the state
             why = f"the identity provider did not sign you in ({_error_code(callback.error)})"
             self._refuse(None, source, why)

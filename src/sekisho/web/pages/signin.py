@@ -13,7 +13,7 @@ from markupsafe import Markup
 from sekisho.bootstrap import Core
 from sekisho.domain.errors import AuthenticationFailed, Locked, SekishoError
 from sekisho.domain.sso import read_cli_return
-from sekisho.operations.idp_sign_in import STATE_TTL, Callback, SsoNotConfigured
+from sekisho.operations.idp_sign_in import STATE_TTL, Callback, RefusedForCli, SsoNotConfigured
 from sekisho.services.idp_sign_in import CALLBACK_PATH
 from sekisho.sso.oidc import IdpUnavailable
 from sekisho.web import csrf, flash, render
@@ -198,6 +198,10 @@ def idp_sign_in_callback(
     )
     try:
         finished = core.idp_sign_in.finish(callback)
+    except RefusedForCli as exc:  # the CLI's listener says why in the terminal
+        to_cli = RedirectResponse(exc.cli_return, status_code=303)
+        to_cli.delete_cookie(SSO_COOKIE, path=SSO_COOKIE_PATH)
+        return to_cli
     except (AuthenticationFailed, Locked, SsoNotConfigured) as exc:
         response = presession_page(request, "/", FormErrors(exc.message), _status_of(exc))
         response.delete_cookie(SSO_COOKIE, path=SSO_COOKIE_PATH)
