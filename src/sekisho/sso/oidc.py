@@ -78,15 +78,17 @@ class OidcClient:
         self._lock = threading.Lock()
 
     def metadata(self, settings: OidcSettings) -> ProviderMetadata:
-        """The IdP's endpoints from its discovery document (kept an hour)."""
+        """The IdP's endpoints from its discovery document (kept an hour). Fetched outside
+        the lock: an IdP that does not answer holds up no other sign-in's read of the cache."""
+        now = self._clock.now().timestamp()
         with self._lock:
-            now = self._clock.now().timestamp()
             cached = self._metadata.get(settings.issuer)
-            if cached and now - cached[0] < METADATA_FRESH_S:
-                return cached[1]
-            found = _discover(settings.issuer)
+        if cached and now - cached[0] < METADATA_FRESH_S:
+            return cached[1]
+        found = _discover(settings.issuer)
+        with self._lock:
             self._metadata[settings.issuer] = (now, found)
-            return found
+        return found
 
     def authorization_url(
         self, settings: OidcSettings, redirect_uri: str, state: str, nonce: str, verifier: str
