@@ -9,7 +9,6 @@ and a lock placed meanwhile still refuses it.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from datetime import datetime, timedelta
@@ -21,7 +20,7 @@ from sqlalchemy import delete
 
 from sekisho.clock import Clock
 from sekisho.domain.errors import Locked, SekishoError
-from sekisho.domain.identity import IssuedToken
+from sekisho.domain.identity import IssuedToken, token_id  # the SHA-256 a secret is kept as
 from sekisho.domain.locks import lock_of_user
 from sekisho.domain.sso import CliReturn, IdpSignIn
 from sekisho.operations.sign_in import issue_token, refuse_idp_sign_in
@@ -34,17 +33,13 @@ MAX_CODE = 128
 MAX_VERIFIER = 128  # RFC 7636: 43 to 128 characters
 
 
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
 def hand_off(uow: UnitOfWork, sign_in: IdpSignIn, cli: CliReturn, now: datetime) -> str:
     """Keep the verified sign-in for the CLI; the loopback URL that carries its code."""
     code = secrets.token_urlsafe(32)
     uow.session.execute(delete(SignInHandOffRow).where(SignInHandOffRow.expires_at <= now))
     uow.session.add(
         SignInHandOffRow(
-            id=_digest(code),
+            id=token_id(code),
             challenge=cli.challenge,
             user=sign_in.user,
             issuer=sign_in.issuer,
@@ -71,7 +66,7 @@ class RedeemHandOff:
         with self._store.write() as uow:
             row = None
             if 0 < len(code) <= MAX_CODE:
-                row = uow.session.get(SignInHandOffRow, _digest(code), with_for_update=True)
+                row = uow.session.get(SignInHandOffRow, token_id(code), with_for_update=True)
             if row is not None:
                 uow.session.delete(row)  # good once: a wrong verifier burns it too
             why = _refusal(row, verifier, now)

@@ -10,7 +10,6 @@ not know, a lock) ends the sign-in, is audited and says why.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,7 +19,7 @@ from sqlalchemy import Delete, delete
 
 from sekisho.clock import Clock
 from sekisho.domain.errors import Locked, SekishoError, Unavailable
-from sekisho.domain.identity import IssuedToken
+from sekisho.domain.identity import IssuedToken, token_id  # the SHA-256 a secret is kept as
 from sekisho.domain.locks import lock_of_user
 from sekisho.domain.sso import IdpSignIn, UnknownPerson
 from sekisho.operations.idp_sign_in import oidc_settings, sign_in_of
@@ -37,12 +36,8 @@ SLOW_DOWN_S = 5  # RFC 8628 3.5: each slow_down adds this to the interval
 MAX_HANDLE = 128
 
 
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
 def _delete_of(handle: str) -> Delete:
-    return delete(DeviceSignInRow).where(DeviceSignInRow.id == _digest(handle))
+    return delete(DeviceSignInRow).where(DeviceSignInRow.id == token_id(handle))
 
 
 @dataclass(frozen=True)
@@ -81,7 +76,7 @@ class StartDeviceSignIn:
             uow.session.execute(delete(DeviceSignInRow).where(DeviceSignInRow.expires_at <= now))
             uow.session.add(
                 DeviceSignInRow(
-                    id=_digest(handle),
+                    id=token_id(handle),
                     device_code=self._box.seal(grant.device_code),
                     interval_s=grant.interval,
                     next_poll_at=now,
@@ -137,7 +132,7 @@ class PollDeviceSignIn:
         with self._store.write() as uow:
             row = None
             if 0 < len(handle) <= MAX_HANDLE:
-                row = uow.session.get(DeviceSignInRow, _digest(handle), with_for_update=True)
+                row = uow.session.get(DeviceSignInRow, token_id(handle), with_for_update=True)
             if row is not None and row.expires_at > now:
                 if now < row.next_poll_at:
                     return DeviceWaiting(row.interval_s)
@@ -149,7 +144,7 @@ class PollDeviceSignIn:
 
     def _wait(self, handle: str, *, slow_down: bool) -> DeviceWaiting:
         with self._store.write() as uow:
-            row = uow.session.get(DeviceSignInRow, _digest(handle), with_for_update=True)
+            row = uow.session.get(DeviceSignInRow, token_id(handle), with_for_update=True)
             if row is None:
                 return DeviceWaiting(SLOW_DOWN_S)
             if slow_down:
@@ -159,16 +154,12 @@ class PollDeviceSignIn:
 
     def _end(self, handle: str) -> None:
         with self._store.write() as uow:
-            uow.session.execute(
-                delete(DeviceSignInRow).where(DeviceSignInRow.id == _digest(handle))
-            )
+            uow.session.execute(_delete_of(handle))
 
     def _complete(self, handle: str, sign_in: IdpSignIn, source: str) -> IssuedToken:
         now = self._clock.now()
         with self._store.write() as uow:
-            uow.session.execute(
-                delete(DeviceSignInRow).where(DeviceSignInRow.id == _digest(handle))
-            )
+            uow.session.execute(_delete_of(handle))
             lock = lock_of_user(locks.in_force(uow.session, now), sign_in.user)
             if lock is None:
                 return issue_token(uow, sign_in.user, source, now, self._token_ttl, sign_in)

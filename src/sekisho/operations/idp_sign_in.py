@@ -10,7 +10,6 @@ words, and changes nothing else; the IdP is never called inside a transaction.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 import secrets
@@ -24,7 +23,7 @@ from sqlalchemy import delete
 from sekisho.clock import Clock
 from sekisho.domain.access import AccessModel
 from sekisho.domain.errors import AuthenticationFailed, Locked, NotFound, SekishoError
-from sekisho.domain.identity import IssuedToken
+from sekisho.domain.identity import IssuedToken, token_id  # the SHA-256 a secret is kept as
 from sekisho.domain.locks import lock_of_user
 from sekisho.domain.sso import (
     CliReturn,
@@ -87,10 +86,6 @@ def oidc_settings(model: AccessModel) -> OidcSettings:
     return settings
 
 
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
 class StartIdpSignIn:
     def __init__(
         self, store: Store, clock: Clock, models: ModelSource, oidc: OidcClient, box: SecretBox
@@ -112,10 +107,10 @@ class StartIdpSignIn:
             uow.session.execute(delete(SignInStateRow).where(SignInStateRow.expires_at <= now))
             uow.session.add(
                 SignInStateRow(
-                    id=_digest(state),
+                    id=token_id(state),
                     nonce=nonce,
                     verifier=self._box.seal(verifier),
-                    browser=_digest(browser),
+                    browser=token_id(browser),
                     redirect_uri=redirect_uri[:MAX_PARAM],
                     next_url=next_url[:MAX_PARAM],
                     cli_redirect=cli.redirect_uri if cli else None,
@@ -199,12 +194,12 @@ class FinishIdpSignIn:
         if not callback.state or len(callback.state) > MAX_PARAM:
             return None
         with self._store.write() as uow:
-            row = uow.session.get(SignInStateRow, _digest(callback.state), with_for_update=True)
+            row = uow.session.get(SignInStateRow, token_id(callback.state), with_for_update=True)
             if row is None:
                 return None
             uow.session.delete(row)
             fresh = row.expires_at > self._clock.now()
-            same_browser = hmac.compare_digest(row.browser, _digest(callback.browser))
+            same_browser = hmac.compare_digest(row.browser, token_id(callback.browser))
             if not (fresh and same_browser):
                 return None
             cli = None
