@@ -429,7 +429,7 @@ def table(results: dict[str, SweepResult]) -> Table:
             "ratio sweep : raw UPDATE",
             "peer: sweep with only the due batch stored (s)",
             "ratio full : due-only",
-            f"goal (issue 11): at most {GOAL_S:g} s and {GOAL_RATIO:g}x",
+            f"goal (issue 11): at most {GOAL_S:g} s (SQLite) and {GOAL_RATIO:g}x",
         ]
     )
     for name, r in results.items():
@@ -445,14 +445,16 @@ def table(results: dict[str, SweepResult]) -> Table:
             fmt_ratio(ratio(sweep, median(full.raw_update_s))),
             fmt(median(alone.sweep_s)),
             fmt_ratio(ratio(sweep, median(alone.sweep_s))),
-            _goal(sweep, ratio(sweep, median(full.raw_update_s)), full.due),
+            _goal(sweep, ratio(sweep, median(full.raw_update_s)), full.due, name == "SQLite"),
         )
     return t
 
 
-def _goal(sweep_s: float, to_raw: float, due: int) -> str:
-    """Whether a sweep met issue 11's goal (stated for 10,000 due among 100,000)."""
-    time_ok, ratio_ok = sweep_s <= GOAL_S * due / 10_000, to_raw <= GOAL_RATIO
+def _goal(sweep_s: float, to_raw: float, due: int, timed: bool) -> str:
+    """Whether a sweep met issue 11's goal (stated for 10,000 due among 100,000): the time
+    on SQLite (`timed`), the ratio to the raw UPDATE on every database."""
+    time_ok = not timed or sweep_s <= GOAL_S * due / 10_000
+    ratio_ok = to_raw <= GOAL_RATIO
     if time_ok and ratio_ok:
         return "met"
     missed = [f"time ({fmt(sweep_s)} s)"] * (not time_ok) + [f"ratio ({fmt(to_raw)}x)"] * (

@@ -26,6 +26,7 @@ from sekisho.domain.errors import InvalidInput, NotFound
 from sekisho.domain.grants import GrantStatus
 from sekisho.notify.reports import SCHEDULER, report_worthy
 from sekisho.providers.memory import MemoryProvider
+from sekisho.store.grants import ending_grant
 from sekisho.store.tables import GrantRow, NotificationRow, ReminderRow, ReportLineRow
 from support import ADMIN, EXAMPLE_TEXT, LEADER, LEADER2, MEMBER, MEMBER2, draft
 
@@ -433,7 +434,7 @@ def test_lines_a_dead_pass_left_are_gathered_by_the_dispatcher(
 ) -> None:
     approved = granted(routed, duration="1h")
     with routed.db.write() as s:  # a sweep that died after its ending, before its report
-        grant = s.get_one(GrantRow, approved.grant.id)  # type: ignore[union-attr]
+        grant = ending_grant(s.get_one(GrantRow, approved.grant.id))  # type: ignore[union-attr]
         routed.outbox.ending_outcome(s, grant, SCHEDULER, confirmed=True)
     with routed.db.read() as s:
         assert routed.outbox.next_orphan(s) == clock.now() + timedelta(minutes=1)

@@ -122,3 +122,37 @@ def test_a_due_batch_ends_every_membership_in_one_pass(local: Core, clock: Manua
     for member, view in zip(MEMBERS, views, strict=True):
         assert WORK not in local.provider.tags(member.name)
         assert steps(local, member, view.id)[-2:] == ["remove_user_from_group", "untag_user"]
+
+
+def test_a_membership_removed_and_added_again_in_one_transaction_is_there_after_it(
+    local: Core,
+) -> None:
+    """Removals are deleted together later in the transaction; an addition of the same
+    membership after its removal must still stand once the transaction commits."""
+    granted(local, MEMBER, duration="1h")
+    with local.db.write() as s:
+        directory = local.provider.within(s)
+        assert directory is not None
+        directory.preload([(MEMBER.name, WORK)])
+        assert directory.remove_member(MEMBER.name, WORK) == f"removed {MEMBER.name} from {WORK}"
+        assert directory.delete_tag(MEMBER.name, WORK) == f"untagged {MEMBER.name} {WORK}"
+        assert MEMBER.name not in directory.members(WORK)  # a read sees the removal
+        assert directory.add_member(MEMBER.name, WORK) == f"added {MEMBER.name} to {WORK}"
+        directory.set_tag(MEMBER.name, WORK, "2030-01-01T00:00:00Z")
+    assert MEMBER.name in local.provider.members(WORK)
+    assert local.provider.tags(MEMBER.name)[WORK] == "2030-01-01T00:00:00Z"
+
+
+def test_a_removal_in_a_transaction_that_rolls_back_changes_nothing(local: Core) -> None:
+    granted(local, MEMBER, duration="1h")
+
+    def remove_then_fail() -> None:
+        with local.db.write() as s:
+            directory = local.provider.within(s)
+            assert directory is not None
+            directory.remove_member(MEMBER.name, WORK)
+            raise RuntimeError("the caller's transaction fails")
+
+    with pytest.raises(RuntimeError):
+        remove_then_fail()
+    assert MEMBER.name in local.provider.members(WORK)

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from sekisho.domain.access_decisions import AccessDecision
 from sekisho.domain.actor import Actor
-from sekisho.domain.grants import EndReason
+from sekisho.domain.grants import EndingGrant
 from sekisho.domain.locks import Lock
 from sekisho.domain.sso import IdpSignIn
 
@@ -165,26 +165,26 @@ class SeedGrantImported(DomainEvent):
 class GrantEnding(DomainEvent):
     """Access ended now (the grant turned `ending`); the provider has yet to confirm."""
 
-    grant_id: int
+    grant: EndingGrant
     actor: Actor
-    reason: EndReason
-    note: str
 
 
 @dataclass(frozen=True)
 class GrantEnded(DomainEvent):
-    """The provider confirmed the removal: the grant is expired, revoked, or failed."""
+    """The provider confirmed the removal: the grant is expired, revoked, or failed
+    (`grant.status`)."""
 
-    grant_id: int
+    grant: EndingGrant
     actor: Actor
     output: str  # what the provider's steps said
 
 
 @dataclass(frozen=True)
 class GrantEndFailed(DomainEvent):
-    """The provider did not confirm the removal; the ending is retried with backoff."""
+    """The provider did not confirm the removal; the ending is retried with backoff
+    (`grant.attempts`, `grant.last_error`)."""
 
-    grant_id: int
+    grant: EndingGrant
     actor: Actor
 
 

@@ -12,7 +12,7 @@ from sekisho.domain.events import (
     RunbookStep,
     SeedGrantImported,
 )
-from sekisho.domain.grants import EndReason
+from sekisho.domain.grants import EndingGrant, EndReason
 from sekisho.domain.timespec import iso
 from sekisho.effects.context import EffectContext, Handler
 from sekisho.services.audit import AuditEvent
@@ -60,17 +60,17 @@ def step(fx: EffectContext, e: RunbookStep) -> list[Event]:
 
 def ending(fx: EffectContext, e: GrantEnding) -> list[Event]:
     """Access ended: on the timeline, the holder told once, subscribers hear it at commit."""
-    if e.reason is EndReason.FAILED:
+    grant = e.grant
+    if grant.reason is EndReason.FAILED:
         # Never usable: no access to cut, and the failed run's own entries tell the story.
         return []
-    grant = fx.session.get_one(GrantRow, e.grant_id)
-    why = describe(e.reason, e.note)
+    why = describe(grant.reason, grant.note)
     fx.note(
         grant.request_id,
         e.at,
         "grant.ending",
         e.actor.name,
-        f"access to {grant.group_name} ended ({why})",
+        f"access to {grant.group} ended ({why})",
     )
     fx.outbox.grant_ended(fx.session, grant)
     fx.signals.session_revoked(
@@ -78,17 +78,15 @@ def ending(fx: EffectContext, e: GrantEnding) -> list[Event]:
         fx.model,
         grant.user,
         e.at,
-        f"grant #{grant.id} to {grant.group_name} ended ({why})"[:500],
-        _INITIATORS.get(e.reason, sets.SYSTEM),
+        f"grant #{grant.id} to {grant.group} ended ({why})"[:500],
+        _INITIATORS.get(grant.reason, sets.SYSTEM),
     )
     data = {"reason": why[:300]}
-    return [
-        Event("grant.ended", e.at, grant.request_id, grant.id, grant.user, grant.group_name, data)
-    ]
+    return [Event("grant.ended", e.at, grant.request_id, grant.id, grant.user, grant.group, data)]
 
 
 def ended(fx: EffectContext, e: GrantEnded) -> list[Event]:
-    grant = fx.session.get_one(GrantRow, e.grant_id)
+    grant = e.grant
     fx.note(
         grant.request_id,
         e.at,
@@ -102,9 +100,8 @@ def ended(fx: EffectContext, e: GrantEnded) -> list[Event]:
 
 
 def end_failed(fx: EffectContext, e: GrantEndFailed) -> list[Event]:
-    grant = fx.session.get_one(GrantRow, e.grant_id)
-    fx.audit(e.at, _end_failed_event(grant, e.actor))
-    fx.outbox.ending_outcome(fx.session, grant, e.actor, confirmed=False)
+    fx.audit(e.at, _end_failed_event(e.grant, e.actor))
+    fx.outbox.ending_outcome(fx.session, e.grant, e.actor, confirmed=False)
     return []
 
 
@@ -129,8 +126,7 @@ def _activated_event(grant: GrantRow, request: RequestRow, actor: Actor) -> Audi
     )
 
 
-def _ended_event(grant: GrantRow, actor: Actor, output: str) -> AuditEvent:
-    reason = EndReason(grant.end_reason or EndReason.EXPIRED)
+def _ended_event(grant: EndingGrant, actor: Actor, output: str) -> AuditEvent:
     return AuditEvent(
         f"grant.{grant.status}",  # expired, revoked, or failed (a failed run's undo confirmed)
         actor.name,
@@ -139,15 +135,15 @@ def _ended_event(grant: GrantRow, actor: Actor, output: str) -> AuditEvent:
         request_id=grant.request_id,
         grant_id=grant.id,
         detail={
-            "group": grant.group_name,
-            "reason": describe(reason, grant.end_note or "")[:500],
+            "group": grant.group,
+            "reason": describe(grant.reason, grant.note)[:500],
             "end": iso(grant.end_at),
             "output": output[:1000],
         },
     )
 
 
-def _end_failed_event(grant: GrantRow, actor: Actor) -> AuditEvent:
+def _end_failed_event(grant: EndingGrant, actor: Actor) -> AuditEvent:
     return AuditEvent(
         "grant.end_failed",
         actor.name,
@@ -157,8 +153,8 @@ def _end_failed_event(grant: GrantRow, actor: Actor) -> AuditEvent:
         request_id=grant.request_id,
         grant_id=grant.id,
         detail={
-            "group": grant.group_name,
-            "attempts": grant.end_attempts,
+            "group": grant.group,
+            "attempts": grant.attempts,
             "error": (grant.last_error or "")[:1000],
         },
     )

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from sekisho.clock import Clock
 from sekisho.domain.access import AccessModel, NotifyEvent, Template
 from sekisho.domain.actor import Actor
-from sekisho.domain.grants import EndReason
+from sekisho.domain.grants import EndingGrant, EndReason
 from sekisho.domain.locks import Lock
 from sekisho.domain.requests import RequestStatus
 from sekisho.notify import admin_notices, grant_notices, reminders, reports, request_notices
@@ -105,23 +105,23 @@ class Notices:
         w = Wording(model, self._public_url, at)
         enqueue(s, model, grant_notices.ending_soon(w, row, grant, at), at)
 
-    def grant_ended(self, s: Session, grant: GrantRow) -> None:
+    def grant_ended(self, s: Session, grant: EndingGrant) -> None:
         """Access ended (the grant turned `ending`): tell the holder, once."""
         model = self._models.model(s)
         if not model.notifications.routes:
             return
         reminders.drop(s, grant.id)
-        reason = EndReason(grant.end_reason or EndReason.EXPIRED)
         row = s.get(RequestRow, grant.request_id)
-        if reason is EndReason.FAILED or row is None:
+        if grant.reason is EndReason.FAILED or row is None:
             return  # never usable: the failed runbook's own message says so
         if routed(model, NotifyEvent.GRANT_ENDED, row.template):
             w = self._wording(model)
-            self._enqueue(s, model, grant_notices.ended(w, row, grant, reason))
+            stored = s.get_one(GrantRow, grant.id)
+            self._enqueue(s, model, grant_notices.ended(w, row, stored, grant.reason))
 
     # -- reports and the audit trail ------------------------------------------------------------
 
-    def ending_outcome(self, s: Session, grant: GrantRow, actor: Actor, confirmed: bool) -> None:
+    def ending_outcome(self, s: Session, grant: EndingGrant, actor: Actor, confirmed: bool) -> None:
         """After the provider answered for an ending (in its transaction): a report line for
         what the expiry sweep ended, and for every removal the provider did not confirm."""
         if not routed(self._models.model(s), NotifyEvent.EXPIRY_REPORT, None):
@@ -135,7 +135,7 @@ class Notices:
                 source=reports.EXPIRY,
                 outcome=outcome,
                 user=grant.user,
-                group=grant.group_name,
+                group=grant.group,
                 detail=detail,
                 grant_id=grant.id,
                 request_id=grant.request_id,

@@ -19,8 +19,9 @@ from sekisho.clock import Clock
 from sekisho.domain.access import NotifyEvent
 from sekisho.domain.actor import Actor
 from sekisho.domain.events import ReportComposed
+from sekisho.domain.grants import EndingGrant
 from sekisho.domain.timespec import iso
-from sekisho.store.tables import GrantRow, ReportLineRow
+from sekisho.store.tables import ReportLineRow
 from sekisho.store.unit_of_work import Store
 
 SCHEDULER = Actor.system("scheduler")
@@ -45,15 +46,15 @@ def report_worthy(attempts: int) -> bool:
     return attempts == 1
 
 
-def ending_line(grant: GrantRow, actor: Actor, confirmed: bool) -> tuple[str, str] | None:
+def ending_line(grant: EndingGrant, actor: Actor, confirmed: bool) -> tuple[str, str] | None:
     """The expiry report's line (outcome, detail) for an ending the provider answered for:
     what the sweep ended, a removal confirmed after failures, a failure worth reporting."""
-    if confirmed and grant.end_attempts:
-        return RECOVERED, f"removed after {grant.end_attempts + 1} attempts ({grant.status})"
+    if confirmed and grant.attempts:
+        return RECOVERED, f"removed after {grant.attempts + 1} attempts ({grant.status})"
     if confirmed and actor == SCHEDULER:
         return ENDED, f"{grant.status} at {iso(grant.end_at)}"
-    if not confirmed and report_worthy(grant.end_attempts):
-        return FAILED, f"attempt {grant.end_attempts}: {grant.last_error or 'no answer'}"
+    if not confirmed and report_worthy(grant.attempts):
+        return FAILED, f"attempt {grant.attempts}: {grant.last_error or 'no answer'}"
     return None  # an early end the provider confirmed at once: no report's business
 
 

@@ -1,7 +1,7 @@
-"""Ending grants, and the grant a seed TTL tag becomes: EndGrants (the one way any grant ends),
+"""EndingGrant grants, and the grant a seed TTL tag becomes: EndGrants (the one way any grant ends),
 ReleaseGrant, RevokeGrant and ImportSeedGrant.
 
-Ending is two-phase. First the grant turns `ending` in the store, which ends access at once
+EndingGrant is two-phase. First the grant turns `ending` in the store, which ends access at once
 (decisions only honour `active` grants) and tells subscribers (the gateway cuts sessions).
 Then the provider removes the membership; until it confirms, the grant stays `ending` and is
 retried with backoff. It is never marked ended before the provider confirmed.
@@ -28,14 +28,7 @@ from sekisho.domain.events import (
     RunbookStep,
     SeedGrantImported,
 )
-from sekisho.domain.grants import (
-    EndReason,
-    GrantStatus,
-    check_endable,
-    check_ending,
-    check_release,
-    ended_status,
-)
+from sekisho.domain.grants import EndingGrant, EndReason, check_endable, check_release
 from sekisho.domain.requests import RequestStatus
 from sekisho.domain.text import LONG_TEXT, check_text
 from sekisho.domain.timespec import backoff
@@ -60,17 +53,6 @@ class EndResult:
 
 
 @dataclass(frozen=True)
-class Ending:
-    """A grant whose access has ended, waiting for the provider to confirm."""
-
-    id: int
-    request_id: int
-    user: str
-    group: str
-    reason: EndReason
-
-
-@dataclass(frozen=True)
 class EndingTimes:
     lease: timedelta  # an ending in flight is taken over after this (its process died)
     retry_first: timedelta  # an unconfirmed removal is retried after this, then twice as long
@@ -81,9 +63,13 @@ class EndingTimes:
 class _PairOutcome:
     """What the provider said for one (user, group): its steps, and whether it confirmed."""
 
-    endings: list[Ending]
+    endings: list[EndingGrant]
     steps: list[RunbookStep]
     confirmed: bool
+
+    @property
+    def pair(self) -> tuple[str, str]:
+        return (self.endings[0].user, self.endings[0].group)
 
 
 class EndGrants:
@@ -117,48 +103,43 @@ class EndGrants:
         """End these grants (those still active or ending). `also_on` names another request
         (a remove request) whose timeline shows the steps too."""
         with self._store.write() as uow:
-            rows = grants.lock_endable(uow.session, grant_ids)
-            endings = self.start(uow, rows, reason, actor, note)
+            endings = self.start(uow, grant_ids, reason, actor, note)
         return self.finish(endings, actor, also_on=also_on)
 
     def start(
         self,
         uow: UnitOfWork,
-        rows: Sequence[GrantRow],
+        grant_ids: Sequence[int],
         reason: EndReason,
         actor: Actor,
         note: str = "",
         *,
         lease: timedelta | None = None,
-    ) -> list[Ending]:
-        """Turn locked grants `ending` in the caller's unit of work: access ends at its commit.
+    ) -> list[EndingGrant]:
+        """Turn these grants `ending` in the caller's unit of work: access ends at its commit.
 
-        A grant already `ending` keeps its first reason (this is a retry). `lease`: how long
-        until another runner may take the ending over (the ending lease unless said).
+        Those that may end for `reason` start now; those already `ending` keep their first
+        reason (this is a retry); any other is left alone. `lease`: how long until another
+        runner may take the ending over (the ending lease unless said).
         """
         now = self._clock.now()
-        started = []
-        for row in rows:
-            if row.status != GrantStatus.ENDING:
-                check_ending(GrantStatus(row.status), reason)
-                grants.move(row, GrantStatus.ENDING)
-                row.end_reason, row.ended_by, row.end_note = reason, actor.name, note[:2000]
-                uow.record(GrantEnding(now, row.id, actor, reason, note))
-            # In flight: if this process dies now, the sweeper takes over after the lease.
-            row.retry_at = now + (self._times.lease if lease is None else lease)
-            first = EndReason(row.end_reason or EndReason.EXPIRED)
-            started.append(Ending(row.id, row.request_id, row.user, row.group_name, first))
-        return started
+        # In flight: if this process dies now, the sweeper takes over after the lease.
+        retry_at = now + (self._times.lease if lease is None else lease)
+        s = uow.session
+        renewed = grants.renew_endings(s, grant_ids, retry_at)
+        begun = grants.begin_ending(s, grant_ids, reason, actor.name, note[:2000], retry_at)
+        uow.record(*(GrantEnding(now, grant, actor) for grant in begun))
+        return sorted([*renewed, *begun], key=lambda g: g.id)
 
     def finish(
-        self, endings: Sequence[Ending], actor: Actor, *, also_on: int | None = None
+        self, endings: Sequence[EndingGrant], actor: Actor, *, also_on: int | None = None
     ) -> EndResult:
         """Make the provider follow, then write what it said: one transaction for them all.
 
         If the process dies before that write, the grants stay `ending` and the sweeper
         retries them once their lease has run out (every provider step is idempotent).
         """
-        by_pair: dict[tuple[str, str], list[Ending]] = defaultdict(list)
+        by_pair: dict[tuple[str, str], list[EndingGrant]] = defaultdict(list)
         for ending in endings:
             by_pair[(ending.user, ending.group)].append(ending)
         if not by_pair:
@@ -176,12 +157,8 @@ class EndGrants:
             return self._revoke_role_sessions(*pair, on_step)
 
         def record(uow: UnitOfWork, confirmed: dict[tuple[str, str], bool]) -> EndResult:
-            result = EndResult()
-            rows = grants.lock_ending(uow.session, [e.id for e in endings])
-            for pair, batch in by_pair.items():
-                outcome = _PairOutcome(batch, steps[pair], confirmed[pair])
-                self._settle(uow, rows, outcome, actor, result)
-            return result
+            outcomes = [_PairOutcome(by_pair[p], steps[p], confirmed[p]) for p in by_pair]
+            return self._settle(uow, outcomes, actor)
 
         return self._membership.follow(list(by_pair), steps_of, record, confirm)
 
@@ -197,34 +174,38 @@ class EndGrants:
             record(StepOutcome("revoke_role_sessions", True, output))
         return True
 
-    def _settle(
-        self,
-        uow: UnitOfWork,
-        rows: dict[int, GrantRow],
-        outcome: _PairOutcome,
-        actor: Actor,
-        result: EndResult,
-    ) -> None:
-        uow.record(*outcome.steps)
-        outputs = "; ".join(f"{s.step}: {s.output}" for s in outcome.steps if s.ok)
-        failures = "; ".join(f"{s.step}: {s.output}" for s in outcome.steps if not s.ok)
+    def _settle(self, uow: UnitOfWork, outcomes: list[_PairOutcome], actor: Actor) -> EndResult:
+        """Write what the provider said: every confirmed ending lands in one statement per
+        chunk; a pair it did not confirm is retried later, with its error."""
         now = self._clock.now()
-        for ending in outcome.endings:
-            row = rows.get(ending.id)
-            if row is None:
-                continue  # another runner finished it meanwhile
+        result = EndResult()
+        outputs: dict[tuple[str, str], str] = {}
+        confirmed: list[EndingGrant] = []
+        for outcome in outcomes:
+            uow.record(*outcome.steps)
             if outcome.confirmed:
-                grants.move(row, ended_status(ending.reason))
-                row.ended_at, row.retry_at, row.last_error = now, None, None
-                result.ended.append(row.id)
-                uow.record(GrantEnded(now, row.id, actor, outputs))
-            else:
-                row.end_attempts += 1
-                row.retry_at = now + self._backoff(row.end_attempts)
-                row.last_error = failures[:2000]
-                result.pending.append(row.id)
-                result.errors[row.id] = row.last_error
-                uow.record(GrantEndFailed(now, row.id, actor))
+                confirmed += outcome.endings
+                outputs[outcome.pair] = _said(outcome.steps, ok=True)
+        for grant in grants.confirm_ended(uow.session, confirmed, now):
+            result.ended.append(grant.id)
+            uow.record(GrantEnded(now, grant, actor, outputs[(grant.user, grant.group)]))
+        for outcome in outcomes:
+            if not outcome.confirmed:
+                self._retry_later(uow, outcome, actor, now, result)
+        return result
+
+    def _retry_later(
+        self, uow: UnitOfWork, outcome: _PairOutcome, actor: Actor, now: datetime, result: EndResult
+    ) -> None:
+        error = _said(outcome.steps, ok=False)[:2000]
+
+        def retry_at(attempts: int) -> datetime:
+            return now + self._backoff(attempts)
+
+        for grant in grants.fail_ending(uow.session, outcome.endings, error, retry_at):
+            result.pending.append(grant.id)
+            result.errors[grant.id] = error
+            uow.record(GrantEndFailed(now, grant, actor))
 
     def _backoff(self, attempts: int) -> timedelta:
         return backoff(attempts, self._times.retry_first, self._times.retry_max)
@@ -247,7 +228,7 @@ class ReleaseGrant:
             row = endable_grant(uow.session, model, actor, grant_id, now)
             check_release(grants.window(row), actor.name, now)
             endings = self._end.start(
-                uow, [row], EndReason.RELEASED, actor, "released by the holder"
+                uow, [row.id], EndReason.RELEASED, actor, "released by the holder"
             )
         return self._end.finish(endings, actor)
 
@@ -266,8 +247,13 @@ class RevokeGrant:
             if not reason:
                 raise InvalidInput.one("reason", "required", "say why the grant is revoked")
             row = endable_grant(uow.session, model, actor, grant_id, self._clock.now())
-            endings = self._end.start(uow, [row], EndReason.REVOKED, actor, reason)
+            endings = self._end.start(uow, [row.id], EndReason.REVOKED, actor, reason)
         return self._end.finish(endings, actor)
+
+
+def _said(steps: Sequence[RunbookStep], *, ok: bool) -> str:
+    """What the provider's steps said, those that worked (or those that failed)."""
+    return "; ".join(f"{s.step}: {s.output}" for s in steps if s.ok is ok)
 
 
 def endable_grant(

@@ -33,7 +33,7 @@ from sekisho.ports import DenyRoleSessions, ModelSource, RevokeRoleSessions
 from sekisho.services import permissions
 from sekisho.store import grants, requests
 from sekisho.store import locks as stored_locks
-from sekisho.store.tables import GrantRow, LockRow, RequestRow, TokenRow
+from sekisho.store.tables import LockRow, RequestRow, TokenRow
 from sekisho.store.unit_of_work import Store, UnitOfWork
 
 # What led to a lock, recorded in its transaction before it (a received signal's `jti`).
@@ -251,7 +251,7 @@ def _close_requests(uow: UnitOfWork, model: AccessModel, lock: Lock, now: dateti
     return closed
 
 
-def _covered_grants(s: Session, model: AccessModel, lock: Lock) -> list[GrantRow]:
+def _covered_grants(s: Session, model: AccessModel, lock: Lock) -> list[int]:
     if lock.kind is LockKind.USER:
         return grants.lock_active_of(s, user=lock.subject)
     covered = [g.name for g in model.groups if lock.covers_group(g)]

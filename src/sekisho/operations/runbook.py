@@ -30,10 +30,10 @@ from sekisho.domain.events import (
     RunbookSucceeded,
     RunbookTooLate,
 )
-from sekisho.domain.grants import EndReason, GrantStatus
+from sekisho.domain.grants import EndingGrant, EndReason, GrantStatus
 from sekisho.domain.locks import Lock, lock_of_membership
 from sekisho.domain.requests import RequestStatus
-from sekisho.operations.grants import EndGrants, Ending
+from sekisho.operations.grants import EndGrants
 from sekisho.ports import ModelSource
 from sekisho.services.membership import Membership, StepsOf, gather_steps
 from sekisho.store import grants, locks, requests
@@ -131,7 +131,7 @@ class RunRunbook:
         if grant.status == GrantStatus.ACTIVATING:
             # Never usable; handed to the one way grants end. The run that follows finishes
             # the undo; if it dies too, the sweeper retries the ending after the lease.
-            self._end.start(uow, [grant], EndReason.FAILED, RUNNER, UNDOING, lease=self._lease)
+            self._end.start(uow, [grant.id], EndReason.FAILED, RUNNER, UNDOING, lease=self._lease)
         row.runner_until = now + self._lease
         return Job(row.id, TemplateAction.GRANT, row.subject, row.group_name, grant.id, True)
 
@@ -157,7 +157,9 @@ class RunRunbook:
         steps: list[RunbookStep] = []
         locked: list[str] = []
 
-        def record(uow: UnitOfWork, confirmed: dict[tuple[str, str], bool]) -> list[Ending] | None:
+        def record(
+            uow: UnitOfWork, confirmed: dict[tuple[str, str], bool]
+        ) -> list[EndingGrant] | None:
             """None: activated. Otherwise the endings that undo the run."""
             uow.record(*steps)  # the run's steps land on the timeline with its outcome
             lock = self._lock_on(uow.session, job)  # placed while the run was under way
@@ -199,12 +201,10 @@ class RunRunbook:
         row.runner_until = None
         uow.record(GrantActivated(now, grant.id, RUNNER), RunbookSucceeded(now, row.id, grant.id))
 
-    def _start_undo(self, uow: UnitOfWork, job: Job) -> list[Ending]:
+    def _start_undo(self, uow: UnitOfWork, job: Job) -> list[EndingGrant]:
         assert job.grant_id is not None
-        grant = grants.lock(uow.session, job.grant_id)
-        undoable = (GrantStatus.ACTIVATING, GrantStatus.ENDING)
-        rows = [grant] if grant is not None and grant.status in undoable else []
-        return self._end.start(uow, rows, EndReason.FAILED, RUNNER, UNDOING)
+        # Activating (the run's own) or ending (an undo already under way): both undo.
+        return self._end.start(uow, [job.grant_id], EndReason.FAILED, RUNNER, UNDOING)
 
     def _undo(self, job: Job) -> bool:
         """Roll back through the one way grants end; True once the provider confirmed.

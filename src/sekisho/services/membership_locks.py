@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 from sqlalchemy import text
 
@@ -30,21 +30,33 @@ class ProcessLocks:
     @contextmanager
     def hold_all(self, pairs: Iterable[Pair]) -> Iterator[None]:
         """Every pair's lock, taken in one order (sorted) so two holders never deadlock."""
-        with ExitStack() as stack:
-            for pair in sorted(set(pairs)):
-                stack.enter_context(self._one(pair))
-            yield
-
-    @contextmanager
-    def _one(self, key: Pair) -> Iterator[None]:
-        with self._guard:
-            lock, users = self._locks.get(key, (threading.Lock(), 0))
-            self._locks[key] = (lock, users + 1)
+        chosen = sorted(set(pairs))
+        locks = self._register(chosen)
+        taken = 0
         try:
-            with lock:
-                yield
+            for lock in locks:
+                lock.acquire()
+                taken += 1
+            yield
         finally:
-            with self._guard:
+            for lock in reversed(locks[:taken]):
+                lock.release()
+            self._unregister(chosen)
+
+    def _register(self, pairs: list[Pair]) -> list[threading.Lock]:
+        """Each pair's lock, counted as wanted by one more holder (created if none is)."""
+        with self._guard:
+            found = []
+            for key in pairs:
+                lock, users = self._locks.get(key, (threading.Lock(), 0))
+                self._locks[key] = (lock, users + 1)
+                found.append(lock)
+            return found
+
+    def _unregister(self, pairs: list[Pair]) -> None:
+        """One holder fewer for each pair; a lock nobody wants any more is dropped."""
+        with self._guard:
+            for key in pairs:
                 lock, users = self._locks[key]
                 if users == 1:
                     del self._locks[key]

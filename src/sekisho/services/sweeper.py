@@ -29,7 +29,7 @@ from sekisho.store.tables import RequestRow
 from sekisho.store.unit_of_work import Store
 
 SWEEPER = Actor.system("scheduler")
-_BATCH = 500
+_BATCH = 1000
 
 
 @dataclass

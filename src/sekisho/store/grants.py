@@ -10,15 +10,23 @@ values (`GrantWindow`, ids, instants), not rows to change.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, Row, and_, func, select, update
 from sqlalchemy.orm import Session
 
-from sekisho.domain.grants import GrantStatus, GrantWindow, check_transition
+from sekisho.domain.grants import (
+    EndingGrant,
+    EndReason,
+    GrantStatus,
+    GrantWindow,
+    check_transition,
+    ended_status,
+    ending_from,
+)
 from sekisho.store.tables import GrantRow
 
 # The grants the provider keeps a membership for (`domain.grants.holds_membership`).
@@ -26,6 +34,7 @@ LIVE = (GrantStatus.ACTIVE, GrantStatus.ACTIVATING)
 # The grants an ending may take: usable ones, and endings the provider has not confirmed.
 ENDABLE = (GrantStatus.ACTIVE, GrantStatus.ENDING)
 
+AnyRow = Row[*tuple[Any, ...]]  # a row of any columns
 # `at` is an instant, or a bound parameter standing for one in a prepared statement.
 Instant = datetime | ColumnElement[Any]
 
@@ -45,6 +54,17 @@ def holding_membership(at: Instant) -> ColumnElement[bool]:
     return and_(GrantRow.status.in_(LIVE), GrantRow.end_at > at)
 
 
+# Every status a membership is not held in (the complement of LIVE, over a closed set).
+_NOT_LIVE = tuple(status for status in GrantStatus if status not in LIVE)
+
+
+def _holding_by_person(at: Instant) -> ColumnElement[bool]:
+    """`holding_membership`, for a query that names its people: said as NOT IN, which no
+    index serves, so the database reads by person (a few rows each) instead of walking every
+    live grant by status for each chunk of people (what SQLite chooses otherwise)."""
+    return and_(GrantRow.status.not_in(_NOT_LIVE), GrantRow.end_at > at)
+
+
 def expiring_by(at: Instant) -> ColumnElement[bool]:
     """Due to expire: still active, and its end has come."""
     return and_(GrantRow.status == GrantStatus.ACTIVE, GrantRow.end_at <= at)
@@ -58,7 +78,18 @@ def retry_due_by(at: Instant) -> ColumnElement[bool]:
 # -- queries ----------------------------------------------------------------------------------
 
 
-def window(row: GrantRow) -> GrantWindow:
+# What a window is made of: selected as plain columns where many are read at once.
+_WINDOW = (
+    GrantRow.id,
+    GrantRow.user,
+    GrantRow.group_name,
+    GrantRow.status,
+    GrantRow.start_at,
+    GrantRow.end_at,
+)
+
+
+def window(row: GrantRow | AnyRow) -> GrantWindow:
     return GrantWindow(
         row.id, row.user, row.group_name, GrantStatus(row.status), row.start_at, row.end_at
     )
@@ -89,9 +120,9 @@ def membership_windows_of(
     users = sorted({user for user, _group in wanted})
     found: dict[tuple[str, str], list[GrantWindow]] = {pair: [] for pair in wanted}
     for start in range(0, len(users), 500):
-        rows = session.scalars(
-            select(GrantRow).where(
-                GrantRow.user.in_(users[start : start + 500]), holding_membership(at)
+        rows = session.execute(
+            select(*_WINDOW).where(
+                GrantRow.user.in_(users[start : start + 500]), _holding_by_person(at)
             )
         )
         for row in rows:
@@ -102,7 +133,7 @@ def membership_windows_of(
 
 def membership_holders(session: Session, at: datetime) -> list[GrantWindow]:
     """Every grant that holds a membership at `at`, for every user and group."""
-    return [window(r) for r in session.scalars(select(GrantRow).where(holding_membership(at)))]
+    return [window(r) for r in session.execute(select(*_WINDOW).where(holding_membership(at)))]
 
 
 def endable_ids(session: Session, user: str, group: str) -> list[int]:
@@ -152,26 +183,14 @@ def next_due(session: Session) -> list[datetime]:
     return [f for f in found if f is not None]
 
 
-def lock_endable(session: Session, grant_ids: Sequence[int]) -> list[GrantRow]:
-    """The endable grants among `grant_ids`, locked for this transaction, in id order."""
-    return list(
-        session.scalars(
-            select(GrantRow)
-            .where(GrantRow.id.in_(grant_ids), GrantRow.status.in_(ENDABLE))
-            .order_by(GrantRow.id)
-            .with_for_update()
-        )
-    )
-
-
 def lock_active_of(
     session: Session, *, user: str | None = None, groups: Sequence[str] = ()
-) -> list[GrantRow]:
+) -> list[int]:
     """The active grants of `user` (or, without one, in `groups`), locked, in id order."""
     where = GrantRow.user == user if user is not None else GrantRow.group_name.in_(groups)
     return list(
         session.scalars(
-            select(GrantRow)
+            select(GrantRow.id)
             .where(where, GrantRow.status == GrantStatus.ACTIVE)
             .order_by(GrantRow.id)
             .with_for_update()
@@ -184,17 +203,6 @@ def lock(session: Session, grant_id: int) -> GrantRow | None:
     return session.scalars(
         select(GrantRow).where(GrantRow.id == grant_id).with_for_update()
     ).one_or_none()
-
-
-def lock_ending(session: Session, grant_ids: Sequence[int]) -> dict[int, GrantRow]:
-    """The grants among `grant_ids` still `ending`, locked for this transaction, by id."""
-    rows = session.scalars(
-        select(GrantRow)
-        .where(GrantRow.id.in_(grant_ids), GrantRow.status == GrantStatus.ENDING)
-        .order_by(GrantRow.id)
-        .with_for_update()
-    )
-    return {row.id: row for row in rows}
 
 
 def of_request(session: Session, request_id: int) -> GrantRow | None:
@@ -240,3 +248,131 @@ def activate(row: GrantRow, now: datetime) -> None:
     """Usable from now: its run confirmed the membership (or it was imported as it stood)."""
     move(row, GrantStatus.ACTIVE)
     row.activated_at = now
+
+
+# -- ending many grants at once ----------------------------------------------------------------
+# An ending changes every grant of a batch the same way, so each step is one UPDATE per chunk
+# of ids that hands back what the events need (RETURNING): no grant is loaded as an object.
+# Rows are locked in id order first, as everywhere, so two enders never deadlock (PostgreSQL).
+
+_FACTS = (
+    GrantRow.id,
+    GrantRow.request_id,
+    GrantRow.user,
+    GrantRow.group_name,
+    GrantRow.end_at,
+    GrantRow.end_reason,
+    GrantRow.end_note,
+    GrantRow.status,
+    GrantRow.end_attempts,
+    GrantRow.last_error,
+)
+_CHUNK = 1_000  # ids per statement: far below SQLite's and PostgreSQL's limits
+
+
+def begin_ending(
+    session: Session,
+    grant_ids: Sequence[int],
+    reason: EndReason,
+    by: str,
+    note: str,
+    retry_at: datetime,
+) -> list[EndingGrant]:
+    """Turn the grants among `grant_ids` that may end for `reason` `ending`; the others
+    (ended, or already ending) are left as they are."""
+    sources = ending_from(reason)
+    for source in sources:
+        check_transition(source, GrantStatus.ENDING)
+    values = {
+        "status": GrantStatus.ENDING,
+        "end_reason": reason,
+        "ended_by": by,
+        "end_note": note,
+        "retry_at": retry_at,
+    }
+    return _update(session, grant_ids, GrantRow.status.in_(sources), values)
+
+
+def renew_endings(
+    session: Session, grant_ids: Sequence[int], retry_at: datetime
+) -> list[EndingGrant]:
+    """The grants among `grant_ids` already `ending` (a retry, or an ending taken over):
+    their next attempt is at `retry_at`; their first reason stands."""
+    return _update(session, grant_ids, _STILL_ENDING, {"retry_at": retry_at})
+
+
+def confirm_ended(
+    session: Session, endings: Sequence[EndingGrant], now: datetime
+) -> list[EndingGrant]:
+    """The provider confirmed: those still `ending` land where their reason leads."""
+    landed = []
+    for status, batch in _by_landing(endings).items():
+        check_transition(GrantStatus.ENDING, status)
+        values = {"status": status, "ended_at": now, "retry_at": None, "last_error": None}
+        landed += _update(session, [e.id for e in batch], _STILL_ENDING, values)
+    return sorted(landed, key=lambda g: g.id)
+
+
+def fail_ending(
+    session: Session,
+    endings: Sequence[EndingGrant],
+    error: str,
+    retry_at: Callable[[int], datetime],
+) -> list[EndingGrant]:
+    """The provider did not confirm: one more attempt counted, the next one at
+    `retry_at(attempts)`. Those no longer `ending` (another runner finished them) are left."""
+    values = {"end_attempts": GrantRow.end_attempts + 1, "last_error": error}
+    failed = _update(session, [e.id for e in endings], _STILL_ENDING, values)
+    for attempts in sorted({g.attempts for g in failed}):
+        ids = [g.id for g in failed if g.attempts == attempts]
+        _update(session, ids, _STILL_ENDING, {"retry_at": retry_at(attempts)})
+    return failed
+
+
+_STILL_ENDING = GrantRow.status == GrantStatus.ENDING
+
+
+def _update(
+    session: Session,
+    grant_ids: Sequence[int],
+    where: ColumnElement[bool],
+    values: dict[str, Any],
+) -> list[EndingGrant]:
+    """UPDATE the grants among `grant_ids` that match `where`, locked in id order; what they
+    are now. Grants this session holds as objects are brought up to date too."""
+    found = []
+    ids = sorted(set(grant_ids))
+    # SQLite's writer holds the whole database already; PostgreSQL locks rows, in id order.
+    ordered_locks = session.get_bind().dialect.name == "postgresql"
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        if ordered_locks:
+            session.execute(select(GrantRow.id).where(GrantRow.id.in_(chunk)).with_for_update())
+        statement = (
+            update(GrantRow).where(GrantRow.id.in_(chunk), where).values(values).returning(*_FACTS)
+        )
+        found += [ending_grant(row) for row in session.execute(statement)]
+    return sorted(found, key=lambda g: g.id)
+
+
+def ending_grant(row: GrantRow | AnyRow) -> EndingGrant:
+    """What the events of a grant's ending carry, from its stored row (or its columns)."""
+    return EndingGrant(
+        id=row.id,
+        request_id=row.request_id,
+        user=row.user,
+        group=row.group_name,
+        end_at=row.end_at,
+        reason=EndReason(row.end_reason or EndReason.EXPIRED),
+        note=row.end_note or "",
+        status=GrantStatus(row.status),
+        attempts=row.end_attempts,
+        last_error=row.last_error,
+    )
+
+
+def _by_landing(endings: Sequence[EndingGrant]) -> dict[GrantStatus, list[EndingGrant]]:
+    found: dict[GrantStatus, list[EndingGrant]] = {}
+    for ending in endings:
+        found.setdefault(ended_status(ending.reason), []).append(ending)
+    return found
