@@ -35,6 +35,7 @@ from sekisho.operations.access_decisions import CheckAccess
 from sekisho.operations.cli_sign_in import RedeemHandOff
 from sekisho.operations.credentials import IssueRoleCredentials, RevokeRoleSessions
 from sekisho.operations.device_sign_in import PollDeviceSignIn, StartDeviceSignIn
+from sekisho.operations.directory import ProvisionGroups, ProvisionUsers, ScimTokens
 from sekisho.operations.grants import (
     EndGrants,
     EndingTimes,
@@ -82,6 +83,7 @@ from sekisho.services.audit_checkpoints import Anchors, CheckpointService, Sched
 from sekisho.services.audit_keys import AuditKeyFile
 from sekisho.services.batched_audit import BatchedAudit
 from sekisho.services.broker import CredentialBroker
+from sekisho.services.directory import DirectoryService
 from sekisho.services.dispatcher import Dispatcher
 from sekisho.services.events import EventBus
 from sekisho.services.grants import GrantService
@@ -299,6 +301,18 @@ class Core:
         place = self.place_lock
         return LockService(
             place, RemoveLock(store, clock, models), LockQueries(store, clock, models)
+        )
+
+    @cached_property
+    def directory(self) -> DirectoryService:
+        """SCIM 2.0: what each IdP provisions at /scim/v2, and the tokens it does it with."""
+        store, clock, models = self.store, self.clock, self.models
+        base = f"{self.settings.public_url.rstrip('/')}/scim/v2"
+        remove = RemoveLock(store, clock, models)
+        return DirectoryService(
+            ScimTokens(store, clock, models),
+            ProvisionUsers(store, clock, models, self.place_lock, remove, base),
+            ProvisionGroups(store, clock, base),
         )
 
     # -- Shared Signals: the transmitter's streams and keys, the receiver -------------------

@@ -279,6 +279,15 @@ def test_server_side_commands_on_the_configured_database(
         swept = cli("sweep", "--json")
         assert swept.code == 0
         assert json.loads(swept.out)["expired"] == []
+
+        scim = cli("scim", "token", "okta")
+        assert scim.code == 0, scim.err
+        assert "SCIM base URL: " in scim.out
+        assert "/scim/v2" in scim.out
+        assert "bearer token:  sks_scim_" in scim.out
+        refused = cli("scim", "token", "Okta Prod")
+        assert refused.code == 1
+        assert "lowercase letters, digits and dashes" in refused.err
     finally:
         for key in env:
             os.environ.pop(key, None)

@@ -27,6 +27,7 @@ from sekisho.api.routers import (
     locks,
     notifications,
     requests,
+    scim,
     sessions,
     shared_signals,
 )
@@ -64,6 +65,7 @@ def create_api(core: Core, *, gateway_ca: GatewayCa = no_gateway_ca) -> FastAPI:
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
     app.include_router(_v1(core))
     app.include_router(shared_signals.well_known)
+    app.include_router(scim.router)
     _document_problems(app)
     return app
 

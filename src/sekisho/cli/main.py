@@ -12,7 +12,15 @@ from typing import Annotated
 
 import typer
 
-from sekisho.cli import aws_cmds, client_cmds, forward_cmds, lock_cmds, notify_cmds, server_cmds
+from sekisho.cli import (
+    aws_cmds,
+    client_cmds,
+    forward_cmds,
+    lock_cmds,
+    notify_cmds,
+    scim_cmds,
+    server_cmds,
+)
 from sekisho.cli import demo as demo_cmds
 from sekisho.cli.client import ApiError, Unreachable
 from sekisho.cli.render import err, say
@@ -49,6 +57,7 @@ forward_cmds.register(app)
 aws_cmds.register(app, server_cmds.model_app)
 demo_cmds.register(app)
 notify_cmds.register(app)
+scim_cmds.register(app)
 
 
 ERROR = ("error:", "red")

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from sekisho.domain.access_decisions import AccessDecision
 from sekisho.domain.actor import Actor
+from sekisho.domain.directory import DirectoryChange
 from sekisho.domain.grants import EndingGrant
 from sekisho.domain.locks import Lock
 from sekisho.domain.sso import IdpSignIn
@@ -448,3 +449,34 @@ class SignalReceived(DomainEvent):
     event_type: str
     user: str
     outcome: str  # locked, already locked, ignored (the model's rule)
+
+
+@dataclass(frozen=True)
+class DirectoryUserChanged(DomainEvent):
+    """An IdP wrote a directory user over SCIM. `person`: the model user it names, if any
+    (a deactivation's lock is recorded as that lock's own events, in the same transaction)."""
+
+    idp: str
+    directory_id: str
+    user_name: str
+    change: DirectoryChange
+    person: str | None
+
+
+@dataclass(frozen=True)
+class DirectoryGroupChanged(DomainEvent):
+    """An IdP wrote a directory group over SCIM (its name, and how many members it has)."""
+
+    idp: str
+    directory_id: str
+    name: str
+    change: DirectoryChange
+    members: int
+
+
+@dataclass(frozen=True)
+class ScimTokenIssued(DomainEvent):
+    """An admin gave an IdP a new SCIM bearer token (any earlier one stopped working)."""
+
+    idp: str
+    actor: Actor

@@ -61,6 +61,19 @@ class UnknownPerson(Exception):
     """The ID token names nobody the model knows; the text says why (safe to show)."""
 
 
+def model_user_named(model: AccessModel, value: str) -> str | None:
+    """The model user an IdP's name for someone means: a user by that name, or the one user
+    whose e-mail it is (case-insensitive). None: nobody, or more than one by that e-mail."""
+    if model.user(value) is not None:
+        return value
+    if "@" in value:
+        wanted = value.casefold()
+        by_email = [u.name for u in model.users if u.email and u.email.casefold() == wanted]
+        if len(by_email) == 1:
+            return by_email[0]
+    return None
+
+
 def user_of_claims(model: AccessModel, settings: OidcSettings, claims: dict[str, Any]) -> str:
     """The model user the claims name, or UnknownPerson."""
     value = claims.get(settings.username_claim)
@@ -70,13 +83,9 @@ def user_of_claims(model: AccessModel, settings: OidcSettings, claims: dict[str,
         )
     if settings.username_claim == "email" and claims.get("email_verified") is False:
         raise UnknownPerson(f"the identity provider has not verified {value!r} as your e-mail")
-    if model.user(value) is not None:
-        return value
-    if "@" in value:
-        wanted = value.casefold()
-        by_email = [u.name for u in model.users if u.email and u.email.casefold() == wanted]
-        if len(by_email) == 1:
-            return by_email[0]
+    found = model_user_named(model, value)
+    if found is not None:
+        return found
     raise UnknownPerson(
         f"{value!r} ({settings.username_claim}) is not a user in sekisho's model; "
         "ask an admin to add you"

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     ForeignKey,
     Index,
     Integer,
@@ -496,3 +497,53 @@ class ReportLineRow(Base):
     report_key: Mapped[str | None] = mapped_column(String(64))  # the report that took it
 
     __table_args__ = (Index("ix_notification_report_lines_report_key", "report_key", "at"),)
+
+
+# -- the directory an IdP provisions over SCIM 2.0 (RFC 7643/7644) ------------------------------
+
+
+class ScimTokenRow(Base):
+    """The bearer token one IdP provisions with: only its SHA-256 is kept."""
+
+    __tablename__ = "scim_tokens"
+
+    idp: Mapped[str] = mapped_column(NAME, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(NAME)
+
+
+class DirectoryUserRow(Base):
+    """A person an IdP provisioned: the SCIM resource as it was last written, and what is
+    looked up by (`user_key`: the userName, case-folded, unique per IdP)."""
+
+    __tablename__ = "directory_users"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    idp: Mapped[str] = mapped_column(NAME)
+    user_key: Mapped[str] = mapped_column(String(256))
+    external_id: Mapped[str | None] = mapped_column(String(256))
+    active: Mapped[bool] = mapped_column(Boolean)
+    resource: Mapped[dict[str, Any]] = mapped_column(CanonicalJSON())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    version: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (UniqueConstraint("idp", "user_key"),)
+
+
+class DirectoryGroupRow(Base):
+    """A group an IdP provisioned, with its members (directory user ids) in the resource."""
+
+    __tablename__ = "directory_groups"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    idp: Mapped[str] = mapped_column(NAME)
+    name_key: Mapped[str] = mapped_column(String(256))
+    external_id: Mapped[str | None] = mapped_column(String(256))
+    resource: Mapped[dict[str, Any]] = mapped_column(CanonicalJSON())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    version: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (UniqueConstraint("idp", "name_key"),)
