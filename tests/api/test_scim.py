@@ -13,8 +13,9 @@ from sqlalchemy import func, select
 from sekisho.bootstrap import Core
 from sekisho.domain.access import Verb
 from sekisho.domain.errors import Forbidden
+from sekisho.model import check_text
 from sekisho.store.tables import AuditRow, DirectoryGroupRow, DirectoryUserRow
-from support import ADMIN, LEADER, MEMBER, draft
+from support import ADMIN, EXAMPLE_TEXT, LEADER, MEMBER, draft
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -278,3 +279,44 @@ def test_discovery_says_what_this_service_supports(api: TestClient, okta: dict[s
     schemas = api.get("/scim/v2/Schemas", headers=okta).json()
     assert {s["id"] for s in schemas["Resources"]} == {USER_SCHEMA, GROUP_SCHEMA}
     assert api.get(f"/scim/v2/Schemas/{GROUP_SCHEMA}", headers=okta).json()["name"] == "Group"
+
+
+# -- IdP groups onto standing groups -------------------------------------------------------------
+
+AUDITORS = "  - name: AuditGroup\n    kind: standing\n    members: [auditor01]\n"
+
+
+def test_a_directory_group_fills_the_standing_group_that_names_it_at_once(
+    api: TestClient, core: Core, okta: dict[str, str]
+) -> None:
+    mapped = EXAMPLE_TEXT.replace(AUDITORS, AUDITORS + "    idp_groups: [Security-Auditors]\n")
+    assert mapped != EXAMPLE_TEXT
+    core.models.load(mapped, "mapped.yaml", ADMIN)
+    member = new_user(api, okta, "member01@example.com")
+    stranger = new_user(api, okta, "contractor@elsewhere.example")
+    assert not core.models.model().is_auditor("member01")
+    members = [{"value": member["id"]}, {"value": stranger["id"]}]
+    body = {"schemas": [GROUP_SCHEMA], "displayName": "security-auditors", "members": members}
+    group = api.post("/scim/v2/Groups", json=body, headers=okta).json()
+    audit_group = core.models.model().group("AuditGroup")
+    assert audit_group is not None
+    assert audit_group.members == {"auditor01", "member01"}  # the stranger names nobody
+    assert core.models.model().is_auditor("member01")
+    assert set_active(api, okta, member["id"], False).status_code == 200
+    assert not core.models.model().is_auditor("member01")  # an inactive user counts for none
+    assert set_active(api, okta, member["id"], True).status_code == 200
+    assert core.models.model().is_auditor("member01")
+    remove = {
+        "schemas": [PATCH_SCHEMA],
+        "Operations": [{"op": "remove", "path": f'members[value eq "{member["id"]}"]'}],
+    }
+    assert api.patch(f"/scim/v2/Groups/{group['id']}", json=remove, headers=okta).status_code == 200
+    assert not core.models.model().is_auditor("member01")
+
+
+def test_a_work_group_never_takes_members_from_the_idp() -> None:
+    work = "  - name: ProdMemberWorkGroup\n    kind: work\n"
+    text = EXAMPLE_TEXT.replace(work, work + "    idp_groups: [engineers]\n")
+    assert text != EXAMPLE_TEXT
+    problems = [p.rule for p in check_text(text)]
+    assert problems == ["work_group_idp_groups"]

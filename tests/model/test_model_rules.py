@@ -563,6 +563,16 @@ CASES: list[tuple[str, str]] = [
         ),
     ),
     (
+        "work_group_idp_groups",
+        groups_with(
+            """\
+            - name: HotWork
+              kind: work
+              idp_groups: [prod-engineers]  # <-
+            """
+        ),
+    ),
+    (
         "eligibility_target_standing",
         model(
             templates=template_with(

@@ -26,6 +26,7 @@ from sso_support import (
     OTHER_CLIENT,
     OTHER_SECRET,
     SECRET_ENV,
+    identity_section,
     load_idp_model,
     open_callback,
     running_idp,
@@ -41,10 +42,11 @@ from sekisho.clock import ManualClock
 from sekisho.config import Settings
 from sekisho.domain.actor import Actor
 from sekisho.domain.sso import OidcSettings
+from sekisho.operations.idp_sign_in import PENDING_PER_ADDRESS, STATE_TTL
 from sekisho.services.idp_sign_in import CALLBACK_PATH
 from sekisho.sso.oidc import IdpRefused, OidcClient
 from sekisho.store.tables import AuditRow, SignInStateRow, TokenRow
-from support import free_port
+from support import EXAMPLE_TEXT, free_port
 
 SECURITY = Actor("security01", "test")
 OTHER_SECRET_ENV = "SEKISHO_TEST_OTHER_APP_SECRET"
@@ -115,6 +117,28 @@ def test_a_member_signs_in_through_the_idp_and_lands_where_they_were_going(
         [token] = s.scalars(select(TokenRow))
     assert (token.auth_method, token.amr, token.acr) == ("oidc", "pwd mfa", ACR)
     assert pending_sign_ins(sso_core) == 0  # the state was used up
+
+
+def test_the_groups_claim_fills_the_standing_group_that_names_it(
+    core: Core,
+    idp: TestProvider,
+    monkeypatch: pytest.MonkeyPatch,
+    app_client: Callable[[], TestClient],
+) -> None:
+    """member01's IdP groups are ["eng"]; the model's AuditGroup takes its members from ENG
+    (names compare case-insensitively): from member01's sign-in on, they are an auditor."""
+    monkeypatch.setenv(SECRET_ENV, CLIENT_SECRET)
+    auditors = "  - name: AuditGroup\n    kind: standing\n    members: [auditor01]\n"
+    mapped = EXAMPLE_TEXT.replace(auditors, auditors + "    idp_groups: [ENG]\n")
+    assert mapped != EXAMPLE_TEXT
+    core.models.load(mapped + identity_section(idp.issuer), "sso.yaml", Actor("admin01", "test"))
+    assert not core.models.model().is_auditor("member01")
+    browser = app_client()
+    assert open_callback(browser, sign_in_at_idp(browser, "member01")).status_code == 200
+    audit_group = core.models.model().group("AuditGroup")
+    assert audit_group is not None
+    assert audit_group.members == {"auditor01", "member01"}
+    assert not core.models.model().is_auditor("member02")  # never signed in: no claim known
 
 
 @pytest.mark.parametrize("target", ["//evil.example/x", "/\t/evil.example", "https://evil.example"])
@@ -572,3 +596,27 @@ def test_an_id_token_signed_with_another_key_under_the_idps_key_id_is_refused(
     symmetric = jwt.encode({"alg": "HS256"}, claims, OctKey.import_key(CLIENT_SECRET.encode()))
     with pytest.raises(IdpRefused):
         client.verify_id_token(_settings(idp), symmetric, nonce="n-2")
+
+
+# -- sign-ins in flight are capped per address -------------------------------------------------
+
+
+def test_an_address_with_too_many_sign_ins_in_flight_is_refused_and_nothing_more_is_stored(
+    sso_core: Core, clock: ManualClock, app_client: Callable[[], TestClient]
+) -> None:
+    """Each start is a row until it comes back or expires: one address cannot fill the store
+    (nor make sekisho ask the IdP for device codes without end)."""
+    browser = app_client()
+    for _ in range(PENDING_PER_ADDRESS):
+        assert browser.get("/signin/oidc").status_code == 303
+    refused = browser.get("/signin/oidc")
+    assert refused.status_code == 429
+    assert "too many sign-ins in flight from this address" in refused.text
+    assert pending_sign_ins(sso_core) == PENDING_PER_ADDRESS
+    for _ in range(PENDING_PER_ADDRESS):
+        assert browser.post(DEVICE).status_code == 200
+    capped = browser.post(DEVICE)
+    assert capped.status_code == 429
+    assert "too many sign-ins in flight" in capped.json()["detail"]
+    clock.advance(STATE_TTL + timedelta(seconds=1))  # the first ones expire: room again
+    assert browser.get("/signin/oidc").status_code == 303

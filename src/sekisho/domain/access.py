@@ -100,6 +100,7 @@ class Group:
     description: str = ""
     members: frozenset[str] = frozenset()
     permissions: Permissions = field(default_factory=Permissions)
+    idp_groups: frozenset[str] = frozenset()  # case-folded IdP group names it takes members from
 
     @property
     def is_work(self) -> bool:

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Mapping
+from dataclasses import replace
 from enum import StrEnum
 
+from sekisho.domain.access import AccessModel
 from sekisho.domain.actor import Actor
 from sekisho.domain.errors import InvalidInput
 
@@ -59,3 +62,18 @@ def change_of_activity(before: bool | None, after: bool) -> DirectoryChange | No
 
 def lock_reason(idp: str, change: DirectoryChange) -> str:
     return f"{change.value} in the identity provider ({idp}, SCIM)"
+
+
+def with_idp_members(model: AccessModel, found: Mapping[str, set[str]]) -> AccessModel:
+    """`model` with each standing group's members taken from the IdP groups it names added to
+    the ones it lists (never a work group's: the model's checks refuse the mapping there)."""
+    changed = []
+    for group in model.groups:
+        extra = {user for name in group.idp_groups for user in found.get(name, ())}
+        if group.is_work or extra <= group.members:
+            changed.append(group)
+            continue
+        changed.append(replace(group, members=group.members | frozenset(extra)))
+    if all(a is b for a, b in zip(changed, model.groups, strict=True)):
+        return model
+    return replace(model, groups=tuple(changed))

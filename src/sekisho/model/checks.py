@@ -205,6 +205,13 @@ def _check_group(parsed: Parsed, names: Names, entry: Entry[GroupDoc]) -> None:
             f"{group.name} is a work group: only approved requests fill it, for a bounded "
             "time. Remove its members, or make it kind: standing",
         )
+    if group.kind == "work" and group.idp_groups:
+        parsed.add(
+            (*path, "idp_groups"),
+            "work_group_idp_groups",
+            f"{group.name} is a work group: only approved requests fill it, never the identity "
+            "provider. Map the IdP group onto a standing group instead",
+        )
     for index, ref in enumerate(perms.assume):
         if ref not in names.roles:
             parsed.add(

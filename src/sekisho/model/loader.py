@@ -256,6 +256,7 @@ def _group(doc: GroupDoc) -> Group:
         kind=GroupKind(doc.kind),
         description=doc.description,
         members=frozenset(doc.members),
+        idp_groups=frozenset(name.casefold() for name in doc.idp_groups),
         permissions=Permissions(
             assume=frozenset(perms.assume),
             connect=frozenset(perms.connect),

@@ -70,6 +70,7 @@ RULES: dict[str, str] = {
     # Access rules
     "work_group_members": "a work group lists members (only approved requests fill it)",
     "work_group_privilege": "a work group carries approve, audit, lock or admin",
+    "work_group_idp_groups": "a work group takes members from the identity provider",
     "eligibility_target_standing": "eligibility groups names a standing group",
     "eligibility_requester_work": "eligibility requesters names a work group",
     "template_without_approvers": "a template with no approval level that is not auto_approve",

@@ -308,6 +308,9 @@ class GroupDoc(Doc):
     kind: Literal["standing", "work"]
     description: LongText = ""
     members: list[Name] = []
+    # Members also taken from the identity provider: people in any of these IdP groups (the
+    # SCIM directory's groups, or the OpenID groups claim at their last sign-in).
+    idp_groups: list[ShortText] = []
     permissions: PermissionsDoc = PermissionsDoc()
 
 

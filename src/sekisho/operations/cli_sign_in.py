@@ -24,7 +24,7 @@ from sekisho.domain.identity import IssuedToken, token_id  # the SHA-256 a secre
 from sekisho.domain.locks import lock_of_user
 from sekisho.domain.sso import CliReturn, IdpSignIn
 from sekisho.operations.sign_in import issue_token, refuse_idp_sign_in
-from sekisho.store import locks
+from sekisho.store import directory, locks
 from sekisho.store.tables import SignInHandOffRow
 from sekisho.store.unit_of_work import Store, UnitOfWork
 
@@ -50,6 +50,8 @@ def hand_off(uow: UnitOfWork, sign_in: IdpSignIn, cli: CliReturn, now: datetime)
             expires_at=now + HANDOFF_TTL,
         )
     )
+    if sign_in.groups is not None:  # the IdP proved them now: standing groups follow
+        directory.claimed_groups(uow.session, sign_in.user, sign_in.issuer, sign_in.groups, now)
     url: str = add_params_to_uri(cli.redirect_uri, [("code", code)])
     return url
 

@@ -22,7 +22,7 @@ from sekisho.domain.errors import Locked, SekishoError, Unavailable
 from sekisho.domain.identity import IssuedToken, token_id  # the SHA-256 a secret is kept as
 from sekisho.domain.locks import lock_of_user
 from sekisho.domain.sso import IdpSignIn, UnknownPerson
-from sekisho.operations.idp_sign_in import oidc_settings, sign_in_of
+from sekisho.operations.idp_sign_in import check_room, oidc_settings, sign_in_of
 from sekisho.operations.sign_in import issue_token, refuse_idp_sign_in
 from sekisho.ports import ModelSource
 from sekisho.services.secretbox import SecretBox
@@ -64,8 +64,12 @@ class StartDeviceSignIn:
         self._store, self._clock, self._models = store, clock, models
         self._oidc, self._box = oidc, box
 
-    def execute(self) -> DeviceStarted:
+    def execute(self, source: str) -> DeviceStarted:
+        """A device sign-in at the IdP; RateLimited before the IdP is asked when `source` (or
+        everyone) has too many in flight."""
         settings = oidc_settings(self._models.model())
+        with self._store.read() as s:
+            check_room(s, DeviceSignInRow, source, self._clock.now())
         try:
             grant = start_device(self._oidc, settings)
         except (IdpUnavailable, IdpRefused) as exc:
@@ -74,6 +78,7 @@ class StartDeviceSignIn:
         expires = now + timedelta(seconds=grant.expires_in)
         with self._store.write() as uow:
             uow.session.execute(delete(DeviceSignInRow).where(DeviceSignInRow.expires_at <= now))
+            key = check_room(uow.session, DeviceSignInRow, source, now)
             uow.session.add(
                 DeviceSignInRow(
                     id=token_id(handle),
@@ -81,6 +86,7 @@ class StartDeviceSignIn:
                     interval_s=grant.interval,
                     next_poll_at=now,
                     expires_at=expires,
+                    source=key,
                 )
             )
         return DeviceStarted(

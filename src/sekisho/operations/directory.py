@@ -52,6 +52,7 @@ from sekisho.operations.locks import PlaceLock, RemoveLock
 from sekisho.ports import ModelSource
 from sekisho.scim import resources as scim
 from sekisho.services import permissions
+from sekisho.store import directory as stored_directory
 from sekisho.store import locks as stored_locks
 from sekisho.store.tables import DirectoryGroupRow, DirectoryUserRow, ScimTokenRow
 from sekisho.store.unit_of_work import Store, UnitOfWork
@@ -195,6 +196,7 @@ class ProvisionUsers:
         def write(uow: UnitOfWork, now: datetime) -> _Written:
             row = _locked_row(uow.session, DirectoryUserRow, idp, user_id)
             uow.session.delete(row)
+            stored_directory.changed(uow.session)
             person = self._person(uow.session, gone)
             name = gone.user_name or ""
             uow.record(
@@ -273,6 +275,7 @@ class ProvisionUsers:
         row.resource = scim.storable(user)
         row.updated_at, row.version = now, row.version + 1
         uow.session.flush()
+        stored_directory.changed(uow.session)  # standing groups may take members from it
         person = self._person(uow.session, user)
         name = user.user_name or ""
         uow.record(DirectoryUserChanged(now, row.idp, row.id, name, turned or kind, person))
@@ -364,6 +367,7 @@ class ProvisionGroups:
             row = _locked_row(uow.session, DirectoryGroupRow, idp, group_id)
             group = scim.stored(Group, row.resource)
             uow.session.delete(row)
+            stored_directory.changed(uow.session)
             name = group.display_name or ""
             change = DirectoryChange.DELETED
             uow.record(DirectoryGroupChanged(self._clock.now(), idp, group_id, name, change, 0))
@@ -403,6 +407,7 @@ class ProvisionGroups:
         row.updated_at, row.version = now, row.version + 1
         s.add(row)  # a new group joins the session only once it passed every check
         s.flush()
+        stored_directory.changed(s)
         name = group.display_name or ""
         uow.record(DirectoryGroupChanged(now, row.idp, row.id, name, kind, len(members)))
 

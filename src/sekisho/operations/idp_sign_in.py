@@ -14,15 +14,22 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
 from authlib.common.urls import add_params_to_uri
-from sqlalchemy import delete
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
 
 from sekisho.clock import Clock
 from sekisho.domain.access import AccessModel
-from sekisho.domain.errors import AuthenticationFailed, Locked, NotFound, SekishoError
+from sekisho.domain.errors import (
+    AuthenticationFailed,
+    Locked,
+    NotFound,
+    RateLimited,
+    SekishoError,
+)
 from sekisho.domain.identity import IssuedToken, token_id  # the SHA-256 a secret is kept as
 from sekisho.domain.locks import lock_of_user
 from sekisho.domain.sso import (
@@ -37,9 +44,10 @@ from sekisho.operations.cli_sign_in import hand_off
 from sekisho.operations.sign_in import issue_token, refuse_idp_sign_in
 from sekisho.ports import ModelSource
 from sekisho.services.secretbox import SecretBox
+from sekisho.services.throttle import address_key
 from sekisho.sso.oidc import IdpRefused, IdpUnavailable, OidcClient, as_datetime
 from sekisho.store import locks
-from sekisho.store.tables import SignInStateRow
+from sekisho.store.tables import DeviceSignInRow, SignInStateRow
 from sekisho.store.unit_of_work import Store
 
 STATE_TTL = timedelta(minutes=10)
@@ -86,6 +94,30 @@ def oidc_settings(model: AccessModel) -> OidcSettings:
     return settings
 
 
+# A sign-in in flight is a row until it comes back or expires: an address may have this many
+# at once, and the server this many in all, so asking for sign-in pages never fills the store
+# (nor, for the device flow, makes sekisho call the IdP without end).
+PENDING_PER_ADDRESS = 20
+PENDING_IN_ALL = 10_000
+Pending = type[SignInStateRow] | type[DeviceSignInRow]
+
+
+def check_room(session: Session, table: Pending, source: str, now: datetime) -> str:
+    """The address key a new sign-in from `source` is kept under; RateLimited (nothing
+    stored) when that address, or everyone, has too many in flight."""
+    key = address_key(source)[:64]
+    live = table.expires_at > now
+    mine = session.scalar(select(func.count()).where(live, table.source == key)) or 0
+    if mine >= PENDING_PER_ADDRESS:
+        raise RateLimited(
+            "too many sign-ins in flight from this address: finish one, or try again in "
+            "a few minutes"
+        )
+    if (session.scalar(select(func.count()).where(live)) or 0) >= PENDING_IN_ALL:
+        raise RateLimited("too many sign-ins in flight: try again in a few minutes")
+    return key
+
+
 class StartIdpSignIn:
     def __init__(
         self, store: Store, clock: Clock, models: ModelSource, oidc: OidcClient, box: SecretBox
@@ -94,10 +126,11 @@ class StartIdpSignIn:
         self._oidc, self._box = oidc, box
 
     def execute(
-        self, redirect_uri: str, next_url: str, cli: CliReturn | None = None
+        self, redirect_uri: str, next_url: str, source: str, cli: CliReturn | None = None
     ) -> StartedSignIn:
         """The URL to send the browser to; IdpUnavailable (nothing stored) if the IdP's
-        discovery document cannot be had. `cli`: the sign-in ends at the CLI that started it."""
+        discovery document cannot be had, RateLimited if `source` (the browser's address)
+        has too many sign-ins in flight. `cli`: the sign-in ends at the CLI that started it."""
         settings = oidc_settings(self._models.model())
         state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         verifier, browser = secrets.token_urlsafe(48), secrets.token_urlsafe(32)
@@ -105,6 +138,7 @@ class StartIdpSignIn:
         now = self._clock.now()
         with self._store.write() as uow:
             uow.session.execute(delete(SignInStateRow).where(SignInStateRow.expires_at <= now))
+            key = check_room(uow.session, SignInStateRow, source, now)
             uow.session.add(
                 SignInStateRow(
                     id=token_id(state),
@@ -117,6 +151,7 @@ class StartIdpSignIn:
                     cli_challenge=cli.challenge if cli else None,
                     created_at=now,
                     expires_at=now + STATE_TTL,
+                    source=key,
                 )
             )
         return StartedSignIn(url, browser)

@@ -46,7 +46,7 @@ from sekisho.services.batched_audit import BatchedAudit
 from sekisho.services.hashing import Passwords
 from sekisho.services.secretbox import SecretBox
 from sekisho.services.throttle import Admission, LoginThrottle, Pause, RecentPauses
-from sekisho.store import locks
+from sekisho.store import directory, locks
 from sekisho.store.tables import TokenRow, UserRow
 from sekisho.store.unit_of_work import Store, UnitOfWork
 
@@ -231,6 +231,8 @@ def issue_token(
     if idp is not None:
         row.auth_method, row.idp_subject, row.auth_time = "oidc", idp.subject, idp.auth_time
         row.amr, row.acr = " ".join(idp.amr)[:256] or None, idp.acr
+        if idp.groups is not None:  # standing groups may take members from the claim
+            directory.claimed_groups(uow.session, user, idp.issuer, idp.groups, now)
     uow.session.add(row)
     uow.record(SignedIn(now, user, source, expires, idp=idp))
     return IssuedToken(token, user, expires)

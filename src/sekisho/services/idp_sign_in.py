@@ -42,9 +42,9 @@ class IdpSignInService:
         return self._models.model().identity.oidc
 
     def start(
-        self, redirect_uri: str, next_url: str, cli: CliReturn | None = None
+        self, redirect_uri: str, next_url: str, source: str, cli: CliReturn | None = None
     ) -> StartedSignIn:
-        return self._start.execute(redirect_uri, next_url, cli)
+        return self._start.execute(redirect_uri, next_url, source, cli)
 
     def finish(self, callback: Callback) -> FinishedSignIn:
         return self._finish.execute(callback)
@@ -53,9 +53,9 @@ class IdpSignInService:
         """The CLI's one-time code and PKCE verifier -> its login token."""
         return self._redeem.execute(code, verifier, source)
 
-    def start_device(self) -> DeviceStarted:
+    def start_device(self, source: str) -> DeviceStarted:
         """`sekisho login --device`: a user code to enter at the IdP, and a handle to poll."""
-        return self._start_device.execute()
+        return self._start_device.execute(source)
 
     def poll_device(self, handle: str, source: str) -> IssuedToken | DeviceWaiting:
         return self._poll_device.execute(handle, source)

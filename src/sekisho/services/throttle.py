@@ -187,7 +187,7 @@ class LoginThrottle:
 
     def _keys(self, name: str, source: str) -> dict[str, str]:
         digest = self._digest
-        where = _address_key(source)
+        where = address_key(source)
         return {
             PAIR: digest(f"pair\0{name}\0{where}"),
             SOURCE: digest(f"source\0{where}"),
@@ -269,7 +269,7 @@ def _insert_missing(s: Session, keys: list[str], now: datetime) -> Executable:
     return sqlite.insert(LoginThrottleRow).values(fresh).on_conflict_do_nothing()
 
 
-def _address_key(source: str) -> str:
+def address_key(source: str) -> str:
     """What one machine holds: an IPv4 address, or an IPv6 address's /64."""
     try:
         address = ipaddress.ip_address(source)

@@ -19,8 +19,10 @@ from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session, SessionTransaction
 
 from sekisho.domain.access import AccessModel
+from sekisho.domain.directory import with_idp_members
 from sekisho.domain.errors import Conflict
 from sekisho.model import load_text
+from sekisho.store import directory
 from sekisho.store.db import Database
 from sekisho.store.tables import AccessModelRow
 
@@ -46,6 +48,7 @@ NO_MODEL = "no access model is loaded: run `sekisho init --model FILE` first"
 class Version:
     id: int
     sha256: str
+    directory: int = 0  # what the IdPs say of groups, as of (`store.directory.version`)
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,8 @@ class StoredModels:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._parsed: dict[Version, AccessModel] = {}
+        self._parsed: dict[Version, AccessModel] = {}  # by id and digest: the text, parsed
+        self._overlaid: dict[Version, tuple[int, AccessModel]] = {}  # the latest with members
         self._lock = threading.Lock()
 
     @contextmanager
@@ -128,11 +132,11 @@ class StoredModels:
     def latest(session: Session | Connection) -> Version | None:
         """The newest version stored: one indexed row."""
         found = session.execute(
-            select(AccessModelRow.id, AccessModelRow.sha256)
+            select(AccessModelRow.id, AccessModelRow.sha256, directory.version())
             .order_by(AccessModelRow.id.desc())
             .limit(1)
         ).first()
-        return Version(found.id, found.sha256) if found is not None else None
+        return Version(*found) if found is not None else None
 
     def add(
         self,
@@ -163,18 +167,25 @@ class StoredModels:
         return Version(row.id, row.sha256)
 
     def _parsed_version(self, session: Session | Connection, version: Version) -> AccessModel:
+        """The version's model with the IdPs' group members added: the text is parsed once,
+        the members read again only when the directory moved (the latest overlay is kept)."""
+        text_of = Version(version.id, version.sha256)
         with self._lock:
-            cached = self._parsed.get(version)
-        if cached is not None:
-            return cached
-        row = session.execute(
-            select(AccessModelRow.source_text, AccessModelRow.source_name).where(
-                AccessModelRow.id == version.id
-            )
-        ).one()
-        model = load_text(row.source_text, row.source_name)
+            base = self._parsed.get(text_of)
+            overlaid = self._overlaid.get(text_of)
+        if overlaid is not None and overlaid[0] == version.directory:
+            return overlaid[1]
+        if base is None:
+            row = session.execute(
+                select(AccessModelRow.source_text, AccessModelRow.source_name).where(
+                    AccessModelRow.id == version.id
+                )
+            ).one()
+            base = load_text(row.source_text, row.source_name)
+        model = with_idp_members(base, directory.idp_group_members(session, base))
         with self._lock:
-            self._parsed[version] = model
+            self._parsed[text_of] = base
+            self._overlaid[text_of] = (version.directory, model)
         return model
 
     @staticmethod

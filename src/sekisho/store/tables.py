@@ -245,8 +245,12 @@ class SignInStateRow(Base):
     cli_challenge: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    source: Mapped[str | None] = mapped_column(String(64))  # the address (IPv6: its /64)
 
-    __table_args__ = (Index("ix_sign_in_states_expires_at", "expires_at"),)
+    __table_args__ = (
+        Index("ix_sign_in_states_expires_at", "expires_at"),
+        Index("ix_sign_in_states_source", "source"),
+    )
 
 
 class SignInHandOffRow(Base):
@@ -279,8 +283,12 @@ class DeviceSignInRow(Base):
     interval_s: Mapped[int] = mapped_column(Integer)
     next_poll_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    source: Mapped[str | None] = mapped_column(String(64))  # the address (IPv6: its /64)
 
-    __table_args__ = (Index("ix_device_sign_ins_expires_at", "expires_at"),)
+    __table_args__ = (
+        Index("ix_device_sign_ins_expires_at", "expires_at"),
+        Index("ix_device_sign_ins_source", "source"),
+    )
 
 
 class SsfReceivedRow(Base):
@@ -547,3 +555,24 @@ class DirectoryGroupRow(Base):
     version: Mapped[int] = mapped_column(Integer)
 
     __table_args__ = (UniqueConstraint("idp", "name_key"),)
+
+
+class DirectoryStateRow(Base):
+    """One row: bumped by every change to what the IdPs say of people's groups (a SCIM write,
+    a groups claim that changed at sign-in), so each process knows when to read them again."""
+
+    __tablename__ = "directory_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+
+
+class IdpClaimedGroupsRow(Base):
+    """The groups claim of a user's last OpenID sign-in (case-folded names)."""
+
+    __tablename__ = "idp_claimed_groups"
+
+    user: Mapped[str] = mapped_column(NAME, primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(512))
+    groups: Mapped[list[str]] = mapped_column(CanonicalJSON())
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime())

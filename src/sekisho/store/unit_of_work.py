@@ -27,11 +27,12 @@ class UnitOfWork:
     def __init__(self, session: Session, effects: Effects) -> None:
         self.session = session
         self._effects = effects
+        self._fx = effects.context(session)
         self._published: list[Event] = []
 
     def record(self, *events: DomainEvent) -> None:
         for event in events:
-            self._published.extend(self._effects.apply(self.session, event))
+            self._published.extend(self._effects.apply(self._fx, event))
 
     @property
     def published(self) -> tuple[Event, ...]:

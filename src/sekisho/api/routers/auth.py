@@ -43,11 +43,11 @@ def sso_token(body: SsoCodeBody, core: CoreDep, source: SourceDep) -> TokenOut:
     return TokenOut(token=issued.token, user=issued.user, expires_at=issued.expires_at)
 
 
-@router.post("/auth/sso/device", response_model=DeviceStartOut, responses=responses(404, 413))
-def sso_device_start(core: CoreDep) -> DeviceStartOut:
+@router.post("/auth/sso/device", response_model=DeviceStartOut, responses=responses(404, 413, 429))
+def sso_device_start(core: CoreDep, source: SourceDep) -> DeviceStartOut:
     """`sekisho login --device` (RFC 8628): a user code to enter at the identity provider
     from any browser, and a handle to poll with."""
-    started = core.idp_sign_in.start_device()
+    started = core.idp_sign_in.start_device(source)
     return DeviceStartOut(
         handle=started.handle,
         user_code=started.user_code,

@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse
 from markupsafe import Markup
 
 from sekisho.bootstrap import Core
-from sekisho.domain.errors import AuthenticationFailed, Locked, SekishoError
+from sekisho.domain.errors import AuthenticationFailed, Locked, RateLimited, SekishoError
 from sekisho.domain.sso import read_cli_return
 from sekisho.operations.idp_sign_in import STATE_TTL, Callback, RefusedForCli, SsoNotConfigured
 from sekisho.services.idp_sign_in import CALLBACK_PATH
@@ -160,9 +160,11 @@ def idp_sign_in_start(
     cli = read_cli_return(cli_redirect, cli_challenge)
     redirect_uri = core.settings.public_url.rstrip("/") + CALLBACK_PATH
     try:
-        started = core.idp_sign_in.start(redirect_uri, next_, cli)
+        started = core.idp_sign_in.start(redirect_uri, next_, client_source(request), cli)
     except IdpUnavailable as exc:
         return presession_page(request, next_, FormErrors(f"Sign-in refused: {exc}"), 503)
+    except RateLimited as exc:
+        return presession_page(request, next_, FormErrors(f"Sign-in refused: {exc}"), 429)
     except SsoNotConfigured as exc:
         return presession_page(request, next_, FormErrors(f"Sign-in refused: {exc}"), 404)
     response = RedirectResponse(started.url, status_code=303)
