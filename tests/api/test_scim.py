@@ -162,6 +162,18 @@ def test_a_body_that_breaks_the_schema_is_refused_with_its_scim_type(
     scim_error(not_json, 400, "invalidSyntax")
     bad_filter = api.get("/scim/v2/Users", params={"filter": "userName eq"}, headers=okta)
     scim_error(bad_filter, 400, "invalidFilter")
+    long_filter = api.get("/scim/v2/Users", params={"filter": "x" * 1001}, headers=okta)
+    scim_error(long_filter, 400, "invalidFilter")
+    bad_page = api.get("/scim/v2/Users", params={"startIndex": "first"}, headers=okta)
+    assert "startIndex must be an integer" in scim_error(bad_page, 400, "invalidValue")
+    bad_attribute = api.get("/scim/v2/Users", params={"attributes": "no such"}, headers=okta)
+    scim_error(bad_attribute, 400, "invalidPath")
+    too_long = {"schemas": [USER_SCHEMA], "userName": "x" * 257 + "@example.com"}
+    assert "longer than 256" in scim_error(
+        api.post("/scim/v2/Users", json=too_long, headers=okta), 400, "invalidValue"
+    )
+    long_group = {"schemas": [GROUP_SCHEMA], "displayName": "g" * 257}
+    scim_error(api.post("/scim/v2/Groups", json=long_group, headers=okta), 400, "invalidValue")
     user = new_user(api, okta, "member02@example.com")
     bad_patch = {"schemas": [PATCH_SCHEMA], "Operations": [{"op": "explode", "path": "active"}]}
     scim_error(
@@ -320,3 +332,22 @@ def test_a_work_group_never_takes_members_from_the_idp() -> None:
     assert text != EXAMPLE_TEXT
     problems = [p.rule for p in check_text(text)]
     assert problems == ["work_group_idp_groups"]
+
+
+def test_a_model_that_admits_an_idp_group_makes_its_members_users_until_they_leave(
+    api: TestClient, core: Core, okta: dict[str, str]
+) -> None:
+    core.models.load(EXAMPLE_TEXT + ADMIT_ENGINEERS, "admit.yaml", ADMIN)
+    newcomer = new_user(api, okta, "new.person@example.com")
+    assert core.models.model().user("new.person@example.com") is None  # in no group yet
+    members = [{"value": newcomer["id"]}]
+    body = {"schemas": [GROUP_SCHEMA], "displayName": "engineers", "members": members}
+    assert api.post("/scim/v2/Groups", json=body, headers=okta).status_code == 201
+    assert core.models.model().user("new.person@example.com") is not None
+    assert set_active(api, okta, newcomer["id"], False).status_code == 200
+    [lock] = core.locks.list_locks(ADMIN)  # the leaver is locked, then no longer a user
+    assert lock.subject == "new.person@example.com"
+    assert core.models.model().user("new.person@example.com") is None
+
+
+ADMIT_ENGINEERS = "\nidentity:\n  admit:\n    idp_groups: [Engineers]\n"

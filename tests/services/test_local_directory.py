@@ -4,12 +4,13 @@ without its membership, however the transaction ends."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
 from flows import WORK, actions, granted
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from sekisho.bootstrap import Core
@@ -18,7 +19,8 @@ from sekisho.config import Settings
 from sekisho.domain.actor import Actor
 from sekisho.providers.select import ProviderFromModel
 from sekisho.store.db import Database
-from support import LEADER, MEMBER, MEMBER2, assemble_core, draft
+from sekisho.store.tables import AuditRow
+from support import ADMIN, LEADER, MEMBER, MEMBER2, assemble_core, draft
 
 MEMBERS = [MEMBER, MEMBER2]
 
@@ -156,3 +158,41 @@ def test_a_removal_in_a_transaction_that_rolls_back_changes_nothing(local: Core)
     with pytest.raises(RuntimeError):
         remove_then_fail()
     assert MEMBER.name in local.provider.members(WORK)
+
+
+def test_a_sweep_and_a_lock_ending_the_same_grants_at_once_end_each_exactly_once(
+    local: Core, clock: ManualClock
+) -> None:
+    """Both take the same due grants (the lock covers member01's): whichever starts each
+    ending first ends it, the other leaves it; nobody deadlocks, nothing ends twice."""
+    views = [granted(local, member, duration="1h") for member in MEMBERS]
+    grant_ids = sorted(v.grant.id for v in views if v.grant)
+    clock.advance(timedelta(hours=1, seconds=1))
+    start, errors = threading.Barrier(2), []
+
+    def run(act: Callable[[], object]) -> None:
+        start.wait()
+        try:
+            act()
+        except Exception as exc:
+            errors.append(exc)
+
+    def place() -> object:
+        return local.locks.place(ADMIN, "user", MEMBER.name, "laptop stolen")
+
+    threads = [threading.Thread(target=run, args=(a,)) for a in (local.sweeper.run_due, place)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    with local.db.read() as s:
+        ended = list(
+            s.scalars(
+                select(AuditRow.grant_id).where(
+                    AuditRow.action.in_(("grant.expired", "grant.revoked"))
+                )
+            )
+        )
+    assert sorted(ended) == grant_ids  # each once
+    assert local.provider.members(WORK) == frozenset()

@@ -119,6 +119,30 @@ def test_a_member_signs_in_through_the_idp_and_lands_where_they_were_going(
     assert pending_sign_ins(sso_core) == 0  # the state was used up
 
 
+def test_a_person_in_a_group_the_model_admits_signs_in_by_the_idps_name(
+    core: Core,
+    idp: TestProvider,
+    monkeypatch: pytest.MonkeyPatch,
+    app_client: Callable[[], TestClient],
+) -> None:
+    """leader.one is not in the model, but in the IdP's "leads", which the model admits:
+    they sign in as leader.one. The stranger is in no admitted group: refused, saying so."""
+    monkeypatch.setenv(SECRET_ENV, CLIENT_SECRET)
+    admit = "  admit:\n    idp_groups: [LEADS]\n"
+    core.models.load(
+        EXAMPLE_TEXT + identity_section(idp.issuer) + admit, "sso.yaml", Actor("admin01", "t")
+    )
+    browser = app_client()
+    answer = open_callback(browser, sign_in_at_idp(browser, "leader.one"))
+    assert answer.status_code == 200, answer.text
+    assert "Signed in as <strong>leader.one</strong>" in answer.text
+    assert core.models.model().user("leader.one") is not None
+    other = app_client()
+    refused = open_callback(other, sign_in_at_idp(other, "stranger"))
+    assert refused.status_code == 401
+    assert "is in none of the groups it admits" in refused.text
+
+
 def test_the_groups_claim_fills_the_standing_group_that_names_it(
     core: Core,
     idp: TestProvider,

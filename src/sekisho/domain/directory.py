@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from enum import StrEnum
 
-from sekisho.domain.access import AccessModel
+from sekisho.domain.access import AccessModel, User
 from sekisho.domain.actor import Actor
 from sekisho.domain.errors import InvalidInput
 
@@ -77,3 +77,11 @@ def with_idp_members(model: AccessModel, found: Mapping[str, set[str]]) -> Acces
     if all(a is b for a, b in zip(changed, model.groups, strict=True)):
         return model
     return replace(model, groups=tuple(changed))
+
+
+def with_admitted(model: AccessModel, names: Iterable[str]) -> AccessModel:
+    """`model` with the people the IdPs admit as users too, by the names the IdP gives them
+    (those it lists already stay as it lists them)."""
+    known = {user.name for user in model.users}
+    added = tuple(User(name, name) for name in dict.fromkeys(names) if name not in known)
+    return replace(model, users=model.users + added) if added else model

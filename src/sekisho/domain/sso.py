@@ -9,12 +9,14 @@ person the model does not know is refused with the reason; an IdP never creates 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from sekisho.domain.errors import InvalidInput
+from sekisho.domain.text import NAME
 
 if TYPE_CHECKING:  # the model holds these settings: imported for types only
     from sekisho.domain.access import AccessModel
@@ -42,6 +44,9 @@ class OidcSettings:
 @dataclass(frozen=True)
 class IdentitySettings:
     oidc: OidcSettings | None = None  # None: password + TOTP only
+    # People the IdP puts in any of these groups (case-folded) are sekisho users too, by the
+    # name the IdP gives them, though the model does not list them.
+    admit_idp_groups: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -74,8 +79,15 @@ def model_user_named(model: AccessModel, value: str) -> str | None:
     return None
 
 
-def user_of_claims(model: AccessModel, settings: OidcSettings, claims: dict[str, Any]) -> str:
-    """The model user the claims name, or UnknownPerson."""
+def user_of_claims(
+    model: AccessModel,
+    settings: OidcSettings,
+    claims: dict[str, Any],
+    groups: tuple[str, ...] | None = None,
+) -> str:
+    """The model user the claims name; someone the model does not list, by the claim's
+    value, if `groups` (their groups claim) holds a group the model admits; else
+    UnknownPerson."""
     value = claims.get(settings.username_claim)
     if not isinstance(value, str) or not value or len(value) > MAX_CLAIM_LENGTH:
         raise UnknownPerson(
@@ -86,9 +98,23 @@ def user_of_claims(model: AccessModel, settings: OidcSettings, claims: dict[str,
     found = model_user_named(model, value)
     if found is not None:
         return found
+    if admits(model, value, groups or ()):
+        return value
     raise UnknownPerson(
-        f"{value!r} ({settings.username_claim}) is not a user in sekisho's model; "
-        "ask an admin to add you"
+        f"{value!r} ({settings.username_claim}) is not a user in sekisho's model"
+        + (" and is in none of the groups it admits" if model.identity.admit_idp_groups else "")
+        + "; ask an admin to add you"
+    )
+
+
+def admits(model: AccessModel, name: str, groups: Iterable[str]) -> bool:
+    """Whether someone the model does not list is a user by `name`: the model admits one of
+    their IdP groups, and the name is one sekisho can hold (letters, digits, ._@+-)."""
+    wanted = model.identity.admit_idp_groups
+    return (
+        bool(wanted)
+        and NAME.fullmatch(name) is not None
+        and any(g.casefold() in wanted for g in groups)
     )
 
 

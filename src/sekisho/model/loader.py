@@ -146,9 +146,11 @@ def build(top: ModelDoc, shaped: Shaped) -> AccessModel:
 
 def _identity(doc: IdentityDoc) -> IdentitySettings:
     oidc = doc.oidc
+    admit = frozenset(name.casefold() for name in doc.admit.idp_groups)
     if oidc is None:
-        return IdentitySettings()
+        return IdentitySettings(admit_idp_groups=admit)
     return IdentitySettings(
+        admit_idp_groups=admit,
         oidc=OidcSettings(
             issuer=oidc.issuer,
             client_id=oidc.client_id,
@@ -157,7 +159,7 @@ def _identity(doc: IdentityDoc) -> IdentitySettings:
             username_claim=oidc.username_claim,
             groups_claim=oidc.groups_claim,
             display_name=oidc.display_name,
-        )
+        ),
     )
 
 

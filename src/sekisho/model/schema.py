@@ -483,8 +483,14 @@ class OidcDoc(Doc):
     client_secret: Any = None
 
 
+class AdmitDoc(Doc):
+    idp_groups: list[ShortText] = []
+
+
 class IdentityDoc(Doc):
     oidc: OidcDoc | None = None
+    # Who else is a user: people in these IdP groups (SCIM groups or the groups claim).
+    admit: AdmitDoc = AdmitDoc()
 
 
 class ModelDoc(Doc):

@@ -390,6 +390,7 @@ class ProvisionGroups:
         now: datetime,
     ) -> None:
         s = uow.session
+        _check_lengths(displayName=group.display_name, externalId=group.external_id)
         key = (group.display_name or "").casefold()
         taken = s.scalar(
             select(DirectoryGroupRow.id).where(
@@ -441,9 +442,20 @@ def _locked_row(s: Session, table: type[RowT], idp: str, resource_id: str) -> Ro
     return row
 
 
+KEY_LENGTH = 256  # userName, displayName and externalId: what the store indexes them by
+
+
+def _check_lengths(**values: str | None) -> None:
+    """The values the store keeps a key of fit in it (invalidValue, nothing changed)."""
+    for name, value in values.items():
+        if value is not None and len(value) > KEY_LENGTH:
+            raise InvalidValueException(detail=f"{name} is longer than {KEY_LENGTH} characters")
+
+
 def _check_free_user_name(s: Session, idp: str, user: User[Any], own_id: str | None) -> None:
     """A userName is one person's in an IdP's directory (RFC 7643 §4.1.1: uniqueness server,
     compared case-insensitively): a rename onto another's is refused, nothing changed."""
+    _check_lengths(userName=user.user_name, externalId=user.external_id)
     key = (user.user_name or "").casefold()
     taken = s.scalar(
         select(DirectoryUserRow.id).where(

@@ -270,12 +270,13 @@ def _error_code(error: str) -> str:
 def sign_in_of(model: AccessModel, settings: OidcSettings, claims: dict[str, Any]) -> IdpSignIn:
     amr = claims.get("amr")
     acr = claims.get("acr")
+    groups = groups_of_claims(settings, claims)
     return IdpSignIn(
         issuer=settings.issuer,
         subject=str(claims.get("sub", ""))[:256],
-        user=user_of_claims(model, settings, claims),
+        user=user_of_claims(model, settings, claims, groups),
         auth_time=as_datetime(claims.get("auth_time")),
         amr=tuple(str(m)[:32] for m in amr) if isinstance(amr, list) else (),
         acr=acr[:256] if isinstance(acr, str) else None,
-        groups=groups_of_claims(settings, claims),
+        groups=groups,
     )

@@ -123,6 +123,8 @@ def chosen(model: type[R], attributes: str | None, excluded: str | None) -> Chos
     """`attributes` / `excludedAttributes` (RFC 7644 §3.4.2.5), checked against `model`."""
     if not attributes and not excluded:
         return None
+    if len(attributes or "") + len(excluded or "") > 2000:
+        raise InvalidValueException(detail="the attributes asked for are too long a list")
     asked = {"attributes": attributes, "excludedAttributes": excluded}
     try:
         found: ResponseParameters[Any] = ResponseParameters[model].model_validate(  # type: ignore[valid-type]

@@ -14,7 +14,9 @@ from sqlalchemy import Connection, ScalarSelect, func, select, update
 from sqlalchemy.orm import Session
 
 from sekisho.domain.access import AccessModel
+from sekisho.domain.directory import with_admitted, with_idp_members
 from sekisho.domain.sso import model_user_named
+from sekisho.domain.text import NAME
 from sekisho.store.tables import (
     DirectoryGroupRow,
     DirectoryStateRow,
@@ -59,47 +61,70 @@ def claimed_groups(
     changed(session)
 
 
-def idp_group_members(db: Session | Connection, model: AccessModel) -> dict[str, set[str]]:
-    """For each IdP group a standing group of `model` takes members from (case-folded), the
-    model users in it: active directory users who name one, and users whose last groups claim
-    had it. No statement when no group names an IdP group."""
-    wanted = {name for group in model.groups for name in group.idp_groups}
-    if not wanted:
-        return {}
+def overlay(db: Session | Connection, base: AccessModel) -> AccessModel:
+    """`base` as the IdPs complete it: the people it admits (`identity.admit`), then each
+    standing group's members from the IdP groups it names. No statement when it names none."""
+    admit = base.identity.admit_idp_groups
+    mapped = {name for group in base.groups for name in group.idp_groups}
+    if not admit and not mapped:
+        return base
+    members = _members_of(db, admit | mapped)
+    claims = [(user, set(groups)) for user, groups in db.execute(_CLAIMS)]
+    model = with_admitted(base, _admitted(base, admit, members, claims))
     found: dict[str, set[str]] = defaultdict(set)
-    for name, person in _directory_members(db, model, wanted):
-        found[name].add(person)
-    claims = db.execute(select(IdpClaimedGroupsRow.user, IdpClaimedGroupsRow.groups))
+    for name, resource in members:
+        person = _person(model, resource)
+        if name in mapped and person is not None:
+            found[name].add(person)
     for user, groups in claims:
-        if model.user(user) is None:
-            continue  # no longer in the model: nobody to add
-        for name in set(groups) & wanted:
-            found[name].add(user)
-    return found
+        if model.user(user) is not None:
+            for name in groups & mapped:
+                found[name].add(user)
+    return with_idp_members(model, found)
 
 
-def _directory_members(
-    db: Session | Connection, model: AccessModel, wanted: set[str]
-) -> Iterable[tuple[str, str]]:
+_CLAIMS = select(IdpClaimedGroupsRow.user, IdpClaimedGroupsRow.groups)
+
+
+def _admitted(
+    base: AccessModel,
+    admit: set[str] | frozenset[str],
+    members: list[tuple[str, dict[str, Any]]],
+    claims: list[tuple[str, set[str]]],
+) -> list[str]:
+    """Who the IdPs make users though the model does not list them: members of an admitted
+    directory group (by their userName), and people whose last groups claim had one."""
+    found = [
+        resource["userName"]
+        for name, resource in members
+        if name in admit and _person(base, resource) is None
+    ]
+    found += [user for user, groups in claims if groups & admit and base.user(user) is None]
+    return [name for name in found if isinstance(name, str) and NAME.fullmatch(name)]
+
+
+def _members_of(
+    db: Session | Connection, wanted: set[str] | frozenset[str]
+) -> list[tuple[str, dict[str, Any]]]:
+    """(group, the stored resource of an active member) for the directory groups named."""
     groups = db.execute(
         select(DirectoryGroupRow.name_key, DirectoryGroupRow.idp, DirectoryGroupRow.resource).where(
             DirectoryGroupRow.name_key.in_(wanted)
         )
     ).all()
-    member_ids = {
-        m.get("value") for _, _, resource in groups for m in resource.get("members") or []
-    }
+    ids = {m.get("value") for _, _, resource in groups for m in resource.get("members") or []}
     users = db.execute(
         select(DirectoryUserRow.id, DirectoryUserRow.idp, DirectoryUserRow.resource).where(
-            DirectoryUserRow.id.in_(member_ids), DirectoryUserRow.active.is_(True)
+            DirectoryUserRow.id.in_(ids), DirectoryUserRow.active.is_(True)
         )
     ).all()
-    persons = {(idp, uid): _person(model, resource) for uid, idp, resource in users}
-    for name, idp, resource in groups:
-        for member in resource.get("members") or []:
-            person = persons.get((idp, member.get("value")))
-            if person is not None:
-                yield name, person
+    by_id = {(idp, uid): resource for uid, idp, resource in users}
+    return [
+        (name, by_id[(idp, m.get("value"))])
+        for name, idp, resource in groups
+        for m in resource.get("members") or []
+        if (idp, m.get("value")) in by_id
+    ]
 
 
 def _person(model: AccessModel, resource: dict[str, Any]) -> str | None:

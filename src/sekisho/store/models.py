@@ -19,7 +19,6 @@ from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session, SessionTransaction
 
 from sekisho.domain.access import AccessModel
-from sekisho.domain.directory import with_idp_members
 from sekisho.domain.errors import Conflict
 from sekisho.model import load_text
 from sekisho.store import directory
@@ -167,8 +166,8 @@ class StoredModels:
         return Version(row.id, row.sha256)
 
     def _parsed_version(self, session: Session | Connection, version: Version) -> AccessModel:
-        """The version's model with the IdPs' group members added: the text is parsed once,
-        the members read again only when the directory moved (the latest overlay is kept)."""
+        """The version's model as the IdPs complete it (`store.directory.overlay`): the text
+        is parsed once, the IdPs read again only when the directory moved (the latest kept)."""
         text_of = Version(version.id, version.sha256)
         with self._lock:
             base = self._parsed.get(text_of)
@@ -182,7 +181,7 @@ class StoredModels:
                 )
             ).one()
             base = load_text(row.source_text, row.source_name)
-        model = with_idp_members(base, directory.idp_group_members(session, base))
+        model = directory.overlay(session, base)
         with self._lock:
             self._parsed[text_of] = base
             self._overlaid[text_of] = (version.directory, model)

@@ -17,14 +17,17 @@ from fastapi.responses import JSONResponse
 from scim2_models import (
     Context,
     Group,
+    InvalidValueException,
     NotFoundException,
     Resource,
     ResourceType,
     Schema,
     SCIMException,
     SearchRequest,
+    UniquenessException,
     User,
 )
+from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from sekisho.api import problems
@@ -38,11 +41,22 @@ from sekisho.scim import resources as scim
 SCIM_JSON = "application/scim+json"
 router = APIRouter(prefix="/scim/v2", tags=["scim"], include_in_schema=False)
 Authorization = Annotated[str | None, Header()]
-Filter = Annotated[str | None, Query(alias="filter", max_length=1000)]
-StartIndex = Annotated[int, Query(alias="startIndex")]
-Count = Annotated[int, Query(alias="count")]
-Attributes = Annotated[str | None, Query(alias="attributes", max_length=2000)]
-Excluded = Annotated[str | None, Query(alias="excludedAttributes", max_length=2000)]
+# Query parameters arrive as text and are checked here, so a bad one is a SCIM error too.
+Filter = Annotated[str | None, Query(alias="filter")]
+StartIndex = Annotated[str | None, Query(alias="startIndex")]
+Count = Annotated[str | None, Query(alias="count")]
+Attributes = Annotated[str | None, Query(alias="attributes")]
+Excluded = Annotated[str | None, Query(alias="excludedAttributes")]
+
+
+def _integer(name: str, value: str | None, default: int) -> int:
+    """startIndex or count (RFC 7644 §3.4.2.4): an integer, else invalidValue."""
+    if value is None:
+        return default
+    try:
+        return int(value.strip()[:20])
+    except ValueError:
+        raise InvalidValueException(detail=f"{name} must be an integer") from None
 
 
 def _scim(body: Any, status: int = 200) -> Response:
@@ -59,6 +73,8 @@ async def _run(call: Callable[[], Any], status: int = 200) -> Response:
         answer = await run_in_threadpool(call)
     except SCIMException as exc:
         return _refused(exc)
+    except IntegrityError:  # two writes took one userName (or group name) at the same time
+        return _refused(UniquenessException(detail="another write took this name just now"))
     except SekishoError as exc:  # what a leaver's lock met (the database is down, say)
         status = problems.status_of(exc)
         return _scim({"schemas": [_ERROR], "status": str(status), "detail": exc.message}, status)
@@ -171,15 +187,17 @@ def _collection_routes(endpoint: str, model: type[Resource[Any]], pick: Pick) ->
         core: CoreDep,
         authorization: Authorization = None,
         filter_: Filter = None,
-        start: StartIndex = 1,
-        count: Count = scim.DEFAULT_COUNT,
+        start: StartIndex = None,
+        count: Count = None,
         attributes: Attributes = None,
         excluded: Excluded = None,
     ) -> Response:
         def found() -> dict[str, Any]:
             idp = _idp(request, authorization)
             params = scim.chosen(model, attributes, excluded)
-            return _listed(pick(core).search(idp, filter_, start, count, params))
+            first = _integer("startIndex", start, 1)
+            size = _integer("count", count, scim.DEFAULT_COUNT)
+            return _listed(pick(core).search(idp, filter_, first, size, params))
 
         return await _run(found)
 
