@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # the model holds these settings: imported for types only
 DEFAULT_SCOPES = ("openid", "profile", "email")
 DEFAULT_USERNAME_CLAIM = "preferred_username"
 MAX_CLAIM_LENGTH = 256
+MAX_GROUPS = 1_000  # Entra ID sends at most 200 in a token; Okta's groups claim, 100
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,12 @@ def groups_of_claims(settings: OidcSettings, claims: dict[str, Any]) -> tuple[st
     if not isinstance(value, list) or not all(isinstance(g, str) for g in value):
         raise UnknownPerson(
             f"the identity provider's {settings.groups_claim} claim is not a list of names"
+        )
+    # Kept per user at each sign-in: bounded, so a token cannot make sekisho store anything.
+    if len(value) > MAX_GROUPS or any(len(g) > MAX_CLAIM_LENGTH for g in value):
+        raise UnknownPerson(
+            f"the identity provider's {settings.groups_claim} claim holds more than "
+            f"{MAX_GROUPS} groups, or a name longer than {MAX_CLAIM_LENGTH} characters"
         )
     return tuple(value)
 

@@ -180,13 +180,7 @@ class ProvisionUsers:
         return self._change(idp, user_id, lambda _old: user, DirectoryChange.REPLACED)
 
     def patch(self, idp: str, user_id: str, body: object) -> Body:
-        operations = scim.parse_patch(User, body)
-
-        def patched(old: User[Any]) -> User[Any]:
-            operations.patch(old)
-            return old
-
-        return self._change(idp, user_id, patched, DirectoryChange.PATCHED)
+        return self._change(idp, user_id, _patching(User, body), DirectoryChange.PATCHED)
 
     def delete(self, idp: str, user_id: str) -> None:
         """Gone from the directory: the person it named is locked, as a deactivation."""
@@ -194,7 +188,7 @@ class ProvisionUsers:
         gone = scim.stored(User, before.resource)
 
         def write(uow: UnitOfWork, now: datetime) -> _Written:
-            row = _locked_row(uow.session, DirectoryUserRow, idp, user_id)
+            row = _row_of(uow.session, DirectoryUserRow, idp, user_id, lock=True)
             uow.session.delete(row)
             stored_directory.changed(uow.session)
             person = self._person(uow.session, gone)
@@ -219,7 +213,7 @@ class ProvisionUsers:
         planned = change(scim.stored(User, before.resource))
 
         def write(uow: UnitOfWork, now: datetime) -> _Written:
-            row = _locked_row(uow.session, DirectoryUserRow, idp, user_id)
+            row = _row_of(uow.session, DirectoryUserRow, idp, user_id, lock=True)
             new = change(scim.stored(User, row.resource))
             _check_free_user_name(uow.session, idp, new, user_id)
             return self._store_user(uow, row, new, kind, now)
@@ -299,9 +293,7 @@ class ProvisionUsers:
 
     def _row(self, idp: str, user_id: str) -> DirectoryUserRow:
         with self._store.read() as s:
-            row = s.get(DirectoryUserRow, user_id)
-            if row is None or row.idp != idp:
-                raise NotFoundException(detail=f"no user {user_id[:64]}")
+            row = _row_of(s, DirectoryUserRow, idp, user_id)
             s.expunge(row)
             return row
 
@@ -354,17 +346,11 @@ class ProvisionGroups:
         return self._change(idp, group_id, lambda _old: group, DirectoryChange.REPLACED)
 
     def patch(self, idp: str, group_id: str, body: object) -> Body:
-        operations = scim.parse_patch(Group, body)
-
-        def patched(old: Group) -> Group:
-            operations.patch(old)
-            return old
-
-        return self._change(idp, group_id, patched, DirectoryChange.PATCHED)
+        return self._change(idp, group_id, _patching(Group, body), DirectoryChange.PATCHED)
 
     def delete(self, idp: str, group_id: str) -> None:
         with self._store.write() as uow:
-            row = _locked_row(uow.session, DirectoryGroupRow, idp, group_id)
+            row = _row_of(uow.session, DirectoryGroupRow, idp, group_id, lock=True)
             group = scim.stored(Group, row.resource)
             uow.session.delete(row)
             stored_directory.changed(uow.session)
@@ -376,7 +362,7 @@ class ProvisionGroups:
         self, idp: str, group_id: str, change: Callable[[Group], Group], kind: DirectoryChange
     ) -> Body:
         with self._store.write() as uow:
-            row = _locked_row(uow.session, DirectoryGroupRow, idp, group_id)
+            row = _row_of(uow.session, DirectoryGroupRow, idp, group_id, lock=True)
             group = change(scim.stored(Group, row.resource))
             self._store_group(uow, row, group, kind, self._clock.now())
         return self.get(idp, group_id, context=Context.RESOURCE_REPLACEMENT_RESPONSE)
@@ -427,19 +413,27 @@ ResT = TypeVar("ResT", "User[Any]", Group)
 _KIND: dict[type[DirectoryRow], str] = {DirectoryUserRow: "user", DirectoryGroupRow: "group"}
 
 
-def _row_of(s: Session, table: type[RowT], idp: str, resource_id: str) -> RowT:
-    row = s.get(table, resource_id)
+def _row_of(
+    s: Session, table: type[RowT], idp: str, resource_id: str, *, lock: bool = False
+) -> RowT:
+    """This IdP's row by id, else NotFound (another IdP's is not found either); `lock`: for
+    a write, so two writes of one resource never interleave."""
+    stmt = select(table).where(table.id == resource_id)
+    row = s.scalars(stmt.with_for_update() if lock else stmt).one_or_none()
     if row is None or row.idp != idp:
         raise NotFoundException(detail=f"no {_KIND[table]} {resource_id[:64]}")
     return row
 
 
-def _locked_row(s: Session, table: type[RowT], idp: str, resource_id: str) -> RowT:
-    """The row, locked for this write (two writes of one resource never interleave)."""
-    row = s.scalars(select(table).where(table.id == resource_id).with_for_update()).one_or_none()
-    if row is None or row.idp != idp:
-        raise NotFoundException(detail=f"no {_KIND[table]} {resource_id[:64]}")
-    return row
+def _patching(model: type[ResT], body: object) -> Callable[[ResT], ResT]:
+    """The change a PATCH body makes (RFC 7644 §3.5.2), checked before any resource is read."""
+    operations = scim.parse_patch(model, body)
+
+    def patched(resource: ResT) -> ResT:
+        operations.patch(resource)
+        return resource
+
+    return patched
 
 
 KEY_LENGTH = 256  # userName, displayName and externalId: what the store indexes them by

@@ -24,7 +24,7 @@ from sekisho.ports import ModelSource
 from sekisho.services import permissions
 from sekisho.store import locks
 from sekisho.store.db import Database
-from sekisho.store.grants import active_at
+from sekisho.store.grants import WINDOW, active_at
 from sekisho.store.tables import GrantRow, SessionRow, TokenRow
 
 STANDING_BATCH = 500  # sessions per statement: far below SQLite's and PostgreSQL's limits
@@ -117,12 +117,7 @@ _SESSIONS_AND_LOGINS = (
     .where(SessionRow.id.in_(bindparam("ids", expanding=True)))
 )
 _GRANTS = select(
-    GrantRow.id,
-    GrantRow.user,
-    GrantRow.group_name,
-    GrantRow.status,
-    GrantRow.start_at,
-    GrantRow.end_at,
+    *WINDOW,
     GrantRow.end_reason,
     GrantRow.end_note,
 ).where(

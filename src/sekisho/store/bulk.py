@@ -33,7 +33,7 @@ def remove(session: Session, table: type[Base], key: dict[str, Any]) -> None:
     queued.setdefault(table, []).append(key)
 
 
-def insert_pending(session: Session) -> None:
+def write_pending(session: Session) -> None:
     """Write what is queued now (before a read that may see it, or the commit): removals
     first, so a row removed and then added again in one transaction is there at the end."""
     removals: dict[type[Base], list[dict[str, Any]]] | None = session.info.pop(_REMOVALS, None)
@@ -52,12 +52,12 @@ def insert_pending(session: Session) -> None:
 
 @event.listens_for(Session, "do_orm_execute")
 def _before_a_statement(state: ORMExecuteState) -> None:
-    insert_pending(state.session)
+    write_pending(state.session)
 
 
 @event.listens_for(Session, "before_commit")
 def _before_the_commit(session: Session) -> None:
-    insert_pending(session)
+    write_pending(session)
 
 
 @event.listens_for(Session, "after_soft_rollback")

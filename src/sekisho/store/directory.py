@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, ScalarSelect, func, select, update
+from sqlalchemy import Connection, ScalarSelect, select, update
 from sqlalchemy.orm import Session
 
 from sekisho.domain.access import AccessModel
@@ -27,14 +27,15 @@ from sekisho.store.tables import (
 _STATE = 1
 
 
-def version() -> ScalarSelect[Any]:
-    """The directory's version, as a column of another select (0 before any change)."""
-    found = select(DirectoryStateRow.version).where(DirectoryStateRow.id == _STATE)
-    return select(func.coalesce(found.scalar_subquery(), 0)).scalar_subquery()
+def version() -> ScalarSelect[int]:
+    """The directory's version, as a column of another select (NULL while it has no row:
+    still a version the next change moves away from)."""
+    return select(DirectoryStateRow.version).where(DirectoryStateRow.id == _STATE).scalar_subquery()
 
 
 def changed(session: Session) -> None:
-    """What the IdPs say of groups changed in this transaction: every process reads it anew."""
+    """What the IdPs say of groups changed in this transaction: every process reads it anew.
+    The row is the migration's; one emptied since (a store reset) is made again."""
     bumped = session.execute(
         update(DirectoryStateRow)
         .where(DirectoryStateRow.id == _STATE)

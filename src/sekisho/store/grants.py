@@ -78,8 +78,9 @@ def retry_due_by(at: Instant) -> ColumnElement[bool]:
 # -- queries ----------------------------------------------------------------------------------
 
 
-# What a window is made of: selected as plain columns where many are read at once.
-_WINDOW = (
+# What a window is made of: selected as plain columns where many are read at once
+# (`window` takes such a row as it takes a GrantRow).
+WINDOW = (
     GrantRow.id,
     GrantRow.user,
     GrantRow.group_name,
@@ -121,7 +122,7 @@ def membership_windows_of(
     found: dict[tuple[str, str], list[GrantWindow]] = {pair: [] for pair in wanted}
     for start in range(0, len(users), 500):
         rows = session.execute(
-            select(*_WINDOW).where(
+            select(*WINDOW).where(
                 GrantRow.user.in_(users[start : start + 500]), _holding_by_person(at)
             )
         )
@@ -133,7 +134,7 @@ def membership_windows_of(
 
 def membership_holders(session: Session, at: datetime) -> list[GrantWindow]:
     """Every grant that holds a membership at `at`, for every user and group."""
-    return [window(r) for r in session.execute(select(*_WINDOW).where(holding_membership(at)))]
+    return [window(r) for r in session.execute(select(*WINDOW).where(holding_membership(at)))]
 
 
 def endable_ids(session: Session, user: str, group: str) -> list[int]:
