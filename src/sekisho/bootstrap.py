@@ -47,6 +47,7 @@ from sekisho.operations.identity import EnrollUser, LogOut
 from sekisho.operations.idp_sign_in import FinishIdpSignIn, StartIdpSignIn
 from sekisho.operations.locks import PlaceLock, RemoveLock
 from sekisho.operations.models import LoadModel
+from sekisho.operations.passkeys import Ceremony, ProvePasskey, RegisterPasskey, RemovePasskey
 from sekisho.operations.requests import (
     CancelRequest,
     DecideRequest,
@@ -74,6 +75,7 @@ from sekisho.queries.audit import AuditQueries
 from sekisho.queries.grants import GrantQueries
 from sekisho.queries.identity import IdentityQueries
 from sekisho.queries.locks import LockQueries
+from sekisho.queries.passkeys import PasskeyQueries
 from sekisho.queries.requests import RequestQueries
 from sekisho.queries.sessions import SessionQueries
 from sekisho.queries.shared_signals import StreamQueries
@@ -96,6 +98,7 @@ from sekisho.services.membership import Membership
 from sekisho.services.membership_locks import DatabaseLocks
 from sekisho.services.models import ModelService
 from sekisho.services.outbox import OutboxService
+from sekisho.services.passkeys import PasskeyService
 from sekisho.services.reconcile import Reconciler
 from sekisho.services.runbook import RunbookService
 from sekisho.services.scheduler import Scheduler
@@ -301,6 +304,18 @@ class Core:
         place = self.place_lock
         return LockService(
             place, RemoveLock(store, clock, models), LockQueries(store, clock, models)
+        )
+
+    @cached_property
+    def passkeys(self) -> PasskeyService:
+        """Passkeys: registered in the web UI, asserted to step up before a decision acts."""
+        store, clock = self.store, self.clock
+        ceremony = Ceremony(store, clock, self.settings.public_url)
+        return PasskeyService(
+            RegisterPasskey(ceremony, clock),
+            RemovePasskey(store, clock),
+            ProvePasskey(ceremony, clock),
+            PasskeyQueries(store, clock),
         )
 
     @cached_property

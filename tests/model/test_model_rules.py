@@ -368,6 +368,17 @@ CASES: list[tuple[str, str]] = [
             )
         ),
     ),
+    (
+        "step_up_within_range",
+        model(
+            templates=template_with(
+                """                eligibility: [{requesters: [Devs], groups: [ProdWork]}]
+                approval: [{approvers: Approvers}]
+                step_up: {within: 30s, factor: passkey}  # <-
+            """
+            )
+        ),
+    ),
     # Names defined twice
     (
         "duplicate_account",

@@ -48,7 +48,7 @@ def get_principal(
 
 
 def get_actor(request: Request, principal: Annotated[Principal, Depends(get_principal)]) -> Actor:
-    return Actor(principal.name, client_source(request))
+    return Actor(principal.name, client_source(request), principal.token_id)
 
 
 CoreDep = Annotated[Core, Depends(get_core)]

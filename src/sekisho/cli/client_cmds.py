@@ -95,12 +95,22 @@ def login(
             "--device", help="Sign in through the identity provider with a code, from any browser."
         ),
     ] = False,
+    fresh: Annotated[
+        bool,
+        typer.Option(
+            "--fresh",
+            help="With --sso: the identity provider signs you in again, even with a session "
+            "(a step-up, for decisions that ask for a fresh multi-factor sign-in).",
+        ),
+    ] = False,
 ) -> None:
     """Password + TOTP code (or the identity provider: --sso in this machine's browser,
     --device from any browser) -> a short-lived token, saved privately or printed as env."""
     api = client(ctx)
+    if fresh and not sso:
+        raise InvalidInput.one("fresh", "needs_sso", "--fresh works with --sso (the browser)")
     if sso or device:
-        data = _sso_token(api, browser=browser) if sso else device_token(api, _tell)
+        data = _sso_token(api, browser=browser, fresh=fresh) if sso else device_token(api, _tell)
         _logged_in(api, data, print_env)
         return
     if not user:
@@ -120,11 +130,11 @@ def _tell(text: str) -> None:
     print(text, file=sys.stderr)  # stdout stays clean for --print-env
 
 
-def _sso_token(api: Client, *, browser: bool) -> Any:
+def _sso_token(api: Client, *, browser: bool, fresh: bool) -> Any:
     """The browser signs in at the IdP; the code it brings to our loopback listener, with
     our PKCE verifier, becomes the token (`sso_login`)."""
     with LoopbackReceiver() as receiver:
-        start = sso_start(api.server, receiver.redirect_uri)
+        start = sso_start(api.server, receiver.redirect_uri, fresh=fresh)
         open_browser(start.url, _tell, browser=browser)
         code = receiver.wait()
     return api.post(

@@ -154,14 +154,18 @@ def next_steps(r: dict[str, Any]) -> Text:
     steps += [(action, grant["id"]) for action in grant.get("allowed_actions") or []]
     if not steps:
         return say(("nothing now", "dim"))
-    return Text("\n").join(_step(action, thing_id) for action, thing_id in steps)
+    needs = {"approve": r.get("approve_step_up")}
+    return Text("\n").join(_step(a, thing_id, needs.get(a)) for a, thing_id in steps)
 
 
-def _step(action: str, thing_id: int) -> Text:
+def _step(action: str, thing_id: int, needs: str | None = None) -> Text:
     command = NEXT_COMMAND.get(action)
     if command is None:  # an action this client does not know yet: its name alone
         return literal(action)
-    return say(literal(action, "bold"), ": ", literal(command.format(id=int(thing_id))))
+    line = say(literal(action, "bold"), ": ", literal(command.format(id=int(thing_id))))
+    if needs:  # the template's step-up, said before the reader tries
+        line.append_text(say(("  (needs ", "dim"), literal(needs, "dim"), (")", "dim")))
+    return line
 
 
 def requests_table(rows: list[dict[str, Any]]) -> Table:

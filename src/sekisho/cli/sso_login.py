@@ -106,11 +106,10 @@ class SsoStart:
     verifier: str  # the PKCE verifier, kept by the CLI
 
 
-def sso_start(server: str, redirect_uri: str) -> SsoStart:
+def sso_start(server: str, redirect_uri: str, *, fresh: bool = False) -> SsoStart:
     verifier = secrets.token_urlsafe(48)
-    query = urlencode(
-        {"cli_redirect": redirect_uri, "cli_challenge": create_s256_code_challenge(verifier)}
-    )
+    params = {"cli_redirect": redirect_uri, "cli_challenge": create_s256_code_challenge(verifier)}
+    query = urlencode(params | ({"fresh": "true"} if fresh else {}))
     return SsoStart(f"{server.rstrip('/')}/signin/oidc?{query}", verifier)
 
 

@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from sekisho.domain.shared_signals import SharedSignals
 from sekisho.domain.sso import IdentitySettings
+from sekisho.domain.step_up import StepUpAct, StepUpRule
 from sekisho.domain.timespec import iso, seed_tag, zone
 
 
@@ -151,6 +152,10 @@ class Template:
     auto_approve: bool = False
     change_info: tuple[ChangeSection, ...] = ()
     parameters: tuple[Parameter, ...] = ()
+    step_up: StepUpRule | None = None  # a fresh strong factor before approving (or filing)
+
+    def step_up_for(self, act: StepUpAct) -> StepUpRule | None:
+        return self.step_up if self.step_up is not None and self.step_up.covers(act) else None
 
     @property
     def runbook(self) -> tuple[str, ...]:

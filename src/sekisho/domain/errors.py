@@ -96,6 +96,13 @@ class Locked(Forbidden):
         super().__init__(f"denied: {lock_message}")
 
 
+class StepUpRequired(Forbidden):
+    """The act needs a fresh strong factor this session has not shown: the message says how."""
+
+    code = "step-up-required"
+    title = "Confirm it is you first"
+
+
 class Conflict(SekishoError):
     """The state moved on: a decision arrived late, or a transition is not allowed now."""
 

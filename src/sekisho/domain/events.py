@@ -18,6 +18,7 @@ from sekisho.domain.directory import DirectoryChange
 from sekisho.domain.grants import EndingGrant
 from sekisho.domain.locks import Lock
 from sekisho.domain.sso import IdpSignIn
+from sekisho.domain.step_up import Proof
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class RequestDecided(DomainEvent):
     level: int
     comment: str
     final: bool  # the request left pending_approval with it (approved, or rejected)
+    step_up: Proof | None = None  # the fresh factor the template asked of the approver
 
     @property
     def verb(self) -> str:
@@ -480,3 +482,39 @@ class ScimTokenIssued(DomainEvent):
 
     idp: str
     actor: Actor
+
+
+# -- passkeys and step-up ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PasskeyRegistered(DomainEvent):
+    actor: Actor  # the person, who registers their own passkey
+    passkey_id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class PasskeyRemoved(DomainEvent):
+    actor: Actor
+    passkey_id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class StepUpProven(DomainEvent):
+    """A signed-in person asserted a passkey (user verified) on their session."""
+
+    actor: Actor
+    passkey_id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class PasskeyRefused(DomainEvent):
+    """A passkey ceremony that proved nothing: a stale or replayed challenge, another
+    person's credential, a bad signature, no user verification, a cloned authenticator."""
+
+    actor: Actor
+    ceremony: str  # "register" | "assert"
+    reason: str

@@ -13,6 +13,7 @@ from sekisho.domain.events import (
     RequestExpiredUndecided,
     RequestFiled,
 )
+from sekisho.domain.timespec import iso
 from sekisho.effects.context import EffectContext, Handler
 from sekisho.services.audit import AuditEvent
 from sekisho.services.events import Event
@@ -42,10 +43,13 @@ def decided(fx: EffectContext, e: RequestDecided) -> list[Event]:
     row = fx.session.get_one(RequestRow, e.request_id)
     said = f": {e.comment}" if e.comment else ""
     # 1-based, as people count.
-    fx.note(row.id, e.at, e.verb, e.actor.name, f"{e.verb} at level {e.level + 1}{said}")
+    how = f" (confirmed: {e.step_up.method.value})" if e.step_up is not None else ""
+    fx.note(row.id, e.at, e.verb, e.actor.name, f"{e.verb} at level {e.level + 1}{how}{said}")
     if e.final and e.approved:
         fx.note(row.id, e.at, "approved", SEKISHO, "all approval levels passed")
     detail: dict[str, str | int] = {"comment": e.comment[:500], "level": e.level + 1}
+    if e.step_up is not None:  # the strong factor the approver showed, and when
+        detail |= {"step_up": e.step_up.method.value, "step_up_at": iso(e.step_up.at)}
     fx.audit(e.at, request_event(f"request.{e.verb}", e.actor, row, **detail))
     model = fx.model
     fx.outbox.request_decided(fx.session, model, row, e.actor.name, e.verb, e.comment, e.level)

@@ -32,6 +32,7 @@ from sekisho.domain.access import (
 from sekisho.domain.errors import InvalidModel, ModelProblem
 from sekisho.domain.shared_signals import SharedSignals, SignalReceiver, SignalRule
 from sekisho.domain.sso import IdentitySettings, OidcSettings
+from sekisho.domain.step_up import Factor, StepUpAct, StepUpRule
 from sekisho.model.checks import check, check_identity, check_provider, check_shared_signals
 from sekisho.model.schema import (
     AccountDoc,
@@ -42,6 +43,7 @@ from sekisho.model.schema import (
     ProviderDoc,
     RouteDoc,
     SharedSignalsDoc,
+    StepUpDoc,
     TargetDoc,
     TemplateDoc,
     UserDoc,
@@ -285,4 +287,12 @@ def _template(doc: TemplateDoc) -> Template:
         parameters=tuple(
             Parameter(p.name, p.description, p.required, p.pattern) for p in doc.parameters
         ),
+        step_up=_step_up(doc.step_up),
     )
+
+
+def _step_up(doc: StepUpDoc | None) -> StepUpRule | None:
+    if doc is None:
+        return None
+    acts = frozenset(StepUpAct(act) for act in doc.to)
+    return StepUpRule(within=doc.within, factor=Factor(doc.factor), acts=acts)

@@ -48,6 +48,7 @@ RULES: dict[str, str] = {
     "unknown_event": "a route names an event sekisho does not send",
     "jwks_uri_transport": "shared_signals.receive.jwks_uri is http to a host not on loopback",
     "lock_for_range": "shared_signals.receive.lock_for outside 1m..90d",
+    "step_up_within_range": "a template's step_up.within outside 1m..12h",
     "oidc_scopes": "identity.oidc.scopes does not include openid",
     # Names defined twice
     "duplicate_account": "two accounts with one name",

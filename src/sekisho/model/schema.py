@@ -330,6 +330,34 @@ class ChangeSectionDoc(Doc):
     required: bool = True
 
 
+STEP_UP_WITHIN_MIN = timedelta(minutes=1)
+STEP_UP_WITHIN_MAX = timedelta(hours=12)
+
+
+def _step_up_within(value: timedelta) -> timedelta:
+    if not STEP_UP_WITHIN_MIN <= value <= STEP_UP_WITHIN_MAX:
+        raise rule_error(
+            "step_up_within_range",
+            f"a step-up is fresh for {format_duration(STEP_UP_WITHIN_MIN)} to "
+            f"{format_duration(STEP_UP_WITHIN_MAX)}, not {format_duration(value)}",
+        )
+    return value
+
+
+def _some_act(value: list[T]) -> list[T]:
+    if not value:
+        raise rule_error("required", "name at least one act: approve, request")
+    return value
+
+
+class StepUpDoc(Doc):
+    """A fresh strong factor before the acts named in `to` (approving, by default)."""
+
+    within: Annotated[timedelta, BeforeValidator(_duration), AfterValidator(_step_up_within)]
+    factor: Literal["passkey", "mfa"]
+    to: Annotated[list[Literal["approve", "request"]], AfterValidator(_some_act)] = ["approve"]
+
+
 class ParameterDoc(Doc):
     name: Name
     description: LongText = ""
@@ -347,6 +375,7 @@ class TemplateDoc(Doc):
     auto_approve: bool = False
     change_info: list[ChangeSectionDoc] = []
     parameters: list[ParameterDoc] = []
+    step_up: StepUpDoc | None = None
 
 
 # -- notifications ---------------------------------------------------------------------------

@@ -45,7 +45,7 @@ from sekisho.operations.sign_in import issue_token, refuse_idp_sign_in
 from sekisho.ports import ModelSource
 from sekisho.services.secretbox import SecretBox
 from sekisho.services.throttle import address_key
-from sekisho.sso.oidc import IdpRefused, IdpUnavailable, OidcClient, as_datetime
+from sekisho.sso.oidc import CLOCK_LEEWAY_S, IdpRefused, IdpUnavailable, OidcClient, as_datetime
 from sekisho.store import locks
 from sekisho.store.tables import DeviceSignInRow, SignInStateRow
 from sekisho.store.unit_of_work import Store
@@ -126,15 +126,24 @@ class StartIdpSignIn:
         self._oidc, self._box = oidc, box
 
     def execute(
-        self, redirect_uri: str, next_url: str, source: str, cli: CliReturn | None = None
+        self,
+        redirect_uri: str,
+        next_url: str,
+        source: str,
+        cli: CliReturn | None = None,
+        *,
+        fresh: bool = False,
     ) -> StartedSignIn:
         """The URL to send the browser to; IdpUnavailable (nothing stored) if the IdP's
         discovery document cannot be had, RateLimited if `source` (the browser's address)
-        has too many sign-ins in flight. `cli`: the sign-in ends at the CLI that started it."""
+        has too many sign-ins in flight. `cli`: the sign-in ends at the CLI that started it.
+        `fresh`: a step-up; the IdP signs the person in again, and must say so."""
         settings = oidc_settings(self._models.model())
         state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         verifier, browser = secrets.token_urlsafe(48), secrets.token_urlsafe(32)
-        url = self._oidc.authorization_url(settings, redirect_uri, state, nonce, verifier)
+        url = self._oidc.authorization_url(
+            settings, redirect_uri, state, nonce, verifier, fresh=fresh
+        )
         now = self._clock.now()
         with self._store.write() as uow:
             uow.session.execute(delete(SignInStateRow).where(SignInStateRow.expires_at <= now))
@@ -152,6 +161,7 @@ class StartIdpSignIn:
                     created_at=now,
                     expires_at=now + STATE_TTL,
                     source=key,
+                    fresh=fresh or None,
                 )
             )
         return StartedSignIn(url, browser)
@@ -164,6 +174,8 @@ class _Pending:
     redirect_uri: str
     next_url: str
     cli: CliReturn | None
+    started_at: datetime
+    fresh: bool  # a step-up: the ID token must show a sign-in after `started_at`
 
 
 @dataclass(frozen=True)
@@ -221,6 +233,9 @@ class FinishIdpSignIn:
             sign_in = sign_in_of(model, settings, claims)
         except (IdpRefused, IdpUnavailable, UnknownPerson) as exc:
             self._refuse(None, source, str(exc))
+        if pending.fresh and not signed_in_again(sign_in, pending.started_at):
+            why = "the identity provider did not sign you in again (its auth_time is older)"
+            self._refuse(sign_in.user, source, why)
         return self._complete(sign_in, source, pending)
 
     def _claim(self, callback: Callback) -> _Pending | None:
@@ -241,7 +256,15 @@ class FinishIdpSignIn:
             if row.cli_redirect and row.cli_challenge:
                 cli = CliReturn(row.cli_redirect, row.cli_challenge)
             verifier = self._box.open(row.verifier)
-            return _Pending(row.nonce, verifier, row.redirect_uri, row.next_url, cli)
+            return _Pending(
+                row.nonce,
+                verifier,
+                row.redirect_uri,
+                row.next_url,
+                cli,
+                row.created_at,
+                bool(row.fresh),
+            )
 
     def _complete(self, sign_in: IdpSignIn, source: str, pending: _Pending) -> FinishedSignIn:
         """The login (or the CLI's hand-off), unless a lock holds the user."""
@@ -260,6 +283,13 @@ class FinishIdpSignIn:
         self, user: str | None, source: str, why: str, error: SekishoError | None = None
     ) -> NoReturn:
         refuse_idp_sign_in(self._store, self._clock, user, source, why, error)
+
+
+def signed_in_again(sign_in: IdpSignIn, asked_at: datetime) -> bool:
+    """Whether the ID token shows the person signed in after sekisho asked for it (OpenID
+    Connect Core 3.1.2.1: with max_age the IdP must send auth_time), within the clock leeway."""
+    leeway = timedelta(seconds=CLOCK_LEEWAY_S)
+    return sign_in.auth_time is not None and sign_in.auth_time >= asked_at - leeway
 
 
 def _error_code(error: str) -> str:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from sekisho.clock import Clock
 from sekisho.domain import drafts
-from sekisho.domain.access import AccessModel, TemplateAction
+from sekisho.domain.access import AccessModel, Template, TemplateAction
 from sekisho.domain.actor import Actor
 from sekisho.domain.drafts import ReadDraft, RequestDraft
 from sekisho.domain.errors import Conflict, InvalidInput, Locked, NotFound
@@ -29,7 +29,9 @@ from sekisho.domain.requests import (
     check_decidable,
     decide,
 )
+from sekisho.domain.step_up import Proof, StepUpAct, how_to_step_up
 from sekisho.domain.text import LONG_TEXT, check_text
+from sekisho.operations.passkeys import require_step_up
 from sekisho.operations.runbook import Job, RunRunbook
 from sekisho.ports import ModelSource
 from sekisho.services import permissions
@@ -56,6 +58,11 @@ class FileRequest:
             )
             if read.template.action is TemplateAction.GRANT:
                 _check_not_locked(s, model, (actor.name, read.subject, read.group.name), now)
+            rule = read.template.step_up_for(StepUpAct.REQUEST)
+            how = (
+                how_to_step_up(rule, StepUpAct.REQUEST, "New request", _idp(model)) if rule else ""
+            )
+            require_step_up(s, rule, actor, now, how)
             _check_no_duplicate(s, read)
             if read.template.action is TemplateAction.REMOVE:
                 _check_something_to_remove(s, read.subject, read.group.name, now)
@@ -99,7 +106,12 @@ class DecideRequest:
                 raise Locked(approver_lock.message)
             if decision is ApprovalDecision.APPROVE and row.action == TemplateAction.GRANT:
                 _check_not_locked(uow.session, model, row, now)
-            job = self._decide(uow, model, row, actor, decision, comment)
+            proof = None
+            if decision is ApprovalDecision.APPROVE:
+                template, where = model.template(row.template), f"request #{row.id}"
+                act = StepUpAct.APPROVE
+                proof = _stepped_up(uow.session, model, template, act, actor, now, where)
+            job = self._decide(uow, model, row, actor, decision, comment, proof)
         if job is not None:
             self._runbook.run(job)
 
@@ -111,6 +123,7 @@ class DecideRequest:
         actor: Actor,
         decision: ApprovalDecision,
         comment: str,
+        proof: Proof | None,
     ) -> Job | None:
         now = self._clock.now()
         status = RequestStatus(row.status)
@@ -150,7 +163,9 @@ class DecideRequest:
         row.level, row.updated_at = outcome.new_level, now
         approved = decision is ApprovalDecision.APPROVE
         final = outcome.new_status is not RequestStatus.PENDING_APPROVAL
-        uow.record(RequestDecided(now, row.id, actor, approved, decided_level, comment, final))
+        uow.record(
+            RequestDecided(now, row.id, actor, approved, decided_level, comment, final, proof)
+        )
         # Claimed in this transaction: nobody else can run it, and nobody sees it waiting.
         if row.status == RequestStatus.APPROVED:
             return self._runbook.claim(uow, row)
@@ -220,6 +235,27 @@ def _new_request(
         decide_by=drafts.decide_by(model, window, now),
         model_id=model_id,
     )
+
+
+def _stepped_up(
+    s: Session,
+    model: AccessModel,
+    template: Template | None,
+    act: StepUpAct,
+    actor: Actor,
+    now: datetime,
+    where: str,
+) -> Proof | None:
+    """The fresh proof the template asks for `act`, or StepUpRequired saying how to show it."""
+    rule = template.step_up_for(act) if template is not None else None
+    if rule is None:
+        return None
+    return require_step_up(s, rule, actor, now, how_to_step_up(rule, act, where, _idp(model)))
+
+
+def _idp(model: AccessModel) -> str | None:
+    oidc = model.identity.oidc
+    return (oidc.display_name or "your identity provider") if oidc is not None else None
 
 
 def _check_not_locked(

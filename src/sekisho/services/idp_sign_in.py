@@ -42,9 +42,15 @@ class IdpSignInService:
         return self._models.model().identity.oidc
 
     def start(
-        self, redirect_uri: str, next_url: str, source: str, cli: CliReturn | None = None
+        self,
+        redirect_uri: str,
+        next_url: str,
+        source: str,
+        cli: CliReturn | None = None,
+        *,
+        fresh: bool = False,
     ) -> StartedSignIn:
-        return self._start.execute(redirect_uri, next_url, source, cli)
+        return self._start.execute(redirect_uri, next_url, source, cli, fresh=fresh)
 
     def finish(self, callback: Callback) -> FinishedSignIn:
         return self._finish.execute(callback)

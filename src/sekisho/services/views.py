@@ -13,6 +13,7 @@ from sekisho.domain.actions import NONE, Action, Viewer, in_order
 from sekisho.domain.grants import is_active
 from sekisho.domain.identity import LoginProof
 from sekisho.domain.requests import RequestStatus
+from sekisho.domain.step_up import StepUpAct
 from sekisho.store import locks as stored_locks
 from sekisho.store.grants import window
 from sekisho.store.requests import recorded
@@ -185,6 +186,9 @@ class RequestView(RequestSummary):
     decisions: list[DecisionView]
     timeline: list[TimelineView]
     grant: GrantView | None
+    # What the template asks of an approver just before approving ("a passkey within the
+    # last 5m"), or None: an approval without it is refused (403 step-up-required).
+    approve_step_up: str | None = None
 
     @classmethod
     def build(
@@ -207,7 +211,14 @@ class RequestView(RequestSummary):
             decisions=[DecisionView.of(d) for d in row.decisions],
             timeline=[TimelineView.of(t) for t in timeline],
             grant=GrantView.of(grant, now, viewer) if grant else None,
+            approve_step_up=_approve_step_up(model, row),
         )
+
+
+def _approve_step_up(model: AccessModel, row: RequestRow) -> str | None:
+    template = model.template(row.template)
+    rule = template.step_up_for(StepUpAct.APPROVE) if template is not None else None
+    return rule.phrase if rule is not None else None
 
 
 def _levels(row: RequestRow, model: AccessModel) -> list[LevelView]:

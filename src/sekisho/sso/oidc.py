@@ -91,12 +91,21 @@ class OidcClient:
         return found
 
     def authorization_url(
-        self, settings: OidcSettings, redirect_uri: str, state: str, nonce: str, verifier: str
+        self,
+        settings: OidcSettings,
+        redirect_uri: str,
+        state: str,
+        nonce: str,
+        verifier: str,
+        *,
+        fresh: bool = False,
     ) -> str:
         """Where the browser goes to sign in: code flow, PKCE S256, state and nonce; refused
-        before the browser leaves when the server lacks the client secret."""
+        before the browser leaves when the server lacks the client secret. `fresh`: the IdP
+        must sign the person in again, whatever session it has (max_age=0, prompt=login)."""
         self._secret(settings)
         endpoint = self.metadata(settings).authorization_endpoint
+        again = {"max_age": "0", "prompt": "login"} if fresh else {}
         url: str = prepare_grant_uri(
             endpoint,
             settings.client_id,
@@ -107,6 +116,7 @@ class OidcClient:
             nonce=nonce,
             code_challenge=create_s256_code_challenge(verifier),
             code_challenge_method="S256",
+            **again,
         )
         return url
 

@@ -98,6 +98,45 @@ class TokenRow(Base):
     acr: Mapped[str | None] = mapped_column(String(256))
 
 
+class PasskeyRow(Base):
+    """A user's registered passkey (WebAuthn credential): what checks their assertions."""
+
+    __tablename__ = "passkeys"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    user: Mapped[str] = mapped_column(NAME, index=True)
+    credential_id: Mapped[str] = mapped_column(String(1400), unique=True)  # base64url
+    public_key: Mapped[str] = mapped_column(Text)  # the COSE key, base64url
+    sign_count: Mapped[int] = mapped_column(BigInteger)
+    name: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class WebAuthnChallengeRow(Base):
+    """The one challenge a session's WebAuthn ceremony may answer; used once, short-lived."""
+
+    __tablename__ = "webauthn_challenges"
+
+    token_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(16), primary_key=True)  # register | assert
+    challenge: Mapped[str] = mapped_column(String(128))  # base64url
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class StepUpRow(Base):
+    """A strong factor a signed-in session proved after its sign-in (a passkey assertion)."""
+
+    __tablename__ = "step_ups"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    token_id: Mapped[str] = mapped_column(String(64), index=True)
+    user: Mapped[str] = mapped_column(NAME)
+    method: Mapped[str] = mapped_column(String(16))
+    passkey_id: Mapped[int | None] = mapped_column(ID)
+    proven_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class RequestRow(Base):
     __tablename__ = "requests"
 
@@ -245,6 +284,9 @@ class SignInStateRow(Base):
     cli_challenge: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # A step-up: the IdP was asked to sign the person in again (max_age=0, prompt=login),
+    # and the ID token's auth_time must show it did.
+    fresh: Mapped[bool | None] = mapped_column(Boolean)
     source: Mapped[str | None] = mapped_column(String(64))  # the address (IPv6: its /64)
 
     __table_args__ = (

@@ -15,7 +15,17 @@ from starlette.exceptions import HTTPException
 
 from sekisho.web.errors import message_page
 from sekisho.web.links import request_link
-from sekisho.web.pages import access, api_docs, audit, locks, model, requests, sessions, signin
+from sekisho.web.pages import (
+    access,
+    api_docs,
+    audit,
+    locks,
+    model,
+    passkeys,
+    requests,
+    sessions,
+    signin,
+)
 from sekisho.web.render import STATIC
 from sekisho.web.routing import harden
 
@@ -25,7 +35,7 @@ __all__ = ["install", "request_link"]
 def install(app: FastAPI) -> None:
     """Add the pages, the API's docs page and their static files to the app that serves the
     API (after the API's routes, so /api/v1 keeps them)."""
-    for module in (api_docs, signin, requests, access, sessions, locks, audit, model):
+    for module in (api_docs, signin, requests, access, sessions, locks, audit, model, passkeys):
         app.include_router(module.router, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _pages_for_missing_paths(app)

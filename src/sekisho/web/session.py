@@ -86,7 +86,7 @@ def web_user(core: Core, request: Request, principal: Principal, token: str) -> 
     return WebUser(
         name=name,
         display_name=(user.display_name if user else "") or name,
-        actor=Actor(name, client_source(request)),
+        actor=Actor(name, client_source(request), principal.token_id),
         principal=principal,
         admin=model.is_admin(name),
         auditor=model.is_auditor(name),

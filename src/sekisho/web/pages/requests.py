@@ -13,6 +13,7 @@ from sekisho.bootstrap import Core
 from sekisho.domain import drafts
 from sekisho.domain.access import Template, TemplateAction
 from sekisho.domain.requests import RequestStatus
+from sekisho.domain.step_up import StepUpAct, StepUpRule
 from sekisho.domain.timespec import parse_duration
 from sekisho.queries.requests import RequestQuery
 from sekisho.services.views import RequestView
@@ -190,6 +191,8 @@ def detail_page(
 ) -> Response:
     view = core.workflow.get(user.actor, request_id)
     template = core.models.model().template(view.template)
+    rule = template.step_up_for(StepUpAct.APPROVE) if template else None
+    step_up = _step_up(core, user, rule) if rule and "approve" in view.allowed_actions else None
     return render.page(
         request,
         "request.html",
@@ -200,8 +203,18 @@ def detail_page(
         failed=failed,
         errors=errors,
         typed=typed or {},
+        step_up=step_up,
         **_live_context(core, view),
     )
+
+
+def _step_up(core: Core, user: WebUser, rule: StepUpRule) -> dict[str, Any]:
+    """What the approve form says and does about the template's step-up, for this session."""
+    return {
+        "rule": rule,
+        "fresh": core.passkeys.fresh(user.actor, rule) is not None,
+        "passkeys": bool(core.passkeys.passkeys(user.actor)),
+    }
 
 
 def _section_titles(view: RequestView, template: Template | None) -> list[tuple[str, str]]:

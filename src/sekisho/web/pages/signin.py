@@ -153,14 +153,17 @@ def idp_sign_in_start(
     next: str | None = None,
     cli_redirect: str | None = None,
     cli_challenge: str | None = None,
+    fresh: bool = False,
 ) -> Response:
     """Off to the identity provider, with a state, a nonce and PKCE. Opened by `sekisho login
-    --sso`, it names the CLI's loopback listener and PKCE challenge too."""
+    --sso`, it names the CLI's loopback listener and PKCE challenge too. `fresh`: a step-up,
+    the IdP signs the person in again (`sekisho login --sso --fresh`, "Sign in again")."""
     next_ = safe_next(next)
     cli = read_cli_return(cli_redirect, cli_challenge)
     redirect_uri = core.settings.public_url.rstrip("/") + CALLBACK_PATH
     try:
-        started = core.idp_sign_in.start(redirect_uri, next_, client_source(request), cli)
+        source = client_source(request)
+        started = core.idp_sign_in.start(redirect_uri, next_, source, cli, fresh=fresh)
     except IdpUnavailable as exc:
         return presession_page(request, next_, FormErrors(f"Sign-in refused: {exc}"), 503)
     except RateLimited as exc:
