@@ -30,6 +30,18 @@ from sekisho.store.db import Database
 EXAMPLE_MODEL = Path(__file__).resolve().parent.parent / "examples" / "jump-account.yaml"
 EXAMPLE_TEXT = EXAMPLE_MODEL.read_text()
 
+_ADD_USER_TO_GROUP_END = (
+    "    max_duration: 8h              # the longest a single request may grant\n"
+)
+
+
+def example_with_step_up(rule: str) -> str:
+    """The example model, its AddUserToGroup template asking `rule` (`{within: 5m, ...}`)."""
+    assert _ADD_USER_TO_GROUP_END in EXAMPLE_TEXT
+    line = f"    step_up: {rule}\n"
+    return EXAMPLE_TEXT.replace(_ADD_USER_TO_GROUP_END, _ADD_USER_TO_GROUP_END + line, 1)
+
+
 # Argon2id at its cheapest: the tests check behaviour, not the hash's cost.
 CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 

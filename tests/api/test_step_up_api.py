@@ -5,15 +5,13 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from sekisho.bootstrap import Core
-from support import ADMIN, EXAMPLE_TEXT, People, request_body
-
-ANCHOR = "    max_duration: 8h              # the longest a single request may grant\n"
+from support import ADMIN, People, example_with_step_up, request_body
 
 
 def test_an_api_approval_without_a_passkey_is_403_step_up_required(
     core: Core, api: TestClient, people: People
 ) -> None:
-    text = EXAMPLE_TEXT.replace(ANCHOR, ANCHOR + "    step_up: {within: 5m, factor: passkey}\n")
+    text = example_with_step_up("{within: 5m, factor: passkey}")
     core.models.load(text, "step-up.yaml", ADMIN)
     filed = api.post("/api/v1/requests", json=request_body(), headers=people.headers("member01"))
     assert filed.status_code == 201, filed.text

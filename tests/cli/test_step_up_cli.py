@@ -10,15 +10,13 @@ from test_cli import CREATE, Run, enroll, login
 
 from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
-from support import ADMIN, EXAMPLE_TEXT, code_for
-
-ANCHOR = "    max_duration: 8h              # the longest a single request may grant\n"
+from support import ADMIN, code_for, example_with_step_up
 
 
 def test_an_approval_needing_a_fresh_sign_in_says_how_and_acts_after_one(
     cli: Run, core: Core, server: str, clock: ManualClock
 ) -> None:
-    text = EXAMPLE_TEXT.replace(ANCHOR, ANCHOR + "    step_up: {within: 5m, factor: mfa}\n")
+    text = example_with_step_up("{within: 5m, factor: mfa}")
     core.models.load(text, "step-up.yaml", ADMIN)
     login(cli, core, server, "member01")
     filed = cli(*CREATE, "--for", "1h", "--json", who="member01")

@@ -18,16 +18,10 @@ from sekisho.domain.actor import Actor
 from sekisho.domain.errors import InvalidInput, InvalidModel, StepUpRequired
 from sekisho.domain.requests import RequestStatus
 from sekisho.sso.passkeys import RelyingParty
-from support import EXAMPLE_TEXT, MEMBER2, People
+from support import MEMBER2, People, example_with_step_up
 
 ORIGIN = "http://localhost:8470"  # the default public URL's passkey origin (127.0.0.1 -> localhost)
-APPROVE_TEMPLATE = "    max_duration: 8h              # the longest a single request may grant\n"
-
-
-def with_step_up(rule: str) -> str:
-    """The example model, AddUserToGroup asking `rule` of its approvers."""
-    assert APPROVE_TEMPLATE in EXAMPLE_TEXT
-    return EXAMPLE_TEXT.replace(APPROVE_TEMPLATE, APPROVE_TEMPLATE + f"    step_up: {rule}\n", 1)
+with_step_up = example_with_step_up
 
 
 def signed_in(core: Core, people: People, name: str) -> Actor:

@@ -23,9 +23,7 @@ from sekisho.config import Settings
 from sekisho.domain.requests import RequestStatus
 from sekisho.server import build_app
 from sekisho.store.tables import AuditRow, RequestRow
-from support import ADMIN, EXAMPLE_TEXT, MEMBER, draft, free_port, serving
-
-ANCHOR = "    max_duration: 8h              # the longest a single request may grant\n"
+from support import ADMIN, MEMBER, draft, example_with_step_up, free_port, serving
 
 
 @pytest.fixture
@@ -70,7 +68,7 @@ def status_of(core: Core, request_id: int) -> str:
 def test_a_passkey_is_added_then_asked_for_before_the_approval_acts(
     core: Core, sign_in_browser: Callable[..., Page]
 ) -> None:
-    text = EXAMPLE_TEXT.replace(ANCHOR, ANCHOR + "    step_up: {within: 5m, factor: passkey}\n")
+    text = example_with_step_up("{within: 5m, factor: passkey}")
     core.models.load(text, "step-up.yaml", ADMIN)
     request = core.workflow.file(MEMBER, draft())
     leader = sign_in_browser("leader01")

@@ -26,10 +26,7 @@ from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.config import Settings
 from sekisho.store.tables import AuditRow, TokenRow
-from support import ADMIN, EXAMPLE_TEXT, MEMBER, MEMBER2, draft
-
-ANCHOR = "    max_duration: 8h              # the longest a single request may grant\n"
-STEP_UP = "    step_up: {within: 5m, factor: mfa}\n"
+from support import ADMIN, MEMBER, MEMBER2, draft, example_with_step_up
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +45,7 @@ def clock() -> ManualClock:
 def sso_core(core: Core, idp: TestProvider, monkeypatch: pytest.MonkeyPatch) -> Core:
     monkeypatch.setenv(SECRET_ENV, CLIENT_SECRET)
     identity = identity_section(idp.issuer, username_claim="email")
-    text = EXAMPLE_TEXT.replace(ANCHOR, ANCHOR + STEP_UP) + identity
+    text = example_with_step_up("{within: 5m, factor: mfa}") + identity
     core.models.load(text, "step-up-sso.yaml", ADMIN)
     return core
 
