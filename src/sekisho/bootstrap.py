@@ -66,6 +66,7 @@ from sekisho.operations.sessions import (
 from sekisho.operations.shared_signals import CreateStream, DeleteStream, VerifyStream
 from sekisho.operations.sign_in import LogIn, ShowTotpSetup, SignInGate
 from sekisho.operations.signals_received import ReceiveSignal
+from sekisho.operations.slack_requests import AdmitSlackRequest, RefuseSlackRequest
 from sekisho.ports import RoleCredentials
 from sekisho.providers.aws_credentials import AwsRoleCredentials
 from sekisho.providers.base import Provider
@@ -106,6 +107,7 @@ from sekisho.services.secretbox import SecretBox
 from sekisho.services.sessions import SessionOperations, SessionService
 from sekisho.services.shared_ca import SharedCAs
 from sekisho.services.shared_signals import SharedSignalsService
+from sekisho.services.slack import SlackInteractions
 from sekisho.services.sweeper import Sweeper
 from sekisho.services.throttle import Limits, LoginThrottle
 from sekisho.services.workflow import WorkflowService
@@ -307,6 +309,18 @@ class Core:
         )
 
     @cached_property
+    def slack(self) -> SlackInteractions:
+        """What people do in Slack: the approval buttons, the reject modal, /sekisho."""
+        store, clock = self.store, self.clock
+        return SlackInteractions(
+            self.models,
+            clock,
+            self.workflow,
+            AdmitSlackRequest(store, clock),
+            RefuseSlackRequest(store, clock),
+        )
+
+    @cached_property
     def passkeys(self) -> PasskeyService:
         """Passkeys: registered in the web UI, asserted to step up before a decision acts."""
         store, clock = self.store, self.clock
@@ -463,7 +477,8 @@ class Core:
     ) -> Dispatcher:
         deliveries = Deliveries(self.db, self.clock, DeliveryPolicy.from_settings(self.settings))
         channels = self.stream_channels
-        senders = senders or (lambda channel: open_sender(channel, environ))
+        receipts = deliveries.receipts
+        senders = senders or (lambda channel: open_sender(channel, environ, receipts))
         return Dispatcher(
             deliveries,
             self.compose_reports,

@@ -680,6 +680,29 @@ CASES: list[tuple[str, str]] = [
         ),
     ),
     ("timeout_range", notified(NOTIFY_CHANNEL + "      timeout: 2m  # <-\n")),
+    (
+        "slack_channel_format",
+        notified(
+            """\
+            - name: team
+              type: slack_app
+              slack_channel: "#prod-approvals"  # <-
+              bot_token_env: SEKISHO_SLACK_BOT_TOKEN
+              signing_secret_env: SEKISHO_SLACK_SIGNING_SECRET
+            """
+        ),
+    ),
+    (
+        "slack_user_format",
+        model(
+            users="""\
+            users:
+              - {name: alice, slack_id: alice}  # <-
+              - {name: bob}
+              - {name: carol}
+            """
+        ),
+    ),
     ("unknown_event", notified(routes="- {events: [grant.endd], channels: [team]}  # <-\n")),
     (
         "jwks_uri_transport",

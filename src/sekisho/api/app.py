@@ -30,6 +30,7 @@ from sekisho.api.routers import (
     scim,
     sessions,
     shared_signals,
+    slack,
 )
 from sekisho.bootstrap import Core
 from sekisho.store import outage
@@ -66,6 +67,7 @@ def create_api(core: Core, *, gateway_ca: GatewayCa = no_gateway_ca) -> FastAPI:
     app.include_router(_v1(core))
     app.include_router(shared_signals.well_known)
     app.include_router(scim.router)
+    app.include_router(slack.router)
     _document_problems(app)
     return app
 

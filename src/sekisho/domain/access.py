@@ -153,6 +153,12 @@ class Template:
     change_info: tuple[ChangeSection, ...] = ()
     parameters: tuple[Parameter, ...] = ()
     step_up: StepUpRule | None = None  # a fresh strong factor before approving (or filing)
+    chat_approval: bool = True  # approvers may decide from Slack's buttons
+
+    @property
+    def decided_in_chat(self) -> bool:
+        """Whether a chat button may decide (a step-up needs the web UI's passkey)."""
+        return self.chat_approval and self.step_up_for(StepUpAct.APPROVE) is None
 
     def step_up_for(self, act: StepUpAct) -> StepUpRule | None:
         return self.step_up if self.step_up is not None and self.step_up.covers(act) else None
@@ -179,6 +185,7 @@ class User:
     name: str
     display_name: str = ""
     email: str | None = None
+    slack_id: str | None = None  # their Slack user ID, where e-mail does not match them
 
 
 class ProviderKind(StrEnum):
@@ -212,6 +219,7 @@ class ProviderSettings:
 class ChannelType(StrEnum):
     WEBHOOK = "webhook"  # JSON, signed with HMAC-SHA256 over a timestamp and the body
     SLACK = "slack"  # a Slack incoming webhook (Block Kit)
+    SLACK_APP = "slack_app"  # a Slack app's bot: approvers decide with its buttons
     EMAIL = "email"  # SMTP with STARTTLS, plain text + HTML
     SNS = "sns"  # an AWS SNS topic
     SSF = "ssf"  # a Shared Signals push stream a receiver registered (never in the model)
@@ -263,7 +271,10 @@ class Channel:
     password_env: str | None = None
     starttls: bool = True
     topic_arn: str | None = None  # sns (its region is the one published to)
-    endpoint_url: str | None = None  # sns: an AWS-compatible endpoint (tests)
+    endpoint_url: str | None = None  # sns: an AWS-compatible endpoint; slack_app: Slack's API
+    slack_channel: str | None = None  # slack_app: the channel's ID
+    bot_token_env: str | None = None  # slack_app: the bot token (xoxb-...)
+    signing_secret_env: str | None = None  # slack_app: verifies Slack's requests to sekisho
 
     @property
     def personal(self) -> bool:
@@ -339,6 +350,15 @@ class AccessModel:
 
     def user(self, name: str) -> User | None:
         return next((u for u in self.users if u.name == name), None)
+
+    def user_of_slack(self, slack_id: str, email: str | None) -> User | None:
+        """The model's user a Slack account is: by its ID in the model, else by its e-mail
+        (case-insensitive), which Slack has verified for the workspace."""
+        mapped = next((u for u in self.users if u.slack_id == slack_id), None)
+        if mapped is not None or not email:
+            return mapped
+        wanted = email.casefold()
+        return next((u for u in self.users if (u.email or "").casefold() == wanted), None)
 
     def group(self, name: str) -> Group | None:
         return next((g for g in self.groups if g.name == name), None)

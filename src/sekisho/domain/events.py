@@ -518,3 +518,18 @@ class PasskeyRefused(DomainEvent):
     actor: Actor
     ceremony: str  # "register" | "assert"
     reason: str
+
+
+# -- Slack ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SlackRequestRefused(DomainEvent):
+    """Something Slack sent (or someone sent as Slack) that changed nothing: a bad or missing
+    signature, a replay, an unknown Slack user, a press the rules refuse (a stale button,
+    one's own request, a lock)."""
+
+    slack_user: str | None  # the Slack user ID, when the request was signed
+    user: str | None  # the sekisho user it maps to, if any
+    what: str  # "approve #7", "reject #7", "/sekisho request", "a request"
+    reason: str

@@ -36,6 +36,7 @@ from sekisho.effects import (
     sessions,
     shared_ca,
     shared_signals,
+    slack,
 )
 from sekisho.effects.context import EffectContext, Handler
 from sekisho.services.events import Event
@@ -56,6 +57,7 @@ AREAS = (
     models,
     identity,
     passkeys,
+    slack,
     directory,
     locks,
     sessions,

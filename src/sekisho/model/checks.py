@@ -422,6 +422,9 @@ _CHANNEL_COMMON = frozenset({"name", "type", "description", "timeout"})
 _CHANNEL_FIELDS: dict[str, frozenset[str]] = {
     "webhook": frozenset({"url", "url_env", "secret_env", "ca_file"}),
     "slack": frozenset({"url_env"}),
+    "slack_app": frozenset(
+        {"slack_channel", "bot_token_env", "signing_secret_env", "endpoint_url"}
+    ),
     "email": frozenset(
         {"host", "port", "sender", "to", "username", "password_env", "starttls", "ca_file"}
     ),
@@ -431,6 +434,7 @@ _SECRET_FIELDS = ("secret", "password", "token")
 _SECRET_HOME = {
     "webhook": "secret_env (the signing key) or url_env (a URL that carries a token)",
     "slack": "url_env",
+    "slack_app": "bot_token_env and signing_secret_env",
     "email": "password_env",
     "sns": "nothing: sekisho takes AWS credentials from the environment, a profile or a role",
 }
@@ -492,6 +496,14 @@ def _check_channel_complete(parsed: Parsed, entry: Entry[ChannelDoc]) -> None:
             needs.append(("secret_env", signing_key))
     elif channel.type == "slack" and not given & {"url", "url_env"}:
         needs.append(("url_env", "the environment variable holding the incoming-webhook URL"))
+    elif channel.type == "slack_app":
+        for key, what in (
+            ("slack_channel", "the ID of the channel the bot posts to"),
+            ("bot_token_env", "the environment variable holding the bot token (xoxb-...)"),
+            ("signing_secret_env", "the environment variable holding the app's signing secret"),
+        ):
+            if key not in given:
+                needs.append((key, what))
     elif channel.type == "email":
         for key, what in (("host", "the SMTP server"), ("sender", "the From address")):
             if key not in given:

@@ -209,6 +209,9 @@ def _channel(doc: ChannelDoc) -> Channel:
         starttls=doc.starttls,
         topic_arn=doc.topic_arn,
         endpoint_url=doc.endpoint_url,
+        slack_channel=doc.slack_channel,
+        bot_token_env=doc.bot_token_env,
+        signing_secret_env=doc.signing_secret_env,
     )
 
 
@@ -250,7 +253,7 @@ def _target(doc: TargetDoc) -> Target:
 
 
 def _user(doc: UserDoc) -> User:
-    return User(doc.name, doc.display_name, doc.email)
+    return User(doc.name, doc.display_name, doc.email, doc.slack_id)
 
 
 def _group(doc: GroupDoc) -> Group:
@@ -288,6 +291,7 @@ def _template(doc: TemplateDoc) -> Template:
             Parameter(p.name, p.description, p.required, p.pattern) for p in doc.parameters
         ),
         step_up=_step_up(doc.step_up),
+        chat_approval=doc.chat_approval,
     )
 
 

@@ -49,6 +49,8 @@ RULES: dict[str, str] = {
     "jwks_uri_transport": "shared_signals.receive.jwks_uri is http to a host not on loopback",
     "lock_for_range": "shared_signals.receive.lock_for outside 1m..90d",
     "step_up_within_range": "a template's step_up.within outside 1m..12h",
+    "slack_channel_format": "a slack_app channel's slack_channel is not a Slack channel ID",
+    "slack_user_format": "a user's slack_id is not a Slack user ID",
     "oidc_scopes": "identity.oidc.scopes does not include openid",
     # Names defined twice
     "duplicate_account": "two accounts with one name",

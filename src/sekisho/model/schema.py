@@ -196,6 +196,22 @@ def _pattern(value: str) -> str:
     return value
 
 
+def _slack_id(rule: str, kinds: str) -> Callable[[str], str]:
+    """A Slack ID (channel C/G/D..., user U/W...): what Slack's API takes, not a #name."""
+    shape = re.compile(rf"[{kinds}][A-Z0-9]{{6,20}}")
+
+    def check(value: str) -> str:
+        if not shape.fullmatch(value):
+            raise rule_error(
+                rule,
+                f"{value[:40]!r} is not a Slack ID (starts with {' or '.join(kinds)}, then "
+                "capitals and digits; Slack shows it in the channel's or person's details)",
+            )
+        return value
+
+    return check
+
+
 def _min_approvals(value: int) -> int:
     if value < 1:
         raise rule_error("min_approvals_range", f"must be at least 1, not {value}")
@@ -227,6 +243,8 @@ PolicyArn = Annotated[str, AfterValidator(_policy_arn)]
 RoleRef = Annotated[str, AfterValidator(_role_ref)]
 Pattern = Annotated[str, AfterValidator(_pattern)]
 MinApprovals = Annotated[int, AfterValidator(_min_approvals)]
+SlackChannelId = Annotated[str, AfterValidator(_slack_id("slack_channel_format", "CGD"))]
+SlackUserId = Annotated[str, AfterValidator(_slack_id("slack_user_format", "UW"))]
 GroupNames = Annotated[list[Name], AfterValidator(_non_empty)]
 
 
@@ -292,6 +310,7 @@ class UserDoc(Doc):
     name: Name
     display_name: ShortText = ""
     email: Email | None = None
+    slack_id: SlackUserId | None = None  # else their Slack account is matched by e-mail
 
 
 class PermissionsDoc(Doc):
@@ -376,6 +395,7 @@ class TemplateDoc(Doc):
     change_info: list[ChangeSectionDoc] = []
     parameters: list[ParameterDoc] = []
     step_up: StepUpDoc | None = None
+    chat_approval: bool = True  # false: Slack's button opens the request's page instead
 
 
 # -- notifications ---------------------------------------------------------------------------
@@ -437,7 +457,7 @@ class ChannelDoc(Doc):
     """One flat mapping for every type; which fields a type takes is checked in `checks`."""
 
     name: Name
-    type: Literal["webhook", "slack", "email", "sns"]
+    type: Literal["webhook", "slack", "slack_app", "email", "sns"]
     description: LongText = ""
     timeout: NotifyTimeout = timedelta(seconds=10)
     url: HttpUrl | None = None
@@ -453,6 +473,10 @@ class ChannelDoc(Doc):
     starttls: bool = True
     topic_arn: SnsTopicArn | None = None  # its region is the one published to
     endpoint_url: HttpUrl | None = None
+    # slack_app: a Slack app's bot posts to `slack_channel` (its ID) with buttons to decide.
+    slack_channel: SlackChannelId | None = None
+    bot_token_env: EnvName | None = None
+    signing_secret_env: EnvName | None = None
     # Accepted by the shape only to be refused by name (`secret_in_model`): secrets belong in
     # the environment, and the model names the variable.
     secret: Any = None

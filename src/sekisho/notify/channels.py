@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sekisho.domain.access import Channel, ChannelType
 from sekisho.notify.base import (
@@ -15,12 +16,28 @@ from sekisho.notify.base import (
     safe_transport,
     tls_context,
 )
+from sekisho.notify.slack_app import Receipts
+
+if TYPE_CHECKING:
+    from sekisho.notify.slack_app import Receipts
 
 
-def open_sender(channel: Channel, environ: Mapping[str, str] | None = None) -> Sender:
-    """A ready sender, or DeliveryFailed saying what is missing (never a secret's value)."""
+def open_sender(
+    channel: Channel, environ: Mapping[str, str] | None = None, receipts: Receipts | None = None
+) -> Sender:
+    """A ready sender, or DeliveryFailed saying what is missing (never a secret's value).
+    `receipts`: what a Slack app posted earlier about a request (to update it in place)."""
     env = os.environ if environ is None else environ
     timeout = channel.timeout.total_seconds()
+    if channel.type is ChannelType.SLACK_APP:
+        from sekisho.notify.slack_app import open_slack_app
+
+        token = from_env(env, channel.bot_token_env, "the Slack bot token")
+        assert channel.slack_channel is not None  # the model's checks say so
+        found = receipts or (lambda _channel, _request: [])
+        return open_slack_app(
+            channel.name, token, channel.slack_channel, channel.endpoint_url, timeout, found
+        )
     if channel.type is ChannelType.WEBHOOK:
         from sekisho.notify.webhook import WebhookSender
 
@@ -88,6 +105,8 @@ def config_problems(channel: Channel, environ: Mapping[str, str] | None = None) 
         (channel.secret_env, "the signing key"),
         (channel.url_env, "the URL"),
         (channel.password_env if channel.username else None, "the SMTP password"),
+        (channel.bot_token_env, "the Slack bot token"),
+        (channel.signing_secret_env, "the Slack signing secret"),
     ]
     for name, what in wanted:
         if name and not env.get(name):

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, aliased
 
 from sekisho.clock import Clock
 from sekisho.config import Settings
+from sekisho.domain.access import NotifyEvent
 from sekisho.domain.timespec import backoff
 from sekisho.notify.reports import OLDEST_ORPHAN, orphans_due
 from sekisho.store.db import Database
@@ -95,6 +96,22 @@ class Deliveries:
                 Claimed(r.id, r.key, r.event, r.channel, r.recipient, r.message, r.order_key)
                 for r in rows
             ]
+
+    def receipts(self, channel: str, request_id: int) -> list[str]:
+        """What `channel` confirmed for the approval requests of `request_id`, oldest first:
+        the Slack app's `slack CHANNEL TS`, to update those messages in place."""
+        query = (
+            select(NotificationRow.receipt)
+            .where(
+                NotificationRow.channel == channel,
+                NotificationRow.request_id == request_id,
+                NotificationRow.event == NotifyEvent.APPROVAL_NEEDED,
+                NotificationRow.status == DELIVERED,
+            )
+            .order_by(NotificationRow.id)
+        )
+        with self._db.read() as s:
+            return [r for r in s.scalars(query) if r and r.startswith("slack ")]
 
     def next_due(self) -> datetime | None:
         """When a pass would next find something to do: a message due, a lease run out, or

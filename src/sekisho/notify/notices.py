@@ -8,24 +8,27 @@ later); without a route for an event, it writes nothing.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
+from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
 from sekisho.clock import Clock
-from sekisho.domain.access import AccessModel, NotifyEvent, Template
+from sekisho.domain.access import AccessModel, ChannelType, NotifyEvent, Template
 from sekisho.domain.actor import Actor
 from sekisho.domain.grants import EndingGrant, EndReason
 from sekisho.domain.locks import Lock
 from sekisho.domain.requests import RequestStatus
 from sekisho.notify import admin_notices, grant_notices, reminders, reports, request_notices
 from sekisho.notify.message import Notice
-from sekisho.notify.outbox import enqueue
+from sekisho.notify.outbox import enqueue, order_key, row_values
 from sekisho.notify.routing import routed
+from sekisho.notify.slack_app import SETTLED
 from sekisho.notify.wording import Wording
 from sekisho.ports import ModelSource
-from sekisho.store.tables import GrantRow, RequestRow
+from sekisho.store.tables import GrantRow, NotificationRow, RequestRow
 
 if TYPE_CHECKING:
     from sekisho.services.audit_anchor import Checkpoint
@@ -63,10 +66,13 @@ class Notices:
         template = model.template(row.template)
         if template is None or level >= len(template.approval):
             return
+        w = self._wording(model)
+        notice = request_notices.decided(w, row, template, decider, verb, comment, level)
         if routed(model, NotifyEvent.REQUEST_DECIDED, row.template):
-            w = self._wording(model)
-            notice = request_notices.decided(w, row, template, decider, verb, comment, level)
             self._enqueue(s, model, notice)
+        if row.status != RequestStatus.PENDING_APPROVAL or row.level > level:
+            # Before the next level is asked: its new messages stay as they are.
+            self._settle_in_chat(s, model, row, notice)
         if row.status == RequestStatus.PENDING_APPROVAL and row.level > level:
             decided = frozenset({d.approver for d in row.decisions} | {decider})
             self._approval_needed(s, model, row, template, decided)
@@ -75,10 +81,11 @@ class Notices:
         """Cancelled by the requester, expired undecided, or closed by a lock (`why` says
         which): nobody needs to act any more."""
         model = self._models.model(s)
+        template = model.template(row.template)
+        notice = request_notices.closed(self._wording(model), row, template, how, why)
         if routed(model, NotifyEvent.REQUEST_DECIDED, row.template):
-            template = model.template(row.template)
-            notice = request_notices.closed(self._wording(model), row, template, how, why)
             self._enqueue(s, model, notice)
+        self._settle_in_chat(s, model, row, notice)
 
     def runbook_finished(self, s: Session, row: RequestRow, *, ok: bool, detail: str) -> None:
         """A remove request's result, or any failed runbook (a success that grants access is
@@ -207,6 +214,28 @@ class Notices:
         if routed(model, NotifyEvent.APPROVAL_NEEDED, row.template):
             w = self._wording(model)
             self._enqueue(s, model, request_notices.approval_needed(w, row, template, decided))
+
+    def _settle_in_chat(
+        self, s: Session, model: AccessModel, row: RequestRow, outcome: Notice
+    ) -> None:
+        """The Slack app's messages that asked for this request's approval now say how it
+        ended (their buttons gone), and the requester is told in a direct message."""
+        apps = [
+            c
+            for c in model.notifications.channels_for(NotifyEvent.APPROVAL_NEEDED, row.template)
+            if c.type is ChannelType.SLACK_APP
+        ]
+        if not apps:
+            return
+        requester = model.user(row.requester)
+        data = {
+            "requester_slack": requester.slack_id if requester else None,
+            "requester_email": requester.email if requester else None,
+        }
+        message = replace(outcome.broadcast, data=outcome.broadcast.data | data)
+        now = self._clock.now()
+        rows = [row_values(SETTLED, c.name, None, message, now, order_key(outcome)) for c in apps]
+        s.execute(insert(cast(Table, NotificationRow.__table__)), rows)
 
     def _wording(self, model: AccessModel) -> Wording:
         return Wording(model, self._public_url, self._clock.now())

@@ -89,7 +89,7 @@ def slack_payload(message: Message) -> dict[str, Any]:
             "elements": [_mrkdwn(f"sekisho · {_footer(message)}")],
         },
     ]
-    fallback = f"{_escape(message.title)} <{message.link}|{_escape(message.link_label)}>"
+    fallback = f"{slack_escape(message.title)} <{message.link}|{slack_escape(message.link_label)}>"
     return {"text": fallback, "blocks": blocks}
 
 
@@ -126,15 +126,15 @@ def _footer(message: Message) -> str:
 _SLACK_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 
 
-def _escape(text: str) -> str:
+def slack_escape(text: str) -> str:
     return "".join(_SLACK_ESCAPES.get(c, c) for c in text)
 
 
 def _mrkdwn(text: str, limit: int = SLACK_TEXT_MAX, *, bold: str = "") -> dict[str, Any]:
     """A verbatim mrkdwn text object showing `text` (after `bold`, a label, on its own line),
     cut to `limit` characters between escapes, never inside one."""
-    head = f"*{_escape(bold)}*\n" if bold else ""
-    escaped = _escape(text)
+    head = f"*{slack_escape(bold)}*\n" if bold else ""
+    escaped = slack_escape(text)
     if len(head) + len(escaped) > limit:
         room = limit - len(head) - 1
         kept = ""

@@ -7,6 +7,8 @@ is no longer needed). Every message links to the request's page.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sekisho.domain.access import NotifyEvent, Template, TemplateAction
 from sekisho.domain.requests import RequestStatus
 from sekisho.notify.message import Message, Notice
@@ -47,6 +49,9 @@ def approval_needed(
         for user in approvers
     }
     broadcast = w.message(row, title, summary, "", link_label=review, recipients=roles(mine))
+    # A chat app may offer Approve and Reject buttons on it (a step-up needs the web UI).
+    chat = {"chat_approval": template.decided_in_chat}
+    broadcast = replace(broadcast, data=broadcast.data | chat)
     return Notice(NotifyEvent.APPROVAL_NEEDED, row.template, row.id, None, broadcast, mine)
 
 

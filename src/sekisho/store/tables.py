@@ -137,6 +137,16 @@ class StepUpRow(Base):
     proven_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class SlackRequestRow(Base):
+    """A request Slack signed and sekisho took, by its signature's SHA-256: the same signed
+    request again (a replay within Slack's five-minute window) is refused."""
+
+    __tablename__ = "slack_requests"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
 class RequestRow(Base):
     __tablename__ = "requests"
 
