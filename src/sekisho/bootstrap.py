@@ -119,6 +119,7 @@ from sekisho.store import migrate
 from sekisho.store.db import Database
 from sekisho.store.models import StoredModels
 from sekisho.store.unit_of_work import Store
+from sekisho.tickets.jira import JiraTickets
 
 
 @dataclass
@@ -248,7 +249,7 @@ class Core:
     def workflow(self) -> WorkflowService:
         store, clock, models, runbook = self.store, self.clock, self.models, self.run_runbook
         return WorkflowService(
-            FileRequest(store, clock, models, runbook),
+            FileRequest(store, clock, models, runbook, JiraTickets()),
             DecideRequest(store, clock, models, runbook),
             CancelRequest(store, clock, models),
             RequestQueries(self.store, clock, models),

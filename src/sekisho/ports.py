@@ -16,8 +16,9 @@ from typing import Protocol
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
-from sekisho.domain.access import AccessModel, ProviderSettings
+from sekisho.domain.access import AccessModel, JiraSettings, ProviderSettings
 from sekisho.domain.credentials import IamRole, RoleSessionAsk, SessionKeys
+from sekisho.domain.tickets import IssueState
 
 
 class ModelSource(Protocol):
@@ -90,4 +91,17 @@ class RoleCredentials(Protocol):
     ) -> None:
         """Deny `user`'s sessions of `role` issued before `cutoff` ("revoke older sessions",
         scoped to the one user); denials that can no longer matter at `now` may go."""
+        ...
+
+
+# -- tickets -------------------------------------------------------------------------------
+
+
+class Tickets(Protocol):
+    """The company's ticket system, asked about one issue before a request that names it is
+    filed (`tickets/jira.py`)."""
+
+    def state(self, settings: JiraSettings, key: str) -> IssueState | None:
+        """The issue's state; None if there is no such issue (or sekisho may not see it);
+        TicketsUnavailable if the system cannot say now."""
         ...

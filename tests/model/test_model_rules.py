@@ -681,6 +681,19 @@ CASES: list[tuple[str, str]] = [
     ),
     ("timeout_range", notified(NOTIFY_CHANNEL + "      timeout: 2m  # <-\n")),
     (
+        "jira_not_configured",
+        model(
+            templates=template_with(
+                """\
+                eligibility: [{requesters: [Devs], groups: [ProdWork]}]
+                approval: [{approvers: Approvers}]
+                parameters:
+                  - {name: ticket, jira: true}  # <-
+            """
+            )
+        ),
+    ),
+    (
         "slack_channel_format",
         notified(
             """\

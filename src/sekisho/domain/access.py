@@ -139,6 +139,16 @@ class Parameter:
     description: str = ""
     required: bool = False
     pattern: str | None = None  # a full-match regular expression
+    jira: bool = False  # names a Jira issue that must exist and be open
+
+
+@dataclass(frozen=True)
+class JiraSettings:
+    """Where tickets are checked. Secrets stay in the environment: only their names here."""
+
+    url: str
+    token_env: str
+    user_env: str | None = None  # Jira Cloud: basic auth as this e-mail; none: a bearer PAT
 
 
 @dataclass(frozen=True)
@@ -338,6 +348,7 @@ class AccessModel:
     notifications: Notifications = field(default_factory=Notifications)
     shared_signals: SharedSignals = field(default_factory=SharedSignals)
     identity: IdentitySettings = field(default_factory=IdentitySettings)
+    jira: JiraSettings | None = None  # tickets: checked there before a request is filed
 
     def ttl_tag(self, end: datetime) -> str:
         """The TTL tag's value for a membership ending at `end`, as the provider gets it.

@@ -663,3 +663,28 @@ def check_identity(parsed: Parsed, shaped: Shaped) -> None:
             "oidc_scopes",
             "scopes must include openid: without it the provider sends no ID token",
         )
+
+
+def check_tickets(parsed: Parsed, shaped: Shaped) -> None:
+    """A parameter checked in Jira needs Jira named (`tickets.jira`), over https (or http on
+    loopback): the check sends sekisho's Jira token."""
+    top = shaped.top
+    jira = top.tickets.jira if top is not None else None
+    for template in shaped.templates:
+        for index, param in enumerate(template.doc.parameters):
+            if param.jira and jira is None:
+                parsed.add(
+                    (*template.path, "parameters", index, "jira"),
+                    "jira_not_configured",
+                    f"{param.name} is checked in Jira, but the model names no Jira: add "
+                    "tickets: {jira: {url, token_env}}",
+                )
+    if jira is not None:
+        parts = urlsplit(jira.url)
+        if parts.scheme == "http" and not is_loopback(parts.hostname):
+            parsed.add(
+                ("tickets", "jira", "url"),
+                "insecure_transport",
+                f"url is plain http to {parts.hostname}: sekisho's Jira token would cross the "
+                "network in clear text; use https (http only to a loopback address)",
+            )

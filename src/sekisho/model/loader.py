@@ -14,6 +14,7 @@ from sekisho.domain.access import (
     Eligibility,
     Group,
     GroupKind,
+    JiraSettings,
     ModelSettings,
     NotificationRoute,
     Notifications,
@@ -33,7 +34,13 @@ from sekisho.domain.errors import InvalidModel, ModelProblem
 from sekisho.domain.shared_signals import SharedSignals, SignalReceiver, SignalRule
 from sekisho.domain.sso import IdentitySettings, OidcSettings
 from sekisho.domain.step_up import Factor, StepUpAct, StepUpRule
-from sekisho.model.checks import check, check_identity, check_provider, check_shared_signals
+from sekisho.model.checks import (
+    check,
+    check_identity,
+    check_provider,
+    check_shared_signals,
+    check_tickets,
+)
 from sekisho.model.schema import (
     AccountDoc,
     ChannelDoc,
@@ -61,6 +68,7 @@ def _analyse(text: str, filename: str) -> tuple[list[ModelProblem], Shaped | Non
     check_provider(parsed, shaped)
     check_shared_signals(parsed, shaped)
     check_identity(parsed, shaped)
+    check_tickets(parsed, shaped)
     return _sorted(parsed.problems), shaped
 
 
@@ -143,7 +151,13 @@ def build(top: ModelDoc, shaped: Shaped) -> AccessModel:
         ),
         shared_signals=_shared_signals(top.shared_signals),
         identity=_identity(top.identity),
+        jira=_jira(top),
     )
+
+
+def _jira(top: ModelDoc) -> JiraSettings | None:
+    jira = top.tickets.jira
+    return None if jira is None else JiraSettings(jira.url, jira.token_env, jira.user_env)
 
 
 def _identity(doc: IdentityDoc) -> IdentitySettings:
@@ -288,7 +302,7 @@ def _template(doc: TemplateDoc) -> Template:
         auto_approve=doc.auto_approve,
         change_info=tuple(ChangeSection(c.name, c.title, c.required) for c in doc.change_info),
         parameters=tuple(
-            Parameter(p.name, p.description, p.required, p.pattern) for p in doc.parameters
+            Parameter(p.name, p.description, p.required, p.pattern, p.jira) for p in doc.parameters
         ),
         step_up=_step_up(doc.step_up),
         chat_approval=doc.chat_approval,

@@ -51,6 +51,7 @@ RULES: dict[str, str] = {
     "step_up_within_range": "a template's step_up.within outside 1m..12h",
     "slack_channel_format": "a slack_app channel's slack_channel is not a Slack channel ID",
     "slack_user_format": "a user's slack_id is not a Slack user ID",
+    "jira_not_configured": "a parameter is checked in Jira but the model has no tickets.jira",
     "oidc_scopes": "identity.oidc.scopes does not include openid",
     # Names defined twice
     "duplicate_account": "two accounts with one name",

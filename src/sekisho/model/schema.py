@@ -382,6 +382,7 @@ class ParameterDoc(Doc):
     description: LongText = ""
     required: bool = False
     pattern: Pattern | None = None
+    jira: bool = False  # the value is a Jira issue key: it must exist and be open to file
 
 
 class TemplateDoc(Doc):
@@ -546,6 +547,16 @@ class IdentityDoc(Doc):
     admit: AdmitDoc = AdmitDoc()
 
 
+class JiraDoc(Doc):
+    url: HttpUrl  # the site, e.g. https://example.atlassian.net
+    token_env: EnvName  # an API token (Jira Cloud, with user_env) or a personal access token
+    user_env: EnvName | None = None  # Jira Cloud: the account's e-mail; none: a bearer PAT
+
+
+class TicketsDoc(Doc):
+    jira: JiraDoc | None = None
+
+
 class ModelDoc(Doc):
     """The top level. Sections stay raw here and are validated entry by entry, so one broken
     entry does not hide the cross-reference problems of all the others."""
@@ -561,6 +572,7 @@ class ModelDoc(Doc):
     notifications: NotificationsDoc = NotificationsDoc()
     shared_signals: SharedSignalsDoc = SharedSignalsDoc()
     identity: IdentityDoc = IdentityDoc()
+    tickets: TicketsDoc = TicketsDoc()
 
 
 SECTIONS: dict[str, type[Doc]] = {

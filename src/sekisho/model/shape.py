@@ -28,6 +28,7 @@ from sekisho.model.schema import (
     EligibilityDoc,
     GroupDoc,
     IdentityDoc,
+    JiraDoc,
     ModelDoc,
     NotificationsDoc,
     OidcDoc,
@@ -41,6 +42,7 @@ from sekisho.model.schema import (
     StepUpDoc,
     TargetDoc,
     TemplateDoc,
+    TicketsDoc,
     UserDoc,
 )
 from sekisho.model.source import Parsed, Path
@@ -61,6 +63,8 @@ _NOUNS: dict[type[BaseModel], str] = {
     ApprovalDoc: "an approval level",
     ChangeSectionDoc: "a change_info section",
     ParameterDoc: "a parameter",
+    TicketsDoc: "tickets",
+    JiraDoc: "tickets.jira",
     StepUpDoc: "a step_up",
     NotificationsDoc: "notifications",
     ChannelDoc: "a channel",

@@ -33,7 +33,8 @@ from sekisho.domain.step_up import Proof, StepUpAct, how_to_step_up
 from sekisho.domain.text import LONG_TEXT, check_text
 from sekisho.operations.passkeys import require_step_up
 from sekisho.operations.runbook import Job, RunRunbook
-from sekisho.ports import ModelSource
+from sekisho.operations.tickets import check_tickets
+from sekisho.ports import ModelSource, Tickets
 from sekisho.services import permissions
 from sekisho.store import grants, locks, requests
 from sekisho.store.tables import DecisionRow, RequestRow
@@ -44,11 +45,18 @@ class FileRequest:
     """A person asks for access (or for a removal); an auto-approved template runs at once."""
 
     def __init__(
-        self, store: Store, clock: Clock, models: ModelSource, runbook: RunRunbook
+        self,
+        store: Store,
+        clock: Clock,
+        models: ModelSource,
+        runbook: RunRunbook,
+        tickets: Tickets,
     ) -> None:
         self._store, self._clock, self._models, self._runbook = store, clock, models, runbook
+        self._tickets = tickets
 
     def execute(self, actor: Actor, draft: RequestDraft) -> int:
+        check_tickets(self._tickets, self._models.model(), draft)
         now = self._clock.now()
         with self._store.write() as uow:
             s = uow.session

@@ -1,0 +1,1 @@
+"""Ticket systems sekisho checks a request's ticket in (Jira)."""
