@@ -31,6 +31,7 @@ from sekisho.notify.probe import QueueTestMessage
 from sekisho.notify.reminders import SendReminders
 from sekisho.notify.reports import ComposeReports
 from sekisho.notify.status import ChannelStatuses
+from sekisho.on_call.pagerduty import PagerDutyOnCall
 from sekisho.operations.access_decisions import CheckAccess
 from sekisho.operations.cli_sign_in import RedeemHandOff
 from sekisho.operations.credentials import IssueRoleCredentials, RevokeRoleSessions
@@ -47,6 +48,7 @@ from sekisho.operations.identity import EnrollUser, LogOut
 from sekisho.operations.idp_sign_in import FinishIdpSignIn, StartIdpSignIn
 from sekisho.operations.locks import PlaceLock, RemoveLock
 from sekisho.operations.models import LoadModel
+from sekisho.operations.on_call import PassOnCall
 from sekisho.operations.passkeys import Ceremony, ProvePasskey, RegisterPasskey, RemovePasskey
 from sekisho.operations.requests import (
     CancelRequest,
@@ -253,6 +255,7 @@ class Core:
             DecideRequest(store, clock, models, runbook),
             CancelRequest(store, clock, models),
             RequestQueries(self.store, clock, models),
+            PassOnCall(store, clock, models, runbook, PagerDutyOnCall()),
         )
 
     # -- the grant lifecycle: runbooks, endings, the sweep, the reconciler -----------------

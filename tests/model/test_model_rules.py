@@ -694,6 +694,33 @@ CASES: list[tuple[str, str]] = [
         ),
     ),
     (
+        "pagerduty_id_format",
+        model(
+            templates=template_with(
+                """\
+                eligibility: [{requesters: [Devs], groups: [ProdWork]}]
+                approval:
+                  - approvers: Approvers
+                    auto_approve: {on_call: daily-rotation}  # <-
+            """
+            )
+        )
+        + "on_call:\n  pagerduty: {token_env: SEKISHO_PAGERDUTY_TOKEN}\n",
+    ),
+    (
+        "pagerduty_not_configured",
+        model(
+            templates=template_with(
+                """\
+                eligibility: [{requesters: [Devs], groups: [ProdWork]}]
+                approval:
+                  - approvers: Approvers
+                    auto_approve: {on_call: PI7DH85}  # <-
+            """
+            )
+        ),
+    ),
+    (
         "slack_channel_format",
         notified(
             """\

@@ -109,9 +109,25 @@ class Group:
 
 
 @dataclass(frozen=True)
+class OnCall:
+    """A level that passes by itself while the requester is on call in a PagerDuty schedule."""
+
+    schedule: str  # the schedule's ID
+    escalation_levels: frozenset[int] = frozenset()  # none: at any level
+
+
+@dataclass(frozen=True)
+class PagerDutySettings:
+    token_env: str
+    api_url: str = "https://api.pagerduty.com"
+    ca_file: str | None = None
+
+
+@dataclass(frozen=True)
 class ApprovalLevel:
     approvers: str  # group name
     min_approvals: int = 1
+    on_call: OnCall | None = None
 
 
 @dataclass(frozen=True)
@@ -349,6 +365,7 @@ class AccessModel:
     shared_signals: SharedSignals = field(default_factory=SharedSignals)
     identity: IdentitySettings = field(default_factory=IdentitySettings)
     jira: JiraSettings | None = None  # tickets: checked there before a request is filed
+    pagerduty: PagerDutySettings | None = None  # who is on call, for levels that ask it
 
     def ttl_tag(self, end: datetime) -> str:
         """The TTL tag's value for a membership ending at `end`, as the provider gets it.

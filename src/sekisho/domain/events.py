@@ -533,3 +533,14 @@ class SlackRequestRefused(DomainEvent):
     user: str | None  # the sekisho user it maps to, if any
     what: str  # "approve #7", "reject #7", "/sekisho request", "a request"
     reason: str
+
+
+@dataclass(frozen=True)
+class OnCallChecked(DomainEvent):
+    """A level that passes on call was asked about and did not pass: the requester is not on
+    call, or PagerDuty could not say (`why`); the level waits for its approvers."""
+
+    request_id: int
+    level: int
+    schedule: str
+    why: str

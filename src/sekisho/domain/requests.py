@@ -182,6 +182,14 @@ def decide(
     return DecisionOutcome(RequestStatus.APPROVED, level, level_complete=True)
 
 
+def pass_level(template: Template, level: int) -> DecisionOutcome:
+    """A level that passes by itself (its requester is on call): the next level waits, or,
+    after the last, the request is approved."""
+    if level + 1 < len(template.approval):
+        return DecisionOutcome(RequestStatus.PENDING_APPROVAL, level + 1, level_complete=True)
+    return DecisionOutcome(RequestStatus.APPROVED, level, level_complete=True)
+
+
 def check_cancel(*, request_id: int, canceller: str, requester: str, status: RequestStatus) -> None:
     """Only the requester withdraws a request, and only while nobody has decided it."""
     if canceller != requester:

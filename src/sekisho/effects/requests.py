@@ -7,6 +7,7 @@ from datetime import timedelta
 from sekisho.domain import timespec
 from sekisho.domain.actor import Actor
 from sekisho.domain.events import (
+    OnCallChecked,
     RequestAutoApproved,
     RequestCancelled,
     RequestDecided,
@@ -91,7 +92,15 @@ def request_event(action: str, actor: Actor, row: RequestRow, **detail: str | in
     )
 
 
+def on_call_checked(fx: EffectContext, e: OnCallChecked) -> list[Event]:
+    """The timeline says why an on-call level did not pass: it waits for its approvers."""
+    text = f"level {e.level + 1} did not pass on call: {e.why}; it waits for its approvers"
+    fx.note(e.request_id, e.at, "on_call", SEKISHO, text)
+    return []
+
+
 HANDLERS: dict[type, Handler] = {
+    OnCallChecked: on_call_checked,
     RequestFiled: filed,
     RequestAutoApproved: auto_approved,
     RequestDecided: decided,

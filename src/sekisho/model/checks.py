@@ -665,6 +665,28 @@ def check_identity(parsed: Parsed, shaped: Shaped) -> None:
         )
 
 
+def check_on_call(parsed: Parsed, shaped: Shaped) -> None:
+    """A level that passes on call needs PagerDuty named; its API over https (or loopback)."""
+    top = shaped.top
+    pagerduty = top.on_call.pagerduty if top is not None else None
+    for template in shaped.templates:
+        for index, level in enumerate(template.doc.approval):
+            if level.auto_approve is not None and pagerduty is None:
+                parsed.add(
+                    (*template.path, "approval", index, "auto_approve"),
+                    "pagerduty_not_configured",
+                    "this level passes while the requester is on call, but the model names no "
+                    "PagerDuty: add on_call: {pagerduty: {token_env}}",
+                )
+    if pagerduty is not None and urlsplit(pagerduty.api_url).scheme != "https":
+        parsed.add(
+            ("on_call", "pagerduty", "api_url"),
+            "insecure_transport",
+            "api_url must be https: the request carries sekisho's PagerDuty key (and "
+            "PagerDuty's client speaks nothing else)",
+        )
+
+
 def check_tickets(parsed: Parsed, shaped: Shaped) -> None:
     """A parameter checked in Jira needs Jira named (`tickets.jira`), over https (or http on
     loopback): the check sends sekisho's Jira token."""

@@ -18,6 +18,8 @@ from sekisho.domain.access import (
     ModelSettings,
     NotificationRoute,
     Notifications,
+    OnCall,
+    PagerDutySettings,
     Parameter,
     Permissions,
     Protocol,
@@ -37,6 +39,7 @@ from sekisho.domain.step_up import Factor, StepUpAct, StepUpRule
 from sekisho.model.checks import (
     check,
     check_identity,
+    check_on_call,
     check_provider,
     check_shared_signals,
     check_tickets,
@@ -47,6 +50,7 @@ from sekisho.model.schema import (
     GroupDoc,
     IdentityDoc,
     ModelDoc,
+    OnCallDoc,
     ProviderDoc,
     RouteDoc,
     SharedSignalsDoc,
@@ -69,6 +73,7 @@ def _analyse(text: str, filename: str) -> tuple[list[ModelProblem], Shaped | Non
     check_shared_signals(parsed, shaped)
     check_identity(parsed, shaped)
     check_tickets(parsed, shaped)
+    check_on_call(parsed, shaped)
     return _sorted(parsed.problems), shaped
 
 
@@ -152,7 +157,19 @@ def build(top: ModelDoc, shaped: Shaped) -> AccessModel:
         shared_signals=_shared_signals(top.shared_signals),
         identity=_identity(top.identity),
         jira=_jira(top),
+        pagerduty=_pagerduty(top),
     )
+
+
+def _pagerduty(top: ModelDoc) -> PagerDutySettings | None:
+    pd = top.on_call.pagerduty
+    return None if pd is None else PagerDutySettings(pd.token_env, pd.api_url, pd.ca_file)
+
+
+def _on_call(doc: OnCallDoc | None) -> OnCall | None:
+    if doc is None:
+        return None
+    return OnCall(doc.on_call, frozenset(doc.escalation_levels))
 
 
 def _jira(top: ModelDoc) -> JiraSettings | None:
@@ -297,7 +314,10 @@ def _template(doc: TemplateDoc) -> Template:
         eligibility=tuple(
             Eligibility(frozenset(e.requesters), frozenset(e.groups)) for e in doc.eligibility
         ),
-        approval=tuple(ApprovalLevel(a.approvers, a.min_approvals) for a in doc.approval),
+        approval=tuple(
+            ApprovalLevel(a.approvers, a.min_approvals, _on_call(a.auto_approve))
+            for a in doc.approval
+        ),
         max_duration=doc.max_duration,
         auto_approve=doc.auto_approve,
         change_info=tuple(ChangeSection(c.name, c.title, c.required) for c in doc.change_info),

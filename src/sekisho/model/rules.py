@@ -52,6 +52,8 @@ RULES: dict[str, str] = {
     "slack_channel_format": "a slack_app channel's slack_channel is not a Slack channel ID",
     "slack_user_format": "a user's slack_id is not a Slack user ID",
     "jira_not_configured": "a parameter is checked in Jira but the model has no tickets.jira",
+    "pagerduty_id_format": "an approval level's auto_approve.on_call is not a PagerDuty ID",
+    "pagerduty_not_configured": "a level passes on call but the model has no on_call.pagerduty",
     "oidc_scopes": "identity.oidc.scopes does not include openid",
     # Names defined twice
     "duplicate_account": "two accounts with one name",

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from sekisho.domain.access import NotifyEvent
@@ -212,6 +212,16 @@ def _slack_id(rule: str, kinds: str) -> Callable[[str], str]:
     return check
 
 
+def _pagerduty_id(value: str) -> str:
+    if not re.fullmatch(r"P[A-Z0-9]{5,13}", value):
+        raise rule_error(
+            "pagerduty_id_format",
+            f"{value[:40]!r} is not a PagerDuty schedule ID (P and capitals or digits, as in "
+            "the schedule's URL: PI7DH85)",
+        )
+    return value
+
+
 def _min_approvals(value: int) -> int:
     if value < 1:
         raise rule_error("min_approvals_range", f"must be at least 1, not {value}")
@@ -245,6 +255,7 @@ Pattern = Annotated[str, AfterValidator(_pattern)]
 MinApprovals = Annotated[int, AfterValidator(_min_approvals)]
 SlackChannelId = Annotated[str, AfterValidator(_slack_id("slack_channel_format", "CGD"))]
 SlackUserId = Annotated[str, AfterValidator(_slack_id("slack_user_format", "UW"))]
+PagerDutyId = Annotated[str, AfterValidator(_pagerduty_id)]
 GroupNames = Annotated[list[Name], AfterValidator(_non_empty)]
 
 
@@ -338,9 +349,18 @@ class EligibilityDoc(Doc):
     groups: GroupNames
 
 
+class OnCallDoc(Doc):
+    """The level passes by itself while the requester is on call in this PagerDuty schedule
+    (at one of `escalation_levels`; none given: at any level)."""
+
+    on_call: PagerDutyId
+    escalation_levels: list[Annotated[int, Field(ge=1, le=20)]] = []
+
+
 class ApprovalDoc(Doc):
     approvers: Name
     min_approvals: MinApprovals = 1
+    auto_approve: OnCallDoc | None = None
 
 
 class ChangeSectionDoc(Doc):
@@ -557,6 +577,16 @@ class TicketsDoc(Doc):
     jira: JiraDoc | None = None
 
 
+class PagerDutyDoc(Doc):
+    token_env: EnvName  # a REST API key (read-only is enough)
+    api_url: HttpUrl = "https://api.pagerduty.com"
+    ca_file: ShortText | None = None  # trust this CA (PEM) instead of the system's (a proxy)
+
+
+class OnCallSourcesDoc(Doc):
+    pagerduty: PagerDutyDoc | None = None
+
+
 class ModelDoc(Doc):
     """The top level. Sections stay raw here and are validated entry by entry, so one broken
     entry does not hide the cross-reference problems of all the others."""
@@ -573,6 +603,7 @@ class ModelDoc(Doc):
     shared_signals: SharedSignalsDoc = SharedSignalsDoc()
     identity: IdentityDoc = IdentityDoc()
     tickets: TicketsDoc = TicketsDoc()
+    on_call: OnCallSourcesDoc = OnCallSourcesDoc()
 
 
 SECTIONS: dict[str, type[Doc]] = {

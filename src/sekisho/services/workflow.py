@@ -5,6 +5,7 @@ from __future__ import annotations
 from sekisho.domain.actor import Actor
 from sekisho.domain.drafts import RequestDraft
 from sekisho.domain.requests import ApprovalDecision
+from sekisho.operations.on_call import PassOnCall
 from sekisho.operations.requests import CancelRequest, DecideRequest, FileRequest
 from sekisho.queries.requests import RequestQueries, RequestQuery
 from sekisho.services.views import RequestSummary, RequestView
@@ -17,14 +18,19 @@ class WorkflowService:
         decide: DecideRequest,
         cancel: CancelRequest,
         queries: RequestQueries,
+        on_call: PassOnCall,
     ) -> None:
         self._file, self._decide, self._cancel, self._queries = file, decide, cancel, queries
+        self._on_call = on_call
 
     def file(self, actor: Actor, draft: RequestDraft) -> RequestView:
-        return self.get(actor, self._file.execute(actor, draft))
+        request_id = self._file.execute(actor, draft)
+        self._on_call.execute(request_id)  # a first level that passes on call
+        return self.get(actor, request_id)
 
     def approve(self, actor: Actor, request_id: int, comment: str = "") -> RequestView:
         self._decide.execute(actor, request_id, ApprovalDecision.APPROVE, comment)
+        self._on_call.execute(request_id)  # the next level may pass on call
         return self.get(actor, request_id)
 
     def reject(self, actor: Actor, request_id: int, comment: str) -> RequestView:
