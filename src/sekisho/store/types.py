@@ -69,10 +69,18 @@ class CanonicalJSON(TypeDecorator[Any]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
         if value is None:
             return None
+        if isinstance(value, CanonicalText):
+            return str(value)
         return canonical_json(value)
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
         return None if value is None else json.loads(value)
+
+
+class CanonicalText(str):
+    """A value already serialised by `canonical_json`: a CanonicalJSON column stores this
+    text as it is (the audit trail has each entry's detail in canonical JSON already, inside
+    the text its hash covers)."""
 
 
 def canonical_json(value: Any) -> str:
