@@ -116,11 +116,24 @@ def _execute_many(connection: Connection, kind: _Kind, rows: Sequence[dict[str, 
     columns = []
     for key, process in zip(plan.keys, plan.processors, strict=True):
         values = [row[key] for row in rows]
-        columns.append(values if process is None else [process(v) for v in values])
+        columns.append(values if process is None else _converted(values, process))
     params: list[Any] = list(zip(*columns, strict=True))
     if not plan.positional:
         params = [dict(zip(plan.names, values, strict=True)) for values in params]
     connection.exec_driver_sql(plan.sql, params)
+
+
+def _converted(values: list[Any], process: Callable[[Any], Any]) -> list[Any]:
+    """`process` of each value, once for a run of the same object (the entries an event's
+    effects write share its instant: a batch's 2,000 `grant.ended` rows bind one)."""
+    found: list[Any] = []
+    last: object = _converted  # stands for no value yet: never a row's value
+    done = None
+    for value in values:
+        if value is not last:
+            last, done = value, process(value)
+        found.append(done)
+    return found
 
 
 @event.listens_for(Session, "do_orm_execute")
