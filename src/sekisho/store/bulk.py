@@ -71,7 +71,7 @@ class _Plan:
     names: tuple[str, ...]  # the statement's parameter names, for a mapping
 
 
-_PLANS: dict[tuple[str, _Kind], _Plan | None] = {}
+_PLANS: dict[tuple[str, str, str, _Kind], _Plan | None] = {}  # by dialect, driver, paramstyle
 
 
 def _statement(kind: _Kind) -> UpdateBase:
@@ -85,7 +85,7 @@ def _statement(kind: _Kind) -> UpdateBase:
 def _plan(dialect: Dialect, kind: _Kind) -> _Plan | None:
     """How to run `kind` on this dialect; None if its rows do not fill every parameter
     (a column default to apply): then SQLAlchemy runs it."""
-    cache_key = (dialect.name, kind)
+    cache_key = (dialect.name, dialect.driver, dialect.paramstyle, kind)
     if cache_key in _PLANS:
         return _PLANS[cache_key]
     compiled = _statement(kind).compile(dialect=dialect, column_keys=list(kind[2]))
