@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from sekisho.bootstrap import Core, build_core, ensure_schema
+from sekisho.bootstrap import Core, build_core, ensure_schema, freeze_startup_heap
 from sekisho.config import Settings
 from sekisho.domain.actor import Actor
 
@@ -80,9 +80,11 @@ def settings_for(url: str, data_dir: Path, login_failure_delay: float = 0) -> Se
 
 
 def open_core(url: str, data_dir: Path) -> Core:
-    """A core as `sekisho serve` builds it (local provider, system clock), schema migrated."""
+    """A core as `sekisho serve` builds it (local provider, system clock), schema migrated,
+    and the process's heap as it then leaves it (`freeze_startup_heap`)."""
     core = build_core(settings_for(url, data_dir))
     ensure_schema(core)
+    freeze_startup_heap()
     return core
 
 

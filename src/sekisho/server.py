@@ -22,7 +22,7 @@ from fastapi import FastAPI
 
 from sekisho import web
 from sekisho.api.app import create_api
-from sekisho.bootstrap import Core
+from sekisho.bootstrap import Core, freeze_startup_heap
 from sekisho.gateway.pki import PkiError
 from sekisho.gateway.server import Gateway
 from sekisho.gateway.setup import published_ca
@@ -100,9 +100,11 @@ def serve(core: Core, host: str, port: int, parts: frozenset[Part] = frozenset(P
     with cluster_events(core):
         if Part.API not in parts:
             assert gateway is not None
+            freeze_startup_heap()
             serve_gateway_only(gateway)
             return
         config = uvicorn_config(build_app(core, gateway=gateway), host, port)
+        freeze_startup_heap()
         uvicorn.Server(config).run()
 
 

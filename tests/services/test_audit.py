@@ -26,6 +26,7 @@ from sekisho.services import audit
 from sekisho.services.audit import AuditFilter, VerifyReport
 from sekisho.store.db import Database
 from sekisho.store.tables import AuditRow
+from sekisho.store.types import canonical_json
 from support import ADMIN, AUDITOR, LEADER, LEADER2, MEMBER, MEMBER2
 
 NOW = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
@@ -400,6 +401,29 @@ def test_entries_written_before_nodes_were_named_still_verify(core: Core) -> Non
     assert verify(core).problems == [
         f"entry {old.seq} was altered (its content does not match its hash)"
     ]
+
+
+def test_an_entry_stores_its_detail_as_the_canonical_json_its_hash_covers(core: Core) -> None:
+    """The detail column holds `canonical_json(detail)`, taken from the hashed text: values
+    that look like the body's own keys, quotes and non-ASCII text change nothing."""
+    tricky = {
+        "reason": 'x,"grant_id":1,"detail":{"a":"b"}}',
+        "comment": '\\"detail":\\',
+        "output": '日本語 \u2028 "quoted"',
+        "count": 3,
+        "error": None,
+        "outcome": True,
+    }
+    with core.db.write() as s:
+        event = audit.AuditEvent("grant.expired", 'x"detail":', "test", detail=tricky)
+        audit.record(s, core.now(), event)
+        audit.record(s, core.now(), audit.AuditEvent("model.loaded", "y", "test"), node="n1")
+    with core.db.read() as s:
+        stored = s.scalars(text("SELECT detail FROM audit_log ORDER BY seq DESC LIMIT 2")).all()
+    assert stored == [canonical_json({}), canonical_json(tricky)]
+    rows = audit_rows(core)
+    assert rows[-2].detail == tricky
+    assert verify(core).ok
 
 
 def test_a_node_name_is_a_plain_name(tmp_path: Path) -> None:

@@ -75,7 +75,7 @@ def ending(fx: EffectContext, e: GrantEnding) -> list[Event]:
     fx.outbox.grant_ended(fx.session, grant)
     fx.signals.session_revoked(
         fx.session,
-        fx.model,
+        fx.model_of,
         grant.user,
         e.at,
         f"grant #{grant.id} to {grant.group} ended ({why})"[:500],

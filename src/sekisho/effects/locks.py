@@ -24,7 +24,7 @@ def placed(fx: EffectContext, e: LockPlaced) -> list[Event]:
     if user is not None:  # every session of theirs ends (their grants' endings tell theirs)
         initiator = sets.SYSTEM if e.actor.is_system else sets.ADMIN
         why = lock.message[:500]
-        fx.signals.session_revoked(fx.session, fx.model, user, e.at, why, initiator)
+        fx.signals.session_revoked(fx.session, fx.model_of, user, e.at, why, initiator)
     data = {
         "lock_id": str(lock.id),
         "kind": lock.kind.value,

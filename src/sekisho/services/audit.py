@@ -29,7 +29,7 @@ from sekisho.services.audit_keys import AuditKeyError, AuditKeyFile, VerifyKey
 from sekisho.store import bulk
 from sekisho.store.db import Database
 from sekisho.store.tables import AuditHeadRow, AuditRow
-from sekisho.store.types import canonical_json
+from sekisho.store.types import CanonicalText, canonical_json
 
 GENESIS = "0" * 64
 
@@ -113,12 +113,32 @@ def entry_hash(
     prev_hash: str, seq: int, at: datetime, event: AuditEvent, node: str | None = None
 ) -> str:
     """The hash an entry must have: its content and the previous entry's hash."""
-    body = {"seq": seq, "at": at.isoformat(timespec="microseconds"), **_fields(event)}
+    return _digest(prev_hash, _body(seq, at, _fields(event), node))
+
+
+def _body(seq: int, at: datetime, fields: dict[str, object], node: str | None) -> str:
+    """The text an entry's hash covers: its fields, its place and its time, canonical JSON."""
+    body = {"seq": seq, "at": at.isoformat(timespec="microseconds"), **fields}
     # Entries written before entries named their node have no node, and their hashes did
     # not cover one: the field joins the hashed body only when it is set.
     if node is not None:
         body["node"] = node
-    return hashlib.sha256(f"{prev_hash}\n{canonical_json(body)}".encode()).hexdigest()
+    return canonical_json(body)
+
+
+def _digest(prev_hash: str, body: str) -> str:
+    return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
+
+
+_DETAIL, _AFTER_DETAIL = '"detail":', ',"grant_id":'  # the body's keys are sorted
+
+
+def _detail_text(body: str) -> CanonicalText:
+    """The entry's detail, as its body has it: `canonical_json(detail)`, not serialised a
+    second time for its column. In JSON text a quote inside a string is escaped, and no
+    detail key is `grant_id` (DETAIL_KEYS), so both markers are the body's own keys."""
+    start = body.index(_DETAIL) + len(_DETAIL)
+    return CanonicalText(body[start : body.index(_AFTER_DETAIL, start)])
 
 
 def _fields(event: AuditEvent) -> dict[str, object]:
@@ -143,8 +163,10 @@ def record(session: Session, at: datetime, event: AuditEvent, node: str | None =
     change's transaction; checkpoints sign the head now and then (`audit_checkpoints`)."""
     head = _locked_head(session)
     seq = head.seq + 1
-    digest = entry_hash(head.hash, seq, at, event, node)
-    row = {"seq": seq, "at": at, **_fields(event), "node": node}
+    fields = _fields(event)
+    body = _body(seq, at, fields, node)
+    digest = _digest(head.hash, body)
+    row = {"seq": seq, "at": at, **fields, "detail": _detail_text(body), "node": node}
     bulk.append(session, AuditRow, {**row, "prev_hash": head.hash, "hash": digest})
     head.seq, head.hash = seq, digest
 

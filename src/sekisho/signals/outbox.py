@@ -5,6 +5,7 @@ never slows an ending."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -31,18 +32,19 @@ class SignalQueue:
     def session_revoked(
         self,
         s: Session,
-        model: AccessModel,
+        model_of: Callable[[Session], AccessModel],
         user: str,
         at: datetime,
         reason: str,
         initiator: str,
     ) -> None:
         """Every session of `user` ended at `at`, for `reason`: each stream that asked hears.
-        With no stream (the usual case) this costs one read per transaction, nothing more."""
+        With no stream (the usual case) this costs one read per transaction, nothing more
+        (the model is asked for only when a stream hears)."""
         hearing = streams.hearing(s, sets.SESSION_REVOKED)
         if not hearing:
             return
-        person = model.user(user)
+        person = model_of(s).user(user)
         subject = sets.user_subject(user, person.email if person else None)
         event = sets.session_revoked(at, reason, initiator)
         payload = _payload(sets.SESSION_REVOKED, event, subject)

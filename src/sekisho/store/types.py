@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +25,24 @@ class UTCDateTime(TypeDecorator[datetime]):
         if dialect.name == "sqlite":
             return dialect.type_descriptor(DateTime(timezone=False))
         return dialect.type_descriptor(DateTime(timezone=True))
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        """On SQLite, the stored text in one step: what `process_bind_param` and SQLite's
+        DATETIME make of a value together ("YYYY-MM-DD HH:MM:SS.ffffff", naive UTC), at a
+        fraction of the cost (a sweep binds 50,000 of them)."""
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is not UTC:
+                if value.tzinfo is None:
+                    raise ValueError("naive datetimes are not stored: pass an aware UTC time")
+                value = value.astimezone(UTC)
+            return value.isoformat(" ", "microseconds")[:26]  # without its "+00:00"
+
+        return process
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -50,10 +69,18 @@ class CanonicalJSON(TypeDecorator[Any]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
         if value is None:
             return None
+        if isinstance(value, CanonicalText):
+            return str(value)
         return canonical_json(value)
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
         return None if value is None else json.loads(value)
+
+
+class CanonicalText(str):
+    """A value already serialised by `canonical_json`: a CanonicalJSON column stores this
+    text as it is (the audit trail has each entry's detail in canonical JSON already, inside
+    the text its hash covers)."""
 
 
 def canonical_json(value: Any) -> str:
