@@ -171,7 +171,7 @@ def emergency_used(w: Wording, row: RequestRow, template: Template) -> Notice:
     ticket = ticket_of(template, row.params)
     title = f"EMERGENCY access #{row.id}: {w.short(row)}"
     summary = (
-        f"{w.who(row.requester)} granted themselves access {w.about(row)} as an emergency, "
+        f"{w.who(row.requester)} took emergency access to {row.group_name} {w.window(row)}, "
         f"without an approver (ticket {clip(ticket, 100)}): {clip(row.reason)}."
     )
     due = (
@@ -200,8 +200,8 @@ def review_overdue(w: Wording, row: RequestRow, template: Template) -> Notice:
     due = w.when(row.review_due_at) if row.review_due_at else "its due time"
     title = f"Emergency #{row.id} review overdue: {w.short(row)}"
     summary = (
-        f"Nobody has reviewed the emergency access {w.about(row)}, taken by "
-        f"{w.who(row.requester)}; the review was due by {due}. An approver of "
+        f"Nobody has reviewed the emergency access to {row.group_name} that "
+        f"{w.who(row.requester)} took; the review was due by {due}. An approver of "
         f"{row.template} marks it reviewed with a comment."
     )
     people = {
