@@ -13,7 +13,10 @@ from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from support import EXAMPLE_TEXT, LEADER, example_with_emergency
 
-ROUTES = "    - {events: [emergency.used, emergency.review_overdue, approval.needed], channels: [hook, mail]}\n"
+ROUTES = (
+    "    - {events: [emergency.used, emergency.review_overdue, approval.needed], "
+    "channels: [hook, mail]}\n"
+)
 
 
 def emergency_model(webhook: HttpReceiver, smtp: SmtpReceiver) -> str:
