@@ -42,6 +42,18 @@ def example_with_step_up(rule: str) -> str:
     return EXAMPLE_TEXT.replace(_ADD_USER_TO_GROUP_END, _ADD_USER_TO_GROUP_END + line, 1)
 
 
+# Break-glass on the example's AddUserToGroup: an hour at most, reviewed within a day, the
+# security on-call alerted; the ticket is the template's `ticket` parameter (CHG-1234).
+EMERGENCY = "{max_duration: 1h, review_within: 1d, notify: [SecurityGroup]}"
+
+
+def example_with_emergency(rule: str = EMERGENCY) -> str:
+    """The example model, its AddUserToGroup template with `emergency: rule`."""
+    assert _ADD_USER_TO_GROUP_END in EXAMPLE_TEXT
+    line = f"    emergency: {rule}\n"
+    return EXAMPLE_TEXT.replace(_ADD_USER_TO_GROUP_END, _ADD_USER_TO_GROUP_END + line, 1)
+
+
 # Argon2id at its cheapest: the tests check behaviour, not the hash's cost.
 CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 

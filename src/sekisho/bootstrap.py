@@ -38,6 +38,7 @@ from sekisho.operations.cli_sign_in import RedeemHandOff
 from sekisho.operations.credentials import IssueRoleCredentials, RevokeRoleSessions
 from sekisho.operations.device_sign_in import PollDeviceSignIn, StartDeviceSignIn
 from sekisho.operations.directory import ProvisionGroups, ProvisionUsers, ScimTokens
+from sekisho.operations.emergency import ReportOverdueReviews, ReviewEmergency
 from sekisho.operations.grants import (
     EndGrants,
     EndingTimes,
@@ -257,6 +258,7 @@ class Core:
             CancelRequest(store, clock, models),
             RequestQueries(self.store, clock, models),
             PassOnCall(store, clock, models, runbook, PagerDutyOnCall()),
+            ReviewEmergency(store, clock, models),
         )
 
     # -- the grant lifecycle: runbooks, endings, the sweep, the reconciler -----------------
@@ -453,6 +455,7 @@ class Core:
             self.run_runbook,
             self.outbox,
             self.models,
+            ReportOverdueReviews(self.store, self.clock),
         )
 
     # The loops and their lease: one new each time (`sekisho serve` builds one of each, a CLI

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 from textwrap import dedent, indent
 
 import pytest
 
+from sekisho.domain.access import Emergency
 from sekisho.domain.errors import ModelProblem
-from sekisho.model import RULES, check_text
+from sekisho.model import RULES, check_text, load_text
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "model.md"
 
@@ -668,6 +670,72 @@ CASES: list[tuple[str, str]] = [
             )
         ),
     ),
+    (
+        "emergency_remove_template",
+        model(
+            templates="""\
+        templates:
+          - name: Join
+            action: remove
+            approval: [{approvers: Approvers}]
+            parameters: [{name: ticket}]
+            emergency: {max_duration: 1h, review_within: 1d}  # <-
+        """
+        ),
+    ),
+    (
+        "emergency_without_approvers",
+        model(
+            templates=template_with(
+                """\
+                eligibility: [{requesters: [Devs], groups: [ProdWork]}]
+                auto_approve: true
+                parameters: [{name: ticket}]
+                emergency: {max_duration: 1h, review_within: 1d}  # <-
+            """
+            )
+        ),
+    ),
+    (
+        "emergency_max_duration",
+        model(
+            templates=template_with(
+                """\
+                eligibility: [{requesters: [Devs], groups: [ProdWork]}]
+                approval: [{approvers: Approvers}]
+                max_duration: 2h
+                parameters: [{name: ticket}]
+                emergency: {max_duration: 3h, review_within: 1d}  # <-
+            """
+            )
+        ),
+    ),
+    (
+        "emergency_ticket_parameter",
+        model(
+            templates=template_with(
+                """\
+                eligibility: [{requesters: [Devs], groups: [ProdWork]}]
+                approval: [{approvers: Approvers}]
+                parameters: [{name: change}]
+                emergency: {max_duration: 1h, review_within: 1d, ticket: chg}  # <-
+            """
+            )
+        ),
+    ),
+    (
+        "emergency_notify_work_group",
+        model(
+            templates=template_with(
+                """\
+                eligibility: [{requesters: [Devs], groups: [ProdWork]}]
+                approval: [{approvers: Approvers}]
+                parameters: [{name: ticket}]
+                emergency: {max_duration: 1h, review_within: 1d, notify: [ProdWork]}  # <-
+            """
+            )
+        ),
+    ),
     # Notifications
     (
         "env_name_format",
@@ -903,6 +971,22 @@ def test_auto_approve_needs_no_approvers_and_remove_needs_no_eligibility() -> No
     )
     text = text.replace("approve: [Join]", "approve: [Join, Leave]")
     assert check_text(text) == []
+
+
+def test_an_emergency_section_loads_with_its_ticket_and_groups() -> None:
+    text = model(
+        templates=template_with(
+            """\
+            eligibility: [{requesters: [Devs], groups: [ProdWork]}]
+            approval: [{approvers: Approvers}]
+            parameters: [{name: ticket, pattern: "INC-[0-9]+"}]
+            emergency: {max_duration: 1h, review_within: 2d, notify: [Approvers, Devs]}
+            """
+        )
+    )
+    assert check_text(text) == []
+    emergency = load_text(text).template("Join").emergency  # type: ignore[union-attr]
+    assert emergency == Emergency(timedelta(hours=1), timedelta(days=2), ("Approvers", "Devs"))
 
 
 def test_unused_roles_and_targets_are_fine() -> None:

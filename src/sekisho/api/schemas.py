@@ -122,6 +122,9 @@ class RequestCreate(Body):
     start: Short | None = None
     info: Annotated[dict[Short, Text], Field(max_length=50)] = {}
     params: Annotated[dict[Short, Short], Field(max_length=50)] = {}
+    # Break-glass on a template with `emergency`: granted at once, with the reason and the
+    # ticket parameter required; an approver reviews it after the incident.
+    emergency: bool = False
 
     model_config = ConfigDict(
         extra="forbid",
@@ -149,6 +152,17 @@ class DecisionBody(Body):
 
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"comment": "OK, go ahead"}]}
+    )
+
+
+class ReviewBody(Body):
+    """An emergency's post-incident review: what the reviewer found (required)."""
+
+    comment: Text = ""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"comment": "Justified: the primary DB failed over"}]},
     )
 
 

@@ -15,7 +15,9 @@ from rich.table import Table
 from sekisho.cli import audit_cmds
 from sekisho.cli.client import Client, SavedLogin, forget_login, load_login, save_login
 from sekisho.cli.render import (
+    EMERGENCY,
     audit_table,
+    emergencies_table,
     emit,
     grants_table,
     literal,
@@ -235,6 +237,14 @@ def create(
     param: Annotated[
         list[str] | None, typer.Option("--param", help="Template parameter KEY=VALUE.")
     ] = None,
+    emergency: Annotated[
+        bool,
+        typer.Option(
+            "--emergency",
+            help="Break-glass: granted at once, with --reason and the ticket --param; "
+            "alerted and reviewed after.",
+        ),
+    ] = False,
     json: JsonOpt = False,
 ) -> None:
     """File a request from a template."""
@@ -248,12 +258,17 @@ def create(
         "user": user,
         "info": pairs(info, "info"),
         "params": pairs(param, "param"),
+        "emergency": emergency or None,
     }
     data = client(ctx).post("/requests", json={k: v for k, v in body.items() if v is not None})
     if json:
         print_json(data)
         return
     out.print(say("request ", (f"#{data['id']}", "bold"), f" filed: {data['status']}"))
+    if data.get("emergency"):
+        out.print(
+            say(EMERGENCY, f": approvers alerted; review due by {when(data['review_due_at'])}")
+        )
     if data["status"] == "pending_approval":
         approvers = ", ".join(level["approvers"] for level in data["levels"])
         out.print(say(f"waiting for approval by {approvers} (decide by {when(data['decide_by'])})"))
@@ -267,11 +282,16 @@ def list_requests(
         bool, typer.Option("--to-approve", help="Waiting for my decision.")
     ] = False,
     status: Annotated[RequestStatus | None, typer.Option(help="Only this status.")] = None,
+    emergency: Annotated[
+        bool, typer.Option("--emergency", help="Only emergency (break-glass) requests.")
+    ] = False,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     json: JsonOpt = False,
 ) -> None:
     """Requests you may see, newest first."""
     params: dict[str, Any] = {"mine": mine, "to_approve": to_approve, "limit": limit}
+    if emergency:
+        params["emergency"] = True
     if status is not None:
         params["status"] = status.value
     emit(client(ctx).get("/requests", params=params), json, requests_table, empty="no requests")
@@ -327,6 +347,21 @@ def cancel(
 ) -> None:
     """Withdraw your pending request."""
     decided(client(ctx).post(f"/requests/{request_id}/cancel"), json)
+
+
+@request_app.command("review")
+def review(
+    ctx: typer.Context,
+    request_id: Annotated[int, typer.Argument(metavar="ID", min=1)],
+    comment: Annotated[str, typer.Option(help="What the review found (required).")],
+    json: JsonOpt = False,
+) -> None:
+    """Mark an emergency reviewed after the incident (an approver of its template, once)."""
+    data = client(ctx).post(f"/requests/{request_id}/review", json={"comment": comment})
+    if json:
+        print_json(data)
+        return
+    out.print(say(f"emergency #{data['id']} reviewed by {data['reviewed_by']}"))
 
 
 @grant_app.command("list")
@@ -390,6 +425,13 @@ def audit_list(
         if value is not None:
             params[key] = value
     emit(client(ctx).get("/audit", params=params), json, audit_table, empty="no entries")
+
+
+@audit_app.command("emergencies")
+def audit_emergencies(ctx: typer.Context, json: JsonOpt = False) -> None:
+    """Emergency (break-glass) use per person: uses, reviews, overdue (auditors and admins)."""
+    rows = client(ctx).get("/audit/emergencies")
+    emit(rows, json, emergencies_table, empty="no emergency use")
 
 
 @audit_app.command("verify")

@@ -139,7 +139,10 @@ NEXT_COMMAND = {
     "cancel": "sekisho request cancel {id}",
     "release": "sekisho grant release {id}",
     "revoke": "sekisho grant revoke {id} --reason WHY",
+    "review": "sekisho request review {id} --comment TEXT",
 }
+
+EMERGENCY = ("EMERGENCY", "bold red")  # the badge of a break-glass request, on every view
 
 
 def allowed(thing: dict[str, Any]) -> Text:
@@ -174,9 +177,12 @@ def requests_table(rows: list[dict[str, Any]]) -> Table:
     for column in (*columns, "You may"):
         table.add_column(column, overflow="fold")
     for r in rows:
+        state = status(r["status"])
+        if r.get("emergency"):
+            state = say(EMERGENCY, " ", state)
         table.add_row(
             str(r["id"]),
-            status(r["status"]),
+            state,
             literal(r["template"]),
             literal(r["user"]),
             literal(r["group"]),
@@ -222,6 +228,8 @@ def request_detail(r: dict[str, Any]) -> Group:
     head.add_column()
     head.add_row("Request", literal(f"#{r['id']}  {r['template']} ({r['action']})"))
     head.add_row("Status", status(r["status"]))
+    if r.get("emergency"):
+        head.add_row("Emergency", emergency_line(r))
     head.add_row("User", literal(f"{r['user']} -> {r['group']}"))
     head.add_row("Requested by", literal(f"{r['requester']} at {when(r['created_at'])}"))
     if r.get("start_at"):
@@ -253,6 +261,38 @@ def request_detail(r: dict[str, Any]) -> Group:
     if grant:
         parts.append(grants_table([grant]))
     return Group(*parts)
+
+
+def emergency_line(r: dict[str, Any]) -> Text:
+    """The badge, and where the post-incident review stands."""
+    line = say(EMERGENCY, ": granted at once without an approver; ")
+    if r.get("reviewed_at"):
+        reviewer = r.get("reviewed_by") or "?"
+        line.append_text(say(f"reviewed by {reviewer} at {when(r['reviewed_at'])}: "))
+        line.append_text(prose(r.get("review_comment") or ""))
+    elif r.get("review_overdue"):
+        line.append_text(say(("review OVERDUE", "bold red"), f" since {when(r['review_due_at'])}"))
+    else:
+        line.append_text(say(f"review due by {when(r.get('review_due_at'))}"))
+    return line
+
+
+def emergencies_table(rows: list[dict[str, Any]]) -> Table:
+    """Emergency use per person, for auditors."""
+    table = Table(title="Emergency use", title_justify="left")
+    for column in ("User", "Uses", "Reviewed", "Awaiting review", "Overdue", "Last used"):
+        table.add_column(column, overflow="fold")
+    for c in rows:
+        overdue = literal(str(c["overdue"]), "bold red" if c["overdue"] else "")
+        table.add_row(
+            literal(c["user"]),
+            str(c["uses"]),
+            str(c["reviewed"]),
+            str(c["awaiting_review"]),
+            overdue,
+            when(c["last_used_at"]),
+        )
+    return table
 
 
 def timeline(entries: list[dict[str, Any]]) -> Table:

@@ -168,6 +168,18 @@ class JiraSettings:
 
 
 @dataclass(frozen=True)
+class Emergency:
+    """Break-glass on a template: the requester grants themselves access at once (with a
+    reason and the `ticket` parameter), for at most `max_duration`; the approvers and the
+    `notify` groups are alerted, and an approver reviews it within `review_within`."""
+
+    max_duration: timedelta
+    review_within: timedelta
+    notify: tuple[str, ...] = ()
+    ticket: str = "ticket"  # the template parameter an emergency request must fill
+
+
+@dataclass(frozen=True)
 class Template:
     name: str
     action: TemplateAction
@@ -180,6 +192,7 @@ class Template:
     parameters: tuple[Parameter, ...] = ()
     step_up: StepUpRule | None = None  # a fresh strong factor before approving (or filing)
     chat_approval: bool = True  # approvers may decide from Slack's buttons
+    emergency: Emergency | None = None  # break-glass: granted at once, reviewed after
 
     @property
     def decided_in_chat(self) -> bool:
@@ -264,6 +277,8 @@ class NotifyEvent(StrEnum):
     RECONCILE_REPORT = "reconcile.report"  # what the reconciler changed, and failed to change
     AUDIT_CHECKPOINT = "audit.checkpoint"  # the audit trail's head, signed (or a refusal)
     LOCK_CHANGED = "lock.changed"  # a lock was placed or removed
+    EMERGENCY_USED = "emergency.used"  # someone granted themselves access in an emergency
+    REVIEW_OVERDUE = "emergency.review_overdue"  # an emergency's review is past its due time
 
 
 REPORT_EVENTS = frozenset(

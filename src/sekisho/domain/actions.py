@@ -15,6 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from sekisho.domain.access import Template
+from sekisho.domain.emergency import may_review
 from sekisho.domain.grants import GrantWindow, may_release, may_revoke
 from sekisho.domain.requests import RecordedDecision, RequestStatus, may_cancel, may_decide
 
@@ -23,6 +24,7 @@ class Action(StrEnum):
     APPROVE = "approve"
     REJECT = "reject"
     CANCEL = "cancel"
+    REVIEW = "review"  # an emergency's post-incident review
     RELEASE = "release"
     REVOKE = "revoke"
     UNLOCK = "unlock"
@@ -75,6 +77,28 @@ def on_request(
     if may_cancel(canceller=viewer.name, requester=requester, status=status):
         found.add(Action.CANCEL)
     return frozenset(found)
+
+
+def on_emergency(
+    viewer: Viewer,
+    *,
+    emergency: bool,
+    template: Template | None,
+    requester: str,
+    subject: str,
+    reviewed_at: datetime | None,
+) -> frozenset[Action]:
+    """REVIEW when `viewer` may review this emergency now (ReviewEmergency's rule)."""
+    allowed = may_review(
+        emergency=emergency,
+        template=template,
+        requester=requester,
+        subject=subject,
+        reviewed_at=reviewed_at,
+        reviewer=viewer.name,
+        reviewer_groups=viewer.standing_groups,
+    )
+    return frozenset({Action.REVIEW}) if allowed else NONE
 
 
 def on_grant(viewer: Viewer, grant: GrantWindow, now: datetime) -> frozenset[Action]:

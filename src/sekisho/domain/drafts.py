@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sekisho.domain import timespec
-from sekisho.domain.access import AccessModel, Group, Template, TemplateAction
+from sekisho.domain.access import AccessModel, Emergency, Group, Template, TemplateAction
 from sekisho.domain.errors import FieldProblem, Forbidden, InvalidInput, NotEligible
 from sekisho.domain.text import LONG_TEXT, SHORT_TEXT, check_text
 
@@ -35,6 +35,7 @@ class RequestDraft:
     start: str | None = None
     info: Mapping[str, str] = field(default_factory=dict)
     params: Mapping[str, str] = field(default_factory=dict)
+    emergency: bool = False  # break-glass: granted at once, reviewed after (template.emergency)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class ReadDraft:
     reason: str
     info: dict[str, str]
     params: dict[str, str]
+    emergency: Emergency | None = None  # the template's rule, when filed as an emergency
 
     @property
     def summary(self) -> str:
@@ -73,14 +75,36 @@ def read_draft(
 ) -> ReadDraft:
     """Check `draft` as filed by `filer` (who may file for others when `for_others`)."""
     template, group, subject = _resolve(model, filer, draft, for_others)
-    window = _window(model, template, draft, now)
+    emergency = _emergency(template, draft, filer, subject) if draft.emergency else None
+    window = _window(model, template, draft, now, emergency)
     info = _change_info(template, draft.info)
     params = _params(template, draft.params)
+    if emergency is not None and not params.get(emergency.ticket):
+        raise InvalidInput.one(
+            f"param.{emergency.ticket}",
+            "required",
+            f"an emergency needs its incident ticket in {emergency.ticket}",
+        )
     reason = check_text("reason", draft.reason, max_length=LONG_TEXT, multiline=True)
     if not reason:
         raise InvalidInput.one("reason", "required", "say why you need this access")
     check_eligible(model, template, group, subject)
-    return ReadDraft(template, group, subject, window, reason, info, params)
+    return ReadDraft(template, group, subject, window, reason, info, params, emergency)
+
+
+def _emergency(template: Template, draft: RequestDraft, filer: str, subject: str) -> Emergency:
+    """The template's break-glass rule, if this draft may use it: for oneself, starting now."""
+    if template.emergency is None:
+        raise InvalidInput.one(
+            "emergency",
+            "no_emergency",
+            f"{template.name} has no emergency section; file an ordinary request",
+        )
+    if subject != filer:
+        raise Forbidden("an emergency grants access to the one who files it, nobody else")
+    if draft.start:
+        raise InvalidInput.one("start", "not_applicable", "an emergency starts now; give no start")
+    return template.emergency
 
 
 def decide_by(model: AccessModel, window: Window, now: datetime) -> datetime:
@@ -146,7 +170,13 @@ def _resolve(
     return template, group, subject
 
 
-def _window(model: AccessModel, template: Template, draft: RequestDraft, now: datetime) -> Window:
+def _window(
+    model: AccessModel,
+    template: Template,
+    draft: RequestDraft,
+    now: datetime,
+    emergency: Emergency | None,
+) -> Window:
     if template.action is TemplateAction.REMOVE:
         return _removal_window(draft)
     tz = timespec.zone(model.settings.timezone)
@@ -168,7 +198,17 @@ def _window(model: AccessModel, template: Template, draft: RequestDraft, now: da
         duration = timespec.parse_duration(draft.duration or "", "for")
         end = start + duration
         field_name = "for"
-    _check_bounds(template, start, end, now, field_name)
+    if emergency is not None:  # break-glass is bounded more tightly than the template
+        _check_bounds(
+            f"an emergency with {template.name}",
+            emergency.max_duration,
+            start,
+            end,
+            now,
+            field_name,
+        )
+    else:
+        _check_bounds(template.name, template.max_duration, start, end, now, field_name)
     # A start that is already here means "now", exactly as if none was given: a start
     # decides when the request stops waiting for approval, so keeping it would make the
     # request expire undecided the moment it was filed.
@@ -191,7 +231,12 @@ def _removal_window(draft: RequestDraft) -> Window:
 
 
 def _check_bounds(
-    template: Template, start: datetime, end: datetime, now: datetime, field_name: str
+    template: str,
+    max_duration: timedelta,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    field_name: str,
 ) -> None:
     if end <= now:
         raise InvalidInput.one(
@@ -199,13 +244,12 @@ def _check_bounds(
         )
     if end <= start:
         raise InvalidInput.one("start", "start_before_end", "the start must be before the end")
-    if end - start > template.max_duration:
-        limit = timespec.format_duration(template.max_duration)
+    if end - start > max_duration:
+        limit = timespec.format_duration(max_duration)
         raise InvalidInput.one(
             field_name,
             "max_duration",
-            f"{template.name} grants at most {limit}; asked for "
-            f"{timespec.format_duration(end - start)}",
+            f"{template} grants at most {limit}; asked for {timespec.format_duration(end - start)}",
         )
 
 

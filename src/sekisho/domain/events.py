@@ -69,6 +69,30 @@ class RequestExpiredUndecided(DomainEvent):
     request_id: int
 
 
+@dataclass(frozen=True)
+class EmergencyUsed(DomainEvent):
+    """Filed as an emergency: approved at once with nobody's approval; its review is due."""
+
+    request_id: int
+    actor: Actor
+
+
+@dataclass(frozen=True)
+class EmergencyReviewed(DomainEvent):
+    """An approver of the template reviewed an emergency use after the incident."""
+
+    request_id: int
+    actor: Actor
+    comment: str
+
+
+@dataclass(frozen=True)
+class EmergencyReviewsOverdue(DomainEvent):
+    """The sweep found these emergencies' reviews past due (again, each OVERDUE_REPEAT)."""
+
+    request_ids: tuple[int, ...]
+
+
 # -- notifications -------------------------------------------------------------------------
 
 

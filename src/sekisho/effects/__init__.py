@@ -24,6 +24,7 @@ from sekisho.effects import (
     audit_checkpoints,
     credentials,
     directory,
+    emergency,
     grants,
     identity,
     locks,
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 # Every area whose events have effects; each module's HANDLERS maps its event types.
 AREAS = (
     requests,
+    emergency,
     grants,
     runbook,
     reconcile,

@@ -86,6 +86,8 @@ def request_event(action: str, actor: Actor, row: RequestRow, **detail: str | in
         base["duration"] = timespec.format_duration(timedelta(seconds=row.duration_s))
     if row.start_at is not None:
         base["start"] = timespec.iso(row.start_at)
+    if row.emergency:  # every entry of a break-glass request says so, not only the first
+        base["emergency"] = True
     base.update(detail)
     return AuditEvent(
         action, actor.name, actor.source, subject=row.subject, request_id=row.id, detail=base

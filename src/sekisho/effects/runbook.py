@@ -81,8 +81,10 @@ def removal_finished(fx: EffectContext, e: RemovalFinished) -> list[Event]:
     return [Event("request.decided", e.at, row.id)]
 
 
-def request_event(action: str, row: RequestRow, **detail: str) -> AuditEvent:
+def request_event(action: str, row: RequestRow, **detail: str | bool) -> AuditEvent:
     """A run's entry on its request: what it was for, and the error if it failed."""
+    if row.emergency:  # a break-glass run says so too
+        detail["emergency"] = True
     return AuditEvent(
         action,
         RUNNER.name,

@@ -302,6 +302,51 @@ def _check_template(
         )
     if _check_levels(parsed, names, groups, entry) and not template.auto_approve:
         _check_feasible(parsed, groups, entry)
+    _check_emergency(parsed, names, entry)
+
+
+def _check_emergency(parsed: Parsed, names: Names, entry: Entry[TemplateDoc]) -> None:
+    """Break-glass must be reviewable, bounded by the template, and carry its ticket."""
+    template, path = entry.doc, (*entry.path, "emergency")
+    emergency = template.emergency
+    if emergency is None:
+        return
+    if template.action != "grant":
+        parsed.add(
+            path,
+            "emergency_remove_template",
+            f"{template.name} removes access; only a grant template can have an emergency section",
+        )
+    if not template.approval:
+        parsed.add(
+            path,
+            "emergency_without_approvers",
+            f"{template.name} has no approval "
+            "levels, so nobody could review an emergency use; add approval",
+        )
+    if emergency.max_duration > template.max_duration:
+        parsed.add(
+            (*path, "max_duration"),
+            "emergency_max_duration",
+            f"an emergency grants at most the template's max_duration "
+            f"({format_duration(template.max_duration)}), not "
+            f"{format_duration(emergency.max_duration)}",
+        )
+    if emergency.ticket not in {p.name for p in template.parameters}:
+        parsed.add(
+            (*path, "ticket"),
+            "emergency_ticket_parameter",
+            f"{template.name} has no parameter {emergency.ticket!r}; an emergency request "
+            "carries its ticket there: add it under parameters",
+        )
+    for index, name in enumerate(emergency.notify):
+        kind = _group_kind(parsed, names, name, (*path, "notify", index))
+        if kind == "work":
+            parsed.add(
+                (*path, "notify", index),
+                "emergency_notify_work_group",
+                f"{name} is a work group, with no members to alert; name a standing group",
+            )
 
 
 def _group_kind(parsed: Parsed, names: Names, name: str, path: Path) -> str | None:

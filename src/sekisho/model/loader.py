@@ -12,6 +12,7 @@ from sekisho.domain.access import (
     Channel,
     ChannelType,
     Eligibility,
+    Emergency,
     Group,
     GroupKind,
     JiraSettings,
@@ -47,6 +48,7 @@ from sekisho.model.checks import (
 from sekisho.model.schema import (
     AccountDoc,
     ChannelDoc,
+    EmergencyDoc,
     GroupDoc,
     IdentityDoc,
     ModelDoc,
@@ -326,7 +328,14 @@ def _template(doc: TemplateDoc) -> Template:
         ),
         step_up=_step_up(doc.step_up),
         chat_approval=doc.chat_approval,
+        emergency=_emergency(doc.emergency),
     )
+
+
+def _emergency(doc: EmergencyDoc | None) -> Emergency | None:
+    if doc is None:
+        return None
+    return Emergency(doc.max_duration, doc.review_within, tuple(doc.notify), doc.ticket)
 
 
 def _step_up(doc: StepUpDoc | None) -> StepUpRule | None:

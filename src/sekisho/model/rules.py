@@ -94,6 +94,11 @@ RULES: dict[str, str] = {
     "channel_setting": "a setting that does not belong to the channel's type",
     "insecure_transport": "a channel would send in clear text off this machine",
     "route_never_matches": "a route limited to templates names a report event",
+    "emergency_remove_template": "a remove template has an emergency section",
+    "emergency_without_approvers": "an emergency template has no approvers to review its uses",
+    "emergency_max_duration": "emergency.max_duration longer than the template's max_duration",
+    "emergency_ticket_parameter": "emergency.ticket names no parameter of the template",
+    "emergency_notify_work_group": "emergency.notify names a work group",
     "approval_impossible": (
         "an eligible requester's request could never collect its approvals, since nobody "
         "approves their own request and each person decides once"

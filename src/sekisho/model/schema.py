@@ -397,6 +397,17 @@ class StepUpDoc(Doc):
     to: Annotated[list[Literal["approve", "request"]], AfterValidator(_some_act)] = ["approve"]
 
 
+class EmergencyDoc(Doc):
+    """Break-glass: an eligible requester grants themselves access at once, with a reason and
+    a ticket, for at most `max_duration`; `notify` groups hear of it; an approver reviews it
+    within `review_within` of the grant's start."""
+
+    max_duration: Duration
+    review_within: Duration
+    notify: list[Name] = []
+    ticket: Name = "ticket"  # the template parameter an emergency request must fill
+
+
 class ParameterDoc(Doc):
     name: Name
     description: LongText = ""
@@ -417,6 +428,7 @@ class TemplateDoc(Doc):
     parameters: list[ParameterDoc] = []
     step_up: StepUpDoc | None = None
     chat_approval: bool = True  # false: Slack's button opens the request's page instead
+    emergency: EmergencyDoc | None = None
 
 
 # -- notifications ---------------------------------------------------------------------------

@@ -49,7 +49,23 @@ class Notices:
         template = model.template(row.template)
         if template is None or template.auto_approve or row.level >= len(template.approval):
             return
+        if row.emergency:  # approved already: its approvers are alerted (`emergency_used`)
+            return
         self._approval_needed(s, model, row, template, frozenset())
+
+    def emergency_used(self, s: Session, model: AccessModel, row: RequestRow) -> None:
+        """Break-glass: every approver of the template and the `notify` groups are alerted."""
+        template = model.template(row.template)
+        if template is not None and routed(model, NotifyEvent.EMERGENCY_USED, row.template):
+            notice = request_notices.emergency_used(self._wording(model), row, template)
+            self._enqueue(s, model, notice)
+
+    def review_overdue(self, s: Session, model: AccessModel, row: RequestRow, at: datetime) -> None:
+        """An emergency nobody reviewed in time: its approvers and the admins, again daily."""
+        template = model.template(row.template)
+        if template is not None and routed(model, NotifyEvent.REVIEW_OVERDUE, row.template):
+            w = Wording(model, self._public_url, at)
+            enqueue(s, model, request_notices.review_overdue(w, row, template), at)
 
     def request_decided(
         self,

@@ -10,14 +10,17 @@ from __future__ import annotations
 from dataclasses import replace
 
 from sekisho.domain.access import NotifyEvent, Template, TemplateAction
+from sekisho.domain.emergency import ticket_of
 from sekisho.domain.requests import RequestStatus
 from sekisho.notify.message import Message, Notice
 from sekisho.notify.routing import (
+    ADMIN,
     APPROVER,
     HANDLED,
     REQUESTER,
     approvers_at,
     concerned,
+    emergency_audience,
     roles,
     waiting_approvers,
 )
@@ -160,3 +163,58 @@ def runbook_finished(w: Wording, row: RequestRow, *, ok: bool, detail: str) -> N
     mine = {u: w.message(row, title, summary, REQUESTER) for u in concerned(row)}
     broadcast = w.message(row, title, summary, "", recipients=roles(mine))
     return Notice(NotifyEvent.RUNBOOK_FINISHED, row.template, row.id, None, broadcast, mine)
+
+
+def emergency_used(w: Wording, row: RequestRow, template: Template) -> Notice:
+    """Break-glass: the approvers and the `notify` groups hear that access was taken at once,
+    and the approvers that a review of it is due."""
+    ticket = ticket_of(template, row.params)
+    title = f"EMERGENCY access #{row.id}: {w.short(row)}"
+    summary = (
+        f"{w.who(row.requester)} took emergency access to {row.group_name} {w.window(row)}, "
+        f"without an approver (ticket {clip(ticket, 100)}): {clip(row.reason)}."
+    )
+    due = (
+        f" A post-incident review is due by {w.when(row.review_due_at)}."
+        if row.review_due_at
+        else ""
+    )
+    people = emergency_audience(w.model, template, row)
+    mine = {
+        user: w.message(
+            row,
+            title,
+            summary + (f"{due} You are one of its reviewers." if role == APPROVER else ""),
+            role,
+            link_label=f"Open emergency #{row.id}",
+        )
+        for user, role in people.items()
+    }
+    broadcast = w.message(row, title, summary + due, "", recipients=roles(mine))
+    broadcast.data.update({"emergency": True, "ticket": ticket})
+    return Notice(NotifyEvent.EMERGENCY_USED, row.template, row.id, None, broadcast, mine)
+
+
+def review_overdue(w: Wording, row: RequestRow, template: Template) -> Notice:
+    """An emergency's review is past due: the template's approvers and the admins, until done."""
+    due = w.when(row.review_due_at) if row.review_due_at else "its due time"
+    title = f"Emergency #{row.id} review overdue: {w.short(row)}"
+    summary = (
+        f"Nobody has reviewed the emergency access to {row.group_name} that "
+        f"{w.who(row.requester)} took; the review was due by {due}. An approver of "
+        f"{row.template} marks it reviewed with a comment."
+    )
+    people = {
+        user: role
+        for user, role in emergency_audience(w.model, template, row).items()
+        if role == APPROVER
+    }
+    for admin in w.model.admins():
+        people.setdefault(admin, ADMIN)
+    mine = {
+        user: w.message(row, title, summary, role, link_label=f"Review emergency #{row.id}")
+        for user, role in people.items()
+    }
+    broadcast = w.message(row, title, summary, "", recipients=roles(mine))
+    broadcast.data.update({"emergency": True, "review_due": due})
+    return Notice(NotifyEvent.REVIEW_OVERDUE, row.template, row.id, None, broadcast, mine)

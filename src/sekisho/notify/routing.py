@@ -20,6 +20,7 @@ HOLDER = "holder"  # holds (or held) the grant
 ADMIN = "admin"  # administers sekisho: reports
 LOCKER = "locker"  # may place locks: told of every lock
 LOCKED = "locked"  # the user a lock is on
+ALERTED = "alerted"  # named in a template's emergency.notify: told of every emergency use
 
 
 def routed(model: AccessModel, event: str, template: str | None) -> bool:
@@ -55,6 +56,21 @@ def approvers_at(model: AccessModel, template: Template, level: int) -> list[str
     """Every approver of one level (0-based), decided or not."""
     group = model.group(template.approval[level].approvers)
     return sorted(group.members) if group else []
+
+
+def emergency_audience(model: AccessModel, template: Template, row: RequestRow) -> dict[str, str]:
+    """Who hears of an emergency use, by role: every approver of every level, then the
+    members of the `notify` groups; never the person who used it."""
+    found: dict[str, str] = {}
+    for level in range(len(template.approval)):
+        found.update(dict.fromkeys(approvers_at(model, template, level), APPROVER))
+    for name in template.emergency.notify if template.emergency else ():
+        group = model.group(name)
+        for user in sorted(group.members) if group else ():
+            found.setdefault(user, ALERTED)
+    for user in (row.requester, row.subject):
+        found.pop(user, None)
+    return found
 
 
 def roles(people: dict[str, Message]) -> tuple[tuple[str, str], ...]:

@@ -15,6 +15,7 @@ from sekisho.domain.actor import Actor
 from sekisho.domain.drafts import ReadDraft, RequestDraft
 from sekisho.domain.errors import Conflict, InvalidInput, Locked, NotFound
 from sekisho.domain.events import (
+    EmergencyUsed,
     RequestAutoApproved,
     RequestCancelled,
     RequestDecided,
@@ -79,9 +80,11 @@ class FileRequest:
             s.flush()
             uow.record(RequestFiled(now, row.id, actor, read.summary))
             job = None
-            if read.template.auto_approve:
+            if read.emergency is not None or read.template.auto_approve:
                 requests.move(row, RequestStatus.APPROVED, now)
-                uow.record(RequestAutoApproved(now, row.id))
+                # Break-glass is its own event: the trail says nobody approved it.
+                approved = EmergencyUsed(now, row.id, actor) if row.emergency else None
+                uow.record(approved or RequestAutoApproved(now, row.id))
                 job = self._runbook.claim(uow, row)
             request_id = row.id
         if job is not None:
@@ -242,7 +245,17 @@ def _new_request(
         updated_at=now,
         decide_by=drafts.decide_by(model, window, now),
         model_id=model_id,
+        **_emergency_fields(read, now),
     )
+
+
+def _emergency_fields(read: ReadDraft, now: datetime) -> dict[str, object]:
+    """An emergency's columns: its review is due `review_within` after the grant began,
+    which is now (an emergency starts at once); the sweep first reports it then."""
+    if read.emergency is None:
+        return {"emergency": False}
+    due = now + read.emergency.review_within
+    return {"emergency": True, "review_due_at": due, "review_next_at": due}
 
 
 def _stepped_up(

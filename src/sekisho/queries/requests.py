@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 
 from sekisho.clock import Clock
 from sekisho.domain.actions import Action
@@ -14,7 +14,7 @@ from sekisho.domain.requests import RequestStatus
 from sekisho.ports import ModelSource
 from sekisho.queries.viewers import viewer_of
 from sekisho.services import permissions
-from sekisho.services.views import RequestSummary, RequestView, request_actions
+from sekisho.services.views import EmergencyCount, RequestSummary, RequestView, request_actions
 from sekisho.store.tables import GrantRow, RequestRow, TimelineRow
 from sekisho.store.unit_of_work import Store
 
@@ -24,6 +24,7 @@ class RequestQuery:
     mine: bool = False  # filed by me or granting me
     to_approve: bool = False  # waiting for a decision I may give
     status: RequestStatus | None = None
+    emergency: bool = False  # only emergency (break-glass) requests
     limit: int = 200
 
 
@@ -70,6 +71,8 @@ class RequestQueries:
                 stmt = stmt.where(mine | RequestRow.template.in_(approvable))
             if query.status is not None:
                 stmt = stmt.where(RequestRow.status == query.status)
+            if query.emergency:
+                stmt = stmt.where(RequestRow.emergency.is_(True))
             limit = max(1, min(query.limit, 1000))
             rows = list(s.scalars(stmt.limit(limit)))
             viewer, now = viewer_of(model, actor), self._clock.now()
@@ -77,3 +80,34 @@ class RequestQueries:
         if query.to_approve:  # waiting for me: what I may decide now, by the rule itself
             return [r for r in found if Action.APPROVE in r.allowed_actions]
         return found
+
+    def emergencies(self, actor: Actor) -> list[EmergencyCount]:
+        """Emergency use per person, for auditors: how often, how much is reviewed, what is
+        overdue. Most uses first."""
+        now = self._clock.now()
+        overdue = (RequestRow.reviewed_at.is_(None)) & (RequestRow.review_due_at <= now)
+        stmt = (
+            select(
+                RequestRow.requester,
+                func.count(),
+                func.count(RequestRow.reviewed_at),
+                func.sum(case((overdue, 1), else_=0)),
+                func.max(RequestRow.created_at),
+            )
+            .where(RequestRow.emergency.is_(True))
+            .group_by(RequestRow.requester)
+        )
+        with self._store.read() as s:
+            permissions.require_auditor(self._models.model(s), actor, "count emergency use")
+            found = [
+                EmergencyCount(
+                    user=user,
+                    uses=uses,
+                    reviewed=reviewed,
+                    awaiting_review=uses - reviewed,
+                    overdue=int(late or 0),
+                    last_used_at=last,
+                )
+                for user, uses, reviewed, late, last in s.execute(stmt)
+            ]
+        return sorted(found, key=lambda c: (-c.uses, c.user))

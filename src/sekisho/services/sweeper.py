@@ -20,6 +20,7 @@ from sekisho.clock import Clock
 from sekisho.domain.actor import Actor
 from sekisho.domain.grants import EndReason
 from sekisho.domain.requests import RequestStatus
+from sekisho.operations.emergency import NEXT_OVERDUE, ReportOverdueReviews
 from sekisho.operations.grants import EndGrants
 from sekisho.operations.requests import ExpireUndecided
 from sekisho.operations.runbook import RunRunbook
@@ -43,6 +44,7 @@ class SweepReport:
     requests_expired: list[int] = field(default_factory=list)
     runbooks_run: list[int] = field(default_factory=list)
     reminded: list[int] = field(default_factory=list)  # grants whose end is near: told
+    reviews_overdue: list[int] = field(default_factory=list)  # emergencies not reviewed
     reports: int = 0  # notification reports written (what ended, what failed to)
 
     @property
@@ -54,6 +56,7 @@ class SweepReport:
             or self.requests_expired
             or self.runbooks_run
             or self.reminded
+            or self.reviews_overdue
         )
 
 
@@ -67,10 +70,11 @@ class Sweeper:
         runbook: RunRunbook,
         notify: NotifyJobs,
         models: ModelSource,
+        overdue_reviews: ReportOverdueReviews,
     ) -> None:
         self._store, self._clock, self._end = store, clock, end
         self._expire_undecided, self._runbook, self._notify = expire_undecided, runbook, notify
-        self._models = models
+        self._models, self._overdue_reviews = models, overdue_reviews
 
     def run_due(self) -> SweepReport:
         """One pass, under one version of the model (asked of the store once)."""
@@ -83,6 +87,7 @@ class Sweeper:
         self._expire_requests(report)
         self._run_runbooks(report)
         report.reminded = self._notify.send_reminders()
+        report.reviews_overdue = self._overdue_reviews.execute()
         # One report for the whole pass: what it ended, and what the provider did not confirm.
         report.reports = self._notify.compose_reports()
         return report
@@ -160,6 +165,7 @@ _DEADLINES = select(
     _earliest(RequestRow.decide_by, RequestStatus.PENDING_APPROVAL),
     _earliest(RequestRow.start_at, RequestStatus.SCHEDULED),
     _earliest(RequestRow.runner_until, RequestStatus.IN_PROGRESS),
+    NEXT_OVERDUE,  # an emergency's review past due, reported until it is done
     exists().where(RequestRow.status == RequestStatus.APPROVED).label("approved"),
 )
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from sekisho.domain import actions
 from sekisho.domain.access import AccessModel
 from sekisho.domain.actions import NONE, Action, Viewer, in_order
+from sekisho.domain.emergency import review_overdue
 from sekisho.domain.grants import is_active
 from sekisho.domain.identity import LoginProof
 from sekisho.domain.requests import RequestStatus
@@ -137,7 +138,11 @@ class RequestSummary(View):
     status: str
     created_at: datetime
     decide_by: datetime
-    allowed_actions: AllowedActions = NONE  # approve, reject, cancel
+    # Break-glass: granted at once without an approver; reviewed after the incident.
+    emergency: bool = False
+    review_due_at: datetime | None = None
+    reviewed_at: datetime | None = None
+    allowed_actions: AllowedActions = NONE  # approve, reject, cancel, review
 
     @classmethod
     def of(cls, row: RequestRow, allowed: frozenset[Action] = NONE) -> RequestSummary:
@@ -157,6 +162,13 @@ def request_actions(
         subject=row.subject,
         decisions=[recorded(d) for d in row.decisions],
         now=now,
+    ) | actions.on_emergency(
+        viewer,
+        emergency=row.emergency,
+        template=model.template(row.template),
+        requester=row.requester,
+        subject=row.subject,
+        reviewed_at=row.reviewed_at,
     )
 
 
@@ -175,6 +187,9 @@ def _summary_fields(row: RequestRow) -> dict[str, object]:
         "status": row.status,
         "created_at": row.created_at,
         "decide_by": row.decide_by,
+        "emergency": row.emergency,
+        "review_due_at": row.review_due_at,
+        "reviewed_at": row.reviewed_at,
     }
 
 
@@ -189,6 +204,9 @@ class RequestView(RequestSummary):
     # What the template asks of an approver just before approving ("a passkey within the
     # last 5m"), or None: an approval without it is refused (403 step-up-required).
     approve_step_up: str | None = None
+    reviewed_by: str | None = None
+    review_comment: str | None = None
+    review_overdue: bool = False  # an emergency past its review's due time, not reviewed
 
     @classmethod
     def build(
@@ -212,6 +230,9 @@ class RequestView(RequestSummary):
             timeline=[TimelineView.of(t) for t in timeline],
             grant=GrantView.of(grant, now, viewer) if grant else None,
             approve_step_up=_approve_step_up(model, row),
+            reviewed_by=row.reviewed_by,
+            review_comment=row.review_comment,
+            review_overdue=review_overdue(row.review_due_at, row.reviewed_at, now),
         )
 
 
@@ -247,6 +268,17 @@ def _levels(row: RequestRow, model: AccessModel) -> list[LevelView]:
             )
         )
     return levels
+
+
+class EmergencyCount(View):
+    """One person's emergency (break-glass) use, as auditors see it."""
+
+    user: str
+    uses: int
+    reviewed: int
+    awaiting_review: int  # not reviewed yet, due or not
+    overdue: int  # past the review's due time and not reviewed
+    last_used_at: datetime
 
 
 class DirectoryView(View):

@@ -5,10 +5,11 @@ from __future__ import annotations
 from sekisho.domain.actor import Actor
 from sekisho.domain.drafts import RequestDraft
 from sekisho.domain.requests import ApprovalDecision
+from sekisho.operations.emergency import ReviewEmergency
 from sekisho.operations.on_call import PassOnCall
 from sekisho.operations.requests import CancelRequest, DecideRequest, FileRequest
 from sekisho.queries.requests import RequestQueries, RequestQuery
-from sekisho.services.views import RequestSummary, RequestView
+from sekisho.services.views import EmergencyCount, RequestSummary, RequestView
 
 
 class WorkflowService:
@@ -19,9 +20,10 @@ class WorkflowService:
         cancel: CancelRequest,
         queries: RequestQueries,
         on_call: PassOnCall,
+        review: ReviewEmergency,
     ) -> None:
         self._file, self._decide, self._cancel, self._queries = file, decide, cancel, queries
-        self._on_call = on_call
+        self._on_call, self._review = on_call, review
 
     def file(self, actor: Actor, draft: RequestDraft) -> RequestView:
         request_id = self._file.execute(actor, draft)
@@ -41,8 +43,16 @@ class WorkflowService:
         self._cancel.execute(actor, request_id)
         return self.get(actor, request_id)
 
+    def review(self, actor: Actor, request_id: int, comment: str) -> RequestView:
+        """An approver's post-incident review of an emergency use."""
+        self._review.execute(actor, request_id, comment)
+        return self.get(actor, request_id)
+
     def get(self, actor: Actor, request_id: int) -> RequestView:
         return self._queries.get(actor, request_id)
+
+    def emergencies(self, actor: Actor) -> list[EmergencyCount]:
+        return self._queries.emergencies(actor)
 
     def list_requests(self, actor: Actor, query: RequestQuery) -> list[RequestSummary]:
         return self._queries.list_requests(actor, query)

@@ -171,6 +171,15 @@ class RequestRow(Base):
     # A runbook executor holds the request until this instant; after it, another may resume.
     runner_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     model_id: Mapped[int] = mapped_column(ForeignKey("access_models.id"))
+    # Break-glass (the template's `emergency`): granted at once, reviewed after. The review is
+    # due at `review_due_at`; `review_next_at` is when the sweep next reports it overdue
+    # (None once reviewed, so the sweep's deadline query reads only open reviews).
+    emergency: Mapped[bool] = mapped_column(Boolean, default=False)
+    review_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    review_next_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reviewed_by: Mapped[str | None] = mapped_column(NAME)
+    review_comment: Mapped[str | None] = mapped_column(Text)
 
     decisions: Mapped[list[DecisionRow]] = relationship(
         order_by="DecisionRow.id", lazy="selectin", back_populates="request"

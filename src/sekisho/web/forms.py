@@ -77,4 +77,5 @@ def request_draft(form: Mapping[str, object]) -> RequestDraft:
         start=with_zone(text(form, "start"), zone) or None,
         info=info,
         params=params,
+        emergency=text(form, "emergency") == "on",  # the checkbox, sent only when ticked
     )

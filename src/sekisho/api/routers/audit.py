@@ -11,9 +11,15 @@ from sekisho.api.schemas import AnchorBody, Line, VerifyOut
 from sekisho.domain.errors import FieldProblem, InvalidInput
 from sekisho.services.audit import AuditFilter, VerifyReport
 from sekisho.services.audit_anchor import AnchorError, Checkpoint
-from sekisho.services.views import AuditEntryView
+from sekisho.services.views import AuditEntryView, EmergencyCount
 
 router = APIRouter(prefix="/audit", tags=["audit"], responses=responses(401, 403, 503))
+
+
+@router.get("/emergencies", response_model=list[EmergencyCount])
+def emergencies(core: CoreDep, actor: ActorDep) -> list[EmergencyCount]:
+    """Emergency (break-glass) use per person: uses, reviewed, awaiting review, overdue."""
+    return core.workflow.emergencies(actor)
 
 
 @router.get("", response_model=list[AuditEntryView], responses=responses(422))

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Path, Query, status
 
 from sekisho.api.deps import ActorDep, CoreDep
 from sekisho.api.problems import responses
-from sekisho.api.schemas import DecisionBody, RequestCreate
+from sekisho.api.schemas import DecisionBody, RequestCreate, ReviewBody
 from sekisho.domain.drafts import RequestDraft
 from sekisho.domain.requests import RequestStatus
 from sekisho.queries.requests import RequestQuery
@@ -24,7 +24,8 @@ RequestId = Annotated[int, Path(ge=1, le=2**62, description="The request's numbe
     responses=responses(403, 409, 413),
 )
 def file_request(body: RequestCreate, core: CoreDep, actor: ActorDep) -> RequestView:
-    """File a request from a template. Auto-approvable templates run their runbook at once."""
+    """File a request from a template. Auto-approvable templates run their runbook at once, and
+    so does an emergency (`emergency: true`, with a reason and the ticket parameter)."""
     draft = RequestDraft(
         template=body.template,
         group=body.group,
@@ -35,6 +36,7 @@ def file_request(body: RequestCreate, core: CoreDep, actor: ActorDep) -> Request
         start=body.start,
         info=body.info,
         params=body.params,
+        emergency=body.emergency,
     )
     return core.workflow.file(actor, draft)
 
@@ -46,9 +48,12 @@ def list_requests(
     mine: bool = False,
     to_approve: bool = False,
     status: RequestStatus | None = None,
+    emergency: bool = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[RequestSummary]:
-    query = RequestQuery(mine=mine, to_approve=to_approve, status=status, limit=limit)
+    query = RequestQuery(
+        mine=mine, to_approve=to_approve, status=status, emergency=emergency, limit=limit
+    )
     return core.workflow.list_requests(actor, query)
 
 
@@ -78,3 +83,11 @@ def reject(
 @router.post("/{request_id}/cancel", response_model=RequestView, responses=responses(403, 404, 409))
 def cancel(request_id: RequestId, core: CoreDep, actor: ActorDep) -> RequestView:
     return core.workflow.cancel(actor, request_id)
+
+
+@router.post(
+    "/{request_id}/review", response_model=RequestView, responses=responses(403, 404, 409, 413)
+)
+def review(request_id: RequestId, body: ReviewBody, core: CoreDep, actor: ActorDep) -> RequestView:
+    """An approver of the template marks an emergency reviewed, once, with a comment."""
+    return core.workflow.review(actor, request_id, body.comment)

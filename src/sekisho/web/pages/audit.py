@@ -14,7 +14,7 @@ from sekisho.bootstrap import Core
 from sekisho.domain import timespec
 from sekisho.domain.errors import FieldProblem, InvalidInput
 from sekisho.services.audit import AuditFilter
-from sekisho.services.views import AuditEntryView
+from sekisho.services.views import AuditEntryView, EmergencyCount
 from sekisho.web import audit_export, render
 from sekisho.web.errors import NO_ERRORS, FormErrors, redisplay_on_error
 from sekisho.web.forms import with_zone
@@ -75,6 +75,7 @@ def _page(
     status: int = 200,
     entries: list[AuditEntryView] | None = None,
     older: int | None = None,
+    emergencies: list[EmergencyCount] | None = None,
 ) -> Response:
     shown = {k: v for k, v in typed.items() if v}
     if not (shown.get("since") or shown.get("until")):
@@ -89,6 +90,7 @@ def _page(
         errors=errors,
         entries=entries or [],
         older=older,
+        emergencies=emergencies or [],
         filtered=bool(shown.keys() - {"tz"}),
         query=query,
         paged=request.query_params.get("before") is not None,
@@ -105,7 +107,11 @@ def audit_page(request: Request, core: CoreDep, user: SignedIn) -> Response:
         f = replace(f, before_seq=int(before))
     found = core.audit_queries.list_entries(user.actor, f)
     older = found[PAGE - 1].seq if len(found) > PAGE else None
-    return _page(request, user, typed, NO_ERRORS, entries=list(found[:PAGE]), older=older)
+    emergencies = core.workflow.emergencies(user.actor)  # break-glass use, per person
+    shown = list(found[:PAGE])
+    return _page(
+        request, user, typed, NO_ERRORS, entries=shown, older=older, emergencies=emergencies
+    )
 
 
 @router.get("/audit/verify")

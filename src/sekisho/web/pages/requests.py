@@ -95,6 +95,8 @@ def file_request(request: Request, core: CoreDep, user: SignedInPost, form: Form
     )
     view = core.workflow.file(user.actor, request_draft(form))
     message = f"Request #{view.id} filed: {render.label(view.status)}."
+    if view.emergency:
+        message = f"Emergency #{view.id}: {render.label(view.status)}; the approvers are alerted."
     return flash.redirect(request, f"/requests/{view.id}", message)
 
 
@@ -265,6 +267,15 @@ def reject(
     _decision_form(request, core, user, request_id, form, "reject")
     core.workflow.reject(user.actor, request_id, text(form, "comment"))
     return _back_to(request, request_id, f"You rejected request #{request_id}.")
+
+
+@router.post("/requests/{request_id}/review")
+def review(
+    request: Request, core: CoreDep, user: SignedInPost, form: Form, request_id: RequestId
+) -> Response:
+    _decision_form(request, core, user, request_id, form, "review")
+    core.workflow.review(user.actor, request_id, text(form, "comment"))
+    return _back_to(request, request_id, f"You reviewed emergency #{request_id}.")
 
 
 @router.post("/requests/{request_id}/cancel")
