@@ -152,6 +152,15 @@ class JiraSettings:
 
 
 @dataclass(frozen=True)
+class ExtendRule:
+    """How far the holder may extend a grant of a template without asking anyone: `times`
+    extensions, adding `total` in all. Beyond it, an extension is approved as any request."""
+
+    times: int
+    total: timedelta
+
+
+@dataclass(frozen=True)
 class Template:
     name: str
     action: TemplateAction
@@ -164,6 +173,7 @@ class Template:
     parameters: tuple[Parameter, ...] = ()
     step_up: StepUpRule | None = None  # a fresh strong factor before approving (or filing)
     chat_approval: bool = True  # approvers may decide from Slack's buttons
+    extend: ExtendRule | None = None  # self-service extensions of its grants
 
     @property
     def decided_in_chat(self) -> bool:

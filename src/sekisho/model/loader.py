@@ -12,6 +12,7 @@ from sekisho.domain.access import (
     Channel,
     ChannelType,
     Eligibility,
+    ExtendRule,
     Group,
     GroupKind,
     JiraSettings,
@@ -306,6 +307,7 @@ def _template(doc: TemplateDoc) -> Template:
         ),
         step_up=_step_up(doc.step_up),
         chat_approval=doc.chat_approval,
+        extend=ExtendRule(doc.extend.times, doc.extend.total) if doc.extend else None,
     )
 
 

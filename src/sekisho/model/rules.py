@@ -52,6 +52,7 @@ RULES: dict[str, str] = {
     "slack_channel_format": "a slack_app channel's slack_channel is not a Slack channel ID",
     "slack_user_format": "a user's slack_id is not a Slack user ID",
     "jira_not_configured": "a parameter is checked in Jira but the model has no tickets.jira",
+    "extend_times_range": "a template's extend.times outside 1..100",
     "oidc_scopes": "identity.oidc.scopes does not include openid",
     # Names defined twice
     "duplicate_account": "two accounts with one name",
@@ -83,6 +84,8 @@ RULES: dict[str, str] = {
         "an approval level's group is a work group or lacks approve for the template"
     ),
     "approvers_too_few": "an approver group has fewer members than min_approvals",
+    "extend_not_grant": "a remove template has extend (only grants are extended)",
+    "extend_total_range": "a template's extend.total is longer than its max_duration",
     "provider_region_required": "the aws_iam provider without provider.region",
     "aws_account_id_required": (
         "with the aws_iam provider, an account that has roles but no aws_account_id"
