@@ -36,6 +36,7 @@ from sekisho.operations.cli_sign_in import RedeemHandOff
 from sekisho.operations.credentials import IssueRoleCredentials, RevokeRoleSessions
 from sekisho.operations.device_sign_in import PollDeviceSignIn, StartDeviceSignIn
 from sekisho.operations.directory import ProvisionGroups, ProvisionUsers, ScimTokens
+from sekisho.operations.extensions import ExtendGrant
 from sekisho.operations.grants import (
     EndGrants,
     EndingTimes,
@@ -253,6 +254,7 @@ class Core:
             DecideRequest(store, clock, models, runbook),
             CancelRequest(store, clock, models),
             RequestQueries(self.store, clock, models),
+            ExtendGrant(store, clock, models, runbook),
         )
 
     # -- the grant lifecycle: runbooks, endings, the sweep, the reconciler -----------------

@@ -49,6 +49,8 @@ class Notices:
         template = model.template(row.template)
         if template is None or template.auto_approve or row.level >= len(template.approval):
             return
+        if row.status != RequestStatus.PENDING_APPROVAL:  # a self-service extension
+            return
         self._approval_needed(s, model, row, template, frozenset())
 
     def request_decided(
@@ -104,6 +106,12 @@ class Notices:
         reminders.schedule(s, model, row, grant)
         if routed(model, NotifyEvent.GRANT_ACTIVATED, row.template):
             self._enqueue(s, model, grant_notices.activated(self._wording(model), row, grant))
+
+    def grant_extended(self, s: Session, row: RequestRow, grant: GrantRow) -> None:
+        """The grant's end moved: the reminder before it moves too (sent again if the one
+        before the old end has gone out already)."""
+        reminders.drop(s, grant.id)
+        reminders.schedule(s, self._models.model(s), row, grant)
 
     def grant_ending_soon(
         self, s: Session, model: AccessModel, row: RequestRow, grant: GrantRow, at: datetime

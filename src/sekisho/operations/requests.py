@@ -65,7 +65,7 @@ class FileRequest:
                 model, actor.name, draft, now, for_others=permissions.is_admin(model, actor)
             )
             if read.template.action is TemplateAction.GRANT:
-                _check_not_locked(s, model, (actor.name, read.subject, read.group.name), now)
+                check_not_locked(s, model, (actor.name, read.subject, read.group.name), now)
             rule = read.template.step_up_for(StepUpAct.REQUEST)
             how = (
                 how_to_step_up(rule, StepUpAct.REQUEST, "New request", _idp(model)) if rule else ""
@@ -113,12 +113,12 @@ class DecideRequest:
             if approver_lock is not None:
                 raise Locked(approver_lock.message)
             if decision is ApprovalDecision.APPROVE and row.action == TemplateAction.GRANT:
-                _check_not_locked(uow.session, model, row, now)
+                check_not_locked(uow.session, model, row, now)
             proof = None
             if decision is ApprovalDecision.APPROVE:
                 template, where = model.template(row.template), f"request #{row.id}"
                 act = StepUpAct.APPROVE
-                proof = _stepped_up(uow.session, model, template, act, actor, now, where)
+                proof = stepped_up(uow.session, model, template, act, actor, now, where)
             job = self._decide(uow, model, row, actor, decision, comment, proof)
         if job is not None:
             self._runbook.run(job)
@@ -245,7 +245,7 @@ def _new_request(
     )
 
 
-def _stepped_up(
+def stepped_up(
     s: Session,
     model: AccessModel,
     template: Template | None,
@@ -266,7 +266,7 @@ def _idp(model: AccessModel) -> str | None:
     return (oidc.display_name or "your identity provider") if oidc is not None else None
 
 
-def _check_not_locked(
+def check_not_locked(
     session: Session,
     model: AccessModel,
     asked: RequestRow | tuple[str, str, str],  # a request, or (requester, subject, group)
@@ -292,6 +292,8 @@ def _check_no_duplicate(session: Session, read: ReadDraft) -> None:
             RequestRow.group_name == group,
             RequestRow.action == action,
             RequestRow.status.in_(open_statuses),
+            # An extension asks for more time on a grant held already, not for a new one.
+            RequestRow.extends_grant_id.is_(None),
         )
     )
     if existing is not None:

@@ -95,7 +95,7 @@ class GrantView(View):
     ended_by: str | None
     end_note: str | None
     last_error: str | None
-    allowed_actions: AllowedActions = NONE  # release, revoke
+    allowed_actions: AllowedActions = NONE  # release, extend, revoke
 
     @classmethod
     def of(cls, row: GrantRow, now: datetime, viewer: Viewer | None = None) -> GrantView:
@@ -137,6 +137,8 @@ class RequestSummary(View):
     status: str
     created_at: datetime
     decide_by: datetime
+    # An extension: the grant it asks more time for (`end_at` is the new end it asks for).
+    extends_grant_id: int | None = None
     allowed_actions: AllowedActions = NONE  # approve, reject, cancel
 
     @classmethod
@@ -175,6 +177,7 @@ def _summary_fields(row: RequestRow) -> dict[str, object]:
         "status": row.status,
         "created_at": row.created_at,
         "decide_by": row.decide_by,
+        "extends_grant_id": row.extends_grant_id,
     }
 
 

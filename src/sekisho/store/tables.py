@@ -171,6 +171,9 @@ class RequestRow(Base):
     # A runbook executor holds the request until this instant; after it, another may resume.
     runner_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     model_id: Mapped[int] = mapped_column(ForeignKey("access_models.id"))
+    # An extension: the grant it asks more time for (its approval moves that grant's end).
+    # No foreign key: grants point at requests already, and one each way is a cycle.
+    extends_grant_id: Mapped[int | None] = mapped_column(ID, index=True)
 
     decisions: Mapped[list[DecisionRow]] = relationship(
         order_by="DecisionRow.id", lazy="selectin", back_populates="request"
