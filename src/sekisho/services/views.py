@@ -189,6 +189,8 @@ class RequestView(RequestSummary):
     decisions: list[DecisionView]
     timeline: list[TimelineView]
     grant: GrantView | None
+    # An extension: the grant it extends, as it stands now (None for any other request).
+    extends: GrantView | None = None
     # What the template asks of an approver just before approving ("a passkey within the
     # last 5m"), or None: an approval without it is refused (403 step-up-required).
     approve_step_up: str | None = None
@@ -202,8 +204,10 @@ class RequestView(RequestSummary):
         grant: GrantRow | None,
         now: datetime,
         viewer: Viewer,
+        extended: GrantRow | None = None,
     ) -> RequestView:
-        """The request as `viewer` sees it now, with what they may do to it and its grant."""
+        """The request as `viewer` sees it now, with what they may do to it and its grant
+        (an extension: with the grant it extends)."""
         return cls(
             **_summary_fields(row),
             allowed_actions=request_actions(viewer, row, model, now),
@@ -214,6 +218,7 @@ class RequestView(RequestSummary):
             decisions=[DecisionView.of(d) for d in row.decisions],
             timeline=[TimelineView.of(t) for t in timeline],
             grant=GrantView.of(grant, now, viewer) if grant else None,
+            extends=GrantView.of(extended, now) if extended else None,
             approve_step_up=_approve_step_up(model, row),
         )
 
