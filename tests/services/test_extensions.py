@@ -4,11 +4,14 @@ without access; a refused one leaves the grant as it was."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from zoneinfo import ZoneInfo
 
 import pytest
 from flows import (
     WORK,
     actions,
+    at_once,
     audit_rows,
     can_assume,
     grant_row,
@@ -336,3 +339,42 @@ def test_an_expiry_that_picked_the_grant_before_the_extension_committed_leaves_i
     clock.set(END + timedelta(seconds=1))
     assert can_assume(core)
     assert provider.members(WORK) == frozenset({"member01"})
+
+
+def test_two_extensions_asked_at_once_make_one(core: Core) -> None:
+    for _ in range(3):
+        grant_id = active_grant(core)
+        raised = at_once(
+            partial(extend, core, grant_id, duration="30m"),
+            partial(extend, core, grant_id, duration="1h"),
+        )
+        assert sorted(type(e).__name__ for e in raised) == ["Conflict", "NoneType"], raised
+        core.grants.release(MEMBER, grant_id)
+
+
+def test_an_approval_racing_a_lock_on_the_group_never_deadlocks(core: Core) -> None:
+    """The approval locks the grant before the request, as a lock placement does: one waits
+    for the other, and the grant ends either way (extended first, or never)."""
+    for _ in range(3):
+        grant_id = active_grant(core)
+        asked = extend(core, grant_id)
+        raised = at_once(
+            partial(core.workflow.approve, LEADER, asked.id),
+            lambda: core.locks.place(SECURITY, "group", WORK, "incident 13"),
+        )
+        assert all(e is None or isinstance(e, Conflict | Locked) for e in raised), raised
+        assert grant_row(core, grant_id).status == "revoked"
+        lock_id = core.locks.list_locks(SECURITY)[0].id
+        core.locks.remove(SECURITY, lock_id)
+
+
+def test_a_grant_imported_from_a_seed_tag_has_no_template_to_extend_it_by(
+    core: Core, clock: ManualClock, provider: MemoryProvider
+) -> None:
+    provider.add_member("member01", WORK)
+    tokyo_in_two_hours = clock.now().astimezone(ZoneInfo("Asia/Tokyo")) + timedelta(hours=2)
+    provider.set_tag("member01", WORK, tokyo_in_two_hours.strftime("%Y%m%d%H%M"))
+    core.reconciler.run()
+    [imported] = core.grants.list_grants(MEMBER, active_only=True)
+    with invalid(core, "grant", "unknown_template"):
+        extend(core, imported.id)

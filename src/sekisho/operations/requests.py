@@ -105,6 +105,7 @@ class DecideRequest:
             raise InvalidInput.one("comment", "required", "say why you reject the request")
         with self._store.write() as uow:
             model = self._models.model(uow.session)
+            _lock_extended_grant(uow.session, request_id)
             row = requests.lock(uow.session, request_id)
             if not permissions.may_view_request(model, actor, row):
                 raise NotFound(f"no request #{request_id}")
@@ -218,6 +219,17 @@ class ExpireUndecided:
             requests.move(row, RequestStatus.EXPIRED_UNAPPROVED, now)
             uow.record(RequestExpiredUndecided(now, row.id))
         return True
+
+
+def _lock_extended_grant(session: Session, request_id: int) -> None:
+    """An extension's approval moves its grant's end: the grant is locked before the request,
+    in the order a lock placement takes them (grants, then requests), so that the two never
+    wait on each other (PostgreSQL would abort one as a deadlock)."""
+    grant_id = session.scalar(
+        select(RequestRow.extends_grant_id).where(RequestRow.id == request_id)
+    )
+    if grant_id is not None:
+        grants.lock(session, grant_id)
 
 
 def _new_request(
