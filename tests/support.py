@@ -54,6 +54,18 @@ def example_with_emergency(rule: str = EMERGENCY) -> str:
     return EXAMPLE_TEXT.replace(_ADD_USER_TO_GROUP_END, _ADD_USER_TO_GROUP_END + line, 1)
 
 
+def example_with_extend(rule: str, *, auto_approve: bool = False) -> str:
+    """The example model, its AddUserToGroup template allowing self-service extensions
+    (`rule`: `{times: 2, total: 1h}`), approving every request itself if `auto_approve`."""
+    text = EXAMPLE_TEXT.replace(
+        _ADD_USER_TO_GROUP_END, _ADD_USER_TO_GROUP_END + f"    extend: {rule}\n", 1
+    )
+    if auto_approve:
+        assert text.count("    auto_approve: false\n") == 1
+        text = text.replace("    auto_approve: false\n", "    auto_approve: true\n")
+    return text
+
+
 # Argon2id at its cheapest: the tests check behaviour, not the hash's cost.
 CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 

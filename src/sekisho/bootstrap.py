@@ -39,6 +39,7 @@ from sekisho.operations.credentials import IssueRoleCredentials, RevokeRoleSessi
 from sekisho.operations.device_sign_in import PollDeviceSignIn, StartDeviceSignIn
 from sekisho.operations.directory import ProvisionGroups, ProvisionUsers, ScimTokens
 from sekisho.operations.emergency import ReportOverdueReviews, ReviewEmergency
+from sekisho.operations.extensions import ExtendGrant
 from sekisho.operations.grants import (
     EndGrants,
     EndingTimes,
@@ -259,6 +260,7 @@ class Core:
             RequestQueries(self.store, clock, models),
             PassOnCall(store, clock, models, runbook, PagerDutyOnCall()),
             ReviewEmergency(store, clock, models),
+            ExtendGrant(store, clock, models, runbook),
         )
 
     # -- the grant lifecycle: runbooks, endings, the sweep, the reconciler -----------------

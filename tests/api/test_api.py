@@ -249,6 +249,61 @@ def test_release_and_revoke(api: TestClient, people: People) -> None:
     )
 
 
+def test_extend_a_grant_over_http(api: TestClient, people: People, core: Core) -> None:
+    member, leader = people.headers("member01"), people.headers("leader01")
+    first = api.post("/api/v1/requests", json=body(), headers=member).json()["id"]
+    grant = api.post(f"/api/v1/requests/{first}/approve", headers=leader).json()["grant"]
+    shown = api.get(f"/api/v1/grants/{grant['id']}", headers=member).json()
+    assert "extend" in shown["allowed_actions"]
+    assert (
+        "extend"
+        not in api.get(f"/api/v1/requests/{first}", headers=leader).json()["grant"][
+            "allowed_actions"
+        ]
+    )
+
+    path = f"/api/v1/grants/{grant['id']}/extend"
+    before = counts(core)
+    for ask, field, rule in [
+        ({"for": "1h", "reason": ""}, "reason", "required"),
+        ({"for": "7h", "reason": "more"}, "for", "max_duration"),
+        ({"until": grant["end_at"], "reason": "more"}, "until", "after_current_end"),
+        ({"reason": "more"}, "until", "one_of_until_or_for"),
+    ]:
+        problem = assert_problem(api.post(path, json=ask, headers=member), 422, "invalid-input")
+        assert {"field": field, "rule": rule} in [
+            {"field": e["field"], "rule": e["rule"]}
+            for e in problem["errors"]  # type: ignore[attr-defined]
+        ]
+    assert_problem(
+        api.post(path, json={"for": "1h", "reason": "x"}, headers=leader), 404, "not-found"
+    )
+    missing = api.post(
+        "/api/v1/grants/999/extend", json={"for": "1h", "reason": "x"}, headers=member
+    )
+    assert_problem(missing, 404, "not-found")
+    assert counts(core) == before  # refused: nothing filed, nothing audited
+
+    asked = api.post(path, json={"for": "1h", "reason": "overran"}, headers=member)
+    assert asked.status_code == 201, asked.text
+    extension = asked.json()
+    assert (extension["status"], extension["extends_grant_id"]) == ("pending_approval", grant["id"])
+    again = api.post(path, json={"for": "30m", "reason": "more"}, headers=member)
+    assert_problem(again, 409, "conflict")
+    waiting = api.get("/api/v1/requests", params={"to_approve": True}, headers=leader).json()
+    assert [r["id"] for r in waiting] == [extension["id"]]
+    done = api.post(f"/api/v1/requests/{extension['id']}/approve", headers=leader).json()
+    assert done["status"] == "succeeded"
+    after = api.get(f"/api/v1/grants/{grant['id']}", headers=member).json()
+    assert after["end_at"] == extension["end_at"]
+    assert after["start_at"] == grant["start_at"]
+
+    released = api.post(f"/api/v1/grants/{grant['id']}/release", headers=member).json()
+    assert "extend" not in released["allowed_actions"]
+    ended = api.post(path, json={"for": "1h", "reason": "more"}, headers=member)
+    assert_problem(ended, 409, "conflict")
+
+
 def test_asking_about_someone_else_needs_audit_rights(api: TestClient, people: People) -> None:
     ask = {"user": "member02", "verb": "assume", "object": "dev/Dev_MemberRole"}
     refused = api.post("/api/v1/decisions", json=ask, headers=people.headers("member01"))

@@ -13,6 +13,7 @@ from aws_support import ACCOUNT, REGION, Moto, World
 from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.domain.errors import Forbidden
+from sekisho.domain.extensions import ExtensionDraft
 from sekisho.domain.grants import GrantStatus
 from sekisho.providers.aws_credentials import REVOKE_POLICY, deny_older_sessions
 from sekisho.services.reconcile import Kind
@@ -54,6 +55,24 @@ def test_the_seed_flow_on_iam(aws_core: Core, world: World, clock: ManualClock) 
     assert world.members(WORK) == set()
     assert WORK not in world.tags("member01")
     assert not world.can_assume("member01", ROLE)
+
+
+def test_an_extension_rewrites_the_iam_ttl_tag_and_keeps_the_member(
+    aws_core: Core, world: World, clock: ManualClock
+) -> None:
+    grant_id = granted(aws_core)
+    asked = aws_core.workflow.extend(MEMBER, grant_id, ExtensionDraft("overran", duration="1h"))
+    done = aws_core.workflow.approve(LEADER, asked.id, "ok")
+    assert [t.status for t in done.timeline if t.kind.startswith("step:")] == ["ok", "ok"]
+    # The seed's TTL checker reads the new end: 12:00Z is 21:00 in Tokyo.
+    assert world.tags("member01") == {WORK: "202611292100"}
+    clock.advance(timedelta(hours=2))  # the old end
+    assert not aws_core.sweeper.run_due().expired
+    assert world.members(WORK) == {"member01"}
+    assert world.can_assume("member01", ROLE)
+    clock.advance(timedelta(hours=1))  # the new end
+    assert aws_core.sweeper.run_due().expired == [grant_id]
+    assert world.members(WORK) == set()
 
 
 def test_the_reconciler_removes_a_member_added_by_hand(aws_core: Core, world: World) -> None:

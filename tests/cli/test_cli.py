@@ -142,6 +142,53 @@ def test_show_and_list_say_what_the_reader_may_do_next(cli: Run, core: Core, ser
     assert "release" in cli("grant", "list", who="member01").out  # its "You may" column
 
 
+def test_extend_a_grant_by_cli(cli: Run, core: Core, server: str, clock: ManualClock) -> None:
+    for name in ("member01", "leader01"):
+        login(cli, core, server, name)
+    filed = json.loads(cli(*CREATE, "--for", "2h", "--json", who="member01").out)
+    cli("request", "approve", str(filed["id"]), who="leader01")
+    grant_id = json.loads(cli("grant", "list", "--json", who="member01").out)[0]["id"]
+    holder = cli("request", "show", str(filed["id"]), who="member01")
+    assert f"extend: sekisho grant extend {grant_id} --for DURATION --reason WHY" in holder.out
+
+    extend = ["grant", "extend", str(grant_id)]
+    for bad, said in [
+        (["--for", "1h", "--reason", ""], "reason: say why you need more time"),
+        (["--for", "7h", "--reason", "more"], "max_duration"),
+        (["--for", "1h", "--until", "202611292100", "--reason", "more"], "exactly one"),
+        (["--until", "202611291800", "--reason", "more"], "after_current_end"),
+    ]:
+        refused = cli(*extend, *bad, who="member01")
+        assert (refused.code, said in refused.err) == (1, True), refused.err
+    not_theirs = cli(*extend, "--for", "1h", "--reason", "more", who="leader01")
+    assert (not_theirs.code, f"no grant #{grant_id}" in not_theirs.err) == (1, True)
+
+    asked = cli(*extend, "--for", "1h", "--reason", "the rotation overran", who="member01")
+    assert asked.code == 0, asked.err
+    # 11:00 UTC + 1h, shown in the reader's zone; and it waits for the template's approvers.
+    assert f"to extend grant #{grant_id} until" in asked.out
+    assert "pending_approval" in asked.out
+    assert "waiting for approval by ChangeApprovalGroup" in asked.out
+    twice = cli(*extend, "--for", "30m", "--reason", "more", who="member01")
+    assert (twice.code, "already open" in twice.err) == (1, True)
+
+    extension = json.loads(cli("request", "list", "--mine", "--json", who="member01").out)[0]
+    assert extension["extends_grant_id"] == grant_id
+    shown = cli("request", "show", str(extension["id"]), who="leader01")
+    assert f"grant #{grant_id}" in shown.out
+    approved = cli("request", "approve", str(extension["id"]), who="leader01")
+    assert (approved.code, "succeeded" in approved.out) == (0, True)
+    grant = json.loads(cli("grant", "list", "--json", who="member01").out)[0]
+    assert grant["end_at"].startswith("2026-11-29T12:00:00")
+
+    clock.advance(timedelta(hours=2, minutes=30))  # past the old end, before the new one
+    assert not core.sweeper.run_due().expired  # nothing is due at the old end
+    assert core.provider.members("ProdMemberWorkGroup") == frozenset({"member01"})
+    login(cli, core, server, "member01")  # the first login's hour is over
+    still = cli("can", "member01", "assume", "prod/Prod_MemberRole", who="member01")
+    assert (still.code, "ALLOWED" in still.out) == (0, True)
+
+
 def test_login_saves_a_private_token_and_can_print_env(
     cli: Run, core: Core, server: str, tmp_path: Path
 ) -> None:

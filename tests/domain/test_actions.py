@@ -12,6 +12,7 @@ from sekisho.domain import actions
 from sekisho.domain.access import Template
 from sekisho.domain.actions import Action, Viewer
 from sekisho.domain.errors import AlreadyDecided, Conflict, Forbidden, NotApprover, SelfApproval
+from sekisho.domain.extensions import check_extendable
 from sekisho.domain.grants import (
     GrantStatus,
     GrantWindow,
@@ -163,8 +164,12 @@ def test_a_grant_ends_early_only_while_it_is_usable(
     status: GrantStatus, end_at: datetime, usable: bool
 ) -> None:
     held = grant(status, end_at)
-    assert actions.on_grant(MEMBER, held, NOW) == ({Action.RELEASE} if usable else set())
-    assert actions.on_grant(ADMIN, held, NOW) == ({Action.REVOKE} if usable else set())
+    holder, admin = {Action.RELEASE, Action.EXTEND}, {Action.EXTEND, Action.REVOKE}
+    assert actions.on_grant(MEMBER, held, NOW) == (holder if usable else set())
+    assert actions.on_grant(ADMIN, held, NOW) == (admin if usable else set())
+    if not usable:  # what ExtendGrant answers: a conflict
+        with pytest.raises(Conflict, match="cannot be extended"):
+            check_extendable(held, NOW)
     if not usable:  # what ReleaseGrant and RevokeGrant answer: a conflict
         with pytest.raises(Conflict, match="not active"):
             check_endable(held, NOW)
@@ -180,4 +185,12 @@ def test_only_the_holder_releases_and_only_an_admin_revokes() -> None:
     assert not may_revoke(held, admin=False, now=NOW)
     # An admin's own grant: they may release it and revoke it.
     own = grant(GrantStatus.ACTIVE, LATER, holder="admin01")
-    assert actions.on_grant(ADMIN, own, NOW) == {Action.RELEASE, Action.REVOKE}
+    assert actions.on_grant(ADMIN, own, NOW) == {Action.RELEASE, Action.EXTEND, Action.REVOKE}
+
+
+def test_only_the_holder_or_an_admin_is_offered_an_extension() -> None:
+    held = grant(GrantStatus.ACTIVE, LATER)
+    stranger = Viewer("member02", frozenset({"MemberGroup"}), admin=False)
+    assert Action.EXTEND not in actions.on_grant(stranger, held, NOW)
+    assert Action.EXTEND in actions.on_grant(MEMBER, held, NOW)
+    assert Action.EXTEND in actions.on_grant(ADMIN, held, NOW)

@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
+from sekisho.domain.extensions import ExtensionDraft
 from sekisho.domain.grants import EndReason
 from sekisho.gateway import pki, protocol
 from sekisho.gateway.client import SPARES, Forwarder, Refused
@@ -249,6 +250,32 @@ def test_an_overlapping_grant_keeps_the_session_alive(
     assert closed(sock)
     assert f.wait(5)
     assert "grant #2 ended" in (f.end_reason or "")
+
+
+def test_an_extension_keeps_the_live_session_until_the_new_end(
+    core: Core, forwarder: MakeForwarder, clock: ManualClock, gateway: Gateway
+) -> None:
+    grant_id = grant(core, duration="30m")  # until 09:30
+    f, address = start(forwarder)
+    sock = talk(address)
+    [live] = gateway.sessions.all()
+    assert live.expires_at == core.now() + timedelta(minutes=30)
+    clock.advance(timedelta(minutes=20))
+    asked = core.workflow.extend(MEMBER, grant_id, ExtensionDraft("overran", duration="20m"))
+    core.workflow.approve(LEADER, asked.id, "ok")
+    # The bus told the gateway: the session now lasts until the grant's new end.
+    wait_for(lambda: live.expires_at == core.now() + timedelta(minutes=30))
+    clock.advance(timedelta(minutes=10))  # the old end: no sweep ends anything, no cut
+    core.sweeper.run_due()
+    gateway.check_deadlines()
+    sock.sendall(b"still here")
+    assert sock.recv(100) == b"still here"
+    assert not f.wait(0.3)
+    clock.advance(timedelta(minutes=20))  # the new end: now it is over
+    gateway.check_deadlines()
+    assert closed(sock)
+    assert f.wait(5)
+    assert f"grant #{grant_id} ended" in (f.end_reason or "")
 
 
 OVERLAP_ROUNDS = 25

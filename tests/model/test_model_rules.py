@@ -381,6 +381,18 @@ CASES: list[tuple[str, str]] = [
             )
         ),
     ),
+    (
+        "extend_times_range",
+        model(
+            templates=template_with(
+                """\
+                eligibility: [{requesters: [Devs], groups: [ProdWork]}]
+                approval: [{approvers: Approvers}]
+                extend: {times: 0, total: 1h}  # <-
+            """
+            )
+        ),
+    ),
     # Names defined twice
     (
         "duplicate_account",
@@ -734,6 +746,37 @@ CASES: list[tuple[str, str]] = [
                 emergency: {max_duration: 1h, review_within: 1d, notify: [ProdWork]}  # <-
             """
             )
+        ),
+    ),
+    (
+        "extend_total_range",
+        model(
+            templates=template_with(
+                """\
+                eligibility: [{requesters: [Devs], groups: [ProdWork]}]
+                approval: [{approvers: Approvers}]
+                max_duration: 4h
+                extend:
+                  times: 2
+                  total: 5h  # <-
+            """
+            )
+        ),
+    ),
+    (
+        "extend_not_grant",
+        model(
+            templates="""\
+            templates:
+              - name: Join
+                action: grant
+                eligibility: [{requesters: [Devs], groups: [ProdWork]}]
+                approval: [{approvers: Approvers}]
+              - name: Leave
+                action: remove
+                auto_approve: true
+                extend: {times: 1, total: 1h}  # <-
+            """
         ),
     ),
     # Notifications

@@ -23,6 +23,7 @@ from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.domain.actor import Actor
 from sekisho.domain.errors import InvalidInput, NotFound
+from sekisho.domain.extensions import ExtensionDraft
 from sekisho.domain.grants import GrantStatus
 from sekisho.notify.reports import SCHEDULER, report_worthy
 from sekisho.providers.memory import MemoryProvider
@@ -328,6 +329,47 @@ def test_the_sweep_s_reminders_and_report_wake_the_dispatcher_once_each(
     clock.set(approved.grant.end_at)
     assert routed.sweeper.run_due().reports == 1
     assert heard.count("notify.queued") == 1
+
+
+def test_an_extension_asks_the_approvers_and_moves_the_reminder(
+    routed: Core, clock: ManualClock
+) -> None:
+    approved = granted(routed, duration="2h")
+    assert approved.grant is not None
+    grant_id, old_end = approved.grant.id, approved.grant.end_at
+    clock.set(old_end - timedelta(minutes=10))  # after the first reminder went out
+    assert routed.sweeper.run_due().reminded == [grant_id]
+    asked = routed.workflow.extend(MEMBER, grant_id, ExtensionDraft("overran", duration="1h"))
+    mails = mailed(routed, "approval.needed")
+    assert set(mails) == {"leader01@example.com", "leader02@example.com"}
+    (hook,) = [
+        h for h in broadcast(routed, "approval.needed") if h["link"].endswith(f"/{asked.id}")
+    ]
+    assert f"asks for more time on grant #{grant_id} in ProdMemberWorkGroup" in hook["summary"]
+    routed.workflow.approve(LEADER, asked.id, "ok")
+    told = mailed(routed, "request.decided")["member01@example.com"]
+    assert "approved" in told["summary"]
+    new_end = old_end + timedelta(hours=1)
+    with routed.db.read() as s:
+        assert s.get_one(ReminderRow, grant_id).due_at == new_end - timedelta(minutes=15)
+    assert routed.sweeper.next_deadline() == new_end - timedelta(minutes=15)
+
+
+def test_a_self_service_extension_asks_nobody(routed: Core) -> None:
+    load(
+        routed,
+        with_notifications(CLOSED, EVERYTHING).replace(
+            "    max_duration: 8h              # the longest a single request may grant\n",
+            "    max_duration: 8h              # the longest a single request may grant\n"
+            "    extend: {times: 1, total: 1h}\n",
+        ),
+    )
+    approved = granted(routed, duration="2h")
+    assert approved.grant is not None
+    before = len(rows(routed, "approval.needed"))
+    done = routed.workflow.extend(MEMBER, approved.grant.id, ExtensionDraft("more", duration="30m"))
+    assert done.status == "succeeded"
+    assert len(rows(routed, "approval.needed")) == before
 
 
 def test_a_grant_shorter_than_the_lead_time_gets_no_reminder(routed: Core) -> None:

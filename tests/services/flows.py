@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -134,3 +135,23 @@ def invalid(core: Core, field: str, rule: str) -> Iterator[Any]:
     assert (field, rule) in problems, problems
     message = next(p.message for p in caught.value.problems if (p.field, p.rule) == (field, rule))
     assert message, "each problem says what is wrong in a sentence"
+
+
+def at_once(*calls: Callable[[], object]) -> list[BaseException | None]:
+    """Run the calls in threads released together; what each raised (None: it returned)."""
+    barrier = threading.Barrier(len(calls))
+    raised: list[BaseException | None] = [None] * len(calls)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            calls[i]()
+        except BaseException as exc:
+            raised[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return raised

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -11,6 +9,7 @@ import pytest
 from flows import (
     WORK,
     actions,
+    at_once,
     audit_rows,
     can_assume,
     file,
@@ -90,26 +89,6 @@ def test_releasing_an_ended_grant_is_a_conflict(core: Core, clock: ManualClock) 
     clock.set(NOW + timedelta(hours=2))  # past its end, before any sweep
     with refused(core, Conflict):
         core.grants.release(MEMBER, grant_id)
-
-
-def at_once(*calls: Callable[[], object]) -> list[BaseException | None]:
-    """Run the calls in threads released together; what each raised (None: it returned)."""
-    barrier = threading.Barrier(len(calls))
-    raised: list[BaseException | None] = [None] * len(calls)
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            calls[i]()
-        except BaseException as exc:
-            raised[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return raised
 
 
 def test_a_release_racing_a_revoke_is_a_conflict_never_a_silent_success(core: Core) -> None:

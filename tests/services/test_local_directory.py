@@ -17,6 +17,7 @@ from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
 from sekisho.config import Settings
 from sekisho.domain.actor import Actor
+from sekisho.domain.extensions import ExtensionDraft
 from sekisho.providers.select import ProviderFromModel
 from sekisho.store.db import Database
 from sekisho.store.tables import AuditRow
@@ -87,6 +88,25 @@ def test_a_release_ends_the_membership_with_the_grant(local: Core) -> None:
     assert ended.status == "revoked"
     assert MEMBER.name not in local.provider.members(WORK)
     assert WORK not in local.provider.tags(MEMBER.name)
+
+
+def test_an_extension_rewrites_the_local_ttl_tag_with_the_new_end(
+    local: Core, clock: ManualClock
+) -> None:
+    view = granted(local)
+    assert view.grant is not None
+    first_tag = local.provider.tags(MEMBER.name)[WORK]
+    asked = local.workflow.extend(MEMBER, view.grant.id, ExtensionDraft("overran", duration="1h"))
+    done = local.workflow.approve(LEADER, asked.id, "ok")
+    assert steps(local, MEMBER, done.id) == ["add_user_to_group", "tag_user"]
+    assert steps(local, MEMBER, view.id)[-2:] == ["add_user_to_group", "tag_user"]
+    new_end = view.grant.end_at + timedelta(hours=1)
+    tag = local.provider.tags(MEMBER.name)[WORK]
+    assert tag != first_tag
+    assert tag == local.models.model().ttl_tag(new_end)
+    clock.set(view.grant.end_at)  # the old end: the membership stays
+    assert not local.sweeper.run_due().expired
+    assert MEMBER.name in local.provider.members(WORK)
 
 
 def test_an_activation_that_fails_to_commit_leaves_no_membership(

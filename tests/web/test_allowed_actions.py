@@ -26,7 +26,7 @@ class Case:
 
     @property
     def on_grant(self) -> bool:
-        return self.action in ("release", "revoke")
+        return self.action in ("release", "extend", "revoke")
 
 
 CASES = [
@@ -42,6 +42,10 @@ CASES = [
     Case("release", "member01", "granted", None),
     Case("release", "admin01", "granted", 403),  # admins revoke; only the holder releases
     Case("release", "member01", "ended", 409),
+    Case("extend", "member01", "granted", None),
+    Case("extend", "admin01", "granted", None),  # an admin may ask for the holder
+    Case("extend", "auditor01", "granted", 404),  # reads every grant, extends none
+    Case("extend", "member01", "ended", 409),
     Case("revoke", "admin01", "granted", None),
     Case("revoke", "member01", "granted", 403),  # holders release; only admins revoke
     Case("revoke", "admin01", "ended", 409),
@@ -64,7 +68,11 @@ def arrange(core: Core, clock: ManualClock, state: str) -> tuple[int, int | None
 
 def attempt(api: TestClient, case: Case, thing_id: int, headers: dict[str, str]) -> int:
     """The viewer tries the action through the API; the server's status code."""
-    body = {"reject": {"comment": "no"}, "revoke": {"reason": "no longer needed"}}
+    body = {
+        "reject": {"comment": "no"},
+        "revoke": {"reason": "no longer needed"},
+        "extend": {"for": "1h", "reason": "the work overran"},
+    }
     kind = "grants" if case.on_grant else "requests"
     path = f"/api/v1/{kind}/{thing_id}/{case.action}"
     return api.post(path, json=body.get(case.action, {}), headers=headers).status_code
@@ -97,7 +105,8 @@ def test_the_button_the_api_field_and_the_answer_agree(
     may = case.refusal is None
     assert (form in page.text) is may
     assert (case.action in offered) is may
-    assert attempt(api, case, thing_id, headers) == (200 if may else case.refusal)
+    done = 201 if case.action == "extend" else 200  # an extension files a request
+    assert attempt(api, case, thing_id, headers) == (done if may else case.refusal)
 
 
 def test_the_to_approve_list_is_what_the_viewer_may_decide(

@@ -232,6 +232,68 @@ def test_the_holder_releases_their_own_grant(sign_in: SignIn, core: Core) -> Non
     assert "released by its holder" in member.get("/access").text
 
 
+def test_the_holder_extends_their_grant_from_its_page(sign_in: SignIn, core: Core) -> None:
+    request = core.workflow.file(MEMBER, draft())  # 2h, until 11:00 UTC
+    grant = core.workflow.approve(LEADER, request.id, "ok").grant
+    assert grant is not None
+    page = f"/requests/{request.id}"
+    member = sign_in("member01")
+    shown = member.get(page).text
+    assert f'action="/grants/{grant.id}/extend"' in shown
+    assert 'value="4h"' in shown
+    assert 'value="30m"' in shown
+    leader = sign_in("leader01")
+    assert f'action="/grants/{grant.id}/extend"' not in leader.get(page).text
+    refused = post(leader, f"/grants/{grant.id}/extend", page, end="1h", reason="x", back=page)
+    assert refused.status_code == 404
+
+    # Bad input comes back beside its field on the grant's page; nothing is filed.
+    late = "2026-11-29T17:00"  # 17:00 in Paris is 16:00 UTC: the grant would last 7h, fine
+    too_far = "2026-11-29T18:30"  # 17:30 UTC: 8h30m from the start, over the maximum
+    over = post(
+        member,
+        f"/grants/{grant.id}/extend",
+        page,
+        end="until",
+        until=too_far,
+        tz="Europe/Paris",
+        reason="more",
+        back=page,
+    )
+    assert over.status_code == 422
+    beside = errors_beside(over.text, "extend-end-errors")
+    assert "rule: max_duration" in beside
+    assert "grants at most 8h" in beside
+    no_reason = post(member, f"/grants/{grant.id}/extend", page, end="1h", reason=" ", back=page)
+    assert "rule: required" in errors_beside(no_reason.text, "extend-errors")
+    assert count(core, RequestRow) == 1
+
+    done = post(
+        member,
+        f"/grants/{grant.id}/extend",
+        page,
+        end="until",
+        until=late,
+        tz="Europe/Paris",
+        reason="the rotation overran",
+        back=page,
+    )
+    assert done.status_code == 303
+    extension_id = int(done.headers["location"].removeprefix("/requests/"))
+    extension = member.get(done.headers["location"]).text
+    assert f"grant #{grant.id} of" in extension
+    assert f'href="{page}"' in extension
+    assert "Pending approval" in extension or "pending" in extension.lower()
+    with core.db.read() as s:
+        row = s.get_one(RequestRow, extension_id)
+        assert (row.extends_grant_id, row.end_at) == (
+            grant.id,
+            datetime(2026, 11, 29, 16, 0, tzinfo=UTC),
+        )
+    # The approver decides it on its own page, as any request.
+    assert 'action="/requests/' in leader.get(f"/requests/{extension_id}").text
+
+
 # -- reading ---------------------------------------------------------------------------------
 
 

@@ -175,6 +175,20 @@ class RevokeBody(Body):
     )
 
 
+class ExtendBody(Body):
+    """More time on a grant: exactly one of `for` (added to its current end) and `until`."""
+
+    reason: Text
+    until: Short | None = None
+    for_: Short | None = Field(default=None, alias="for")
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        json_schema_extra={"examples": [{"for": "1h", "reason": "the key rotation overran"}]},
+    )
+
+
 class CredentialsBody(Body):
     role: Annotated[Line, Field(max_length=200, description="ACCOUNT/ROLE")]
     duration: Annotated[

@@ -389,6 +389,39 @@ def release(
     emit(client(ctx).post(f"/grants/{grant_id}/release"), json, ended)
 
 
+@grant_app.command("extend")
+def extend(
+    ctx: typer.Context,
+    grant_id: Annotated[int, typer.Argument(metavar="ID", min=1)],
+    reason: Annotated[str, typer.Option("--reason", "-r", help="Why you need more time.")],
+    for_: Annotated[
+        str | None, typer.Option("--for", help="Added to the current end, e.g. 1h.")
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(help="The new end: ISO 8601, or YYYYMMDDhhmm in the model's time zone."),
+    ] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Ask for more time on your active grant, with no gap in access."""
+    body = {"reason": reason, "for": for_, "until": until}
+    data = client(ctx).post(
+        f"/grants/{grant_id}/extend", json={k: v for k, v in body.items() if v is not None}
+    )
+    if json:
+        print_json(data)
+        return
+    new_end = when(data["end_at"])
+    if data["status"] == "succeeded":
+        out.print(say("grant ", (f"#{grant_id}", "bold"), f" extended until {new_end}"))
+        return
+    filed = f" filed to extend grant #{grant_id} until {new_end}: {data['status']}"
+    out.print(say("request ", (f"#{data['id']}", "bold"), filed))
+    if data["status"] == "pending_approval":
+        approvers = ", ".join(level["approvers"] for level in data["levels"])
+        out.print(say(f"waiting for approval by {approvers} by {when(data['decide_by'])}"))
+
+
 @grant_app.command("revoke")
 def revoke(
     ctx: typer.Context,

@@ -138,6 +138,7 @@ NEXT_COMMAND = {
     "reject": "sekisho request reject {id} --comment WHY",
     "cancel": "sekisho request cancel {id}",
     "release": "sekisho grant release {id}",
+    "extend": "sekisho grant extend {id} --for DURATION --reason WHY",
     "revoke": "sekisho grant revoke {id} --reason WHY",
     "review": "sekisho request review {id} --comment TEXT",
 }
@@ -231,6 +232,8 @@ def request_detail(r: dict[str, Any]) -> Group:
     if r.get("emergency"):
         head.add_row("Emergency", emergency_line(r))
     head.add_row("User", literal(f"{r['user']} -> {r['group']}"))
+    if r.get("extends_grant_id"):
+        head.add_row("Extends", literal(f"grant #{r['extends_grant_id']} (new end below)"))
     head.add_row("Requested by", literal(f"{r['requester']} at {when(r['created_at'])}"))
     if r.get("start_at"):
         head.add_row("Start", when(r["start_at"]))

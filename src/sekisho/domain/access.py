@@ -180,6 +180,15 @@ class Emergency:
 
 
 @dataclass(frozen=True)
+class ExtendRule:
+    """How far the holder may extend a grant of a template without asking anyone: `times`
+    extensions, adding `total` in all. Beyond it, an extension is approved as any request."""
+
+    times: int
+    total: timedelta
+
+
+@dataclass(frozen=True)
 class Template:
     name: str
     action: TemplateAction
@@ -193,6 +202,7 @@ class Template:
     step_up: StepUpRule | None = None  # a fresh strong factor before approving (or filing)
     chat_approval: bool = True  # approvers may decide from Slack's buttons
     emergency: Emergency | None = None  # break-glass: granted at once, reviewed after
+    extend: ExtendRule | None = None  # self-service extensions of its grants
 
     @property
     def decided_in_chat(self) -> bool:

@@ -2,9 +2,9 @@
 
 Each action is the rule its operation enforces, asked ahead: `may_decide` is DecideRequest's
 (`check_decidable`, `decide`), `may_cancel` CancelRequest's (`check_cancel`), `may_release`
-and `may_revoke` ReleaseGrant's and RevokeGrant's. Queries put the result on their views, so
-a page's buttons, the API's `allowed_actions` and the CLI's "you may" offer exactly what the
-server would allow, and the server still refuses the rest.
+and `may_revoke` ReleaseGrant's and RevokeGrant's, `may_extend` ExtendGrant's. Queries put
+the result on their views, so a page's buttons, the API's `allowed_actions` and the CLI's
+"you may" offer exactly what the server would allow, and the server still refuses the rest.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from enum import StrEnum
 
 from sekisho.domain.access import Template
 from sekisho.domain.emergency import may_review
+from sekisho.domain.extensions import may_extend
 from sekisho.domain.grants import GrantWindow, may_release, may_revoke
 from sekisho.domain.requests import RecordedDecision, RequestStatus, may_cancel, may_decide
 
@@ -26,6 +27,7 @@ class Action(StrEnum):
     CANCEL = "cancel"
     REVIEW = "review"  # an emergency's post-incident review
     RELEASE = "release"
+    EXTEND = "extend"
     REVOKE = "revoke"
     UNLOCK = "unlock"
 
@@ -105,6 +107,8 @@ def on_grant(viewer: Viewer, grant: GrantWindow, now: datetime) -> frozenset[Act
     found: set[Action] = set()
     if may_release(grant, viewer.name, now):
         found.add(Action.RELEASE)
+    if may_extend(grant, viewer.name, viewer.admin, now):
+        found.add(Action.EXTEND)
     if may_revoke(grant, viewer.admin, now):
         found.add(Action.REVOKE)
     return frozenset(found)

@@ -39,6 +39,7 @@ class RequestFiled(DomainEvent):
 @dataclass(frozen=True)
 class RequestAutoApproved(DomainEvent):
     request_id: int
+    why: str = "auto-approved by template"  # or a self-service extension's allowance
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,27 @@ class GrantActivated(DomainEvent):
 
     grant_id: int
     actor: Actor
+
+
+@dataclass(frozen=True)
+class GrantExtended(DomainEvent):
+    """An extension's approval moved the grant's end (in the approval's transaction)."""
+
+    grant_id: int
+    request_id: int  # the extension request
+    old_end: datetime
+    new_end: datetime
+    actor: Actor  # the runbook: who asked and who approved are the request's own entries
+
+
+@dataclass(frozen=True)
+class ExtensionRefused(DomainEvent):
+    """An approved extension that could not take effect (the grant ended first, or the
+    template's maximum no longer allows it): the grant is left as it was."""
+
+    request_id: int
+    grant_id: int
+    error: str
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,8 @@ _FINAL = frozenset(
 _S = RequestStatus
 TRANSITIONS: dict[RequestStatus, frozenset[RequestStatus]] = {
     _S.PENDING_APPROVAL: frozenset({_S.APPROVED, _S.REJECTED, _S.CANCELLED, _S.EXPIRED_UNAPPROVED}),
-    _S.APPROVED: frozenset({_S.SCHEDULED, _S.IN_PROGRESS, _S.FAILED}),
+    # APPROVED -> SUCCEEDED: an extension, whose approval moves its grant's end at once.
+    _S.APPROVED: frozenset({_S.SCHEDULED, _S.IN_PROGRESS, _S.SUCCEEDED, _S.FAILED}),
     _S.SCHEDULED: frozenset({_S.IN_PROGRESS, _S.FAILED}),
     # IN_PROGRESS -> IN_PROGRESS: a runbook resumed after a crash.
     _S.IN_PROGRESS: frozenset({_S.IN_PROGRESS, _S.SUCCEEDED, _S.FAILED}),

@@ -9,6 +9,7 @@ from sekisho.domain.events import (
     GrantEnded,
     GrantEndFailed,
     GrantEnding,
+    GrantExtended,
     RunbookStep,
     SeedGrantImported,
 )
@@ -38,6 +39,41 @@ def activated(fx: EffectContext, e: GrantActivated) -> list[Event]:
     fx.audit(e.at, _activated_event(grant, request, e.actor))
     fx.outbox.grant_activated(fx.session, request, grant)
     return [Event("grant.activated", e.at, request.id, grant.id, grant.user, grant.group_name)]
+
+
+def extended(fx: EffectContext, e: GrantExtended) -> list[Event]:
+    """The grant's end moved: both requests' timelines, the audit trail (old and new end),
+    the reminder before the end moved with it, and the bus (the gateway's sessions carried
+    by the grant now last until the new end)."""
+    grant = fx.session.get_one(GrantRow, e.grant_id)
+    request = fx.session.get_one(RequestRow, grant.request_id)
+    moved = f"ends at {iso(e.new_end)} instead of {iso(e.old_end)}"
+    who = e.actor.name
+    fx.note(e.request_id, e.at, "grant.extended", who, f"grant #{grant.id} extended: {moved}")
+    fx.note(
+        request.id, e.at, "grant.extended", who, f"extended by request #{e.request_id}: {moved}"
+    )
+    fx.audit(
+        e.at,
+        AuditEvent(
+            "grant.extended",
+            e.actor.name,
+            e.actor.source,
+            subject=grant.user,
+            request_id=request.id,
+            grant_id=grant.id,
+            detail={
+                "group": grant.group_name,
+                "old_end": iso(e.old_end),
+                "end": iso(e.new_end),
+                "extension": e.request_id,
+                "template": request.template,
+            },
+        ),
+    )
+    fx.outbox.grant_extended(fx.session, request, grant)
+    data = {"end": iso(e.new_end)}
+    return [Event("grant.extended", e.at, request.id, grant.id, grant.user, grant.group_name, data)]
 
 
 def imported(fx: EffectContext, e: SeedGrantImported) -> list[Event]:
@@ -162,6 +198,7 @@ def _end_failed_event(grant: EndingGrant, actor: Actor) -> AuditEvent:
 
 HANDLERS: dict[type, Handler] = {
     GrantActivated: activated,
+    GrantExtended: extended,
     SeedGrantImported: imported,
     RunbookStep: step,
     GrantEnding: ending,

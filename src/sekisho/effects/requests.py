@@ -35,7 +35,7 @@ def filed(fx: EffectContext, e: RequestFiled) -> list[Event]:
 
 def auto_approved(fx: EffectContext, e: RequestAutoApproved) -> list[Event]:
     row = fx.session.get_one(RequestRow, e.request_id)
-    fx.note(row.id, e.at, "approved", SEKISHO, "auto-approved by template")
+    fx.note(row.id, e.at, "approved", SEKISHO, e.why)
     fx.audit(e.at, request_event("request.approved", WORKFLOW, row))
     return []
 
@@ -67,7 +67,10 @@ def cancelled(fx: EffectContext, e: RequestCancelled) -> list[Event]:
 
 def expired_undecided(fx: EffectContext, e: RequestExpiredUndecided) -> list[Event]:
     row = fx.session.get_one(RequestRow, e.request_id)
-    fx.note(row.id, e.at, "expired", SEKISHO, "nobody decided before the deadline")
+    why = "nobody decided before the deadline"
+    if row.extends_grant_id is not None:
+        why = f"nobody decided before grant #{row.extends_grant_id} reached its end; it ends then"
+    fx.note(row.id, e.at, "expired", SEKISHO, why)
     fx.audit(e.at, request_event("request.expired", SCHEDULER, row))
     fx.outbox.request_closed(fx.session, row, "expired")
     return [Event("request.decided", e.at, row.id)]
@@ -80,6 +83,8 @@ def request_event(action: str, actor: Actor, row: RequestRow, **detail: str | in
         "group": row.group_name,
         "status": row.status,
     }
+    if row.extends_grant_id is not None:
+        base["extends_grant"] = row.extends_grant_id
     if row.end_at is not None:
         base["end"] = timespec.iso(row.end_at)
     elif row.duration_s:

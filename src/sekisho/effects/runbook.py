@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sekisho.domain.actor import Actor
 from sekisho.domain.events import (
+    ExtensionRefused,
     RemovalFinished,
     RequestScheduled,
     RunbookFailed,
@@ -67,6 +68,16 @@ def failed(fx: EffectContext, e: RunbookFailed) -> list[Event]:
     return [Event("request.decided", e.at, row.id)]
 
 
+def extension_refused(fx: EffectContext, e: ExtensionRefused) -> list[Event]:
+    """Approved, but the grant could not take it: nothing changed, and the requester hears."""
+    row = fx.session.get_one(RequestRow, e.request_id)
+    message = f"grant #{e.grant_id} was not extended ({e.error}); it ends as before"
+    fx.note(row.id, e.at, "failed", RUNNER.name, message, status="failed")
+    fx.audit(e.at, request_event("request.failed", row, error=e.error[:500]))
+    fx.outbox.runbook_finished(fx.session, row, ok=False, detail=message)
+    return [Event("request.decided", e.at, row.id)]
+
+
 def removal_finished(fx: EffectContext, e: RemovalFinished) -> list[Event]:
     row = fx.session.get_one(RequestRow, e.request_id)
     if e.confirmed:
@@ -103,4 +114,5 @@ HANDLERS: dict[type, Handler] = {
     RunbookSucceeded: succeeded,
     RunbookFailed: failed,
     RemovalFinished: removal_finished,
+    ExtensionRefused: extension_refused,
 }

@@ -496,6 +496,10 @@ class Gateway:
             affected.update((s.id, s) for s in self.sessions.of_user(event.user or ""))
             why = f"grant #{event.grant_id} ended ({reason})"
             self._recheck(list(affected.values()), why, grant_id=event.grant_id)
+        elif event.name == "grant.extended" and event.grant_id is not None:
+            # Its end moved later: the sessions it carries go on, now until the new end
+            # (without this they would go on too: at the old end they are asked again).
+            self._recheck(self.sessions.carried_by(event.grant_id))
         elif event.name == "tokens.revoked" and event.user:
             token_id = event.data.get("token_id")
             for live in self.sessions.of_user(event.user):

@@ -300,6 +300,7 @@ def _check_template(
             f"grant template {template.name} has no eligibility, so nobody may use it; add "
             "eligibility with requesters and groups",
         )
+    _check_extend(parsed, entry)
     if _check_levels(parsed, names, groups, entry) and not template.auto_approve:
         _check_feasible(parsed, groups, entry)
     _check_emergency(parsed, names, entry)
@@ -347,6 +348,29 @@ def _check_emergency(parsed: Parsed, names: Names, entry: Entry[TemplateDoc]) ->
                 "emergency_notify_work_group",
                 f"{name} is a work group, with no members to alert; name a standing group",
             )
+
+
+def _check_extend(parsed: Parsed, entry: Entry[TemplateDoc]) -> None:
+    """Self-service extensions belong to grants, within what the template grants at most
+    (the whole span of a grant counts against max_duration, extensions included)."""
+    template, extend = entry.doc, entry.doc.extend
+    if extend is None:
+        return
+    if template.action != "grant":
+        parsed.add(
+            (*entry.path, "extend"),
+            "extend_not_grant",
+            f"template {template.name} removes access; only grants are extended. Move extend "
+            "to the grant template",
+        )
+    elif extend.total > template.max_duration:
+        parsed.add(
+            (*entry.path, "extend", "total"),
+            "extend_total_range",
+            f"extend.total {format_duration(extend.total)} is longer than max_duration "
+            f"{format_duration(template.max_duration)}, which bounds a grant's whole span, "
+            "extensions included; give at most that",
+        )
 
 
 def _group_kind(parsed: Parsed, names: Names, name: str, path: Path) -> str | None:

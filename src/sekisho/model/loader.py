@@ -13,6 +13,7 @@ from sekisho.domain.access import (
     ChannelType,
     Eligibility,
     Emergency,
+    ExtendRule,
     Group,
     GroupKind,
     JiraSettings,
@@ -329,6 +330,7 @@ def _template(doc: TemplateDoc) -> Template:
         step_up=_step_up(doc.step_up),
         chat_approval=doc.chat_approval,
         emergency=_emergency(doc.emergency),
+        extend=ExtendRule(doc.extend.times, doc.extend.total) if doc.extend else None,
     )
 
 

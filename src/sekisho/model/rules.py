@@ -54,6 +54,7 @@ RULES: dict[str, str] = {
     "jira_not_configured": "a parameter is checked in Jira but the model has no tickets.jira",
     "pagerduty_id_format": "an approval level's auto_approve.on_call is not a PagerDuty ID",
     "pagerduty_not_configured": "a level passes on call but the model has no on_call.pagerduty",
+    "extend_times_range": "a template's extend.times outside 1..100",
     "oidc_scopes": "identity.oidc.scopes does not include openid",
     # Names defined twice
     "duplicate_account": "two accounts with one name",
@@ -85,6 +86,8 @@ RULES: dict[str, str] = {
         "an approval level's group is a work group or lacks approve for the template"
     ),
     "approvers_too_few": "an approver group has fewer members than min_approvals",
+    "extend_not_grant": "a remove template has extend (only grants are extended)",
+    "extend_total_range": "a template's extend.total is longer than its max_duration",
     "provider_region_required": "the aws_iam provider without provider.region",
     "aws_account_id_required": (
         "with the aws_iam provider, an account that has roles but no aws_account_id"

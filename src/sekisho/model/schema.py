@@ -408,6 +408,26 @@ class EmergencyDoc(Doc):
     ticket: Name = "ticket"  # the template parameter an emergency request must fill
 
 
+EXTEND_TIMES_MAX = 100
+
+
+def _extend_times(value: int) -> int:
+    if not 1 <= value <= EXTEND_TIMES_MAX:
+        raise rule_error(
+            "extend_times_range",
+            f"extend.times is how many extensions need no approval: 1 to {EXTEND_TIMES_MAX}, "
+            f"not {value}",
+        )
+    return value
+
+
+class ExtendDoc(Doc):
+    """Self-service extensions: up to `times` of them, adding at most `total` in all."""
+
+    times: Annotated[int, AfterValidator(_extend_times)]
+    total: Duration
+
+
 class ParameterDoc(Doc):
     name: Name
     description: LongText = ""
@@ -429,6 +449,7 @@ class TemplateDoc(Doc):
     step_up: StepUpDoc | None = None
     chat_approval: bool = True  # false: Slack's button opens the request's page instead
     emergency: EmergencyDoc | None = None
+    extend: ExtendDoc | None = None
 
 
 # -- notifications ---------------------------------------------------------------------------

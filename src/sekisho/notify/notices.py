@@ -51,6 +51,8 @@ class Notices:
             return
         if row.emergency:  # approved already: its approvers are alerted (`emergency_used`)
             return
+        if row.status != RequestStatus.PENDING_APPROVAL:  # a self-service extension
+            return
         self._approval_needed(s, model, row, template, frozenset())
 
     def emergency_used(self, s: Session, model: AccessModel, row: RequestRow) -> None:
@@ -120,6 +122,12 @@ class Notices:
         reminders.schedule(s, model, row, grant)
         if routed(model, NotifyEvent.GRANT_ACTIVATED, row.template):
             self._enqueue(s, model, grant_notices.activated(self._wording(model), row, grant))
+
+    def grant_extended(self, s: Session, row: RequestRow, grant: GrantRow) -> None:
+        """The grant's end moved: the reminder before it moves too (sent again if the one
+        before the old end has gone out already)."""
+        reminders.drop(s, grant.id)
+        reminders.schedule(s, self._models.model(s), row, grant)
 
     def grant_ending_soon(
         self, s: Session, model: AccessModel, row: RequestRow, grant: GrantRow, at: datetime

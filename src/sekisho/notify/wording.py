@@ -68,6 +68,11 @@ class Wording:
         """What the request is for, after "the request": "for X to join G for 2h"."""
         if row.action == TemplateAction.REMOVE.value:
             return f"to remove {self.who(row.subject)} from {row.group_name}"
+        if row.extends_grant_id is not None:
+            return (
+                f"to extend grant #{row.extends_grant_id} of {self.who(row.subject)} in "
+                f"{row.group_name} {self.window(row)}"
+            )
         return f"for {self.who(row.subject)} to join {row.group_name} {self.window(row)}"
 
     def asks(self, row: RequestRow) -> str:
@@ -76,6 +81,10 @@ class Wording:
             return f"asks {self.about(row)}"
         if row.action == TemplateAction.REMOVE.value:
             return f"asks to leave {row.group_name}"
+        if row.extends_grant_id is not None:
+            return f"asks for more time on grant #{row.extends_grant_id} in {row.group_name} " + (
+                self.window(row)
+            )
         return f"asks to join {row.group_name} {self.window(row)}"
 
     def gives(self, group_name: str) -> list[tuple[str, str]]:

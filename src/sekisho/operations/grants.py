@@ -127,7 +127,12 @@ class EndGrants:
         retry_at = now + (self._times.lease if lease is None else lease)
         s = uow.session
         renewed = grants.renew_endings(s, grant_ids, retry_at)
-        begun = grants.begin_ending(s, grant_ids, reason, actor.name, note[:2000], retry_at)
+        # An expiry re-checks the end under the row lock: picked as due before an extension
+        # committed, a grant whose end moved is not ended at its old one.
+        due_by = now if reason is EndReason.EXPIRED else None
+        begun = grants.begin_ending(
+            s, grant_ids, reason, actor.name, note[:2000], retry_at, due_by=due_by
+        )
         uow.record(*(GrantEnding(now, grant, actor) for grant in begun))
         return sorted([*renewed, *begun], key=lambda g: g.id)
 

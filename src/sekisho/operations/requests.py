@@ -66,7 +66,7 @@ class FileRequest:
                 model, actor.name, draft, now, for_others=permissions.is_admin(model, actor)
             )
             if read.template.action is TemplateAction.GRANT:
-                _check_not_locked(s, model, (actor.name, read.subject, read.group.name), now)
+                check_not_locked(s, model, (actor.name, read.subject, read.group.name), now)
             rule = read.template.step_up_for(StepUpAct.REQUEST)
             how = (
                 how_to_step_up(rule, StepUpAct.REQUEST, "New request", _idp(model)) if rule else ""
@@ -108,6 +108,7 @@ class DecideRequest:
             raise InvalidInput.one("comment", "required", "say why you reject the request")
         with self._store.write() as uow:
             model = self._models.model(uow.session)
+            _lock_extended_grant(uow.session, request_id)
             row = requests.lock(uow.session, request_id)
             if not permissions.may_view_request(model, actor, row):
                 raise NotFound(f"no request #{request_id}")
@@ -116,12 +117,12 @@ class DecideRequest:
             if approver_lock is not None:
                 raise Locked(approver_lock.message)
             if decision is ApprovalDecision.APPROVE and row.action == TemplateAction.GRANT:
-                _check_not_locked(uow.session, model, row, now)
+                check_not_locked(uow.session, model, row, now)
             proof = None
             if decision is ApprovalDecision.APPROVE:
                 template, where = model.template(row.template), f"request #{row.id}"
                 act = StepUpAct.APPROVE
-                proof = _stepped_up(uow.session, model, template, act, actor, now, where)
+                proof = stepped_up(uow.session, model, template, act, actor, now, where)
             job = self._decide(uow, model, row, actor, decision, comment, proof)
         if job is not None:
             self._runbook.run(job)
@@ -223,6 +224,17 @@ class ExpireUndecided:
         return True
 
 
+def _lock_extended_grant(session: Session, request_id: int) -> None:
+    """An extension's approval moves its grant's end: the grant is locked before the request,
+    in the order a lock placement takes them (grants, then requests), so that the two never
+    wait on each other (PostgreSQL would abort one as a deadlock)."""
+    grant_id = session.scalar(
+        select(RequestRow.extends_grant_id).where(RequestRow.id == request_id)
+    )
+    if grant_id is not None:
+        grants.lock(session, grant_id)
+
+
 def _new_request(
     model: AccessModel, model_id: int, actor: Actor, read: ReadDraft, now: datetime
 ) -> RequestRow:
@@ -258,7 +270,7 @@ def _emergency_fields(read: ReadDraft, now: datetime) -> dict[str, object]:
     return {"emergency": True, "review_due_at": due, "review_next_at": due}
 
 
-def _stepped_up(
+def stepped_up(
     s: Session,
     model: AccessModel,
     template: Template | None,
@@ -279,7 +291,7 @@ def _idp(model: AccessModel) -> str | None:
     return (oidc.display_name or "your identity provider") if oidc is not None else None
 
 
-def _check_not_locked(
+def check_not_locked(
     session: Session,
     model: AccessModel,
     asked: RequestRow | tuple[str, str, str],  # a request, or (requester, subject, group)
@@ -305,6 +317,8 @@ def _check_no_duplicate(session: Session, read: ReadDraft) -> None:
             RequestRow.group_name == group,
             RequestRow.action == action,
             RequestRow.status.in_(open_statuses),
+            # An extension asks for more time on a grant held already, not for a new one.
+            RequestRow.extends_grant_id.is_(None),
         )
     )
     if existing is not None:

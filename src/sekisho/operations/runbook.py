@@ -20,8 +20,11 @@ from sqlalchemy.orm import Session
 from sekisho.clock import Clock
 from sekisho.domain.access import TemplateAction
 from sekisho.domain.actor import Actor
+from sekisho.domain.errors import Conflict, InvalidInput
 from sekisho.domain.events import (
+    ExtensionRefused,
     GrantActivated,
+    GrantExtended,
     RemovalFinished,
     RequestScheduled,
     RunbookFailed,
@@ -30,6 +33,7 @@ from sekisho.domain.events import (
     RunbookSucceeded,
     RunbookTooLate,
 )
+from sekisho.domain.extensions import check_extendable, check_whole_span
 from sekisho.domain.grants import EndingGrant, EndReason, GrantStatus
 from sekisho.domain.locks import Lock, lock_of_membership
 from sekisho.domain.requests import RequestStatus
@@ -52,6 +56,9 @@ class Job:
     group: str
     grant_id: int | None
     rollback: bool = False  # undo whatever an interrupted run did; the request fails
+    # An extension that took effect: the provider's TTL tag follows the grant's new end. Its
+    # steps show on this request (the extension) and on the grant's own, `retag_for`.
+    retag_for: int | None = None
 
 
 class RunRunbook:
@@ -95,6 +102,8 @@ class RunRunbook:
         )
         if not (status in (RequestStatus.APPROVED, RequestStatus.SCHEDULED) or resumable):
             return None
+        if row.extends_grant_id is not None:
+            return self._extend(uow, row, row.extends_grant_id, now)
         if TemplateAction(row.action) is TemplateAction.REMOVE:
             return self._take(uow, row, None, resumable, now)
         if row.start_at and row.start_at > now:
@@ -135,6 +144,32 @@ class RunRunbook:
         row.runner_until = now + self._lease
         return Job(row.id, TemplateAction.GRANT, row.subject, row.group_name, grant.id, True)
 
+    def _extend(self, uow: UnitOfWork, row: RequestRow, grant_id: int, now: datetime) -> Job | None:
+        """An approved extension moves its grant's end here, in the approval's transaction,
+        with the grant locked: access holds from the old end to the new one without a gap.
+        A grant that ended first (or a template whose maximum no longer allows the new end)
+        fails the extension and is left exactly as it was."""
+        grant = grants.lock(uow.session, grant_id)
+        assert grant is not None  # a request names a grant only once it exists
+        assert row.end_at is not None  # an extension is filed with its new end
+        template = self._models.model(uow.session).template(row.template)
+        try:
+            check_extendable(grants.window(grant), now)
+            if template is None:
+                raise Conflict(f"template {row.template} is no longer in the access model")
+            check_whole_span(template, grants.window(grant), row.end_at, "until")
+        except (Conflict, InvalidInput) as refused:
+            requests.move(row, RequestStatus.FAILED, now)
+            uow.record(ExtensionRefused(now, row.id, grant.id, refused.message))
+            return None
+        old_end, grant.end_at = grant.end_at, row.end_at
+        requests.move(row, RequestStatus.SUCCEEDED, now)
+        uow.record(GrantExtended(now, grant.id, row.id, old_end, row.end_at, RUNNER))
+        action = TemplateAction.GRANT
+        return Job(
+            row.id, action, grant.user, grant.group_name, grant.id, retag_for=grant.request_id
+        )
+
     @staticmethod
     def _new_grant(s: Session, row: RequestRow, now: datetime) -> GrantRow:
         start = max(row.start_at or now, now)
@@ -147,9 +182,26 @@ class RunRunbook:
 
     def run(self, job: Job) -> RequestStatus:
         """Run a claimed job's steps. The claim (its lease) keeps other runners away."""
+        if job.retag_for is not None:
+            return self._retag(job)
         if job.action is TemplateAction.GRANT:
             return self._grant(job)
         return self._remove(job)
+
+    def _retag(self, job: Job) -> RequestStatus:
+        """After an extension: the provider is brought in line with the grant's new end
+        (the membership stays; the TTL tag is written again). The extension is in force
+        already; a tag the provider did not confirm shows as a failed step, and the
+        reconciler rewrites it (sekisho's own decisions never read the tag)."""
+        assert job.retag_for is not None
+        steps: list[RunbookStep] = []
+        on_step = gather_steps(self._clock, steps, (job.request_id, job.retag_for), RUNNER)
+
+        def record(uow: UnitOfWork, _confirmed: dict[tuple[str, str], bool]) -> RequestStatus:
+            uow.record(*steps)
+            return RequestStatus.SUCCEEDED
+
+        return self._membership.follow([(job.user, job.group)], lambda _pair: on_step, record)
 
     def _grant(self, job: Job) -> RequestStatus:
         if job.rollback:

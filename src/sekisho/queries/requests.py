@@ -46,8 +46,9 @@ class RequestQueries:
                 )
             )
             grant = s.scalar(select(GrantRow).where(GrantRow.request_id == request_id))
-            viewer = viewer_of(model, actor)
-            return RequestView.build(row, model, entries, grant, self._clock.now(), viewer)
+            extended = s.get(GrantRow, row.extends_grant_id) if row.extends_grant_id else None
+            viewer, now = viewer_of(model, actor), self._clock.now()
+            return RequestView.build(row, model, entries, grant, now, viewer, extended)
 
     def list_requests(self, actor: Actor, query: RequestQuery) -> list[RequestSummary]:
         with self._store.read() as s:

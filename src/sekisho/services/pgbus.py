@@ -39,6 +39,7 @@ CARRIED = frozenset(
     {
         "grant.ended",
         "grant.activated",
+        "grant.extended",
         "tokens.revoked",
         "session.kill",
         "model.loaded",

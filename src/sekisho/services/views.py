@@ -96,7 +96,7 @@ class GrantView(View):
     ended_by: str | None
     end_note: str | None
     last_error: str | None
-    allowed_actions: AllowedActions = NONE  # release, revoke
+    allowed_actions: AllowedActions = NONE  # release, extend, revoke
 
     @classmethod
     def of(cls, row: GrantRow, now: datetime, viewer: Viewer | None = None) -> GrantView:
@@ -142,6 +142,8 @@ class RequestSummary(View):
     emergency: bool = False
     review_due_at: datetime | None = None
     reviewed_at: datetime | None = None
+    # An extension: the grant it asks more time for (`end_at` is the new end it asks for).
+    extends_grant_id: int | None = None
     allowed_actions: AllowedActions = NONE  # approve, reject, cancel, review
 
     @classmethod
@@ -190,6 +192,7 @@ def _summary_fields(row: RequestRow) -> dict[str, object]:
         "emergency": row.emergency,
         "review_due_at": row.review_due_at,
         "reviewed_at": row.reviewed_at,
+        "extends_grant_id": row.extends_grant_id,
     }
 
 
@@ -201,6 +204,8 @@ class RequestView(RequestSummary):
     decisions: list[DecisionView]
     timeline: list[TimelineView]
     grant: GrantView | None
+    # An extension: the grant it extends, as it stands now (None for any other request).
+    extends: GrantView | None = None
     # What the template asks of an approver just before approving ("a passkey within the
     # last 5m"), or None: an approval without it is refused (403 step-up-required).
     approve_step_up: str | None = None
@@ -217,8 +222,10 @@ class RequestView(RequestSummary):
         grant: GrantRow | None,
         now: datetime,
         viewer: Viewer,
+        extended: GrantRow | None = None,
     ) -> RequestView:
-        """The request as `viewer` sees it now, with what they may do to it and its grant."""
+        """The request as `viewer` sees it now, with what they may do to it and its grant
+        (an extension: with the grant it extends)."""
         return cls(
             **_summary_fields(row),
             allowed_actions=request_actions(viewer, row, model, now),
@@ -229,6 +236,7 @@ class RequestView(RequestSummary):
             decisions=[DecisionView.of(d) for d in row.decisions],
             timeline=[TimelineView.of(t) for t in timeline],
             grant=GrantView.of(grant, now, viewer) if grant else None,
+            extends=GrantView.of(extended, now) if extended else None,
             approve_step_up=_approve_step_up(model, row),
             reviewed_by=row.reviewed_by,
             review_comment=row.review_comment,

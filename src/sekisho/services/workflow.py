@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from sekisho.domain.actor import Actor
 from sekisho.domain.drafts import RequestDraft
+from sekisho.domain.extensions import ExtensionDraft
 from sekisho.domain.requests import ApprovalDecision
 from sekisho.operations.emergency import ReviewEmergency
+from sekisho.operations.extensions import ExtendGrant
 from sekisho.operations.on_call import PassOnCall
 from sekisho.operations.requests import CancelRequest, DecideRequest, FileRequest
 from sekisho.queries.requests import RequestQueries, RequestQuery
@@ -21,14 +23,20 @@ class WorkflowService:
         queries: RequestQueries,
         on_call: PassOnCall,
         review: ReviewEmergency,
+        extend: ExtendGrant,
     ) -> None:
         self._file, self._decide, self._cancel, self._queries = file, decide, cancel, queries
-        self._on_call, self._review = on_call, review
+        self._on_call, self._review, self._extend = on_call, review, extend
 
     def file(self, actor: Actor, draft: RequestDraft) -> RequestView:
         request_id = self._file.execute(actor, draft)
         self._on_call.execute(request_id)  # a first level that passes on call
         return self.get(actor, request_id)
+
+    def extend(self, actor: Actor, grant_id: int, draft: ExtensionDraft) -> RequestView:
+        """Ask for more time on a grant: the extension request (in force already if it was
+        self-service)."""
+        return self.get(actor, self._extend.execute(actor, grant_id, draft))
 
     def approve(self, actor: Actor, request_id: int, comment: str = "") -> RequestView:
         self._decide.execute(actor, request_id, ApprovalDecision.APPROVE, comment)

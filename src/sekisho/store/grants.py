@@ -290,12 +290,19 @@ def begin_ending(
     by: str,
     note: str,
     retry_at: datetime,
+    *,
+    due_by: datetime | None = None,
 ) -> list[EndingGrant]:
     """Turn the grants among `grant_ids` that may end for `reason` `ending`; the others
-    (ended, or already ending) are left as they are."""
+    (ended, or already ending) are left as they are. With `due_by` (an expiry), only those
+    whose end has come by then: an extension that committed after the grants were picked as
+    due has moved that grant's end, and it goes on."""
     sources = ending_from(reason)
     for source in sources:
         check_transition(source, GrantStatus.ENDING)
+    where: ColumnElement[bool] = GrantRow.status.in_(sources)
+    if due_by is not None:
+        where = and_(where, GrantRow.end_at <= due_by)
     values = {
         "status": GrantStatus.ENDING,
         "end_reason": reason,
@@ -303,7 +310,7 @@ def begin_ending(
         "end_note": note,
         "retry_at": retry_at,
     }
-    return _update(session, grant_ids, GrantRow.status.in_(sources), values)
+    return _update(session, grant_ids, where, values)
 
 
 def renew_endings(

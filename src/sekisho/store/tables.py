@@ -180,6 +180,9 @@ class RequestRow(Base):
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     reviewed_by: Mapped[str | None] = mapped_column(NAME)
     review_comment: Mapped[str | None] = mapped_column(Text)
+    # An extension: the grant it asks more time for (its approval moves that grant's end).
+    # No foreign key: grants point at requests already, and one each way is a cycle.
+    extends_grant_id: Mapped[int | None] = mapped_column(ID, index=True)
 
     decisions: Mapped[list[DecisionRow]] = relationship(
         order_by="DecisionRow.id", lazy="selectin", back_populates="request"

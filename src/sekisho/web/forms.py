@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 from starlette.datastructures import FormData
 
 from sekisho.domain.drafts import RequestDraft
+from sekisho.domain.extensions import ExtensionDraft
 
 QUICK_DURATIONS = ("30m", "1h", "2h", "4h")
 UNTIL = "until"
@@ -78,4 +79,15 @@ def request_draft(form: Mapping[str, object]) -> RequestDraft:
         info=info,
         params=params,
         emergency=text(form, "emergency") == "on",  # the checkbox, sent only when ticked
+    )
+
+
+def extension_draft(form: Mapping[str, object]) -> ExtensionDraft:
+    """The grant's Extend form as the draft `core.workflow.extend` takes: a quick duration
+    added to the current end, or a new end."""
+    end = text(form, "end")
+    return ExtensionDraft(
+        reason=text(form, "reason"),
+        until=(with_zone(text(form, "until"), text(form, "tz")) or None) if end == UNTIL else None,
+        duration=end if end in QUICK_DURATIONS else None,
     )

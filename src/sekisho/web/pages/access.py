@@ -7,10 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request, Response
 
 from sekisho.bootstrap import Core
+from sekisho.domain.timespec import iso
 from sekisho.services.views import GrantView
 from sekisho.web import flash, render
 from sekisho.web.errors import NO_ERRORS, FormErrors, redisplay_on_error
-from sekisho.web.forms import Form, text
+from sekisho.web.forms import Form, extension_draft, text
 from sekisho.web.links import safe_next
 from sekisho.web.pages.requests import detail_page
 from sekisho.web.routing import WebRoute
@@ -116,3 +117,40 @@ def revoke(
     return _done(
         request, back, f"Grant #{grant_id} of {view.user} revoked: their access has ended."
     )
+
+
+@router.post("/grants/{grant_id}/extend")
+def extend(
+    request: Request, core: CoreDep, user: SignedInPost, form: Form, grant_id: GrantId
+) -> Response:
+    """The grant's Extend form: a self-service extension is in force when the page comes
+    back; any other waits for the template's approvers, on its own request page."""
+    back = safe_next(text(form, "back"), "/access")
+    typed = {key: value for key, value in form.items() if isinstance(value, str)}
+
+    def again(errors: FormErrors, status: int) -> Response:
+        if back.startswith("/requests/") and back.removeprefix("/requests/").isdigit():
+            request_id = int(back.removeprefix("/requests/"))
+            return detail_page(
+                request,
+                core,
+                user,
+                request_id,
+                failed="extend",
+                errors=errors,
+                typed=typed,
+                status=status,
+            )
+        context = _context(core, user, failed=f"extend-{grant_id}", errors=errors)
+        return render.page(request, "access.html", user, status=status, **context)
+
+    redisplay_on_error(request, again)
+    view = core.workflow.extend(user.actor, grant_id, extension_draft(form))
+    if view.status == "succeeded":
+        end = iso(view.end_at) if view.end_at else "its new end"
+        message = f"Grant #{grant_id} extended: access now lasts until {end}."
+    else:
+        message = (
+            f"Request #{view.id} to extend grant #{grant_id} filed: {render.label(view.status)}."
+        )
+    return flash.redirect(request, f"/requests/{view.id}", message)

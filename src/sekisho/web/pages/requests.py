@@ -206,8 +206,20 @@ def detail_page(
         errors=errors,
         typed=typed or {},
         step_up=step_up,
+        extend_quick=_extend_durations(view, template),
+        model_zone=core.models.model().settings.timezone,
         **_live_context(core, view),
     )
+
+
+def _extend_durations(view: RequestView, template: Template | None) -> list[str]:
+    """The quick durations the grant's Extend form offers: those that keep the whole grant
+    within the template's maximum (the server checks it anyway)."""
+    grant = view.grant
+    if grant is None or template is None or "extend" not in grant.allowed_actions:
+        return []
+    room = grant.start_at + template.max_duration - grant.end_at
+    return [d for d in QUICK_DURATIONS if parse_duration(d, "for") <= room]
 
 
 def _step_up(core: Core, user: WebUser, rule: StepUpRule) -> dict[str, Any]:

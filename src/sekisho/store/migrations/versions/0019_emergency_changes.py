@@ -1,7 +1,7 @@
 """emergency changes: a request's break-glass flag and its post-incident review
 
 Revision ID: 0019
-Revises: 0017
+Revises: 0018
 Create Date: 2026-12-06 21:30:00.000000
 
 Six columns on requests. `emergency` is false for every request filed before (they were all
@@ -16,8 +16,7 @@ from alembic import op
 import sekisho.store.types
 
 revision = "0019"
-# Another branch adds a migration after 0017 too: the two are renumbered when they merge.
-down_revision = "0017"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
