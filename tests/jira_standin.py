@@ -6,13 +6,13 @@ credentials). Atlassian publishes no Python client: sekisho calls it with httpx,
 from __future__ import annotations
 
 import base64
-import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import unquote, urlsplit
+
+from standin_server import JsonHandler, serving
 
 CATEGORIES = {"To Do": "new", "In Progress": "indeterminate", "Done": "done"}
 NOT_FOUND = {
@@ -57,7 +57,7 @@ class JiraStandIn:
 
 
 def _handler(jira: JiraStandIn) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(JsonHandler):
         def do_GET(self) -> None:
             path = urlsplit(self.path).path
             key = unquote(path.removeprefix("/rest/api/2/issue/"))
@@ -70,15 +70,7 @@ def _handler(jira: JiraStandIn) -> type[BaseHTTPRequestHandler]:
                 self._send(404, NOT_FOUND)
 
         def _send(self, status: int, body: dict[str, object]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json;charset=UTF-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: object) -> None:
-            return
+            self.send_json(status, body, "application/json;charset=UTF-8")
 
     return Handler
 
@@ -90,12 +82,6 @@ def basic(user: str, token: str) -> str:
 @contextmanager
 def running_jira(authorization: str, issues: dict[str, str]) -> Iterator[JiraStandIn]:
     jira = JiraStandIn(authorization, dict(issues))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(jira))
-    jira.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_handler(jira)) as server:
+        jira.url = f"http://127.0.0.1:{server.server_address[1]}"
         yield jira
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import json
 import ssl
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -23,6 +21,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from standin_server import JsonHandler, serving
 
 
 @dataclass
@@ -69,7 +69,7 @@ class PagerDutyStandIn:
 
 
 def _handler(pd: PagerDutyStandIn) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(JsonHandler):
         def do_GET(self) -> None:
             parts = urlsplit(self.path)
             query = parse_qs(parts.query)
@@ -84,15 +84,7 @@ def _handler(pd: PagerDutyStandIn) -> type[BaseHTTPRequestHandler]:
                 self._send(404, {"error": {"message": "Not Found", "code": 2100}})
 
         def _send(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: object) -> None:
-            return
+            self.send_json(status, body, "application/json")
 
     return Handler
 
@@ -136,17 +128,10 @@ def running_pagerduty(
 ) -> Iterator[PagerDutyStandIn]:
     """The stand-in on https://127.0.0.1:PORT; its CA is `directory/pd.crt`."""
     pd = PagerDutyStandIn(token, list(shifts))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(pd))
     cert, key = self_signed(directory)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    pd.url = f"https://127.0.0.1:{server.server_address[1]}"
-    pd.ca_file = str(cert)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_handler(pd), context) as server:
+        pd.url = f"https://127.0.0.1:{server.server_address[1]}"
+        pd.ca_file = str(cert)
         yield pd
-    finally:
-        server.shutdown()
-        server.server_close()

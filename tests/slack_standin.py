@@ -16,13 +16,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlencode
+
+from standin_server import JsonHandler, serving
 
 # The documented example responses (api.slack.com/methods/METHOD, "Example response"), trimmed
 # to the fields sekisho reads; the stand-in fills in the request's own channel and ts.
@@ -86,7 +87,7 @@ class SlackStandIn:
 
 
 def _handler(standin: SlackStandIn) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(JsonHandler):
         def do_POST(self) -> None:
             method = self.path.removeprefix("/api/")
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
@@ -98,15 +99,8 @@ def _handler(standin: SlackStandIn) -> type[BaseHTTPRequestHandler]:
                 if isinstance(args.get(key), str):
                     args[key] = json.loads(args[key])
             token = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
-            body = json.dumps(standin.answer(method, args, token)).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            return
+            answer = standin.answer(method, args, token)
+            self.send_json(200, answer, "application/json; charset=utf-8")
 
     return Handler
 
@@ -114,15 +108,9 @@ def _handler(standin: SlackStandIn) -> type[BaseHTTPRequestHandler]:
 @contextmanager
 def running_slack(token: str, people: dict[str, str]) -> Iterator[SlackStandIn]:
     standin = SlackStandIn(token, dict(people))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(standin))
-    standin.url = f"http://127.0.0.1:{server.server_address[1]}/api/"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_handler(standin)) as server:
+        standin.url = f"http://127.0.0.1:{server.server_address[1]}/api/"
         yield standin
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def signed(secret: str, body: str, timestamp: int) -> dict[str, str]:

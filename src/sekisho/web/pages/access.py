@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
+from starlette.datastructures import FormData
 
 from sekisho.bootstrap import Core
 from sekisho.domain.timespec import iso
@@ -89,11 +90,17 @@ def release(
     return _done(request, text(form, "back"), f"Grant #{grant_id} released: your access has ended.")
 
 
-@router.post("/grants/{grant_id}/revoke")
-def revoke(
-    request: Request, core: CoreDep, user: SignedInPost, form: Form, grant_id: GrantId
-) -> Response:
-    back = safe_next(text(form, "back"), "/access")
+def _grant_form_again(
+    request: Request,
+    core: Core,
+    user: WebUser,
+    form: FormData,
+    back: str,
+    which: str,  # revoke | extend
+    grant_id: int,
+) -> None:
+    """A refused grant form is shown again where it was sent from: the request's page, or
+    the access page."""
     typed = {key: value for key, value in form.items() if isinstance(value, str)}
 
     def again(errors: FormErrors, status: int) -> Response:
@@ -104,15 +111,23 @@ def revoke(
                 core,
                 user,
                 request_id,
-                failed="revoke",
+                failed=which,
                 errors=errors,
                 typed=typed,
                 status=status,
             )
-        context = _context(core, user, failed=f"revoke-{grant_id}", errors=errors)
+        context = _context(core, user, failed=f"{which}-{grant_id}", errors=errors)
         return render.page(request, "access.html", user, status=status, **context)
 
     redisplay_on_error(request, again)
+
+
+@router.post("/grants/{grant_id}/revoke")
+def revoke(
+    request: Request, core: CoreDep, user: SignedInPost, form: Form, grant_id: GrantId
+) -> Response:
+    back = safe_next(text(form, "back"), "/access")
+    _grant_form_again(request, core, user, form, back, "revoke", grant_id)
     view = core.grants.revoke(user.actor, grant_id, text(form, "reason"))
     return _done(
         request, back, f"Grant #{grant_id} of {view.user} revoked: their access has ended."
@@ -126,25 +141,7 @@ def extend(
     """The grant's Extend form: a self-service extension is in force when the page comes
     back; any other waits for the template's approvers, on its own request page."""
     back = safe_next(text(form, "back"), "/access")
-    typed = {key: value for key, value in form.items() if isinstance(value, str)}
-
-    def again(errors: FormErrors, status: int) -> Response:
-        if back.startswith("/requests/") and back.removeprefix("/requests/").isdigit():
-            request_id = int(back.removeprefix("/requests/"))
-            return detail_page(
-                request,
-                core,
-                user,
-                request_id,
-                failed="extend",
-                errors=errors,
-                typed=typed,
-                status=status,
-            )
-        context = _context(core, user, failed=f"extend-{grant_id}", errors=errors)
-        return render.page(request, "access.html", user, status=status, **context)
-
-    redisplay_on_error(request, again)
+    _grant_form_again(request, core, user, form, back, "extend", grant_id)
     view = core.workflow.extend(user.actor, grant_id, extension_draft(form))
     if view.status == "succeeded":
         end = iso(view.end_at) if view.end_at else "its new end"
