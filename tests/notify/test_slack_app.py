@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from sekisho.bootstrap import Core
 from sekisho.clock import ManualClock
+from sekisho.domain.access import Verb
 from sekisho.domain.requests import RequestStatus
 from sekisho.notify.slack_app import APPROVE, REJECT
 from sekisho.server import create_app
@@ -91,6 +92,10 @@ def refusals(core: Core) -> list[str]:
         return [str(r.detail["reason"]) for r in rows]
 
 
+def can_assume(core: Core) -> bool:
+    return core.authz.decide("member01", Verb.ASSUME, "prod/Prod_MemberRole").allowed
+
+
 def buttons(message: dict[str, Any]) -> list[str]:
     actions = [b for b in message["blocks"] if b["type"] == "actions"]
     return [e.get("action_id", "link") for e in actions[0]["elements"]]
@@ -104,9 +109,11 @@ def test_an_approver_approves_with_the_button_and_every_message_follows(
     assert message["channel"] == CHANNEL
     assert buttons(message) == [APPROVE, REJECT, "link"]
 
+    assert not can_assume(core)  # the seed's flow: no way in before the approval
     answer = press(api, clock, "U0LEADER01", APPROVE, request.id)
     assert answer.status_code == 200
     assert status(core, request.id) == RequestStatus.SUCCEEDED
+    assert can_assume(core)  # member01 may switch into production now
     with core.db.read() as s:
         approved = s.scalars(select(AuditRow).where(AuditRow.action == "request.approved")).one()
     assert (approved.actor, approved.source) == ("leader01", "slack:U0LEADER01")
