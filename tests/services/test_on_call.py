@@ -14,6 +14,7 @@ from flows import audit_rows, file, load_model
 from pagerduty_standin import PagerDutyStandIn, Shift, running_pagerduty
 from sekisho.bootstrap import Core
 from sekisho.domain.errors import InvalidModel
+from sekisho.domain.extensions import ExtensionDraft
 from sekisho.domain.requests import RequestStatus
 from support import EXAMPLE_TEXT, MEMBER, MEMBER2
 
@@ -113,3 +114,14 @@ def test_a_level_that_passes_on_call_needs_pagerduty_over_https_and_its_id(core:
     with pytest.raises(InvalidModel) as plain:
         load_model(core, on_call_model("http://127.0.0.1:9"))
     assert {p.rule for p in plain.value.problems} == {"insecure_transport"}
+
+
+def test_an_extension_passes_on_call_too(core: Core, pagerduty: PagerDutyStandIn) -> None:
+    """The on-call engineer asks for more time mid-incident: nobody is woken for that either."""
+    first = file(core, duration="1h")
+    assert first.grant is not None
+    more = core.workflow.extend(
+        MEMBER, first.grant.id, ExtensionDraft("still fixing", duration="1h")
+    )
+    assert more.status == RequestStatus.SUCCEEDED
+    assert [d.approver for d in more.decisions] == ["sekisho:on-call"]

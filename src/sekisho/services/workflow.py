@@ -35,8 +35,10 @@ class WorkflowService:
 
     def extend(self, actor: Actor, grant_id: int, draft: ExtensionDraft) -> RequestView:
         """Ask for more time on a grant: the extension request (in force already if it was
-        self-service)."""
-        return self.get(actor, self._extend.execute(actor, grant_id, draft))
+        self-service, or its first level passed on call)."""
+        request_id = self._extend.execute(actor, grant_id, draft)
+        self._on_call.execute(request_id)  # an extension's first level may pass on call
+        return self.get(actor, request_id)
 
     def approve(self, actor: Actor, request_id: int, comment: str = "") -> RequestView:
         self._decide.execute(actor, request_id, ApprovalDecision.APPROVE, comment)
