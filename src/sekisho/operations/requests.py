@@ -67,11 +67,7 @@ class FileRequest:
             )
             if read.template.action is TemplateAction.GRANT:
                 check_not_locked(s, model, (actor.name, read.subject, read.group.name), now)
-            rule = read.template.step_up_for(StepUpAct.REQUEST)
-            how = (
-                how_to_step_up(rule, StepUpAct.REQUEST, "New request", _idp(model)) if rule else ""
-            )
-            require_step_up(s, rule, actor, now, how)
+            stepped_up(s, model, read.template, StepUpAct.REQUEST, actor, now, "New request")
             _check_no_duplicate(s, read)
             if read.template.action is TemplateAction.REMOVE:
                 _check_something_to_remove(s, read.subject, read.group.name, now)
@@ -82,9 +78,10 @@ class FileRequest:
             job = None
             if read.emergency is not None or read.template.auto_approve:
                 requests.move(row, RequestStatus.APPROVED, now)
-                # Break-glass is its own event: the trail says nobody approved it.
-                approved = EmergencyUsed(now, row.id, actor) if row.emergency else None
-                uow.record(approved or RequestAutoApproved(now, row.id))
+                if row.emergency:  # break-glass is its own event: nobody approved it
+                    uow.record(EmergencyUsed(now, row.id, actor))
+                else:
+                    uow.record(RequestAutoApproved(now, row.id))
                 job = self._runbook.claim(uow, row)
             request_id = row.id
         if job is not None:

@@ -50,9 +50,11 @@ class Answer:
 
 
 class SlackRefusal(Exception):
-    def __init__(self, why: str, user: str | None = None) -> None:
+    """What Slack sent asks for nothing sekisho can do; `why` is told back in Slack."""
+
+    def __init__(self, why: str) -> None:
         super().__init__(why)
-        self.why, self.user = why, user
+        self.why = why
 
 
 class _OnOurClock(SlackClock):
@@ -87,11 +89,9 @@ class SlackInteractions:
 
     def interaction(self, body: bytes, headers: Mapping[str, str]) -> Answer:
         """A button pressed or a modal submitted (Slack's interactivity request URL)."""
-        if not self._apps():
-            return Answer(404, {"error": "no Slack app is set up here"})
-        app = self._checked(body, headers)
-        if app is None:
-            return Answer(401, {"error": "not a request Slack signed for this app"})
+        app = self._gate(body, headers)
+        if isinstance(app, Answer):
+            return app
         try:
             payload = json.loads(_form(body)["payload"])
             kind = payload["type"]
@@ -106,37 +106,39 @@ class SlackInteractions:
 
     def command(self, body: bytes, headers: Mapping[str, str]) -> Answer:
         """`/sekisho request TEMPLATE GROUP DURATION REASON [section=text ...]`."""
-        if not self._apps():
-            return Answer(404, {"error": "no Slack app is set up here"})
-        app = self._checked(body, headers)
-        if app is None:
-            return Answer(401, {"error": "not a request Slack signed for this app"})
+        app = self._gate(body, headers)
+        if isinstance(app, Answer):
+            return app
         form = _form(body)
         slack_user = form.get("user_id", "")
         try:
             user = self._person(app, slack_user)
             request_id = self._file(user, slack_user, form.get("text", ""))
         except (SlackRefusal, SekishoError) as exc:
-            why, who = _refusal(exc)
-            self._refuse.execute(slack_user or None, who, "/sekisho request", why)
+            why = _refusal(exc)
+            self._refuse.execute(slack_user or None, None, "/sekisho request", why)
             return Answer(200, _ephemeral(f"Not filed: {why}"))
         return Answer(200, _ephemeral(f"Request #{request_id} filed; its approvers are asked."))
 
     # -- checks -----------------------------------------------------------------------------
 
-    def _checked(self, body: bytes, headers: Mapping[str, str]) -> _App | None:
-        """The app whose signing secret signed this request, once; None (audited) if none
-        did, or it came before."""
-        if len(body) > MAX_BODY:
-            return None
-        signed = next((app for app in self._apps() if self._signed(app, body, headers)), None)
+    def _gate(self, body: bytes, headers: Mapping[str, str]) -> _App | Answer:
+        """The app whose signing secret signed this request, once; else the answer: 404 with
+        no app set up (nothing audited: nobody can fill the trail through an unused door),
+        401 (audited) when no app signed it, or it came before."""
+        apps = self._apps()
+        if not apps:
+            return Answer(404, {"error": "no Slack app is set up here"})
+        signed = None
+        if len(body) <= MAX_BODY:
+            signed = next((app for app in apps if self._signed(app, body, headers)), None)
         if signed is None:
             self._refuse.execute(None, None, "a request", "the Slack signature is missing or wrong")
-            return None
-        if not self._admit.execute(_header(headers, "x-slack-signature")):
+        elif not self._admit.execute(_header(headers, "x-slack-signature")):
             self._refuse.execute(None, None, "a request", "the same signed request came twice")
-            return None
-        return signed
+        else:
+            return signed
+        return Answer(401, {"error": "not a request Slack signed for this app"})
 
     def _signed(self, app: _App, body: bytes, headers: Mapping[str, str]) -> bool:
         secret = self._env(app.channel.signing_secret_env)
@@ -190,7 +192,7 @@ class SlackInteractions:
                     trigger_id=payload["trigger_id"], view=reject_modal(request_id)
                 )
         except (SlackRefusal, SekishoError) as exc:
-            why, _ = _refusal(exc)
+            why = _refusal(exc)
             self._refuse.execute(slack_user or None, user, what, why)
             self._tell(app, payload, slack_user, f"Nothing done: {why}")
 
@@ -203,7 +205,7 @@ class SlackInteractions:
             user = self._person(app, slack_user)
             self._workflow.reject(Actor(user, f"slack:{slack_user}"), request_id, reason)
         except (SlackRefusal, SekishoError) as exc:
-            why, _ = _refusal(exc)
+            why = _refusal(exc)
             self._refuse.execute(slack_user or None, user, "reject", why)
             return {"response_action": "errors", "errors": {REASON: why[:150]}}
         return {"response_action": "clear"}
@@ -299,11 +301,8 @@ def _request_id(value: object) -> int:
     return int(value)
 
 
-def _refusal(exc: Exception) -> tuple[str, str | None]:
-    if isinstance(exc, SekishoError):
-        return exc.message, None
-    assert isinstance(exc, SlackRefusal)
-    return exc.why, exc.user
+def _refusal(exc: SlackRefusal | SekishoError) -> str:
+    return exc.message if isinstance(exc, SekishoError) else exc.why
 
 
 def _ephemeral(text: str) -> dict[str, Any]:
