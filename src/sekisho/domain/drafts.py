@@ -231,7 +231,7 @@ def _removal_window(draft: RequestDraft) -> Window:
 
 
 def _check_bounds(
-    template: str,
+    what: str,  # "AddUserToGroup", "an emergency with AddUserToGroup": what grants at most
     max_duration: timedelta,
     start: datetime,
     end: datetime,
@@ -249,7 +249,7 @@ def _check_bounds(
         raise InvalidInput.one(
             field_name,
             "max_duration",
-            f"{template} grants at most {limit}; asked for {timespec.format_duration(end - start)}",
+            f"{what} grants at most {limit}; asked for {timespec.format_duration(end - start)}",
         )
 
 
